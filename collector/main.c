@@ -1,0 +1,113 @@
+/*
+ * main.c - the dmarcd binary: one program, several subcommands.
+ *
+ *	dmarcd help [COMMAND]
+ *	dmarcd --version
+ *	dmarcd parse [options] FILE... | -
+ */
+#include <stdio.h>
+#include <string.h>
+#include <libxml/xmlversion.h>
+#include <zlib.h>
+#include <zip.h>
+#include <jansson.h>
+#include <gnutls/gnutls.h>
+#include <libetpan/libetpan_version.h>
+
+#include "collector/commands.h"
+#include "parser/unpack.h"
+
+static int cmd_help(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
+
+static const struct cmd commands[] = {
+	{ "parse", "parse report files and print what they hold",
+	    cmd_parse_usage, cmd_parse },
+	{ "help", "show help for dmarcd or one of its commands",
+	    "usage: dmarcd help [COMMAND]\n", cmd_help },
+	{ "version", "print the version and the libraries in use",
+	    "usage: dmarcd --version\n", cmd_version },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void
+overview(FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "usage: dmarcd COMMAND [ARGS...]\n\n"
+	    "dmarcd collects DMARC aggregate and failure reports and tells "
+	    "you what to fix.\n\ncommands:\n");
+	for (i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name,
+		    commands[i].summary);
+	fprintf(out, "\n'dmarcd help COMMAND' shows a command's options.\n");
+}
+
+static const struct cmd *
+find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static int
+cmd_help(int argc, char **argv)
+{
+	const struct cmd *c;
+
+	if (argc < 2) {
+		overview(stdout);
+		return 0;
+	}
+	c = find(argv[1]);
+	if (c == NULL) {
+		fprintf(stderr, "dmarcd: no such command: %s\n", argv[1]);
+		overview(stderr);
+		return 64;
+	}
+	fputs(c->usage, stdout);
+	return 0;
+}
+
+static int
+cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("dmarcd %s\n", PACKAGE_VERSION);
+	printf("libxml2 %s, zlib %s, libzip %s, libetpan %d.%d, jansson %s, "
+	    "gnutls %s\n", LIBXML_DOTTED_VERSION, zlibVersion(),
+	    zip_libzip_version(), libetpan_get_version_major(),
+	    libetpan_get_version_minor(), JANSSON_VERSION,
+	    gnutls_check_version(NULL));
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct cmd *c;
+
+	if (argc < 2) {
+		overview(stderr);
+		return 64;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+		return cmd_version(argc - 1, argv + 1);
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+		return cmd_help(1, argv + 1);
+	c = find(argv[1]);
+	if (c == NULL) {
+		fprintf(stderr, "dmarcd: no such command: %s\n", argv[1]);
+		overview(stderr);
+		return 64;
+	}
+	unpack_init();
+	return c->run(argc - 1, argv + 1);
+}

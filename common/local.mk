@@ -1,0 +1,8 @@
+# common/local.mk - shared helpers and the report data model.
+noinst_LIBRARIES += common/libcommon.a
+common_libcommon_a_SOURCES = \
+	common/arena.c common/arena.h \
+	common/buf.c common/buf.h \
+	common/error.c common/error.h \
+	common/limits.h \
+	common/report.c common/report.h

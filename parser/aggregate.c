@@ -1,0 +1,1623 @@
+/*
+ * aggregate.c - streaming SAX2 parser for DMARC aggregate reports.
+ *
+ * The element tree is a small state machine keyed on (parent, local name),
+ * see elements[] below; position and namespace never matter. Strings of
+ * the report's metadata live in meta_arena for the whole report, strings
+ * of a record in rec_arena, which is reset after each record has been
+ * handed to the handler: that is what keeps memory flat.
+ *
+ * Bytes pass through filter_feed() before libxml2: it validates UTF-8
+ * (documents declared UTF-8 or undeclared), reads invalid bytes as
+ * Windows-1252, removes C0 control characters and refuses NUL bytes.
+ * Line numbers are unchanged by it, so libxml2's positions stay right.
+ */
+#include <ctype.h>
+#include <gnutls/crypto.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libxml/parser.h>
+#include <libxml/parserInternals.h>
+#include <libxml/SAX2.h>
+
+#include "common/arena.h"
+#include "common/buf.h"
+#include "parser/aggregate.h"
+
+enum elem {
+	E_DOC, E_WRAPPER, E_IGNORED, E_UNKNOWN, E_EXTENSION,
+	E_FEEDBACK, E_VERSION,
+	E_META, E_ORG_NAME, E_EMAIL, E_ECI, E_REPORT_ID, E_DATE_RANGE,
+	E_BEGIN, E_END, E_META_ERROR, E_GENERATOR,
+	E_POLICY, E_POL_DOMAIN, E_POL_ADKIM, E_POL_ASPF, E_POL_P, E_POL_SP,
+	E_POL_NP, E_POL_PCT, E_POL_FO, E_POL_TESTING, E_POL_DISCOVERY,
+	E_RECORD, E_ROW, E_SOURCE_IP, E_COUNT, E_POLICY_EVAL, E_PE_DISP,
+	E_PE_DKIM, E_PE_SPF, E_REASON, E_REASON_TYPE, E_REASON_COMMENT,
+	E_IDENTIFIERS, E_HEADER_FROM, E_ENVELOPE_FROM, E_ENVELOPE_TO,
+	E_AUTH, E_AUTH_DKIM, E_DKIM_DOMAIN, E_DKIM_SELECTOR, E_DKIM_RESULT,
+	E_DKIM_HUMAN, E_AUTH_SPF, E_SPF_DOMAIN, E_SPF_SCOPE, E_SPF_RESULT,
+	E_SPF_HUMAN,
+	E_COUNT_OF_ELEMS
+};
+
+#define F_TEXT	1u	/* collect the text of this element */
+#define F_KEY	2u	/* a conflicting duplicate rejects the report */
+
+struct elem_def {
+	enum elem parent;
+	const char *name;
+	enum elem id;
+	unsigned flags;
+};
+
+static const struct elem_def elements[] = {
+	{ E_FEEDBACK, "version", E_VERSION, F_TEXT },
+	{ E_FEEDBACK, "report_metadata", E_META, 0 },
+	{ E_FEEDBACK, "policy_published", E_POLICY, 0 },
+	{ E_FEEDBACK, "record", E_RECORD, 0 },
+	{ E_FEEDBACK, "extension", E_EXTENSION, 0 },
+	{ E_FEEDBACK, "extensions", E_EXTENSION, 0 },
+	{ E_META, "org_name", E_ORG_NAME, F_TEXT | F_KEY },
+	{ E_META, "email", E_EMAIL, F_TEXT },
+	{ E_META, "extra_contact_info", E_ECI, F_TEXT },
+	{ E_META, "report_id", E_REPORT_ID, F_TEXT | F_KEY },
+	{ E_META, "date_range", E_DATE_RANGE, 0 },
+	{ E_META, "error", E_META_ERROR, F_TEXT },
+	{ E_META, "generator", E_GENERATOR, F_TEXT },
+	{ E_DATE_RANGE, "begin", E_BEGIN, F_TEXT | F_KEY },
+	{ E_DATE_RANGE, "end", E_END, F_TEXT | F_KEY },
+	{ E_POLICY, "domain", E_POL_DOMAIN, F_TEXT | F_KEY },
+	{ E_POLICY, "adkim", E_POL_ADKIM, F_TEXT },
+	{ E_POLICY, "aspf", E_POL_ASPF, F_TEXT },
+	{ E_POLICY, "p", E_POL_P, F_TEXT },
+	{ E_POLICY, "sp", E_POL_SP, F_TEXT },
+	{ E_POLICY, "np", E_POL_NP, F_TEXT },
+	{ E_POLICY, "pct", E_POL_PCT, F_TEXT },
+	{ E_POLICY, "fo", E_POL_FO, F_TEXT },
+	{ E_POLICY, "testing", E_POL_TESTING, F_TEXT },
+	{ E_POLICY, "discovery_method", E_POL_DISCOVERY, F_TEXT },
+	{ E_RECORD, "row", E_ROW, 0 },
+	{ E_RECORD, "identifiers", E_IDENTIFIERS, 0 },
+	{ E_RECORD, "auth_results", E_AUTH, 0 },
+	{ E_RECORD, "extension", E_EXTENSION, 0 },
+	{ E_RECORD, "extensions", E_EXTENSION, 0 },
+	{ E_ROW, "source_ip", E_SOURCE_IP, F_TEXT | F_KEY },
+	{ E_ROW, "count", E_COUNT, F_TEXT | F_KEY },
+	{ E_ROW, "policy_evaluated", E_POLICY_EVAL, 0 },
+	{ E_POLICY_EVAL, "disposition", E_PE_DISP, F_TEXT },
+	{ E_POLICY_EVAL, "dkim", E_PE_DKIM, F_TEXT },
+	{ E_POLICY_EVAL, "spf", E_PE_SPF, F_TEXT },
+	{ E_POLICY_EVAL, "reason", E_REASON, F_TEXT },
+	{ E_REASON, "type", E_REASON_TYPE, F_TEXT },
+	{ E_REASON, "comment", E_REASON_COMMENT, F_TEXT },
+	{ E_IDENTIFIERS, "header_from", E_HEADER_FROM, F_TEXT },
+	{ E_IDENTIFIERS, "envelope_from", E_ENVELOPE_FROM, F_TEXT },
+	{ E_IDENTIFIERS, "envelope_to", E_ENVELOPE_TO, F_TEXT },
+	{ E_AUTH, "dkim", E_AUTH_DKIM, 0 },
+	{ E_AUTH, "spf", E_AUTH_SPF, 0 },
+	{ E_AUTH_DKIM, "domain", E_DKIM_DOMAIN, F_TEXT },
+	{ E_AUTH_DKIM, "selector", E_DKIM_SELECTOR, F_TEXT },
+	{ E_AUTH_DKIM, "result", E_DKIM_RESULT, F_TEXT },
+	{ E_AUTH_DKIM, "human_result", E_DKIM_HUMAN, F_TEXT },
+	{ E_AUTH_SPF, "domain", E_SPF_DOMAIN, F_TEXT },
+	{ E_AUTH_SPF, "scope", E_SPF_SCOPE, F_TEXT },
+	{ E_AUTH_SPF, "result", E_SPF_RESULT, F_TEXT },
+	{ E_AUTH_SPF, "human_result", E_SPF_HUMAN, F_TEXT },
+};
+
+#define N_ELEMENTS (sizeof(elements) / sizeof(elements[0]))
+_Static_assert(E_COUNT_OF_ELEMS <= 64, "element ids index 64-bit masks");
+
+/* Per parent, the indexes of its children in elements[] (built once). */
+static unsigned char children[E_COUNT_OF_ELEMS][16];
+static unsigned char child_count[E_COUNT_OF_ELEMS];
+static unsigned elem_flags[E_COUNT_OF_ELEMS];
+
+enum filter_mode {
+	FILTER_UNDECIDED,
+	FILTER_UTF8,	/* validate, Windows-1252 fallback, strip C0 */
+	FILTER_BYTES,	/* a declared single-byte charset: strip C0 */
+	FILTER_NONE	/* UTF-16/32: libxml2 alone */
+};
+
+#define FEED_CHUNK	(64 * 1024)
+
+struct agg_parser {
+	xmlParserCtxtPtr ctxt;
+	xmlSAXHandler sax;
+	const struct dm_handler *handler;
+	struct dm_report report;
+	struct dm_record rec;
+	struct dm_arena meta_arena;
+	struct dm_arena rec_arena;
+	struct dm_buf text;
+	uint64_t ignored_text;		/* text length under a non-text elem */
+
+	enum elem stack[DM_MAX_XML_DEPTH + 1];
+	const xmlChar *names[DM_MAX_XML_DEPTH + 1];
+	int depth;
+	char root_name[64];
+	char wrapper_name[64];
+
+	int seen_feedback, feedback_closed, begun, ended, stopped;
+	int meta_count, policy_count, meta_closed, policy_closed;
+	int dmarc2_ns;
+	uint64_t meta_seen, rec_seen, sub_seen;
+	struct dm_dkim_result *cur_dkim;
+	struct dm_spf_result *cur_spf;
+	struct dm_reason *cur_reason;
+	int reason_has_type;
+	uint64_t dropped_dkim, dropped_spf, dropped_reasons;
+
+	unsigned xml_errors;
+	int fatal;			/* report rejected, parse stopped */
+	int handler_failed;
+	struct dm_error stop_err;	/* why parsing stopped */
+
+	gnutls_hash_hd_t sha;
+	int sha_ready;
+
+	/* filter */
+	enum filter_mode mode;
+	unsigned char head[8];		/* first bytes, before the ctxt */
+	size_t head_len;
+	unsigned char pend[4];		/* an incomplete UTF-8 sequence */
+	size_t pend_len;
+	uint64_t byte_offset;
+	uint64_t bad_utf8, bad_utf8_first_off;
+	unsigned bad_utf8_first;
+	uint64_t controls, controls_first_off;
+	unsigned controls_first;
+	unsigned char *fbuf;		/* filtered output */
+	unsigned char *comb;		/* pend + next chunk */
+};
+
+static void
+build_index(void)
+{
+	size_t i;
+
+	if (child_count[E_FEEDBACK] != 0)
+		return;
+	for (i = 0; i < N_ELEMENTS; i++) {
+		enum elem parent = elements[i].parent;
+
+		children[parent][child_count[parent]++] = (unsigned char)i;
+		elem_flags[elements[i].id] = elements[i].flags;
+	}
+}
+
+void
+agg_init(void)
+{
+	xmlInitParser();
+	build_index();
+}
+
+static enum elem
+lookup(enum elem parent, const xmlChar *name)
+{
+	unsigned i;
+
+	for (i = 0; i < child_count[parent]; i++) {
+		const struct elem_def *d = &elements[children[parent][i]];
+
+		if (d->name[0] == (char)name[0] &&
+		    strcmp(d->name, (const char *)name) == 0)
+			return d->id;
+	}
+	return E_UNKNOWN;
+}
+
+static unsigned long
+cur_line(struct agg_parser *p)
+{
+	return p->ctxt != NULL ? (unsigned long)xmlSAX2GetLineNumber(p->ctxt)
+	    : 0;
+}
+
+static const char *
+cur_name(struct agg_parser *p)
+{
+	return p->depth > 0 ? (const char *)p->names[p->depth] : "document";
+}
+
+/*
+ * stop - end the parse with a reason. A data error after <feedback>
+ * rejects the report; before it, the input is no report.
+ */
+static void
+stop(struct agg_parser *p, enum dm_error_code code, const char *fmt, ...)
+    DM_PRINTF(3, 4);
+
+static void
+stop(struct agg_parser *p, enum dm_error_code code, const char *fmt, ...)
+{
+	char msg[DM_ERROR_MSG_MAX];
+	va_list ap;
+
+	if (p->stopped)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->ctxt != NULL)
+		dm_error_set(&p->stop_err, code, "line %lu, column %d, in <%s>: "
+		    "%s", cur_line(p), xmlSAX2GetColumnNumber(p->ctxt),
+		    cur_name(p), msg);
+	else
+		dm_error_set(&p->stop_err, code, "%s", msg);
+	p->stopped = 1;
+	p->fatal = 1;
+	if (p->ctxt != NULL)
+		xmlStopParser(p->ctxt);
+}
+
+static void
+warn(struct agg_parser *p, const char *fmt, ...) DM_PRINTF(2, 3);
+
+static void
+warn(struct agg_parser *p, const char *fmt, ...)
+{
+	char msg[DM_MAX_WARNING_TEXT];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	dm_warnings_add(p->report.warnings, cur_line(p), "%s", msg);
+}
+
+/* Trim white space; warn when there was any around a value. */
+static const char *
+trimmed(struct agg_parser *p, const char *elem_name, size_t *len_r)
+{
+	const char *s = dm_buf_cstr(&p->text);
+	size_t len = p->text.len;
+	size_t orig = len;
+
+	while (len > 0 && isspace((unsigned char)*s)) {
+		s++;
+		len--;
+	}
+	while (len > 0 && isspace((unsigned char)s[len - 1]))
+		len--;
+	if (len != orig && len > 0)
+		warn(p, "white space around the value of <%s> removed",
+		    elem_name);
+	*len_r = len;
+	return s;
+}
+
+static char *
+keep(struct agg_parser *p, struct dm_arena *arena, const char *s, size_t len)
+{
+	char *copy = dm_arena_strndup(arena, s, len);
+
+	if (copy == NULL)
+		stop(p, DM_E_LIMIT, "%s text exceeds the limit of %zu bytes",
+		    arena == &p->rec_arena ? "the record's" : "the metadata's",
+		    arena->max);
+	return copy;
+}
+
+/* Domains: lower case, no trailing dot (canonical form, not a repair). */
+static char *
+keep_domain(struct agg_parser *p, struct dm_arena *arena, const char *s,
+    size_t len)
+{
+	char *copy;
+	size_t i;
+
+	if (len > 1 && s[len - 1] == '.')
+		len--;
+	copy = keep(p, arena, s, len);
+	if (copy != NULL)
+		for (i = 0; i < len; i++)
+			copy[i] = (char)tolower((unsigned char)copy[i]);
+	return copy;
+}
+
+/*
+ * set_string - store a single-valued field. A second occurrence with the
+ * same value is a warning; with another value it rejects the report for a
+ * key field (which one is right?) and keeps the first otherwise.
+ */
+static void
+set_string(struct agg_parser *p, uint64_t *seen, enum elem id,
+    const char **field, const char *value)
+{
+	const char *name = cur_name(p);
+
+	if (value == NULL)
+		return;
+	if ((*seen & (1ULL << id)) == 0) {
+		*seen |= 1ULL << id;
+		*field = value;
+		return;
+	}
+	if (*field != NULL && strcmp(*field, value) == 0) {
+		warn(p, "duplicate <%s> with the same value ignored", name);
+		return;
+	}
+	if (elem_flags[id] & F_KEY)
+		stop(p, DM_E_DATA, "conflicting duplicate <%s>: '%.80s' and "
+		    "'%.80s'", name, *field ? *field : "", value);
+	else
+		warn(p, "duplicate <%s>: kept '%.60s', ignored '%.60s'", name,
+		    *field ? *field : "", value);
+}
+
+static int
+set_enum(struct agg_parser *p, enum dm_enum_type type, const char *raw,
+    size_t len, const char *what)
+{
+	int value;
+	enum dm_enum_match m = dm_enum_parse(type, raw, len, &value);
+
+	switch (m) {
+	case DM_MATCH_EXACT:
+		break;
+	case DM_MATCH_CASE:
+		if (len > 0 && !isspace((unsigned char)raw[0]) &&
+		    !isspace((unsigned char)raw[len - 1]))
+			warn(p, "%s '%.40s' normalised to '%s'", what, raw,
+			    dm_enum_name(type, value));
+		break;
+	case DM_MATCH_ALIAS:
+		warn(p, "%s '%.40s' read as '%s'", what, raw,
+		    dm_enum_name(type, value));
+		break;
+	case DM_MATCH_NONE:
+		warn(p, "unrecognised %s '%.40s' kept as 'unknown'", what,
+		    raw);
+		break;
+	}
+	return value;
+}
+
+/* Enumerated single-valued fields: raw string plus canonical value. */
+static void
+set_enum_field(struct agg_parser *p, uint64_t *seen, enum elem id,
+    struct dm_arena *arena, enum dm_enum_type type, const char *what,
+    int *value, const char **raw_field, const char *s, size_t len)
+{
+	const char *raw;
+	const char *before = *raw_field;
+
+	if (len == 0 && type == DM_ENUM_REASON) {
+		warn(p, "empty reason type read as 'other'");
+		*value = DM_REASON_OTHER;
+		*raw_field = "";
+		*seen |= 1ULL << id;
+		return;
+	}
+	raw = keep(p, arena, s, len);
+	if (raw == NULL)
+		return;
+	set_string(p, seen, id, raw_field, raw);
+	if (*raw_field == raw && before != raw)
+		*value = set_enum(p, type, s, len, what);
+}
+
+static void
+begin_report(struct agg_parser *p);
+
+static void
+handle_meta_value(struct agg_parser *p, enum elem id, const char *s,
+    size_t len)
+{
+	struct dm_report *r = &p->report;
+	struct dm_arena *a = &p->meta_arena;
+	const char *why, *repair, *value;
+	int64_t t;
+
+	switch (id) {
+	case E_VERSION:
+		set_string(p, &p->meta_seen, id, &r->version,
+		    keep(p, a, s, len));
+		break;
+	case E_ORG_NAME:
+		set_string(p, &p->meta_seen, id, &r->org_name,
+		    keep(p, a, s, len));
+		break;
+	case E_EMAIL:
+		set_string(p, &p->meta_seen, id, &r->email, keep(p, a, s, len));
+		break;
+	case E_ECI:
+		set_string(p, &p->meta_seen, id, &r->extra_contact_info,
+		    keep(p, a, s, len));
+		break;
+	case E_REPORT_ID:
+		set_string(p, &p->meta_seen, id, &r->report_id,
+		    keep(p, a, s, len));
+		break;
+	case E_GENERATOR:
+		set_string(p, &p->meta_seen, id, &r->generator,
+		    keep(p, a, s, len));
+		break;
+	case E_META_ERROR:
+		if (r->error_count == DM_MAX_META_ERRORS) {
+			warn(p, "more than %d <error> elements: the rest "
+			    "ignored", DM_MAX_META_ERRORS);
+			break;
+		}
+		value = keep(p, a, s, len);
+		if (value != NULL)
+			r->errors[r->error_count++] = value;
+		break;
+	case E_BEGIN:
+	case E_END:
+		value = keep(p, a, s, len);
+		if (value == NULL)
+			break;
+		if (dm_parse_epoch(value, &t, &why, &repair) != 0) {
+			stop(p, DM_E_DATA, "'%.60s' %s", value, why);
+			break;
+		}
+		if (repair != NULL)
+			warn(p, "<%s> '%.40s': %s", cur_name(p), value, repair);
+		if ((p->meta_seen & (1ULL << id)) != 0) {
+			int64_t old = id == E_BEGIN ? r->begin : r->end;
+
+			if (old != t)
+				stop(p, DM_E_DATA, "conflicting duplicate <%s>: "
+				    "%" PRId64 " and %" PRId64, cur_name(p),
+				    old, t);
+			else
+				warn(p, "duplicate <%s> with the same value "
+				    "ignored", cur_name(p));
+			break;
+		}
+		p->meta_seen |= 1ULL << id;
+		if (id == E_BEGIN) {
+			r->begin = t;
+			r->has_begin = 1;
+		} else {
+			r->end = t;
+			r->has_end = 1;
+		}
+		break;
+	case E_POL_DOMAIN:
+		set_string(p, &p->meta_seen, id, &r->policy.domain,
+		    keep_domain(p, a, s, len));
+		break;
+	case E_POL_ADKIM:
+		set_enum_field(p, &p->meta_seen, id, a, DM_ENUM_ALIGNMENT,
+		    "adkim", &r->policy.adkim, &r->policy.adkim_raw, s, len);
+		break;
+	case E_POL_ASPF:
+		set_enum_field(p, &p->meta_seen, id, a, DM_ENUM_ALIGNMENT,
+		    "aspf", &r->policy.aspf, &r->policy.aspf_raw, s, len);
+		break;
+	case E_POL_P:
+		set_enum_field(p, &p->meta_seen, id, a, DM_ENUM_POLICY,
+		    "policy p", &r->policy.p, &r->policy.p_raw, s, len);
+		break;
+	case E_POL_SP:
+		set_enum_field(p, &p->meta_seen, id, a, DM_ENUM_POLICY,
+		    "policy sp", &r->policy.sp, &r->policy.sp_raw, s, len);
+		break;
+	case E_POL_NP:
+		set_enum_field(p, &p->meta_seen, id, a, DM_ENUM_POLICY,
+		    "policy np", &r->policy.np, &r->policy.np_raw, s, len);
+		break;
+	case E_POL_TESTING:
+		set_enum_field(p, &p->meta_seen, id, a, DM_ENUM_TESTING,
+		    "testing", &r->policy.testing, &r->policy.testing_raw, s,
+		    len);
+		break;
+	case E_POL_DISCOVERY:
+		set_enum_field(p, &p->meta_seen, id, a, DM_ENUM_DISCOVERY,
+		    "discovery_method", &r->policy.discovery_method,
+		    &r->policy.discovery_method_raw, s, len);
+		break;
+	case E_POL_FO:
+		set_string(p, &p->meta_seen, id, &r->policy.fo,
+		    keep(p, a, s, len));
+		break;
+	case E_POL_PCT: {
+		uint64_t pct;
+		const char *before = r->policy.pct_raw;
+
+		value = keep(p, a, s, len);
+		if (value == NULL)
+			break;
+		set_string(p, &p->meta_seen, id, &r->policy.pct_raw, value);
+		if (r->policy.pct_raw != value || before == value)
+			break;
+		if (dm_parse_uint64(value, &pct, &why) != 0 || pct > 100) {
+			warn(p, "<pct> '%.40s' is not a percentage: ignored",
+			    value);
+			r->policy.pct = -1;
+		} else
+			r->policy.pct = (int)pct;
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void
+handle_record_value(struct agg_parser *p, enum elem id, const char *s,
+    size_t len)
+{
+	struct dm_record *rec = &p->rec;
+	struct dm_arena *a = &p->rec_arena;
+	const char *why, *value;
+	char canon[64];
+
+	switch (id) {
+	case E_SOURCE_IP:
+		value = keep(p, a, s, len);
+		if (value == NULL)
+			break;
+		set_string(p, &p->rec_seen, id, &rec->source_ip_raw, value);
+		if (rec->source_ip_raw != value)
+			break;
+		if (dm_ip_canonical(value, canon, sizeof(canon)) == 0)
+			rec->source_ip = keep(p, a, canon, strlen(canon));
+		else {
+			rec->source_ip = NULL;
+			warn(p, "<source_ip> '%.60s' is not an IP address: "
+			    "kept as unknown", value);
+		}
+		break;
+	case E_COUNT: {
+		uint64_t count;
+
+		value = keep(p, a, s, len);
+		if (value == NULL)
+			break;
+		if (dm_parse_uint64(value, &count, &why) != 0) {
+			stop(p, DM_E_DATA, "'%.60s' %s", value, why);
+			break;
+		}
+		if ((p->rec_seen & (1ULL << id)) != 0) {
+			if (count != rec->count)
+				stop(p, DM_E_DATA, "conflicting duplicate "
+				    "<count>: %" PRIu64 " and %" PRIu64,
+				    rec->count, count);
+			else
+				warn(p, "duplicate <count> with the same value "
+				    "ignored");
+			break;
+		}
+		p->rec_seen |= 1ULL << id;
+		rec->count = count;
+		break;
+	}
+	case E_PE_DISP:
+		set_enum_field(p, &p->rec_seen, id, a, DM_ENUM_DISPOSITION,
+		    "disposition", &rec->disposition, &rec->disposition_raw, s,
+		    len);
+		break;
+	case E_PE_DKIM:
+		set_enum_field(p, &p->rec_seen, id, a, DM_ENUM_VERDICT,
+		    "policy_evaluated dkim", &rec->dkim, &rec->dkim_raw, s,
+		    len);
+		break;
+	case E_PE_SPF:
+		set_enum_field(p, &p->rec_seen, id, a, DM_ENUM_VERDICT,
+		    "policy_evaluated spf", &rec->spf, &rec->spf_raw, s, len);
+		break;
+	case E_REASON_TYPE:
+		if (p->cur_reason == NULL)
+			break;
+		p->reason_has_type = 1;
+		set_enum_field(p, &p->sub_seen, id, a, DM_ENUM_REASON,
+		    "reason type", &p->cur_reason->type,
+		    &p->cur_reason->type_raw, s, len);
+		break;
+	case E_REASON_COMMENT:
+		if (p->cur_reason != NULL)
+			set_string(p, &p->sub_seen, id, &p->cur_reason->comment,
+			    keep(p, a, s, len));
+		break;
+	case E_HEADER_FROM:
+		set_string(p, &p->rec_seen, id, &rec->header_from,
+		    keep_domain(p, a, s, len));
+		break;
+	case E_ENVELOPE_FROM:
+		set_string(p, &p->rec_seen, id, &rec->envelope_from,
+		    keep_domain(p, a, s, len));
+		break;
+	case E_ENVELOPE_TO:
+		set_string(p, &p->rec_seen, id, &rec->envelope_to,
+		    keep_domain(p, a, s, len));
+		break;
+	case E_DKIM_DOMAIN:
+		if (p->cur_dkim != NULL)
+			set_string(p, &p->sub_seen, id, &p->cur_dkim->domain,
+			    keep_domain(p, a, s, len));
+		break;
+	case E_DKIM_SELECTOR:
+		if (p->cur_dkim != NULL)
+			set_string(p, &p->sub_seen, id, &p->cur_dkim->selector,
+			    keep(p, a, s, len));
+		break;
+	case E_DKIM_RESULT:
+		if (p->cur_dkim != NULL)
+			set_enum_field(p, &p->sub_seen, id, a,
+			    DM_ENUM_DKIM_RESULT, "dkim result",
+			    &p->cur_dkim->result, &p->cur_dkim->result_raw, s,
+			    len);
+		break;
+	case E_DKIM_HUMAN:
+		if (p->cur_dkim != NULL)
+			set_string(p, &p->sub_seen, id,
+			    &p->cur_dkim->human_result, keep(p, a, s, len));
+		break;
+	case E_SPF_DOMAIN:
+		if (p->cur_spf != NULL)
+			set_string(p, &p->sub_seen, id, &p->cur_spf->domain,
+			    keep_domain(p, a, s, len));
+		break;
+	case E_SPF_SCOPE:
+		if (p->cur_spf != NULL)
+			set_enum_field(p, &p->sub_seen, id, a,
+			    DM_ENUM_SPF_SCOPE, "spf scope", &p->cur_spf->scope,
+			    &p->cur_spf->scope_raw, s, len);
+		break;
+	case E_SPF_RESULT:
+		if (p->cur_spf != NULL)
+			set_enum_field(p, &p->sub_seen, id, a,
+			    DM_ENUM_SPF_RESULT, "spf result",
+			    &p->cur_spf->result, &p->cur_spf->result_raw, s,
+			    len);
+		break;
+	case E_SPF_HUMAN:
+		if (p->cur_spf != NULL)
+			set_string(p, &p->sub_seen, id,
+			    &p->cur_spf->human_result, keep(p, a, s, len));
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+record_reset(struct agg_parser *p)
+{
+	struct dm_record *rec = &p->rec;
+
+	dm_arena_reset(&p->rec_arena);
+	rec->line = 0;
+	rec->source_ip = rec->source_ip_raw = NULL;
+	rec->count = 0;
+	rec->disposition = rec->dkim = rec->spf = 0;
+	rec->disposition_raw = rec->dkim_raw = rec->spf_raw = NULL;
+	rec->reason_count = rec->dkim_count = rec->spf_count = 0;
+	rec->header_from = rec->envelope_from = rec->envelope_to = NULL;
+	p->rec_seen = 0;
+	p->cur_dkim = NULL;
+	p->cur_spf = NULL;
+	p->cur_reason = NULL;
+}
+
+/*
+ * check_meta - what a report cannot be stored without: the parts of its
+ * key (reporter, report_id, period, policy domain). Returns -1 after
+ * stop() when one is missing.
+ */
+static int
+check_meta(struct agg_parser *p)
+{
+	struct dm_report *r = &p->report;
+
+	if (p->meta_count == 0)
+		stop(p, DM_E_DATA, "the report has no <report_metadata>");
+	else if (r->org_name == NULL || r->org_name[0] == '\0')
+		stop(p, DM_E_DATA, "<report_metadata> has no <org_name>");
+	else if (r->report_id == NULL || r->report_id[0] == '\0')
+		stop(p, DM_E_DATA, "<report_metadata> has no <report_id>");
+	else if (!r->has_begin || !r->has_end)
+		stop(p, DM_E_DATA, "<report_metadata> has no complete "
+		    "<date_range> (<begin> and <end>)");
+	else if (r->end < r->begin)
+		stop(p, DM_E_DATA, "<date_range> ends (%" PRId64 ") before it "
+		    "begins (%" PRId64 ")", r->end, r->begin);
+	else if (p->policy_count == 0)
+		stop(p, DM_E_DATA, "the report has no <policy_published>");
+	else if (r->policy.domain == NULL || r->policy.domain[0] == '\0')
+		stop(p, DM_E_DATA, "<policy_published> has no <domain>");
+	return p->stopped ? -1 : 0;
+}
+
+/* Warnings about the metadata, once it is all known. */
+static void
+review_meta(struct agg_parser *p)
+{
+	struct dm_report *r = &p->report;
+
+	if (r->email == NULL)
+		warn(p, "<report_metadata> has no <email>");
+	if (r->policy.p == DM_POLICY_UNSET)
+		warn(p, "<policy_published> has no <p>");
+	if (r->has_begin && r->begin < 1325376000)	/* 2012-01-01 */
+		warn(p, "<date_range> begins at %" PRId64 ", before 2012: "
+		    "the period is implausible", r->begin);
+	if (r->has_begin && r->has_end && r->end - r->begin > 27 * 3600)
+		warn(p, "the report spans %" PRId64 " hours (more than 27)",
+		    (r->end - r->begin + 3599) / 3600);
+}
+
+static void
+decide_schema(struct agg_parser *p)
+{
+	struct dm_report *r = &p->report;
+
+	if (p->dmarc2_ns || (r->version != NULL &&
+	    strncmp(r->version, "2.0", 3) == 0))
+		r->schema = DM_SCHEMA_DMARC2;
+	else
+		r->schema = DM_SCHEMA_RFC7489;
+}
+
+static void
+begin_report(struct agg_parser *p)
+{
+	struct dm_error err;
+
+	if (p->begun)
+		return;
+	p->begun = 1;
+	decide_schema(p);
+	if (p->meta_closed && p->policy_closed) {
+		if (check_meta(p) != 0)
+			return;
+	} else if (!p->feedback_closed)
+		warn(p, "<record> before <%s>: the records' report "
+		    "identifiers are only known at the end",
+		    p->meta_closed ? "policy_published" : "report_metadata");
+	if (p->handler->report_begin == NULL)
+		return;
+	dm_error_clear(&err);
+	if (p->handler->report_begin(p->handler->ctx, &p->report, &err) != 0) {
+		p->stop_err = err;
+		p->handler_failed = 1;
+		p->stopped = 1;
+		xmlStopParser(p->ctxt);
+	}
+}
+
+static void
+finish_record(struct agg_parser *p)
+{
+	struct dm_report *r = &p->report;
+	struct dm_record *rec = &p->rec;
+	struct dm_error err;
+
+	if ((p->rec_seen & (1ULL << E_COUNT)) == 0) {
+		stop(p, DM_E_DATA, "record %" PRIu64 " (line %lu) has no "
+		    "<count>", rec->index, rec->line);
+		return;
+	}
+	if ((p->rec_seen & (1ULL << E_SOURCE_IP)) == 0)
+		warn(p, "a record has no <source_ip>");
+	if ((p->rec_seen & (1ULL << E_PE_DISP)) == 0)
+		warn(p, "a record has no <policy_evaluated> <disposition>");
+	if ((p->rec_seen & (1ULL << E_HEADER_FROM)) == 0)
+		warn(p, "a record has no <header_from>");
+	if (rec->count > UINT64_MAX - r->message_count) {
+		stop(p, DM_E_DATA, "the sum of <count> overflows 64 bits");
+		return;
+	}
+	r->record_count++;
+	r->message_count += rec->count;
+	if (p->handler->record != NULL) {
+		dm_error_clear(&err);
+		if (p->handler->record(p->handler->ctx, r, rec, &err) != 0) {
+			p->stop_err = err;
+			p->handler_failed = 1;
+			p->stopped = 1;
+			xmlStopParser(p->ctxt);
+		}
+	}
+	record_reset(p);
+}
+
+static void
+on_start(struct agg_parser *p, enum elem id, const xmlChar *uri)
+{
+	struct dm_record *rec = &p->rec;
+
+	switch (id) {
+	case E_FEEDBACK:
+		p->seen_feedback = 1;
+		if (uri != NULL) {
+			p->report.namespace_uri = keep(p, &p->meta_arena,
+			    (const char *)uri, strlen((const char *)uri));
+			p->dmarc2_ns = strcmp((const char *)uri,
+			    "urn:ietf:params:xml:ns:dmarc-2.0") == 0 ||
+			    strcmp((const char *)uri,
+			    "http://dmarc.org/dmarc-xml/0.2") == 0;
+		}
+		if (p->wrapper_name[0] != '\0')
+			warn(p, "<feedback> found inside <%s>",
+			    p->wrapper_name);
+		break;
+	case E_META:
+		if (++p->meta_count > 1)
+			warn(p, "more than one <report_metadata>");
+		break;
+	case E_POLICY:
+		if (++p->policy_count > 1)
+			warn(p, "more than one <policy_published>");
+		break;
+	case E_RECORD:
+		begin_report(p);
+		record_reset(p);
+		rec->line = cur_line(p);
+		rec->index = p->report.record_count + 1;
+		break;
+	case E_AUTH_DKIM:
+		p->sub_seen = 0;
+		if (rec->dkim_count == DM_MAX_DKIM_RESULTS) {
+			p->dropped_dkim++;
+			p->cur_dkim = NULL;
+			break;
+		}
+		p->cur_dkim = &rec->dkim_results[rec->dkim_count++];
+		memset(p->cur_dkim, 0, sizeof(*p->cur_dkim));
+		break;
+	case E_AUTH_SPF:
+		p->sub_seen = 0;
+		if (rec->spf_count == DM_MAX_SPF_RESULTS) {
+			p->dropped_spf++;
+			p->cur_spf = NULL;
+			break;
+		}
+		p->cur_spf = &rec->spf_results[rec->spf_count++];
+		memset(p->cur_spf, 0, sizeof(*p->cur_spf));
+		break;
+	case E_REASON:
+		p->sub_seen = 0;
+		p->reason_has_type = 0;
+		if (rec->reason_count == DM_MAX_REASONS) {
+			p->dropped_reasons++;
+			p->cur_reason = NULL;
+			break;
+		}
+		p->cur_reason = &rec->reasons[rec->reason_count++];
+		memset(p->cur_reason, 0, sizeof(*p->cur_reason));
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+on_end(struct agg_parser *p, enum elem id)
+{
+	const char *s;
+	size_t len;
+
+	if (elem_flags[id] & F_TEXT) {
+		s = trimmed(p, cur_name(p), &len);
+		if (id == E_REASON) {
+			/* <reason>forwarded</reason>: the text is the type. */
+			if (len > 0 && !p->reason_has_type &&
+			    p->cur_reason != NULL) {
+				warn(p, "<reason> given as text, read as its "
+				    "<type>");
+				p->sub_seen = 0;
+				handle_record_value(p, E_REASON_TYPE, s, len);
+			} else if (!p->reason_has_type &&
+			    p->cur_reason != NULL) {
+				warn(p, "<reason> without <type> read as "
+				    "'other'");
+				p->cur_reason->type = DM_REASON_OTHER;
+			}
+		} else if (id < E_RECORD)
+			handle_meta_value(p, id, s, len);
+		else
+			handle_record_value(p, id, s, len);
+		dm_buf_reset(&p->text);
+		return;
+	}
+	switch (id) {
+	case E_RECORD:
+		finish_record(p);
+		break;
+	case E_META:
+		p->meta_closed = 1;
+		break;
+	case E_POLICY:
+		p->policy_closed = 1;
+		break;
+	case E_FEEDBACK:
+		p->feedback_closed = 1;
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
+    const xmlChar *uri, int nb_namespaces, const xmlChar **namespaces,
+    int nb_attributes, int nb_defaulted, const xmlChar **attributes)
+{
+	struct agg_parser *p = ctx;
+	enum elem parent, id;
+	int i;
+
+	(void)prefix;
+	(void)nb_namespaces;
+	(void)namespaces;
+	(void)nb_defaulted;
+	if (p->stopped)
+		return;
+	for (i = 0; i < nb_attributes; i++) {
+		const xmlChar *value = attributes[i * 5 + 3];
+		const xmlChar *end = attributes[i * 5 + 4];
+
+		if (end - value > DM_MAX_ATTR) {
+			stop(p, DM_E_LIMIT, "attribute '%.40s' of <%.40s> is "
+			    "longer than %d bytes", attributes[i * 5],
+			    localname, DM_MAX_ATTR);
+			return;
+		}
+	}
+	if (p->depth >= DM_MAX_XML_DEPTH) {
+		stop(p, DM_E_LIMIT, "elements nested deeper than %d levels",
+		    DM_MAX_XML_DEPTH);
+		return;
+	}
+	parent = p->stack[p->depth];
+	if (p->depth == 0 && p->root_name[0] == '\0')
+		snprintf(p->root_name, sizeof(p->root_name), "%s", localname);
+	if (parent == E_DOC || parent == E_WRAPPER) {
+		if (strcmp((const char *)localname, "feedback") != 0)
+			id = E_WRAPPER;
+		else if (p->seen_feedback) {
+			stop(p, DM_E_DATA, "a second <feedback> element");
+			return;
+		} else
+			id = E_FEEDBACK;
+		if (id == E_WRAPPER && parent == E_DOC &&
+		    p->wrapper_name[0] == '\0')
+			snprintf(p->wrapper_name, sizeof(p->wrapper_name), "%s",
+			    localname);
+	} else if (parent == E_IGNORED || parent == E_UNKNOWN ||
+	    parent == E_EXTENSION)
+		id = E_IGNORED;
+	else {
+		id = lookup(parent, localname);
+		if (id == E_UNKNOWN)
+			warn(p, "unknown element <%.60s> in <%s> ignored",
+			    localname, cur_name(p));
+	}
+	/* Results past the per-record caps are skipped whole. */
+	if ((id == E_AUTH_DKIM &&
+	    p->rec.dkim_count == DM_MAX_DKIM_RESULTS) ||
+	    (id == E_AUTH_SPF && p->rec.spf_count == DM_MAX_SPF_RESULTS) ||
+	    (id == E_REASON && p->rec.reason_count == DM_MAX_REASONS)) {
+		on_start(p, id, uri);
+		id = E_IGNORED;
+	}
+	p->depth++;
+	p->stack[p->depth] = id;
+	p->names[p->depth] = localname;
+	p->ignored_text = 0;
+	if (elem_flags[id] & F_TEXT)
+		dm_buf_reset(&p->text);
+	on_start(p, id, uri);
+}
+
+static void
+sax_end(void *ctx, const xmlChar *localname, const xmlChar *prefix,
+    const xmlChar *uri)
+{
+	struct agg_parser *p = ctx;
+	enum elem id;
+
+	(void)localname;
+	(void)prefix;
+	(void)uri;
+	if (p->stopped || p->depth == 0)
+		return;
+	id = p->stack[p->depth];
+	on_end(p, id);
+	p->depth--;
+	p->ignored_text = 0;
+}
+
+static void
+sax_characters(void *ctx, const xmlChar *ch, int len)
+{
+	struct agg_parser *p = ctx;
+	enum elem id;
+	int i;
+
+	if (p->stopped)
+		return;
+	id = p->stack[p->depth];
+	if (elem_flags[id] & F_TEXT) {
+		if (dm_buf_append(&p->text, ch, (size_t)len) != 0)
+			stop(p, DM_E_LIMIT, "text longer than %d bytes",
+			    DM_MAX_TEXT);
+		return;
+	}
+	p->ignored_text += (uint64_t)len;
+	if (p->ignored_text > DM_MAX_TEXT) {
+		stop(p, DM_E_LIMIT, "text longer than %d bytes", DM_MAX_TEXT);
+		return;
+	}
+	if (id == E_IGNORED || id == E_UNKNOWN || id == E_EXTENSION ||
+	    id == E_WRAPPER || id == E_DOC)
+		return;
+	for (i = 0; i < len; i++) {
+		if (!isspace(ch[i])) {
+			warn(p, "text directly in <%s> ignored", cur_name(p));
+			return;
+		}
+	}
+}
+
+static void
+sax_internal_subset(void *ctx, const xmlChar *name, const xmlChar *external_id,
+    const xmlChar *system_id)
+{
+	struct agg_parser *p = ctx;
+
+	(void)external_id;
+	(void)system_id;
+	if (name != NULL && xmlStrcasecmp(name, BAD_CAST "html") == 0)
+		stop(p, DM_E_DATA, "an HTML document, not a DMARC report");
+	else
+		stop(p, DM_E_DATA, "the document has a DOCTYPE declaration: "
+		    "DTDs and entities are refused (XXE and entity expansion "
+		    "protection)");
+}
+
+static void
+sax_entity_decl(void *ctx, const xmlChar *name, int type,
+    const xmlChar *public_id, const xmlChar *system_id, xmlChar *content)
+{
+	struct agg_parser *p = ctx;
+
+	(void)type;
+	(void)public_id;
+	(void)system_id;
+	(void)content;
+	stop(p, DM_E_DATA, "entity declaration '%.40s' refused", name);
+}
+
+static void
+sax_error(void *ctx, xmlErrorPtr error)
+{
+	struct agg_parser *p = ctx;
+	char msg[256];
+	size_t len;
+
+	if (p->stopped || error == NULL)
+		return;
+	snprintf(msg, sizeof(msg), "%s",
+	    error->message ? error->message : "XML error");
+	len = strlen(msg);
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		msg[--len] = '\0';
+	if (error->level == XML_ERR_WARNING) {
+		warn(p, "XML warning: %s", msg);
+		return;
+	}
+	if (p->feedback_closed) {
+		/* Junk after </feedback> (IKEA wraps it in <xs:schema>). */
+		dm_warnings_add(p->report.warnings, (unsigned long)error->line,
+		    "XML error after </feedback> ignored: %s", msg);
+		p->stopped = 1;
+		xmlStopParser(p->ctxt);
+		return;
+	}
+	if (++p->xml_errors > DM_MAX_XML_ERRORS) {
+		stop(p, DM_E_DATA, "more than %d XML errors; the last: %s",
+		    DM_MAX_XML_ERRORS, msg);
+		return;
+	}
+	/* Stored as the last error, in case libxml2 gives up on it. */
+	dm_error_set(&p->stop_err, DM_E_DATA, "line %d, column %d, in <%s>: "
+	    "%s", error->line, error->int2, cur_name(p), msg);
+	dm_warnings_add(p->report.warnings, (unsigned long)error->line,
+	    "XML not well-formed, recovered: %s (column %d)", msg,
+	    error->int2);
+}
+
+struct agg_parser *
+agg_new(const struct agg_options *options, const struct dm_handler *handler,
+    struct dm_error *err)
+{
+	struct agg_parser *p;
+
+	build_index();
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		dm_error_set(err, DM_E_NOMEM, "out of memory");
+		return NULL;
+	}
+	p->handler = handler;
+	p->report.input = options->input;
+	p->report.where = options->where;
+	p->report.warnings = options->warnings;
+	p->report.policy.pct = -1;
+	p->stack[0] = E_DOC;
+	dm_arena_init(&p->meta_arena, DM_MAX_REPORT_TEXT);
+	dm_arena_init(&p->rec_arena, DM_MAX_RECORD_TEXT);
+	dm_buf_init(&p->text, DM_MAX_TEXT);
+	p->fbuf = malloc((FEED_CHUNK + 16) * 3);
+	p->comb = malloc(FEED_CHUNK + 16);
+	if (p->fbuf == NULL || p->comb == NULL ||
+	    gnutls_hash_init(&p->sha, GNUTLS_DIG_SHA256) < 0) {
+		free(p->fbuf);
+		free(p->comb);
+		free(p);
+		dm_error_set(err, DM_E_NOMEM, "out of memory");
+		return NULL;
+	}
+	p->sha_ready = 1;
+	p->sax.initialized = XML_SAX2_MAGIC;
+	p->sax.startElementNs = sax_start;
+	p->sax.endElementNs = sax_end;
+	p->sax.characters = sax_characters;
+	p->sax.cdataBlock = sax_characters;
+	p->sax.internalSubset = sax_internal_subset;
+	p->sax.externalSubset = sax_internal_subset;
+	p->sax.entityDecl = sax_entity_decl;
+	p->sax.serror = sax_error;
+	return p;
+}
+
+/* Windows-1252 0x80..0x9F; 0 where the code page has a hole. */
+static const unsigned short cp1252[32] = {
+	0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+	0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0, 0x017D, 0,
+	0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+	0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178 };
+
+static size_t
+put_utf8(unsigned char *out, unsigned cp)
+{
+	if (cp < 0x80) {
+		out[0] = (unsigned char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (unsigned char)(0xC0 | (cp >> 6));
+		out[1] = (unsigned char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	out[0] = (unsigned char)(0xE0 | (cp >> 12));
+	out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+	out[2] = (unsigned char)(0x80 | (cp & 0x3F));
+	return 3;
+}
+
+/* Length of a valid UTF-8 sequence at s (n bytes available); 0 invalid,
+ * -1 a valid but incomplete prefix. */
+static int
+utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	int need, i;
+	unsigned char lo = 0x80, hi = 0xBF;
+
+	if (c >= 0xC2 && c <= 0xDF)
+		need = 1;
+	else if (c >= 0xE0 && c <= 0xEF) {
+		need = 2;
+		if (c == 0xE0)
+			lo = 0xA0;
+		else if (c == 0xED)
+			hi = 0x9F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		need = 3;
+		if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;
+	} else
+		return 0;
+	for (i = 1; i <= need; i++) {
+		if ((size_t)i >= n)
+			return -1;
+		if (s[i] < lo || s[i] > hi)
+			return 0;
+		lo = 0x80;
+		hi = 0xBF;
+	}
+	return need + 1;
+}
+
+static void
+decide_mode(struct agg_parser *p, const unsigned char *s, size_t n)
+{
+	char decl[256];
+	const char *enc, *q;
+	size_t i, len;
+
+	if (n >= 2 && ((s[0] == 0xFF && s[1] == 0xFE) ||
+	    (s[0] == 0xFE && s[1] == 0xFF) || s[0] == 0 || s[1] == 0)) {
+		p->mode = FILTER_NONE;
+		return;
+	}
+	p->mode = FILTER_UTF8;
+	if (n >= 3 && s[0] == 0xEF && s[1] == 0xBB && s[2] == 0xBF) {
+		s += 3;
+		n -= 3;
+	}
+	if (n < 5 || memcmp(s, "<?xml", 5) != 0)
+		return;
+	for (len = 0; len < n && len < sizeof(decl) - 1 && s[len] != '>';
+	    len++)
+		decl[len] = (char)s[len];
+	decl[len] = '\0';
+	enc = strstr(decl, "encoding");
+	if (enc == NULL)
+		return;
+	q = strpbrk(enc, "\"'");
+	if (q == NULL)
+		return;
+	q++;
+	for (i = 0; q[i] != '\0' && q[i] != '"' && q[i] != '\''; i++)
+		;
+	if ((i == 5 && strncasecmp(q, "utf-8", 5) == 0) ||
+	    (i == 4 && strncasecmp(q, "utf8", 4) == 0) ||
+	    (i == 8 && strncasecmp(q, "us-ascii", 8) == 0) ||
+	    (i == 5 && strncasecmp(q, "ascii", 5) == 0))
+		return;
+	if (i >= 6 && (strncasecmp(q, "utf-16", 6) == 0 ||
+	    strncasecmp(q, "utf-32", 6) == 0 || strncasecmp(q, "ucs", 3) == 0))
+		p->mode = FILTER_NONE;
+	else
+		p->mode = FILTER_BYTES;
+}
+
+static int
+xml_push(struct agg_parser *p, const unsigned char *data, size_t len,
+    int terminate)
+{
+	if (p->ctxt == NULL) {
+		p->ctxt = xmlCreatePushParserCtxt(&p->sax, p, (const char *)
+		    data, (int)len, NULL);
+		if (p->ctxt == NULL) {
+			stop(p, DM_E_NOMEM, "cannot create an XML parser");
+			return -1;
+		}
+		xmlCtxtUseOptions(p->ctxt, XML_PARSE_NONET | XML_PARSE_RECOVER |
+		    XML_PARSE_NOWARNING);
+		p->ctxt->_private = p;
+		data = NULL;
+		len = 0;
+		if (!terminate)
+			goto check;
+	}
+	if (p->stopped)
+		return 0;
+	xmlParseChunk(p->ctxt, (const char *)data, (int)len, terminate);
+check:
+	/* libxml2 halted by itself (an error it does not recover from). */
+	if (!p->stopped && !terminate && p->ctxt->disableSAX) {
+		if (p->feedback_closed)
+			p->stopped = 1;
+		else {
+			p->stopped = 1;
+			p->fatal = 1;
+			if (p->stop_err.code == DM_E_NONE)
+				dm_error_set(&p->stop_err, DM_E_DATA,
+				    "line %lu: XML not well-formed",
+				    cur_line(p));
+		}
+	}
+	return 0;
+}
+
+/*
+ * filter_feed - the UTF-8/control filter in front of libxml2; clean
+ * chunks (the usual case) pass without a copy. An incomplete sequence at
+ * the end of a chunk waits in pend for the next one.
+ */
+static int
+filter_feed(struct agg_parser *p, const unsigned char *in, size_t len,
+    int final)
+{
+	unsigned char *out = p->fbuf;
+	size_t i, o;
+
+	if (p->mode == FILTER_NONE)
+		return xml_push(p, in, len, 0);
+	if (p->pend_len > 0) {
+		memcpy(p->comb, p->pend, p->pend_len);
+		memcpy(p->comb + p->pend_len, in, len);
+		in = p->comb;
+		len += p->pend_len;
+		p->byte_offset -= p->pend_len;
+		p->pend_len = 0;
+	}
+	for (i = 0; i < len; i++)
+		if ((in[i] < 0x20 || in[i] >= 0x80) && in[i] != '\n' &&
+		    in[i] != '\r' && in[i] != '\t')
+			break;
+	if (i == len) {
+		p->byte_offset += len;
+		return xml_push(p, in, len, 0);
+	}
+	memcpy(out, in, i);
+	o = i;
+	while (i < len) {
+		unsigned char c = in[i];
+		int seq;
+
+		if (c >= 0x20 && c < 0x80) {
+			out[o++] = c;
+			i++;
+			continue;
+		}
+		if (c < 0x20) {
+			if (c == '\n' || c == '\r' || c == '\t')
+				out[o++] = c;
+			else if (c == 0) {
+				stop(p, DM_E_DATA, "NUL byte at byte offset "
+				    "%" PRIu64 ": binary data is not an XML "
+				    "report", p->byte_offset + i);
+				return -1;
+			} else if (p->controls++ == 0) {
+				p->controls_first = c;
+				p->controls_first_off = p->byte_offset + i;
+			}
+			i++;
+			continue;
+		}
+		if (p->mode == FILTER_BYTES) {
+			out[o++] = c;
+			i++;
+			continue;
+		}
+		seq = utf8_seq(in + i, len - i);
+		if (seq > 0) {
+			memcpy(out + o, in + i, (size_t)seq);
+			o += (size_t)seq;
+			i += (size_t)seq;
+			continue;
+		}
+		if (seq < 0 && !final) {
+			p->pend_len = len - i;
+			memcpy(p->pend, in + i, p->pend_len);
+			break;
+		}
+		/* Not UTF-8: read the byte as Windows-1252. */
+		if (p->bad_utf8++ == 0) {
+			p->bad_utf8_first = c;
+			p->bad_utf8_first_off = p->byte_offset + i;
+		}
+		o += put_utf8(out + o, c < 0xA0 ? (cp1252[c - 0x80] ?
+		    cp1252[c - 0x80] : 0xFFFD) : c);
+		i++;
+	}
+	p->byte_offset += len - p->pend_len;
+	return xml_push(p, out, o, 0);
+}
+
+int
+agg_feed(struct agg_parser *p, const void *data, size_t len,
+    struct dm_error *err)
+{
+	const unsigned char *in = data;
+
+	if (len > 0 && p->sha_ready)
+		gnutls_hash(p->sha, data, len);
+	p->report.payload_bytes += len;
+	while (len > 0 && !p->stopped) {
+		size_t n = len > FEED_CHUNK ? FEED_CHUNK : len;
+
+		if (p->mode == FILTER_UNDECIDED) {
+			/* Wait for a few bytes to decide on the filter. */
+			size_t take = sizeof(p->head) - p->head_len;
+
+			if (take > len)
+				take = len;
+			memcpy(p->head + p->head_len, in, take);
+			p->head_len += take;
+			in += take;
+			len -= take;
+			if (p->head_len < sizeof(p->head))
+				continue;
+			decide_mode(p, p->head, p->head_len);
+			filter_feed(p, p->head, p->head_len, 0);
+			continue;
+		}
+		filter_feed(p, in, n, 0);
+		in += n;
+		len -= n;
+	}
+	if (p->stopped && (p->fatal || p->handler_failed)) {
+		*err = p->stop_err;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+end_report(struct agg_parser *p, struct dm_error *err)
+{
+	struct dm_report *r = &p->report;
+	struct dm_error herr;
+
+	if (p->ended)
+		return 0;
+	p->ended = 1;
+	if (!p->begun && !p->handler_failed) {
+		p->begun = 1;
+		decide_schema(p);
+		if (p->handler->report_begin != NULL) {
+			dm_error_clear(&herr);
+			if (p->handler->report_begin(p->handler->ctx, r,
+			    &herr) != 0) {
+				*err = herr;
+				return -1;
+			}
+		}
+	}
+	if (p->handler_failed) {
+		*err = p->stop_err;
+		r->status = DM_STATUS_REJECTED;
+		r->error = p->stop_err;
+	} else if (p->fatal) {
+		r->status = DM_STATUS_REJECTED;
+		r->error = p->stop_err;
+	}
+	if (p->sha_ready) {
+		gnutls_hash_deinit(p->sha, r->payload_sha256);
+		p->sha_ready = 0;
+	}
+	if (p->handler->report_end != NULL) {
+		dm_error_clear(&herr);
+		if (p->handler->report_end(p->handler->ctx, r, &herr) != 0) {
+			*err = herr;
+			return -1;
+		}
+	}
+	if (p->handler_failed)
+		return -1;
+	if (r->status == DM_STATUS_REJECTED) {
+		*err = r->error;
+		return -1;
+	}
+	return 0;
+}
+
+int
+agg_finish(struct agg_parser *p, struct dm_error *err)
+{
+	struct dm_report *r = &p->report;
+
+	if (!p->stopped && p->mode == FILTER_UNDECIDED) {
+		decide_mode(p, p->head, p->head_len);
+		filter_feed(p, p->head, p->head_len, 1);
+	}
+	if (!p->stopped && p->pend_len > 0) {
+		unsigned char rest[4];
+		size_t n = p->pend_len;
+
+		memcpy(rest, p->pend, n);
+		p->pend_len = 0;
+		filter_feed(p, rest, n, 1);
+	}
+	if (!p->stopped && p->ctxt != NULL)
+		xml_push(p, NULL, 0, 1);
+	if (p->bad_utf8 > 0)
+		dm_warnings_add(r->warnings, 0, "%" PRIu64 " invalid UTF-8 "
+		    "byte(s) read as Windows-1252 (first 0x%02X at byte offset "
+		    "%" PRIu64 ")", p->bad_utf8, p->bad_utf8_first,
+		    p->bad_utf8_first_off);
+	if (p->controls > 0)
+		dm_warnings_add(r->warnings, 0, "%" PRIu64 " control "
+		    "character(s) removed (first 0x%02X at byte offset "
+		    "%" PRIu64 ")", p->controls, p->controls_first,
+		    p->controls_first_off);
+	if (p->dropped_dkim > 0)
+		dm_warnings_add(r->warnings, 0, "%" PRIu64 " dkim results past "
+		    "%d in one record ignored", p->dropped_dkim,
+		    DM_MAX_DKIM_RESULTS);
+	if (p->dropped_spf > 0)
+		dm_warnings_add(r->warnings, 0, "%" PRIu64 " spf results past "
+		    "%d in one record ignored", p->dropped_spf,
+		    DM_MAX_SPF_RESULTS);
+	if (p->dropped_reasons > 0)
+		dm_warnings_add(r->warnings, 0, "%" PRIu64 " reasons past %d "
+		    "in one record ignored", p->dropped_reasons,
+		    DM_MAX_REASONS);
+	if (!p->seen_feedback) {
+		if (p->handler_failed || p->fatal) {
+			*err = p->stop_err;
+			return -1;
+		}
+		if (p->root_name[0] == '\0')
+			return dm_error_set(err, DM_E_DATA, "no XML element "
+			    "found: not an XML document");
+		if (strcasecmp(p->root_name, "html") == 0)
+			return dm_error_set(err, DM_E_DATA, "an HTML document, "
+			    "not a DMARC report");
+		return dm_error_set(err, DM_E_DATA, "the XML root element is "
+		    "<%s>, not <feedback>: not a DMARC aggregate report",
+		    p->root_name);
+	}
+	if (!p->fatal && !p->handler_failed) {
+		if (!p->feedback_closed) {
+			char last[DM_ERROR_MSG_MAX];
+
+			snprintf(last, sizeof(last), "%s", p->xml_errors ?
+			    p->stop_err.msg : "");
+			p->fatal = 1;
+			dm_error_set(&p->stop_err, DM_E_DATA, "line %lu: the "
+			    "document ends before </feedback> (truncated?)%s%s",
+			    cur_line(p), last[0] ? "; last XML error: " : "",
+			    last);
+		} else if (check_meta(p) == 0) {
+			review_meta(p);
+			if (r->record_count == 0) {
+				p->fatal = 1;
+				dm_error_set(&p->stop_err, DM_E_DATA,
+				    "the report has no <record>");
+			}
+		}
+	}
+	return end_report(p, err);
+}
+
+int
+agg_abort(struct agg_parser *p, const struct dm_error *why,
+    struct dm_error *err)
+{
+	if (!p->seen_feedback || p->ended) {
+		*err = *why;
+		return -1;
+	}
+	if (!p->fatal && !p->handler_failed) {
+		p->fatal = 1;
+		p->stop_err = *why;
+	}
+	p->stopped = 1;
+	end_report(p, err);
+	*err = p->stop_err;
+	return -1;
+}
+
+int
+agg_has_report(const struct agg_parser *p)
+{
+	return p->seen_feedback;
+}
+
+const char *
+agg_root_name(const struct agg_parser *p)
+{
+	return p->root_name;
+}
+
+void
+agg_free(struct agg_parser **pp)
+{
+	struct agg_parser *p = *pp;
+
+	if (p == NULL)
+		return;
+	if (p->ctxt != NULL)
+		xmlFreeParserCtxt(p->ctxt);
+	if (p->sha_ready) {
+		unsigned char discard[32];
+
+		gnutls_hash_deinit(p->sha, discard);
+	}
+	dm_arena_free(&p->meta_arena);
+	dm_arena_free(&p->rec_arena);
+	dm_buf_free(&p->text);
+	free(p->fbuf);
+	free(p->comb);
+	free(p);
+	*pp = NULL;
+}

@@ -1,0 +1,65 @@
+/*
+ * aggregate.h - DMARC aggregate XML (RFC 7489 and RFC 9990) to events.
+ *
+ * A libxml2 SAX2 push parser fed in chunks: memory does not grow with the
+ * number of records. Elements are matched on local names in any order and
+ * any namespace; the namespace of <feedback> and <version> decide the
+ * schema. report_begin is emitted when the first <record> opens (or at the
+ * end when there is none), each record when it closes, report_end after
+ * the last byte (the payload hash covers every byte).
+ *
+ * Hardening: no network, no DTD (a DOCTYPE ends the parse: XXE and
+ * entity expansion are impossible), caps on depth, text, attributes,
+ * recovered XML errors and record size (common/limits.h).
+ *
+ * Tolerance: enum case variants, unknown elements, white space, invalid
+ * UTF-8 (read as Windows-1252), C0 control characters (removed), float
+ * and millisecond timestamps, missing optional parts; each repair is a
+ * warning on the report. Malformed XML is parsed in libxml2's recover
+ * mode and each recovered error is a warning.
+ *
+ * DIAGNOSTICS: agg_feed and agg_finish return -1 when parsing must stop.
+ * err->code is DM_E_DATA or DM_E_LIMIT for a bad report (when <feedback>
+ * was seen, report_end has been delivered with status rejected and the
+ * same message; when it was not, agg_has_report() is 0 and the input is
+ * no aggregate report), or the handler's own code when a handler failed.
+ * Messages name line, column and element: "line 12, column 9, in <count>:
+ * '-1' is negative".
+ */
+#ifndef PARSER_AGGREGATE_H
+#define PARSER_AGGREGATE_H
+
+#include <stddef.h>
+
+#include "common/error.h"
+#include "common/report.h"
+
+struct agg_parser;
+
+struct agg_options {
+	const char *input;		/* names copied into struct dm_report */
+	const char *where;
+	struct dm_warnings *warnings;	/* where repairs are recorded */
+};
+
+struct agg_parser *agg_new(const struct agg_options *options,
+    const struct dm_handler *handler, struct dm_error *err);
+int agg_feed(struct agg_parser *p, const void *data, size_t len,
+    struct dm_error *err);
+int agg_finish(struct agg_parser *p, struct dm_error *err);
+/*
+ * agg_abort - the bytes stopped coming (a read error below): end an open
+ * report as rejected with err's message.
+ */
+int agg_abort(struct agg_parser *p, const struct dm_error *why,
+    struct dm_error *err);
+/* agg_has_report - whether <feedback> was seen (report events flowed). */
+int agg_has_report(const struct agg_parser *p);
+/* agg_root_name - the document's root element, "" before it is seen. */
+const char *agg_root_name(const struct agg_parser *p);
+void agg_free(struct agg_parser **p);
+
+/* agg_init - call once per process before threads (xmlInitParser). */
+void agg_init(void);
+
+#endif

@@ -1,0 +1,1131 @@
+/*
+ * unpack.c - find the report inside whatever arrived (see unpack.h).
+ *
+ * dispatch() sniffs the first bytes of a stream and hands it to the
+ * reader for what it is; container readers (gzip, zlib, zip, mail) call
+ * dispatch() again on what they contain. In a container that may hold
+ * other things (a mail's text parts, a zip's readme) a part that is no
+ * report is passed over quietly (DISPATCH_OPTIONAL); elsewhere it is a
+ * problem event that says what the bytes were.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zip.h>
+#include <libetpan/libetpan.h>
+
+#include "common/arena.h"
+#include "parser/aggregate.h"
+#include "parser/failure.h"
+#include "parser/mime.h"
+#include "parser/stream.h"
+#include "parser/unpack.h"
+
+#define DISPATCH_OPTIONAL	1u
+
+#define WHERE_MAX	512
+#define READ_CHUNK	(64 * 1024)
+
+enum sniff {
+	SNIFF_EMPTY, SNIFF_GZIP, SNIFF_ZLIB, SNIFF_ZIP, SNIFF_XML, SNIFF_HTML,
+	SNIFF_JSON, SNIFF_MAIL, SNIFF_TNEF, SNIFF_UNUSED, SNIFF_TEXT,
+	SNIFF_BINARY
+};
+
+struct unpack {
+	const struct unpack_options *opt;
+	const struct dm_handler *user;
+	struct dm_handler tap;
+	struct unpack_result *result;
+	const char *input;
+	struct stream_budget budget;
+	struct dm_warnings *cur_warnings;	/* the open leaf's */
+	unsigned found;				/* events emitted */
+	struct dm_error stop_err;		/* why -1 */
+	unsigned char *readbuf;
+};
+
+static int dispatch(struct unpack *u, struct stream *s, const char *where,
+    int depth, unsigned flags);
+
+void
+unpack_init(void)
+{
+	agg_init();
+}
+
+void
+unpack_options_init(struct unpack_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->limits.max_input_bytes = DM_MAX_INPUT_BYTES;
+	o->limits.max_ratio = DM_MAX_RATIO;
+	o->limits.max_message_bytes = DM_MAX_MESSAGE_BYTES;
+	o->limits.max_zip_members = DM_MAX_ZIP_MEMBERS;
+}
+
+static int
+kind_rank(enum dm_kind kind)
+{
+	switch (kind) {
+	case DM_KIND_AGGREGATE:
+		return 3;
+	case DM_KIND_FAILURE:
+		return 2;
+	case DM_KIND_TLSRPT:
+		return 1;
+	case DM_KIND_UNKNOWN:
+		break;
+	}
+	return 0;
+}
+
+static void
+note_kind(struct unpack *u, enum dm_kind kind)
+{
+	if (kind_rank(kind) > kind_rank(u->result->kind))
+		u->result->kind = kind;
+}
+
+/* The tap: count what passes, then hand it to the caller's handler. */
+
+static int
+tap_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
+{
+	struct unpack *u = ctx;
+
+	return u->user->report_begin ? u->user->report_begin(u->user->ctx, r,
+	    err) : 0;
+}
+
+static int
+tap_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
+    struct dm_error *err)
+{
+	struct unpack *u = ctx;
+
+	return u->user->record ? u->user->record(u->user->ctx, r, rec, err) :
+	    0;
+}
+
+static int
+tap_report_end(void *ctx, const struct dm_report *r, struct dm_error *err)
+{
+	struct unpack *u = ctx;
+
+	u->found++;
+	u->result->aggregate_reports++;
+	u->result->records += r->record_count;
+	u->result->messages += r->message_count;
+	if (r->status != DM_STATUS_OK)
+		u->result->rejected++;
+	note_kind(u, DM_KIND_AGGREGATE);
+	return u->user->report_end ? u->user->report_end(u->user->ctx, r,
+	    err) : 0;
+}
+
+static int
+emit_failure(struct unpack *u, const struct dm_failure *f)
+{
+	struct dm_error err;
+
+	u->found++;
+	u->result->failure_reports++;
+	if (f->status != DM_STATUS_OK)
+		u->result->rejected++;
+	note_kind(u, DM_KIND_FAILURE);
+	if (u->user->failure == NULL)
+		return 0;
+	dm_error_clear(&err);
+	if (u->user->failure(u->user->ctx, f, &err) != 0) {
+		u->stop_err = err;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+emit_problem(struct unpack *u, const char *where, enum dm_kind kind,
+    const struct dm_error *why)
+{
+	struct dm_problem problem;
+	struct dm_error err;
+
+	u->found++;
+	u->result->problems++;
+	u->result->rejected++;
+	note_kind(u, kind);
+	if (u->user->problem == NULL)
+		return 0;
+	problem.input = u->input;
+	problem.where = where;
+	problem.kind = kind;
+	problem.error = why;
+	dm_error_clear(&err);
+	if (u->user->problem(u->user->ctx, &problem, &err) != 0) {
+		u->stop_err = err;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+problem(struct unpack *u, const char *where, enum dm_kind kind,
+    enum dm_error_code code, const char *fmt, ...) DM_PRINTF(5, 6);
+
+static int
+problem(struct unpack *u, const char *where, enum dm_kind kind,
+    enum dm_error_code code, const char *fmt, ...)
+{
+	struct dm_error why;
+	va_list ap;
+
+	why.code = code;
+	va_start(ap, fmt);
+	vsnprintf(why.msg, sizeof(why.msg), fmt, ap);
+	va_end(ap);
+	return emit_problem(u, where, kind, &why);
+}
+
+/* Is this error the input's fault (a problem), or ours (stop)? */
+static int
+input_fault(const struct dm_error *err)
+{
+	return dm_error_is_data(err->code);
+}
+
+static void
+join_where(char *out, const char *parent, const char *fmt, ...)
+    DM_PRINTF(3, 4);
+
+static void
+join_where(char *out, const char *parent, const char *fmt, ...)
+{
+	char part[WHERE_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(part, sizeof(part), fmt, ap);
+	va_end(ap);
+	if (parent[0] == '\0')
+		snprintf(out, WHERE_MAX, "%s", part);
+	else
+		snprintf(out, WHERE_MAX, "%.250s: %.250s", parent, part);
+}
+
+/* Sniffing */
+
+static int
+is_known_header(const unsigned char *name, size_t len)
+{
+	static const char *const known[] = {
+		"received", "from", "to", "subject", "date", "message-id",
+		"mime-version", "content-type", "return-path", "delivered-to",
+		"dkim-signature", "authentication-results", "reply-to",
+		"sender", "x-original-to", "arc-seal", "received-spf", "cc",
+		NULL };
+	const char *const *k;
+
+	if (len > 2 && (name[0] == 'x' || name[0] == 'X') && name[1] == '-')
+		return 1;
+	for (k = known; *k != NULL; k++)
+		if (strlen(*k) == len &&
+		    strncasecmp((const char *)name, *k, len) == 0)
+			return 1;
+	return 0;
+}
+
+/* Header lines ("Name: value") before an empty line, a known one among. */
+static int
+looks_like_mail(const unsigned char *b, size_t n)
+{
+	size_t i = 0, start;
+	int headers = 0, known = 0;
+
+	if (n >= 5 && memcmp(b, "From ", 5) == 0) {
+		while (i < n && b[i] != '\n')
+			i++;
+		i++;
+	}
+	while (i < n) {
+		start = i;
+		if (b[i] == '\n' || (b[i] == '\r' && i + 1 < n &&
+		    b[i + 1] == '\n'))
+			break;
+		if (b[i] == ' ' || b[i] == '\t') {
+			if (headers == 0)
+				return 0;
+		} else {
+			while (i < n && b[i] > 32 && b[i] < 127 && b[i] != ':')
+				i++;
+			if (i == n)
+				break;	/* cut by the peek window */
+			if (b[i] != ':' || i == start)
+				return 0;
+			headers++;
+			known += is_known_header(b + start, i - start);
+		}
+		while (i < n && b[i] != '\n')
+			i++;
+		i++;
+	}
+	return headers >= 1 && known >= 1;
+}
+
+static enum sniff
+sniff(const unsigned char *b, size_t n)
+{
+	size_t i = 0, text = 0;
+
+	if (n == 0)
+		return SNIFF_EMPTY;
+	if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b)
+		return SNIFF_GZIP;
+	if (n >= 4 && b[0] == 'P' && b[1] == 'K' &&
+	    ((b[2] == 3 && b[3] == 4) || (b[2] == 5 && b[3] == 6) ||
+	    (b[2] == 7 && b[3] == 8)))
+		return SNIFF_ZIP;
+	if (n >= 4 && b[0] == 0x78 && b[1] == 0x9f && b[2] == 0x3e &&
+	    b[3] == 0x22)
+		return SNIFF_TNEF;
+	if (n >= 2 && (b[0] & 0x0f) == 8 && (b[0] >> 4) <= 7 &&
+	    ((b[0] << 8) | b[1]) % 31 == 0)
+		return SNIFF_ZLIB;
+	if (n >= 4 && ((b[0] == 0xFF && b[1] == 0xFE && b[2] == '<') ||
+	    (b[0] == 0xFE && b[1] == 0xFF && b[3] == '<')))
+		return SNIFF_XML;
+	if (n >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF)
+		i = 3;
+	while (i < n && isspace(b[i]))
+		i++;
+	if (i < n && b[i] == '<') {
+		if ((n - i >= 14 && strncasecmp((const char *)b + i,
+		    "<!doctype html", 14) == 0) || (n - i >= 5 &&
+		    strncasecmp((const char *)b + i, "<html", 5) == 0))
+			return SNIFF_HTML;
+		return SNIFF_XML;
+	}
+	if (i < n && (b[i] == '{' || b[i] == '['))
+		return SNIFF_JSON;
+	if (looks_like_mail(b, n))
+		return SNIFF_MAIL;
+	if (n - i >= 6 && strncmp((const char *)b + i, "unused", 6) == 0) {
+		size_t j = i + 6;
+
+		while (j < n && isspace(b[j]))
+			j++;
+		if (j == n)
+			return SNIFF_UNUSED;
+	}
+	for (i = 0; i < n; i++) {
+		if (b[i] == 0)
+			return SNIFF_BINARY;
+		if (b[i] >= 0x20 || b[i] == '\n' || b[i] == '\r' ||
+		    b[i] == '\t' || b[i] >= 0x80)
+			text++;
+	}
+	return text * 10 >= n * 9 ? SNIFF_TEXT : SNIFF_BINARY;
+}
+
+static int
+report_like_name(const char *name)
+{
+	static const char *const endings[] = {
+		".xml", ".gz", ".gzip", ".zip", ".xml.gz", ".zlib", ".json",
+		".json.gz", NULL };
+	const char *const *e;
+	size_t len = strlen(name);
+
+	for (e = endings; *e != NULL; e++) {
+		size_t elen = strlen(*e);
+
+		if (len > elen && strcasecmp(name + len - elen, *e) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+describe_bytes(const unsigned char *b, size_t n, char *out, size_t size)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < n && i < 8 && o + 4 < size; i++)
+		o += (size_t)snprintf(out + o, size - o, "%s%02x", i ? " " : "",
+		    b[i]);
+	if (o == 0)
+		snprintf(out, size, "none");
+}
+
+/* Aggregate XML */
+
+static int
+do_xml(struct unpack *u, struct stream *s, const char *where)
+{
+	struct dm_warnings *warnings;
+	struct dm_warnings *saved = u->cur_warnings;
+	struct agg_options ao;
+	struct agg_parser *p;
+	struct dm_error err, read_err;
+	ssize_t n;
+	int rc = 0;
+
+	warnings = calloc(1, sizeof(*warnings));
+	if (warnings == NULL)
+		return dm_error_set(&u->stop_err, DM_E_NOMEM, "out of memory");
+	ao.input = u->input;
+	ao.where = where;
+	ao.warnings = warnings;
+	p = agg_new(&ao, &u->tap, &u->stop_err);
+	if (p == NULL) {
+		free(warnings);
+		return -1;
+	}
+	u->cur_warnings = warnings;
+	dm_error_clear(&err);
+	for (;;) {
+		dm_error_clear(&read_err);
+		n = stream_read(s, u->readbuf, READ_CHUNK, &read_err);
+		if (n < 0) {
+			/* The bytes stopped: a report open so far is rejected. */
+			agg_abort(p, &read_err, &err);
+			if (!agg_has_report(p)) {
+				if (input_fault(&read_err))
+					rc = emit_problem(u, where,
+					    DM_KIND_UNKNOWN, &read_err);
+				else {
+					u->stop_err = read_err;
+					rc = -1;
+				}
+			} else if (!input_fault(&read_err)) {
+				u->stop_err = read_err;
+				rc = -1;
+			}
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (agg_feed(p, u->readbuf, (size_t)n, &err) != 0)
+			break;
+	}
+	if (agg_finish(p, &err) != 0) {
+		if (!input_fault(&err)) {
+			u->stop_err = err;
+			rc = -1;
+		} else if (!agg_has_report(p))
+			rc = emit_problem(u, where, DM_KIND_UNKNOWN, &err);
+	}
+out:
+	u->cur_warnings = saved;
+	agg_free(&p);
+	free(warnings);
+	return rc;
+}
+
+/* gzip and zlib */
+
+static int
+do_inflate(struct unpack *u, struct stream *s, const char *where, int depth,
+    int gzip)
+{
+	char inner_where[WHERE_MAX];
+	struct stream *z;
+	int rc;
+
+	z = stream_inflate_new(s, &u->budget, &u->cur_warnings);
+	if (z == NULL)
+		return dm_error_set(&u->stop_err, DM_E_NOMEM, "out of memory");
+	join_where(inner_where, where, "%s", gzip ? "gzip" : "zlib");
+	rc = dispatch(u, z, inner_where, depth + 1, 0);
+	stream_free(&z);
+	return rc;
+}
+
+/* zip */
+
+struct zip_member_stream {
+	struct stream base;
+	zip_file_t *zf;
+	struct stream_budget *budget;
+	uint64_t comp_size, out_total;
+};
+
+static ssize_t
+zip_member_read(struct stream *s, void *buf, size_t len,
+    struct dm_error *err)
+{
+	struct zip_member_stream *m = (struct zip_member_stream *)s;
+	zip_int64_t n = zip_fread(m->zf, buf, len);
+
+	if (n < 0)
+		return dm_error_set(err, DM_E_DATA, "zip member unreadable: %s",
+		    zip_error_strerror(zip_file_get_error(m->zf)));
+	m->out_total += (uint64_t)n;
+	if (stream_budget_take(m->budget, (uint64_t)n, m->comp_size,
+	    m->out_total, "zip member", err) != 0)
+		return -1;
+	return (ssize_t)n;
+}
+
+static const struct stream_ops zip_member_ops = { zip_member_read, NULL };
+
+/* Copy a stream that cannot be reopened to an unlinked temporary file. */
+static int
+spool(struct unpack *u, struct stream *s, int *fd_r, struct dm_error *err)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+	ssize_t n;
+	uint64_t total = 0;
+	int fd;
+
+	if (dir == NULL || dir[0] == '\0')
+		dir = "/tmp";
+	fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "%s/dmarcd-spool-XXXXXX", dir);
+		fd = mkstemp(path);
+		if (fd < 0)
+			return dm_error_set(err, DM_E_IO, "cannot create a "
+			    "temporary file in %s: %s", dir, strerror(errno));
+		unlink(path);
+	}
+	while ((n = stream_read(s, u->readbuf, READ_CHUNK, err)) > 0) {
+		ssize_t w, off = 0;
+
+		total += (uint64_t)n;
+		if (total > u->opt->limits.max_input_bytes) {
+			close(fd);
+			return dm_error_set(err, DM_E_LIMIT, "zip archive "
+			    "larger than the limit of %llu bytes",
+			    (unsigned long long)u->opt->limits.max_input_bytes);
+		}
+		while (off < n) {
+			w = write(fd, u->readbuf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				dm_error_set(err, DM_E_IO, "cannot write a "
+				    "temporary file: %s", strerror(errno));
+				close(fd);
+				return -1;
+			}
+			off += w;
+		}
+	}
+	if (n < 0) {
+		close(fd);
+		return -1;
+	}
+	*fd_r = fd;
+	return 0;
+}
+
+static int
+zip_open_stream(struct unpack *u, struct stream *s, zip_t **za_r,
+    struct dm_error *err)
+{
+	zip_error_t zerr;
+	int fd = -1, code;
+
+	*za_r = NULL;
+	zip_error_init(&zerr);
+	if (s->mem != NULL) {
+		zip_source_t *src = zip_source_buffer_create(s->mem, s->mem_len,
+		    0, &zerr);
+
+		if (src != NULL) {
+			*za_r = zip_open_from_source(src, ZIP_RDONLY, &zerr);
+			if (*za_r == NULL)
+				zip_source_free(src);
+		}
+	} else {
+		if (s->fd >= 0 && s->offset == 0)
+			fd = dup(s->fd);
+		else if (spool(u, s, &fd, err) != 0) {
+			zip_error_fini(&zerr);
+			return -1;
+		}
+		if (fd < 0) {
+			zip_error_fini(&zerr);
+			return dm_error_set(err, DM_E_IO, "dup: %s",
+			    strerror(errno));
+		}
+		*za_r = zip_fdopen(fd, ZIP_RDONLY, &code);
+		if (*za_r == NULL) {
+			close(fd);
+			zip_error_set(&zerr, code, errno);
+		}
+	}
+	if (*za_r == NULL) {
+		dm_error_set(err, DM_E_DATA, "unreadable zip archive: %s",
+		    zip_error_strerror(&zerr));
+		zip_error_fini(&zerr);
+		return -1;
+	}
+	zip_error_fini(&zerr);
+	return 0;
+}
+
+static void
+printable_name(const char *in, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (; in != NULL && *in != '\0' && o + 1 < size; in++)
+		out[o++] = ((unsigned char)*in >= 0x20 &&
+		    (unsigned char)*in < 0x7f) ? *in : '?';
+	out[o] = '\0';
+}
+
+static int
+do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
+{
+	char member_where[WHERE_MAX], name[160];
+	struct dm_error err;
+	zip_t *za;
+	zip_int64_t count, i;
+	unsigned found_before = u->found, skipped = 0;
+	int rc = 0;
+
+	dm_error_clear(&err);
+	if (zip_open_stream(u, s, &za, &err) != 0)
+		return input_fault(&err) ? emit_problem(u, where,
+		    DM_KIND_UNKNOWN, &err) : (u->stop_err = err, -1);
+	count = zip_get_num_entries(za, 0);
+	if (count < 0 || (uint64_t)count > u->opt->limits.max_zip_members) {
+		rc = problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT, "zip "
+		    "archive has %lld members, more than the limit of %u",
+		    (long long)count, u->opt->limits.max_zip_members);
+		goto out;
+	}
+	for (i = 0; i < count && rc == 0; i++) {
+		struct zip_member_stream *m;
+		zip_stat_t st;
+		size_t nlen;
+		unsigned flags;
+
+		zip_stat_init(&st);
+		if (zip_stat_index(za, (zip_uint64_t)i, 0, &st) != 0) {
+			rc = problem(u, where, DM_KIND_UNKNOWN, DM_E_DATA,
+			    "zip member %lld unreadable: %s", (long long)i,
+			    zip_strerror(za));
+			continue;
+		}
+		printable_name(st.name, name, sizeof(name));
+		join_where(member_where, where, "zip member '%s'", name);
+		nlen = st.name ? strlen(st.name) : 0;
+		if (nlen > 0 && st.name[nlen - 1] == '/') {
+			skipped++;	/* a directory */
+			continue;
+		}
+		if ((st.valid & ZIP_STAT_ENCRYPTION_METHOD) &&
+		    st.encryption_method != ZIP_EM_NONE) {
+			rc = problem(u, member_where, DM_KIND_UNKNOWN,
+			    DM_E_DATA, "encrypted zip member: cannot be read");
+			continue;
+		}
+		if ((st.valid & ZIP_STAT_SIZE) &&
+		    st.size > u->budget.max_bytes - u->budget.used) {
+			rc = problem(u, member_where, DM_KIND_UNKNOWN,
+			    DM_E_LIMIT, "zip member declares %llu bytes, more "
+			    "than the limit of %llu (decompression bomb?)",
+			    (unsigned long long)st.size,
+			    (unsigned long long)u->budget.max_bytes);
+			continue;
+		}
+		if ((st.valid & ZIP_STAT_SIZE) &&
+		    (st.valid & ZIP_STAT_COMP_SIZE) &&
+		    u->budget.max_ratio > 0 && st.size > u->budget.ratio_grace &&
+		    st.size / (st.comp_size ? st.comp_size : 1) >
+		    u->budget.max_ratio) {
+			rc = problem(u, member_where, DM_KIND_UNKNOWN,
+			    DM_E_LIMIT, "zip member expands %llu bytes to "
+			    "%llu, a ratio above the limit of %u:1 "
+			    "(decompression bomb?)",
+			    (unsigned long long)st.comp_size,
+			    (unsigned long long)st.size, u->budget.max_ratio);
+			continue;
+		}
+		m = calloc(1, sizeof(*m));
+		if (m == NULL) {
+			rc = dm_error_set(&u->stop_err, DM_E_NOMEM, "out of "
+			    "memory");
+			break;
+		}
+		m->base.ops = &zip_member_ops;
+		m->base.fd = -1;
+		m->budget = &u->budget;
+		m->comp_size = (st.valid & ZIP_STAT_COMP_SIZE) ?
+		    st.comp_size : 0;
+		m->zf = zip_fopen_index(za, (zip_uint64_t)i, 0);
+		if (m->zf == NULL) {
+			rc = problem(u, member_where, DM_KIND_UNKNOWN,
+			    DM_E_DATA, "zip member cannot be opened: %s",
+			    zip_strerror(za));
+			free(m);
+			continue;
+		}
+		flags = report_like_name(name) ? 0 : DISPATCH_OPTIONAL;
+		{
+			struct stream *ms = &m->base;
+
+			rc = dispatch(u, ms, member_where, depth + 1, flags);
+			if (rc > 0) {
+				skipped++;
+				rc = 0;
+			}
+			zip_fclose(m->zf);
+			stream_free(&ms);
+		}
+	}
+	if (rc == 0 && u->found == found_before)
+		rc = problem(u, where, DM_KIND_UNKNOWN, DM_E_DATA, "zip archive "
+		    "holds no report (%lld member(s), %u skipped: directories "
+		    "or not reports)", (long long)count, skipped);
+out:
+	zip_discard(za);
+	return rc;
+}
+
+/* Mail */
+
+struct mail_walk {
+	const char *subject;
+	char parts[256];		/* types seen, for the "none" message */
+	const char *notice_text;	/* first text/plain, for notices */
+	size_t notice_len;
+	char *notice_owned;
+	int is_report;			/* a multipart/report was seen */
+};
+
+static int walk(struct unpack *u, const struct mailmime *mm,
+    const char *where, int depth, int mime_depth, struct mail_walk *w);
+
+static int
+do_arf(struct unpack *u, const struct mailmime *mm, const char *where)
+{
+	struct dm_warnings *warnings = calloc(1, sizeof(*warnings));
+	struct dm_arena arena;
+	struct dm_failure f;
+	struct arf_options o;
+	struct dm_error err;
+	int rc;
+
+	if (warnings == NULL)
+		return dm_error_set(&u->stop_err, DM_E_NOMEM, "out of memory");
+	dm_arena_init(&arena, DM_MAX_FAILURE_TEXT);
+	o.input = u->input;
+	o.where = where;
+	o.keep_bodies = u->opt->keep_bodies;
+	o.warnings = warnings;
+	dm_error_clear(&err);
+	if (arf_parse(mm, &o, &arena, &f, &err) != 0) {
+		f.status = DM_STATUS_REJECTED;
+		f.error = err;
+	}
+	rc = emit_failure(u, &f);
+	dm_arena_free(&arena);
+	free(warnings);
+	return rc;
+}
+
+static int
+do_notice(struct unpack *u, struct mail_walk *w, const char *where)
+{
+	struct dm_warnings *warnings = calloc(1, sizeof(*warnings));
+	struct dm_arena arena;
+	struct dm_failure f;
+	struct arf_options o;
+	struct dm_error err;
+	int rc;
+
+	if (warnings == NULL)
+		return dm_error_set(&u->stop_err, DM_E_NOMEM, "out of memory");
+	dm_arena_init(&arena, DM_MAX_FAILURE_TEXT);
+	o.input = u->input;
+	o.where = where;
+	o.keep_bodies = u->opt->keep_bodies;
+	o.warnings = warnings;
+	dm_error_clear(&err);
+	if (arf_parse_notice(w->notice_text, w->notice_len, &o, &arena, &f,
+	    &err) != 0) {
+		f.status = DM_STATUS_REJECTED;
+		f.error = err;
+	}
+	rc = emit_failure(u, &f);
+	dm_arena_free(&arena);
+	free(warnings);
+	return rc;
+}
+
+static void
+note_part(struct mail_walk *w, const char *type)
+{
+	size_t len = strlen(w->parts);
+
+	if (strstr(w->parts, type) != NULL || len + strlen(type) + 3 >=
+	    sizeof(w->parts))
+		return;
+	snprintf(w->parts + len, sizeof(w->parts) - len, "%s%s",
+	    len ? ", " : "", type);
+}
+
+static int
+skip_type(const char *type)
+{
+	return strcmp(type, "text/html") == 0 ||
+	    strcmp(type, "text/enriched") == 0 ||
+	    strncmp(type, "image/", 6) == 0 ||
+	    strncmp(type, "audio/", 6) == 0 ||
+	    strncmp(type, "video/", 6) == 0 ||
+	    strcmp(type, "message/delivery-status") == 0 ||
+	    strcmp(type, "message/disposition-notification") == 0 ||
+	    strcmp(type, "text/rfc822-headers") == 0 ||
+	    strcmp(type, "application/pgp-signature") == 0 ||
+	    strcmp(type, "application/pkcs7-signature") == 0 ||
+	    strcmp(type, "application/x-pkcs7-signature") == 0;
+}
+
+static int
+walk_single(struct unpack *u, const struct mailmime *mm, const char *where,
+    int depth, struct mail_walk *w)
+{
+	struct mime_part_info info;
+	struct dm_error err;
+	struct stream *s;
+	const char *data;
+	size_t len;
+	char *owned = NULL;
+	int rc;
+
+	mime_part_info(mm, &info);
+	note_part(w, info.type);
+	if (strcmp(info.type, "application/ms-tnef") == 0 ||
+	    strcasecmp(info.filename, "winmail.dat") == 0)
+		return problem(u, where, DM_KIND_UNKNOWN, DM_E_DATA, "a TNEF "
+		    "(winmail.dat) attachment: dmarcd cannot decode TNEF");
+	if (skip_type(info.type) && !report_like_name(info.filename))
+		return 0;
+	dm_error_clear(&err);
+	if (mime_decode(mm, &data, &len, &owned, &err) != 0) {
+		if (!input_fault(&err)) {
+			u->stop_err = err;
+			return -1;
+		}
+		return problem(u, where, DM_KIND_UNKNOWN, err.code, "%s",
+		    err.msg);
+	}
+	if (strcmp(info.type, "text/plain") == 0 && w->notice_text == NULL &&
+	    owned == NULL) {
+		w->notice_text = data;
+		w->notice_len = len;
+	} else if (strcmp(info.type, "text/plain") == 0 &&
+	    w->notice_text == NULL) {
+		w->notice_owned = malloc(len + 1);
+		if (w->notice_owned != NULL) {
+			memcpy(w->notice_owned, data, len);
+			w->notice_text = w->notice_owned;
+			w->notice_len = len;
+		}
+	}
+	s = stream_mem_new(data, len);
+	if (s == NULL) {
+		mime_decoded_free(&owned);
+		return dm_error_set(&u->stop_err, DM_E_NOMEM, "out of memory");
+	}
+	rc = dispatch(u, s, where, depth + 1,
+	    report_like_name(info.filename) ? 0 : DISPATCH_OPTIONAL);
+	stream_free(&s);
+	mime_decoded_free(&owned);
+	return rc > 0 ? 0 : rc;
+}
+
+static int
+walk(struct unpack *u, const struct mailmime *mm, const char *where,
+    int depth, int mime_depth, struct mail_walk *w)
+{
+	char child_where[WHERE_MAX];
+	struct mime_part_info info;
+	clistiter *it;
+	int index = 0, rc = 0;
+
+	if (mime_depth > DM_MAX_MIME_DEPTH)
+		return problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT, "MIME "
+		    "parts nested deeper than %d levels", DM_MAX_MIME_DEPTH);
+	switch (mm->mm_type) {
+	case MAILMIME_MESSAGE:
+		if (mm->mm_data.mm_message.mm_msg_mime == NULL)
+			return 0;
+		if (mime_depth == 0)
+			return walk(u, mm->mm_data.mm_message.mm_msg_mime,
+			    where, depth, mime_depth + 1, w);
+		join_where(child_where, where, "attached message");
+		return walk(u, mm->mm_data.mm_message.mm_msg_mime, child_where,
+		    depth, mime_depth + 1, w);
+	case MAILMIME_MULTIPLE:
+		mime_part_info(mm, &info);
+		if (strcmp(info.type, "multipart/report") == 0 &&
+		    strcmp(info.report_type, "tlsrpt") != 0 &&
+		    strcmp(info.report_type, "delivery-status") != 0)
+			w->is_report = 1;
+		if (arf_feedback_part(mm) != NULL)
+			return do_arf(u, mm, where);
+		for (it = clist_begin(mm->mm_data.mm_multipart.mm_mp_list);
+		    it != NULL && rc == 0; it = clist_next(it)) {
+			const struct mailmime *child = clist_content(it);
+			struct mime_part_info ci;
+
+			index++;
+			mime_part_info(child, &ci);
+			if (ci.filename[0] != '\0')
+				join_where(child_where, where, "mail part %d "
+				    "'%s' (%s)", index, ci.filename, ci.type);
+			else
+				join_where(child_where, where, "mail part %d "
+				    "(%s)", index, ci.type);
+			rc = walk(u, child, child_where, depth, mime_depth + 1,
+			    w);
+		}
+		return rc;
+	case MAILMIME_SINGLE:
+		return walk_single(u, mm, where, depth, w);
+	}
+	return 0;
+}
+
+static int
+do_mail(struct unpack *u, struct stream *s, const char *where, int depth)
+{
+	struct mail_walk w;
+	struct mailmime *mm = NULL;
+	struct dm_error err;
+	unsigned char *owned = NULL;
+	const char *data;
+	size_t len, skip;
+	unsigned found_before = u->found;
+	int rc;
+
+	dm_error_clear(&err);
+	if (s->mem != NULL) {
+		data = (const char *)s->mem;
+		len = s->mem_len;
+		if (len > u->opt->limits.max_message_bytes)
+			return problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT,
+			    "mail of %zu bytes is larger than the limit of "
+			    "%llu", len, (unsigned long long)
+			    u->opt->limits.max_message_bytes);
+	} else {
+		if (stream_slurp(s, (size_t)u->opt->limits.max_message_bytes,
+		    &owned, &len, &err) != 0) {
+			if (!input_fault(&err)) {
+				u->stop_err = err;
+				return -1;
+			}
+			if (err.code == DM_E_LIMIT)
+				return problem(u, where, DM_KIND_UNKNOWN,
+				    DM_E_LIMIT, "mail larger than the limit of "
+				    "%llu bytes (--max-message)",
+				    (unsigned long long)
+				    u->opt->limits.max_message_bytes);
+			return emit_problem(u, where, DM_KIND_UNKNOWN, &err);
+		}
+		data = (const char *)owned;
+	}
+	skip = mime_skip_mbox_from(data, len);
+	if (mime_parse(data + skip, len - skip, &mm, &err) != 0) {
+		free(owned);
+		if (!input_fault(&err)) {
+			u->stop_err = err;
+			return -1;
+		}
+		return emit_problem(u, where, DM_KIND_UNKNOWN, &err);
+	}
+	memset(&w, 0, sizeof(w));
+	w.subject = mime_message_subject(mm);
+	rc = walk(u, mm, where, depth, 0, &w);
+	if (rc == 0 && u->found == found_before) {
+		if ((w.is_report || w.subject != NULL) && w.notice_text &&
+		    arf_looks_like_notice(w.subject, w.notice_text,
+		    w.notice_len))
+			rc = do_notice(u, &w, where);
+		else
+			rc = problem(u, where, DM_KIND_UNKNOWN, DM_E_DATA, "no "
+			    "DMARC report in the mail (parts: %s)",
+			    w.parts[0] ? w.parts : "none");
+	}
+	free(w.notice_owned);
+	mime_free(&mm);
+	free(owned);
+	return rc;
+}
+
+/* JSON: TLS-RPT is recognised, anything else is no report. */
+static int
+do_json(struct unpack *u, const unsigned char *head, size_t n,
+    const char *where, unsigned flags)
+{
+	if (memmem(head, n, "\"organization-name\"", 19) != NULL ||
+	    memmem(head, n, "\"policies\"", 10) != NULL)
+		return problem(u, where, DM_KIND_TLSRPT, DM_E_DATA, "an SMTP "
+		    "TLS report (RFC 8460, TLS-RPT): recognised, but dmarcd "
+		    "does not store TLS-RPT yet");
+	if (flags & DISPATCH_OPTIONAL)
+		return 1;
+	return problem(u, where, DM_KIND_UNKNOWN, DM_E_DATA, "a JSON "
+	    "document, not a DMARC report");
+}
+
+static int
+dispatch(struct unpack *u, struct stream *s, const char *where, int depth,
+    unsigned flags)
+{
+	const unsigned char *head;
+	struct dm_error err;
+	char bytes[48];
+	ssize_t n;
+	enum sniff kind;
+
+	if (depth > DM_MAX_CONTAINER_DEPTH)
+		return problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT,
+		    "containers nested deeper than %d levels",
+		    DM_MAX_CONTAINER_DEPTH);
+	dm_error_clear(&err);
+	n = stream_peek(s, STREAM_PEEK_MAX, &head, &err);
+	if (n < 0) {
+		if (!input_fault(&err)) {
+			u->stop_err = err;
+			return -1;
+		}
+		return emit_problem(u, where, DM_KIND_UNKNOWN, &err);
+	}
+	kind = sniff(head, (size_t)n);
+	switch (kind) {
+	case SNIFF_GZIP:
+		return do_inflate(u, s, where, depth, 1);
+	case SNIFF_ZLIB:
+		return do_inflate(u, s, where, depth, 0);
+	case SNIFF_ZIP:
+		return do_zip(u, s, where, depth);
+	case SNIFF_XML:
+		return do_xml(u, s, where);
+	case SNIFF_MAIL:
+		return do_mail(u, s, where, depth);
+	case SNIFF_JSON:
+		return do_json(u, head, (size_t)n, where, flags);
+	case SNIFF_TNEF:
+		return problem(u, where, DM_KIND_UNKNOWN, DM_E_DATA, "TNEF "
+		    "(winmail.dat) data: dmarcd cannot decode TNEF");
+	case SNIFF_UNUSED:
+		return problem(u, where, DM_KIND_UNKNOWN, DM_E_DATA, "the "
+		    "placeholder text 'unused' instead of a report (known junk "
+		    "from Yahoo/AOL, 2023)");
+	default:
+		break;
+	}
+	if (flags & DISPATCH_OPTIONAL)
+		return 1;
+	switch (kind) {
+	case SNIFF_EMPTY:
+		return problem(u, where, DM_KIND_UNKNOWN, DM_E_DATA,
+		    "empty: no bytes at all");
+	case SNIFF_HTML:
+		return problem(u, where, DM_KIND_UNKNOWN, DM_E_DATA, "an HTML "
+		    "document, not a DMARC report");
+	case SNIFF_TEXT:
+		return problem(u, where, DM_KIND_UNKNOWN, DM_E_DATA, "plain "
+		    "text, not a DMARC report (no XML, gzip, zip or mail)");
+	default:
+		describe_bytes(head, (size_t)n, bytes, sizeof(bytes));
+		return problem(u, where, DM_KIND_UNKNOWN, DM_E_DATA,
+		    "unrecognised binary data (first bytes %s): not XML, "
+		    "gzip, zlib, zip or mail", bytes);
+	}
+}
+
+static int
+unpack_stream(struct stream *s, const char *name,
+    const struct unpack_options *options, const struct dm_handler *handler,
+    struct unpack_result *result, struct dm_error *err)
+{
+	struct unpack u;
+	int rc;
+
+	memset(&u, 0, sizeof(u));
+	memset(result, 0, sizeof(*result));
+	u.opt = options;
+	u.user = handler;
+	u.result = result;
+	u.input = name;
+	u.tap.ctx = &u;
+	u.tap.report_begin = tap_report_begin;
+	u.tap.record = tap_record;
+	u.tap.report_end = tap_report_end;
+	u.budget.max_bytes = options->limits.max_input_bytes;
+	u.budget.max_ratio = options->limits.max_ratio;
+	u.budget.ratio_grace = DM_RATIO_GRACE_BYTES;
+	u.readbuf = malloc(READ_CHUNK);
+	if (u.readbuf == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	rc = dispatch(&u, s, "", 0, 0);
+	free(u.readbuf);
+	if (rc < 0) {
+		*err = u.stop_err;
+		return -1;
+	}
+	return 0;
+}
+
+int
+unpack_fd(int fd, const char *name, const struct unpack_options *options,
+    const struct dm_handler *handler, struct unpack_result *result,
+    struct dm_error *err)
+{
+	struct stream *s = stream_fd_new(fd, 0);
+	int rc;
+
+	if (s == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	rc = unpack_stream(s, name, options, handler, result, err);
+	stream_free(&s);
+	return rc;
+}
+
+int
+unpack_memory(const void *data, size_t len, const char *name,
+    const struct unpack_options *options, const struct dm_handler *handler,
+    struct unpack_result *result, struct dm_error *err)
+{
+	struct stream *s = stream_mem_new(data, len);
+	int rc;
+
+	if (s == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	rc = unpack_stream(s, name, options, handler, result, err);
+	stream_free(&s);
+	return rc;
+}
+
+int
+unpack_path(const char *path, const struct unpack_options *options,
+    const struct dm_handler *handler, struct unpack_result *result,
+    struct dm_error *err)
+{
+	int fd, rc;
+
+	if (strcmp(path, "-") == 0)
+		return unpack_fd(STDIN_FILENO, "-", options, handler, result,
+		    err);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return dm_error_set(err, errno == ENOENT ? DM_E_NOINPUT :
+		    DM_E_IO, "cannot open: %s", strerror(errno));
+	rc = unpack_fd(fd, path, options, handler, result, err);
+	close(fd);
+	return rc;
+}

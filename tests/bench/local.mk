@@ -1,0 +1,22 @@
+# tests/bench/local.mk - make bench: dmarcd parse against a libxml2 SAX floor.
+#
+# Not part of make check (it generates ~850 MB and runs for minutes).
+# sax_floor is an EXTRA program: built only when bench asks for it.
+# `make bench` exits 0 when parse-bench.sh skips (77: no ../shared, no GNU
+# time); a missed target prints FAIL but is not an error, a tool that fails is.
+EXTRA_PROGRAMS = tests/bench/sax_floor
+tests_bench_sax_floor_SOURCES = tests/bench/sax_floor.c
+tests_bench_sax_floor_CFLAGS = $(AM_CFLAGS) $(XML2_CFLAGS)
+tests_bench_sax_floor_LDADD = $(XML2_LIBS)
+CLEANFILES += tests/bench/sax_floor$(EXEEXT)
+EXTRA_DIST += tests/bench/parse-bench.sh
+
+.PHONY: bench
+bench: collector/dmarcd$(EXEEXT) tests/bench/sax_floor$(EXEEXT)
+	@top_srcdir='$(abs_top_srcdir)'; top_builddir='$(abs_top_builddir)'; \
+	DMARCD='$(abs_top_builddir)/collector/dmarcd$(EXEEXT)'; \
+	SAX_FLOOR='$(abs_top_builddir)/tests/bench/sax_floor$(EXEEXT)'; \
+	PYTHON3='$(PYTHON3)'; XMLLINT='$(XMLLINT)'; \
+	export top_srcdir top_builddir DMARCD SAX_FLOOR PYTHON3 XMLLINT; \
+	$(SHELL) $(top_srcdir)/tests/bench/parse-bench.sh || \
+	{ rc=$$?; test $$rc -eq 77 || exit $$rc; }

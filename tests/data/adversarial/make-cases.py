@@ -1,0 +1,782 @@
+#!/usr/bin/env python3
+"""make-cases.py - regenerate the adversarial inputs in tests/data/adversarial.
+
+Each case is a data file NAME.EXT plus a sidecar NAME.expect read by
+tests/data/adversarial.sh:
+
+    # what this case proves (one sentence)
+    args: extra `dmarcd parse` arguments (optional)
+    exit: expected exit status
+    kind: unknown|aggregate|failure|tlsrpt (optional)
+    error: regex the summary's errors, joined by newlines, must match
+    warning: regex the joined warnings must match (optional)
+    records: expected record count (optional)
+
+Regexes are Python `re` (ERE plus (?i)); the runner uses re.search.
+
+The generated files are committed and the test reads them, not this
+script: run it only to change a case, then review `git diff --stat` (the
+bytes depend on the zlib version, the behaviour does not). Standard
+library only, deterministic (no time stamps, no randomness without a
+fixed seed). It also rewrites tests/data/local.mk, because automake needs
+every distributed file by name.
+
+Usage: python3 tests/data/adversarial/make-cases.py [OUTDIR]
+"""
+
+import base64
+import os
+import random
+import struct
+import sys
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else HERE
+LOCAL_MK = os.path.join(os.path.dirname(HERE), "local.mk")
+MAX_FILE = 200 * 1024 + 4096        # keep the repository small
+
+MiB = 1 << 20
+cases = []                           # (data file name, expect file name)
+
+
+# --------------------------------------------------------------- builders
+
+def report(org="adversary.example", report_id="adv-0001",
+           begin="1700000000", end="1700086399", metadata_extra="",
+           policy=True, records=None, date_range=None):
+    """A small, valid RFC 7489 aggregate report (as bytes)."""
+    if records is None:
+        records = [record()]
+    rid = "" if report_id is None else \
+        "    <report_id>%s</report_id>\n" % report_id
+    if date_range is None:
+        date_range = ("    <date_range><begin>%s</begin>"
+                      "<end>%s</end></date_range>\n" % (begin, end))
+    pol = ""
+    if policy:
+        pol = ("  <policy_published>\n"
+               "    <domain>example.com</domain><adkim>r</adkim>"
+               "<aspf>r</aspf>\n"
+               "    <p>none</p><sp>none</sp><pct>100</pct>\n"
+               "  </policy_published>\n")
+    return ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<feedback>\n"
+            "  <version>1.0</version>\n"
+            "  <report_metadata>\n"
+            "    <org_name>%s</org_name>\n"
+            "    <email>noreply-dmarc@adversary.example</email>\n"
+            "%s%s%s"
+            "  </report_metadata>\n"
+            "%s%s"
+            "</feedback>\n" % (org, rid, date_range, metadata_extra, pol,
+                               "".join(records))).encode()
+
+
+def record(ip="192.0.2.1", count="3", count_elem=None):
+    if count_elem is None:
+        count_elem = "<count>%s</count>" % count
+    return ("  <record>\n"
+            "    <row>\n"
+            "      <source_ip>%s</source_ip>%s\n"
+            "      <policy_evaluated><disposition>none</disposition>"
+            "<dkim>pass</dkim><spf>pass</spf></policy_evaluated>\n"
+            "    </row>\n"
+            "    <identifiers><header_from>example.com</header_from>"
+            "</identifiers>\n"
+            "    <auth_results>\n"
+            "      <dkim><domain>example.com</domain><selector>s1</selector>"
+            "<result>pass</result></dkim>\n"
+            "      <spf><domain>example.com</domain><result>pass</result>"
+            "</spf>\n"
+            "    </auth_results>\n"
+            "  </record>\n" % (ip, count_elem))
+
+
+def report_head():
+    """Everything of report() up to the first record."""
+    full = report(records=[])
+    return full[:full.rindex(b"</feedback>")]
+
+
+def record_stream(total):
+    """Yield `total` bytes of a report with as many records as fit, in
+    chunks. Repeated records deflate only about 230:1 (each 258-byte match
+    pays for a long distance), under the ratio cap: use it where the
+    other caps are the point."""
+    head = report_head()
+    rec = record().encode()
+    yield head
+    done = len(head)
+    block = rec * (MiB // len(rec))
+    while done + len(block) <= total:
+        yield block
+        done += len(block)
+    left = total - done
+    yield (rec * (left // len(rec) + 1))[:left]
+
+
+def comment_bomb(total):
+    """Yield `total` bytes: a valid report head and one record, then a
+    comment of spaces that never ends. Deflate packs it about 1000:1 and
+    no XML cap of dmarcd (text, attribute, depth) applies to a comment,
+    so the ratio cap is what has to stop it."""
+    head = report_head() + record().encode() + b"  <!-- "
+    yield head
+    done = len(head)
+    block = b" " * MiB
+    while done + len(block) <= total:
+        yield block
+        done += len(block)
+    yield b" " * (total - done)
+
+
+def deflate(chunks, wbits, level=9):
+    """Compress an iterable of byte strings (wbits: 31 gzip, 15 zlib,
+    -15 raw deflate). zlib's own gzip header has mtime 0, no name."""
+    c = zlib.compressobj(level, zlib.DEFLATED, wbits, 9)
+    out = [c.compress(b) for b in chunks]
+    out.append(c.flush())
+    return b"".join(out)
+
+
+def gz(data):
+    return deflate([data], 31)
+
+
+def crc_and_size(chunks):
+    crc, size = 0, 0
+    for b in chunks:
+        crc = zlib.crc32(b, crc)
+        size += len(b)
+    return crc, size
+
+
+DOS_DATE = (0 << 11) | (0 << 5) | 0          # 00:00:00
+DOS_DAY = ((1980 - 1980) << 9) | (1 << 5) | 1  # 1980-01-01
+
+
+class Zip:
+    """A minimal zip writer that lets a case lie: wrong CRC, wrong sizes,
+    overlapping members, encrypted flag, any member name."""
+
+    def __init__(self):
+        self.body = bytearray()
+        self.central = []
+
+    def local(self, name, payload, method, crc, csize, usize, flags=0):
+        off = len(self.body)
+        n = name.encode()
+        self.body += struct.pack("<IHHHHHIIIHH", 0x04034b50, 20, flags,
+                                 method, DOS_DATE, DOS_DAY, crc, csize,
+                                 usize, len(n), 0) + n + payload
+        return off
+
+    def entry(self, name, off, method, crc, csize, usize, flags=0,
+              external=0):
+        self.central.append((name.encode(), off, method, crc, csize, usize,
+                             flags, external))
+
+    def add(self, name, data, method=8, crc=None, usize=None, flags=0,
+            payload=None, external=0):
+        if payload is None:
+            payload = deflate([data], -15) if method == 8 else data
+        if crc is None:
+            crc = zlib.crc32(data)
+        if usize is None:
+            usize = len(data)
+        off = self.local(name, payload, method, crc, len(payload), usize,
+                         flags)
+        self.entry(name, off, method, crc, len(payload), usize, flags,
+                   external)
+        return off
+
+    def bytes(self, count_override=None):
+        cd = bytearray()
+        for (n, off, method, crc, csize, usize, flags, ext) in self.central:
+            cd += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014b50, 0x031e, 20,
+                              flags, method, DOS_DATE, DOS_DAY, crc, csize,
+                              usize, len(n), 0, 0, 0, 0, ext, off) + n
+        count = len(self.central) if count_override is None \
+            else count_override
+        eocd = struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, count, count,
+                           len(cd), len(self.body), 0)
+        return bytes(self.body) + bytes(cd) + eocd
+
+
+def zip_one(name, data):
+    z = Zip()
+    z.add(name, data)
+    return z.bytes()
+
+
+# PKWARE "traditional" encryption (APPNOTE 6.1), enough to make a member
+# that a real unzipper decrypts with the password; dmarcd has none.
+def _crc_byte(crc, b):
+    return ~zlib.crc32(bytes([b]), ~crc & 0xffffffff) & 0xffffffff
+
+
+def zipcrypto(data, password, check_byte):
+    k = [0x12345678, 0x23456789, 0x34567890]
+
+    def update(c):
+        k[0] = _crc_byte(k[0], c)
+        k[1] = ((k[1] + (k[0] & 0xff)) * 134775813 + 1) & 0xffffffff
+        k[2] = _crc_byte(k[2], k[1] >> 24)
+
+    def stream_byte():
+        t = (k[2] | 2) & 0xffff
+        return ((t * (t ^ 1)) >> 8) & 0xff
+
+    for c in password:
+        update(c)
+    header = bytes(random.Random(7).randrange(256) for _ in range(11)) + \
+        bytes([check_byte])
+    out = bytearray()
+    for p in header + data:
+        out.append(p ^ stream_byte())
+        update(p)
+    return bytes(out)
+
+
+def mail(headers, body):
+    h = "".join("%s: %s\r\n" % kv for kv in headers)
+    return (h + "\r\n").encode() + body
+
+
+def b64lines(data):
+    s = base64.b64encode(data).decode()
+    return "\r\n".join(s[i:i + 76] for i in range(0, len(s), 76)) + "\r\n"
+
+
+def report_mail(attachment, ctype="application/gzip",
+                filename="adversary.example!example.com!1700000000!"
+                         "1700086399.xml.gz",
+                subject="Report Domain: example.com Submitter: "
+                        "adversary.example Report-ID: adv-0001",
+                b64=None, boundary="=_adv_boundary"):
+    if b64 is None:
+        b64 = b64lines(attachment)
+    body = ("This is a multi-part message in MIME format.\r\n"
+            "--%s\r\n"
+            "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+            "DMARC aggregate report for example.com.\r\n"
+            "--%s\r\n"
+            "Content-Type: %s; name=\"%s\"\r\n"
+            "Content-Disposition: attachment; filename=\"%s\"\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n"
+            "%s"
+            "--%s--\r\n" % (boundary, boundary, ctype, filename, filename,
+                            b64, boundary)).encode()
+    return mail([("From", "noreply-dmarc@adversary.example"),
+                 ("To", "dmarc@example.com"),
+                 ("Subject", subject),
+                 ("Date", "Wed, 15 Nov 2023 00:00:00 +0000"),
+                 ("Message-ID", "<adv-0001@adversary.example>"),
+                 ("MIME-Version", "1.0"),
+                 ("Content-Type", "multipart/mixed; boundary=\"%s\""
+                  % boundary)], body)
+
+
+# ------------------------------------------------------------------ cases
+
+def case(name, ext, data, proves, error, exit=65, args=None, kind=None,
+         warning=None, records=None):
+    fname = name + "." + ext
+    assert "." not in name and "/" not in name, name
+    assert len(data) <= MAX_FILE, (fname, len(data))
+    with open(os.path.join(OUT, fname), "wb") as f:
+        f.write(data)
+    lines = ["# " + proves]
+    if args:
+        lines.append("args: " + args)
+    lines.append("exit: %d" % exit)
+    if kind:
+        lines.append("kind: " + kind)
+    if error is not None:
+        lines.append("error: " + error)
+    if warning:
+        lines.append("warning: " + warning)
+    if records is not None:
+        lines.append("records: %d" % records)
+    with open(os.path.join(OUT, name + ".expect"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    cases.append((fname, name + ".expect"))
+
+
+def build():
+    ok_report = report()
+
+    # --- control: the template the semantic cases mutate is valid.
+    case("control-valid-report", "xml", ok_report,
+         "the report template every semantic case mutates parses cleanly, "
+         "so each rejection below comes from its one defect",
+         error=None, exit=0, kind="aggregate", records=1)
+
+    # --- decompression bombs -------------------------------------------
+    case("gzip-bomb-200mib", "xml.gz",
+         deflate(comment_bomb(200 * MiB), 31),
+         "a 200 KB gzip of a report that goes on with a 200 MiB comment is "
+         "refused by the 250:1 ratio cap, not inflated to the end",
+         error=r"(?i)ratio")
+
+    case("gzip-bomb-200mib-zeros", "gz",
+         deflate((b"\0" * MiB for _ in range(200)), 31),
+         "a gzip of 200 MiB of zero bytes is refused quickly "
+         "(ratio cap or not-a-report), never inflated in full",
+         error=r"(?i)ratio|not (an? )?(xml|report)|unrecognised|"
+               r"unknown|NUL")
+
+    inner = deflate(comment_bomb(1024 * MiB), 31)
+    case("gzip-in-gzip-bomb-1gib", "xml.gz.gz", gz(inner),
+         "a gzip whose content is a 1 MB gzip of a 1 GiB report is "
+         "refused by the ratio cap of the inner layer",
+         error=r"(?i)ratio")
+
+    z = Zip()
+    z.add("report.xml", None, payload=deflate(comment_bomb(200 * MiB), -15),
+          crc=crc_and_size(comment_bomb(200 * MiB))[0], usize=200 * MiB)
+    case("zip-bomb-200mib", "zip", z.bytes(),
+         "a zip member that inflates a 200 MiB report from 200 KB is "
+         "refused by the ratio cap",
+         error=r"(?i)ratio")
+
+    z = Zip()
+    payload = deflate(comment_bomb(200 * MiB), -15)
+    z.add("report.xml", None, payload=payload,
+          crc=crc_and_size(comment_bomb(200 * MiB))[0], usize=1000)
+    case("zip-bomb-lying-size", "zip", z.bytes(),
+         "a zip member whose headers claim 1000 bytes but whose stream "
+         "inflates to 200 MiB is stopped (size mismatch or ratio), not "
+         "trusted",
+         error=r"(?i)ratio|size|length|inconsisten|crc|exceeds")
+
+    # Overlapping members (Fifield's non-recursive zip bomb): 256 central
+    # entries share one local entry; each inflates 900 KiB (under the
+    # 1 MiB grace of a per-member ratio check) from ~1 KB, 225 MiB in all.
+    z = Zip()
+    shared = b"".join(record_stream(900 * 1024))
+    payload = deflate([shared], -15)
+    crc = zlib.crc32(shared)
+    off = z.local("r000.xml", payload, 8, crc, len(payload), len(shared))
+    for i in range(256):
+        z.entry("r%03d.xml" % i, off, 8, crc, len(payload), len(shared))
+    case("zip-overlapping-members", "zip", z.bytes(),
+         "256 zip entries that all point at one small deflate stream "
+         "(225 MiB from 20 KB) are refused by the zip layer's ratio or an "
+         "overlap check",
+         error=r"(?i)ratio|overlap|inconsisten|mismatch|differ")
+
+    z = Zip()
+    for i in range(300):
+        z.add("m%03d.xml" % i, b"<a/>", method=0)
+    case("zip-300-members", "zip", z.bytes(),
+         "a zip with 300 members is refused at the 256-member cap",
+         error=r"(?i)member|entries|files")
+
+    data = ok_report
+    for depth in range(8):
+        data = zip_one("level%d.zip" % depth if depth else "report.xml",
+                       data)
+    case("zip-nested-8-deep", "zip", data,
+         "a report inside 8 nested zips is refused at the container "
+         "depth cap of 6",
+         error=r"(?i)depth|deep|nest")
+
+    data = ok_report
+    for _ in range(8):
+        data = gz(data)
+    case("gzip-nested-8-deep", "gz", data,
+         "a report inside 8 nested gzip layers is refused at the container "
+         "depth cap of 6",
+         error=r"(?i)depth|deep|nest")
+
+    body = b"".join(record_stream(5 * MiB))
+    case("max-bytes-exceeded", "xml.gz", gz(body),
+         "a 5 MiB report run with --max-bytes 1M (ratio check off) is "
+         "refused by the decompressed-size cap",
+         args="--max-bytes 1M --max-ratio 0",
+         error=r"(?i)exceeds|too (large|big)|limit|max-bytes")
+
+    # --- broken containers ---------------------------------------------
+    g = gz(ok_report)
+    case("gzip-truncated", "xml.gz", g[:len(g) // 2],
+         "a gzip cut in half is reported as truncated, not as an empty or "
+         "partial report",
+         error=r"(?i)truncat|unexpected end|premature|incomplete|"
+               r"end of (file|data|input|stream)")
+
+    g = bytearray(gz(ok_report))
+    g[-8] ^= 0xff
+    case("gzip-bad-crc", "xml.gz", bytes(g),
+         "a gzip whose CRC-32 trailer does not match its data is refused",
+         error=r"(?i)crc|checksum|integrity")
+
+    rnd = random.Random(1)
+    case("gzip-magic-then-garbage", "gz",
+         b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" +
+         bytes(rnd.randrange(256) for _ in range(4096)),
+         "gzip magic followed by random bytes is a clear inflate error",
+         error=r"(?i)gzip|inflate|deflate|invalid|corrupt")
+
+    case("gzip-header-name-unterminated", "gz",
+         b"\x1f\x8b\x08\x08\x00\x00\x00\x00\x00\x03" + b"A" * 100000,
+         "a gzip header whose FNAME field never ends is a truncated gzip, "
+         "not an unbounded read",
+         error=r"(?i)gzip|truncat|header|unexpected end|incomplete")
+
+    zl = deflate([ok_report], 15)
+    case("zlib-truncated", "xml.z", zl[:len(zl) // 2],
+         "a raw zlib stream cut in half is reported as truncated",
+         error=r"(?i)truncat|unexpected end|premature|incomplete|zlib|"
+               r"end of (file|data|input|stream)")
+
+    zb = zip_one("report.xml", ok_report)
+    case("zip-truncated", "zip", zb[:len(zb) * 2 // 3],
+         "a zip cut before its central directory is refused as a broken "
+         "zip",
+         error=r"(?i)zip|truncat|central|archive")
+
+    z = Zip()
+    z.add("report.xml", ok_report, crc=zlib.crc32(ok_report) ^ 0x5a5a5a5a)
+    case("zip-bad-crc", "zip", z.bytes(),
+         "a zip member whose CRC-32 does not match its data is refused",
+         error=r"(?i)crc|checksum|integrity")
+
+    z = Zip()
+    z.add("report.xml", ok_report)
+    case("zip-cd-count-lie", "zip", z.bytes(count_override=65535),
+         "a zip whose end record claims 65535 entries but holds one is "
+         "refused as inconsistent",
+         error=r"(?i)zip|inconsisten|entries|archive|central")
+
+    z = Zip()
+    z.add("../../etc/passwd.xml", b"root:x:0:0:root:/root:/bin/bash\n"
+          b"daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+    case("zip-path-traversal-member", "zip", z.bytes(),
+         "a zip member named ../../etc/passwd.xml is only read, never "
+         "written anywhere, and the error names that member",
+         error=r"\.\./\.\./etc/passwd\.xml")
+
+    z = Zip()
+    z.add("/tmp/dmarcd-adversarial-absolute.xml", ok_report)
+    z.add("C:\\dmarcd\\evil.xml", b"not a report\n")
+    case("zip-absolute-member-names", "zip", z.bytes(),
+         "members with absolute names are parsed from memory (the report "
+         "counts), nothing is written, and the non-report member is named",
+         error=r"evil\.xml", kind="aggregate", records=1)
+
+    z = Zip()
+    data = ok_report
+    payload = zipcrypto(deflate([data], -15), b"infected",
+                        zlib.crc32(data) >> 24)
+    z.add("report.xml", data, payload=payload, flags=1)
+    case("zip-encrypted-member", "zip", z.bytes(),
+         "an encrypted zip member is refused with a clear 'encrypted' "
+         "error (there is no password to try)",
+         error=r"(?i)encrypt|password")
+
+    z = Zip()
+    z.add("reports/", b"", method=0, external=0x10 | (0o40755 << 16))
+    case("zip-only-directory", "zip", z.bytes(),
+         "a zip holding only a directory entry yields 'no report', not "
+         "success",
+         error=r"(?i)no report|empty|director|nothing")
+
+    case("zip-empty", "zip", Zip().bytes(),
+         "an empty zip (end record only) yields 'no report', not success",
+         error=r"(?i)no report|empty|no member|nothing")
+
+    # --- not a report at all -------------------------------------------
+    case("gzip-yahoo-unused", "xml.gz", gz(b"unused"),
+         "a Yahoo/AOL 2023 placeholder gzip whose content is the text "
+         "'unused' is classified as not XML",
+         error=r"(?i)unused|placeholder|not (an? )?(xml|report)|junk")
+
+    case("html-instead-of-xml", "html",
+         b"<!DOCTYPE html>\n<html><head><title>DMARC report preview"
+         b"</title></head>\n<body><h1>Your DMARC report</h1>"
+         b"<p>View it on our dashboard.</p></body></html>\n",
+         "an HTML page served instead of the XML report is refused as "
+         "HTML/DOCTYPE, not parsed",
+         error=r"(?i)html|doctype")
+
+    case("html-no-doctype", "html",
+         b"<html><head><title>Report</title></head><body>"
+         b"<table><tr><td>192.0.2.1</td><td>3</td></tr></table>"
+         b"</body></html>\n",
+         "an HTML page without a DOCTYPE is refused because its root is "
+         "not <feedback>",
+         error=r"(?i)html|feedback|root")
+
+    case("xml-no-feedback-root", "xml",
+         b"<?xml version=\"1.0\"?>\n<report><org_name>x</org_name>"
+         b"<record><count>1</count></record></report>\n",
+         "well-formed XML whose root is not <feedback> is refused and the "
+         "error names the root",
+         error=r"(?i)feedback|root")
+
+    case("xml-declaration-only", "xml", b"<?xml version=\"1.0\"?>\n",
+         "an XML declaration with no element at all is refused",
+         error=r"(?i)no (root|element|report)|empty|premature|"
+               r"end of (file|data|document|input)|feedback|start tag")
+
+    case("empty-file", "xml", b"",
+         "a zero-byte input is an error that says it is empty",
+         error=r"(?i)empty|zero|no data|0 bytes")
+
+    case("plain-text", "txt",
+         b"Hello,\n\nThis is not a DMARC report, just a note.\n",
+         "plain text is refused as not a report",
+         error=r"(?i)not (an? )?(xml|report|recogni)|unrecognised|"
+               r"unknown|no report")
+
+    case("nul-bytes-only", "bin", b"\0" * 4096,
+         "4 KiB of NUL bytes is refused as not a report",
+         error=r"(?i)not (an? )?(xml|report|recogni)|unrecognised|"
+               r"unknown|no report|NUL|binary")
+
+    case("json-not-tlsrpt", "json",
+         b"{\"hello\": \"world\", \"items\": [1, 2, 3]}\n",
+         "JSON that is not a TLS-RPT report is refused, not counted as "
+         "TLS-RPT",
+         error=r"(?i)tls|json|not (an? )?report|unrecogni|unknown")
+
+    case("tlsrpt-truncated", "json",
+         b"{\"organization-name\":\"Adversary Inc.\",\"date-range\":"
+         b"{\"start-datetime\":\"2023-11-15T00:00:00Z\",\"end-datetime\":"
+         b"\"2023-11-15T23:59:59Z\"},\"contact-info\":\"tls@advers",
+         "a TLS-RPT JSON cut mid-string is an error, not a report",
+         error=r"(?i)json|truncat|unexpected end|premature|end of|"
+               r"not (an? )?report|invalid")
+
+    # --- hostile XML ---------------------------------------------------
+    case("xxe-system-entity", "xml",
+         b"<?xml version=\"1.0\"?>\n"
+         b"<!DOCTYPE feedback [\n"
+         b"  <!ENTITY xxe SYSTEM \"file:///etc/passwd\">\n]>\n" +
+         report(org="&xxe;").split(b"\n", 1)[1],
+         "an XXE SYSTEM entity is refused at the DOCTYPE and no file is "
+         "read into the output",
+         error=r"(?i)doctype")
+
+    lol = [b"<!ENTITY lol \"lol\">"]
+    for i in range(1, 10):
+        prev = b"lol" if i == 1 else b"lol%d" % (i - 1)
+        lol.append(b"<!ENTITY lol%d \"%s\">" %
+                   (i, b"".join(b"&" + prev + b";" for _ in range(10))))
+    case("billion-laughs", "xml",
+         b"<?xml version=\"1.0\"?>\n<!DOCTYPE feedback [\n" +
+         b"\n".join(lol) + b"\n]>\n" +
+         report(org="&lol9;").split(b"\n", 1)[1],
+         "billion laughs (10^9 nested entity expansions) is refused at the "
+         "DOCTYPE, quickly and in little memory",
+         error=r"(?i)doctype")
+
+    big = b"A" * 30000
+    case("quadratic-blowup", "xml",
+         b"<?xml version=\"1.0\"?>\n<!DOCTYPE feedback [\n"
+         b"<!ENTITY a \"" + big + b"\">\n]>\n" +
+         report(org="&a;" * 3000).split(b"\n", 1)[1],
+         "one 30 KB entity referenced 3000 times (quadratic blowup) is "
+         "refused at the DOCTYPE",
+         error=r"(?i)doctype")
+
+    case("external-dtd", "xml",
+         b"<?xml version=\"1.0\"?>\n"
+         b"<!DOCTYPE feedback SYSTEM \"http://dtd.adversary.example/"
+         b"dmarc.dtd\">\n" + ok_report.split(b"\n", 1)[1],
+         "a DOCTYPE naming an external DTD is refused, never fetched",
+         error=r"(?i)doctype")
+
+    case("xxe-parameter-entity", "xml",
+         b"<?xml version=\"1.0\"?>\n"
+         b"<!DOCTYPE feedback [\n"
+         b"  <!ENTITY % remote SYSTEM \"http://dtd.adversary.example/x\">\n"
+         b"  %remote;\n]>\n" + ok_report.split(b"\n", 1)[1],
+         "an external parameter entity is refused at the DOCTYPE, never "
+         "fetched",
+         error=r"(?i)doctype")
+
+    deep = b"<?xml version=\"1.0\"?>\n<feedback>" + b"<a>" * 100000 + \
+        b"x" + b"</a>" * 100000 + b"</feedback>\n"
+    case("nesting-100k-deep", "xml.gz", gz(deep),
+         "100000 nested elements are refused at the depth cap of 32, "
+         "without recursion blowing the stack",
+         error=r"(?i)deep|depth|nest")
+
+    # one text node of 100 MB inside <org_name> of the metadata
+    head = report(records=[]).split(b"<org_name>")[0] + b"<org_name>"
+    tail = b"</org_name>\n  </report_metadata>\n</feedback>\n"
+    chunks = [head] + [b"A" * (10 ** 6)] * 100 + [tail]
+    case("text-node-100mb", "xml.gz", deflate(chunks, 31),
+         "a 100 MB text node (ratio check off) is refused at the 64 KiB "
+         "text cap, not buffered",
+         args="--max-ratio 0",
+         error=r"(?i)text|too long|exceeds|65536|64 ?K")
+
+    case("huge-attribute", "xml",
+         b"<?xml version=\"1.0\"?>\n<feedback note=\"" + b"A" * 150000 +
+         b"\">\n" + ok_report.split(b"<feedback>\n", 1)[1],
+         "a 150 KB attribute value is refused at the 4 KiB attribute cap",
+         error=r"(?i)attribute")
+
+    nul = report(org="adver\0\0sary.example")
+    case("nul-bytes-in-xml", "xml", nul,
+         "NUL bytes inside a text node are never passed through silently: "
+         "the report is refused (or repaired with a warning)",
+         error=r"(?i)NUL|0x0|\\0|char|control")
+
+    full = report(records=[record("192.0.2.%d" % i) for i in range(1, 6)])
+    cut = full.index(b"<record>", full.index(b"192.0.2.3") - 60)
+    cut = full.index(b"<spf>", cut)
+    case("unterminated-mid-record", "xml", full[:cut + 3],
+         "XML cut in the middle of a record is reported as truncated, "
+         "and the report is rejected rather than half kept",
+         error=r"(?i)truncat|premature|unexpected end|end of|not closed|"
+               r"unterminated|EOF|incomplete")
+
+    # --- semantics -------------------------------------------------------
+    case("missing-report-id", "xml", report(report_id=None),
+         "a report without <report_id> is rejected and the error names "
+         "report_id",
+         error=r"report_id")
+
+    case("missing-policy-published", "xml", report(policy=False),
+         "a report without <policy_published> is rejected and the error "
+         "names policy_published",
+         error=r"policy_published")
+
+    case("zero-records", "xml", report(records=[]),
+         "a report with no <record> is rejected (nothing to store), not "
+         "silently accepted",
+         error=r"(?i)record")
+
+    case("record-without-count", "xml",
+         report(records=[record(count_elem="")]),
+         "a record without <count> is an error naming count, never a "
+         "silent 0 or 1",
+         error=r"count")
+
+    case("count-overflow-2p64", "xml",
+         report(records=[record(count="18446744073709551616")]),
+         "a count of 2^64 is refused as out of range, not wrapped to 0",
+         error=r"(?i)count.*(overflow|range|too (large|big)|exceed)")
+
+    case("count-overflow-2p63", "xml",
+         report(records=[record(count="9223372036854775808")]),
+         "a count of 2^63 (fits uint64, not the bigint column) is "
+         "refused as out of range",
+         error=r"(?i)count.*(overflow|range|too (large|big)|exceed)")
+
+    case("count-negative", "xml", report(records=[record(count="-5")]),
+         "a negative count is refused",
+         error=r"(?i)count.*negative|negative.*count")
+
+    case("count-not-numeric", "xml", report(records=[record(count="many")]),
+         "a non-numeric count is refused and the raw value is quoted",
+         error=r"(?i)count.*many")
+
+    case("count-sum-overflow", "xml",
+         report(records=[record("192.0.2.1", "9223372036854775807"),
+                         record("192.0.2.2", "9223372036854775807")]),
+         "two counts of INT64_MAX whose sum overflows are refused, never "
+         "summed into a negative number",
+         error=r"(?i)overflow|range|too (large|big)|exceed")
+
+    dr = ("    <date_range><begin>1700000000</begin>"
+          "<begin>1600000000</begin><end>1700086399</end></date_range>\n")
+    case("duplicate-conflicting-begin", "xml", report(date_range=dr),
+         "two different <begin> values in one date_range are refused, "
+         "not resolved by taking either",
+         error=r"(?i)begin.*(duplicate|twice|more than once|conflict|"
+               r"repeated|again)|(duplicate|conflict|repeated).*begin")
+
+    case("end-before-begin", "xml",
+         report(begin="1700086399", end="1700000000"),
+         "a date_range whose end is before its begin is refused",
+         error=r"(?i)end.*begin|begin.*end|range")
+
+    # --- mail ------------------------------------------------------------
+    att = gz(ok_report)
+    b64 = b64lines(att)
+    b64 = b64[:len(b64) // 2].rstrip("\r\n") + "\r\n"
+    case("mail-truncated-base64-gzip", "eml", report_mail(att, b64=b64),
+         "a mail whose base64 gzip attachment is cut in half is an error "
+         "naming the truncated gzip and the mail part",
+         error=r"(?i)truncat|unexpected end|premature|incomplete|end of|"
+               r"base64")
+
+    msg = report_mail(gz(ok_report))
+    for i in range(12):
+        msg = mail([("From", "forwarder%d@adversary.example" % i),
+                    ("To", "dmarc@example.com"),
+                    ("Subject", "Fwd: level %d" % i),
+                    ("MIME-Version", "1.0"),
+                    ("Content-Type", "message/rfc822")], msg)
+    case("mail-rfc822-nested-12-deep", "eml", msg,
+         "a report 12 message/rfc822 levels down is refused at the MIME "
+         "depth cap, not recursed into",
+         error=r"(?i)depth|deep|nest")
+
+    parts = []
+    for i in range(600):
+        parts.append("--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % i)
+    msg = mail([("From", "noreply@adversary.example"),
+                ("To", "dmarc@example.com"), ("Subject", "many parts"),
+                ("MIME-Version", "1.0"),
+                ("Content-Type", "multipart/mixed; boundary=\"b\"")],
+               ("".join(parts) + "--b--\r\n").encode())
+    case("mail-600-parts", "eml", msg,
+         "a mail with 600 MIME parts is refused at the 512-part cap",
+         error=r"(?i)parts|too many")
+
+    rnd = random.Random(3)
+    noisy = report(records=[record("10.%d.%d.%d" % (rnd.randrange(256),
+                                                    rnd.randrange(256),
+                                                    rnd.randrange(1, 255)),
+                                   str(rnd.randrange(1, 10 ** 9)))
+                            for i in range(800)])
+    msg = report_mail(gz(noisy))
+    assert len(msg) > 8192
+    case("mail-over-max-message", "eml", msg,
+         "a mail larger than --max-message 4K is refused with a size "
+         "error, not truncated and parsed",
+         args="--max-message 4K",
+         error=r"(?i)exceeds|too (large|big)|larger|max-message|limit")
+
+    msg = mail([("From", "dashboard@adversary.example"),
+                ("To", "dmarc@example.com"),
+                ("Subject", "Your weekly DMARC digest"),
+                ("MIME-Version", "1.0"),
+                ("Content-Type", "text/html; charset=utf-8")],
+               b"<html><body><p>192.0.2.1 sent 3 messages.</p>"
+               b"</body></html>\r\n")
+    case("mail-html-preview-only", "eml", msg,
+         "a mail with only an HTML preview and no attachment yields "
+         "'no report', not success",
+         error=r"(?i)no report|not (an? )?report|no attachment|nothing")
+
+
+def write_local_mk():
+    names = sorted(n for pair in cases for n in pair)
+    lines = ["# tests/data/local.mk - adversarial inputs, one case per file.",
+             "# The EXTRA_DIST list is written by "
+             "tests/data/adversarial/make-cases.py;",
+             "# rerun it after adding a case.",
+             "TESTS += tests/data/adversarial.sh",
+             "EXTRA_DIST += tests/data/adversarial.sh \\",
+             "\ttests/data/adversarial/make-cases.py \\"]
+    for i, n in enumerate(names):
+        end = "" if i == len(names) - 1 else " \\"
+        lines.append("\ttests/data/adversarial/%s%s" % (n, end))
+    with open(LOCAL_MK, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    build()
+    if OUT == HERE:
+        write_local_mk()
+    print("%d cases written to %s" % (len(cases), OUT))

@@ -1,0 +1,8 @@
+# tests/local.mk - make check: cmocka unit tests and script tests (TAP).
+EXTRA_DIST += tests/cmocka-tap.sh tests/ci-summary.sh tests/lib.sh
+
+include tests/unit/local.mk
+include tests/parse/local.mk
+include tests/data/local.mk
+include tests/fuzz/local.mk
+include tests/bench/local.mk
