@@ -138,7 +138,9 @@ struct agg_parser {
 
 	enum elem stack[DM_MAX_XML_DEPTH + 1];
 	const xmlChar *names[DM_MAX_XML_DEPTH + 1];
-	int depth;
+	int xml_depths[DM_MAX_XML_DEPTH + 1];	/* libxml2's depth of each */
+	int depth;			/* entries on stack[] */
+	int xml_depth;			/* libxml2's element depth */
 	char root_name[64];
 	char wrapper_name[64];
 
@@ -152,7 +154,9 @@ struct agg_parser {
 	int reason_has_type;
 	uint64_t dropped_dkim, dropped_spf, dropped_reasons;
 
+	int at_end;			/* checks after the last byte */
 	unsigned xml_errors;
+	char last_xml_error[256];	/* for when libxml2 gives up */
 	int fatal;			/* report rejected, parse stopped */
 	int handler_failed;
 	struct dm_error stop_err;	/* why parsing stopped */
@@ -256,6 +260,37 @@ stop(struct agg_parser *p, enum dm_error_code code, const char *fmt, ...)
 		xmlStopParser(p->ctxt);
 }
 
+/*
+ * reject - the report cannot be stored as it is (a missing key, a count
+ * that is no number), but parsing goes on so that every problem and the
+ * number of records are known. No record reaches the handler after it.
+ */
+static void
+reject(struct agg_parser *p, const char *fmt, ...) DM_PRINTF(2, 3);
+
+static void
+reject(struct agg_parser *p, const char *fmt, ...)
+{
+	char msg[DM_ERROR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->fatal) {
+		dm_warnings_add(p->report.warnings, cur_line(p), "also wrong: "
+		    "%.240s", msg);
+		return;
+	}
+	p->fatal = 1;
+	if (p->ctxt != NULL && !p->at_end)
+		dm_error_set(&p->stop_err, DM_E_DATA, "line %lu, column %d, in "
+		    "<%s>: %s", cur_line(p), xmlSAX2GetColumnNumber(p->ctxt),
+		    cur_name(p), msg);
+	else
+		dm_error_set(&p->stop_err, DM_E_DATA, "%s", msg);
+}
+
 static void
 warn(struct agg_parser *p, const char *fmt, ...) DM_PRINTF(2, 3);
 
@@ -344,7 +379,7 @@ set_string(struct agg_parser *p, uint64_t *seen, enum elem id,
 		return;
 	}
 	if (elem_flags[id] & F_KEY)
-		stop(p, DM_E_DATA, "conflicting duplicate <%s>: '%.80s' and "
+		reject(p, "conflicting duplicate <%s>: '%.80s' and "
 		    "'%.80s'", name, *field ? *field : "", value);
 	else
 		warn(p, "duplicate <%s>: kept '%.60s', ignored '%.60s'", name,
@@ -455,7 +490,7 @@ handle_meta_value(struct agg_parser *p, enum elem id, const char *s,
 		if (value == NULL)
 			break;
 		if (dm_parse_epoch(value, &t, &why, &repair) != 0) {
-			stop(p, DM_E_DATA, "'%.60s' %s", value, why);
+			reject(p, "'%.60s' %s", value, why);
 			break;
 		}
 		if (repair != NULL)
@@ -464,7 +499,7 @@ handle_meta_value(struct agg_parser *p, enum elem id, const char *s,
 			int64_t old = id == E_BEGIN ? r->begin : r->end;
 
 			if (old != t)
-				stop(p, DM_E_DATA, "conflicting duplicate <%s>: "
+				reject(p, "conflicting duplicate <%s>: "
 				    "%" PRId64 " and %" PRId64, cur_name(p),
 				    old, t);
 			else
@@ -574,12 +609,12 @@ handle_record_value(struct agg_parser *p, enum elem id, const char *s,
 		if (value == NULL)
 			break;
 		if (dm_parse_uint64(value, &count, &why) != 0) {
-			stop(p, DM_E_DATA, "'%.60s' %s", value, why);
+			reject(p, "'%.60s' %s", value, why);
 			break;
 		}
 		if ((p->rec_seen & (1ULL << id)) != 0) {
 			if (count != rec->count)
-				stop(p, DM_E_DATA, "conflicting duplicate "
+				reject(p, "conflicting duplicate "
 				    "<count>: %" PRIu64 " and %" PRIu64,
 				    rec->count, count);
 			else
@@ -709,23 +744,38 @@ check_meta(struct agg_parser *p)
 {
 	struct dm_report *r = &p->report;
 
+	if ((r->org_name == NULL || r->org_name[0] == '\0') &&
+	    r->email != NULL && strchr(r->email, '@') != NULL &&
+	    strchr(r->email, '@')[1] != '\0') {
+		const char *domain = strchr(r->email, '@') + 1;
+		size_t len = strcspn(domain, ">) \t");
+
+		/* The reporter is still known: by its address. */
+		if (len > 0) {
+			warn(p, "<org_name> %s: the reporter is taken from "
+			    "<email> ('%.*s')", r->org_name ? "is empty" :
+			    "is missing", (int)len, domain);
+			r->org_name = keep_domain(p, &p->meta_arena, domain,
+			    len);
+		}
+	}
 	if (p->meta_count == 0)
-		stop(p, DM_E_DATA, "the report has no <report_metadata>");
+		reject(p, "the report has no <report_metadata>");
 	else if (r->org_name == NULL || r->org_name[0] == '\0')
-		stop(p, DM_E_DATA, "<report_metadata> has no <org_name>");
+		reject(p, "<report_metadata> has no <org_name>");
 	else if (r->report_id == NULL || r->report_id[0] == '\0')
-		stop(p, DM_E_DATA, "<report_metadata> has no <report_id>");
+		reject(p, "<report_metadata> has no <report_id>");
 	else if (!r->has_begin || !r->has_end)
-		stop(p, DM_E_DATA, "<report_metadata> has no complete "
+		reject(p, "<report_metadata> has no complete "
 		    "<date_range> (<begin> and <end>)");
 	else if (r->end < r->begin)
-		stop(p, DM_E_DATA, "<date_range> ends (%" PRId64 ") before it "
+		reject(p, "<date_range> ends (%" PRId64 ") before it "
 		    "begins (%" PRId64 ")", r->end, r->begin);
 	else if (p->policy_count == 0)
-		stop(p, DM_E_DATA, "the report has no <policy_published>");
+		reject(p, "the report has no <policy_published>");
 	else if (r->policy.domain == NULL || r->policy.domain[0] == '\0')
-		stop(p, DM_E_DATA, "<policy_published> has no <domain>");
-	return p->stopped ? -1 : 0;
+		reject(p, "<policy_published> has no <domain>");
+	return p->fatal ? -1 : 0;
 }
 
 /* Warnings about the metadata, once it is all known. */
@@ -791,11 +841,13 @@ finish_record(struct agg_parser *p)
 	struct dm_report *r = &p->report;
 	struct dm_record *rec = &p->rec;
 	struct dm_error err;
+	int complete = 1;
 
+	r->record_count++;
 	if ((p->rec_seen & (1ULL << E_COUNT)) == 0) {
-		stop(p, DM_E_DATA, "record %" PRIu64 " (line %lu) has no "
-		    "<count>", rec->index, rec->line);
-		return;
+		reject(p, "record %" PRIu64 " (line %lu) has no <count>",
+		    rec->index, rec->line);
+		complete = 0;
 	}
 	if ((p->rec_seen & (1ULL << E_SOURCE_IP)) == 0)
 		warn(p, "a record has no <source_ip>");
@@ -803,13 +855,13 @@ finish_record(struct agg_parser *p)
 		warn(p, "a record has no <policy_evaluated> <disposition>");
 	if ((p->rec_seen & (1ULL << E_HEADER_FROM)) == 0)
 		warn(p, "a record has no <header_from>");
-	if (rec->count > UINT64_MAX - r->message_count) {
-		stop(p, DM_E_DATA, "the sum of <count> overflows 64 bits");
-		return;
+	if (complete && rec->count > UINT64_MAX - r->message_count) {
+		reject(p, "the sum of <count> overflows 64 bits");
+		complete = 0;
 	}
-	r->record_count++;
-	r->message_count += rec->count;
-	if (p->handler->record != NULL) {
+	if (complete)
+		r->message_count += rec->count;
+	if (!p->fatal && p->handler->record != NULL) {
 		dm_error_clear(&err);
 		if (p->handler->record(p->handler->ctx, r, rec, &err) != 0) {
 			p->stop_err = err;
@@ -938,6 +990,38 @@ on_end(struct agg_parser *p, enum elem id)
 	}
 }
 
+/*
+ * close_up_to - an element that belongs to an ancestor of the current one
+ * (<report_id> inside <email>, after markup in a text broke the nesting):
+ * close what is open below that ancestor and place it there. Returns the
+ * element's id, or E_UNKNOWN when no ancestor knows it.
+ */
+static enum elem
+close_up_to(struct agg_parser *p, const xmlChar *name)
+{
+	enum elem id;
+	int k;
+
+	for (k = p->depth - 1; k >= 1; k--) {
+		enum elem ancestor = p->stack[k];
+
+		if (ancestor == E_IGNORED || ancestor == E_UNKNOWN ||
+		    ancestor == E_EXTENSION || ancestor == E_WRAPPER)
+			return E_UNKNOWN;
+		id = lookup(ancestor, name);
+		if (id == E_UNKNOWN)
+			continue;
+		warn(p, "<%.40s> inside <%s>: <%s> closed early to repair the "
+		    "nesting", name, cur_name(p), (const char *)p->names[k + 1]);
+		while (p->depth > k && !p->stopped) {
+			on_end(p, p->stack[p->depth]);
+			p->depth--;
+		}
+		return id;
+	}
+	return E_UNKNOWN;
+}
+
 static void
 sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
     const xmlChar *uri, int nb_namespaces, const xmlChar **namespaces,
@@ -964,11 +1048,12 @@ sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
 			return;
 		}
 	}
-	if (p->depth >= DM_MAX_XML_DEPTH) {
+	if (p->xml_depth >= DM_MAX_XML_DEPTH) {
 		stop(p, DM_E_LIMIT, "elements nested deeper than %d levels",
 		    DM_MAX_XML_DEPTH);
 		return;
 	}
+	p->xml_depth++;
 	parent = p->stack[p->depth];
 	if (p->depth == 0 && p->root_name[0] == '\0')
 		snprintf(p->root_name, sizeof(p->root_name), "%s", localname);
@@ -990,6 +1075,8 @@ sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
 	else {
 		id = lookup(parent, localname);
 		if (id == E_UNKNOWN)
+			id = close_up_to(p, localname);
+		if (id == E_UNKNOWN)
 			warn(p, "unknown element <%.60s> in <%s> ignored",
 			    localname, cur_name(p));
 	}
@@ -1004,6 +1091,7 @@ sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
 	p->depth++;
 	p->stack[p->depth] = id;
 	p->names[p->depth] = localname;
+	p->xml_depths[p->depth] = p->xml_depth;
 	p->ignored_text = 0;
 	if (elem_flags[id] & F_TEXT)
 		dm_buf_reset(&p->text);
@@ -1015,16 +1103,19 @@ sax_end(void *ctx, const xmlChar *localname, const xmlChar *prefix,
     const xmlChar *uri)
 {
 	struct agg_parser *p = ctx;
-	enum elem id;
 
 	(void)localname;
 	(void)prefix;
 	(void)uri;
-	if (p->stopped || p->depth == 0)
+	if (p->stopped || p->xml_depth == 0)
 		return;
-	id = p->stack[p->depth];
-	on_end(p, id);
-	p->depth--;
+	p->xml_depth--;
+	/* Entries already closed by close_up_to() are gone from stack[]. */
+	while (p->depth > 0 && p->xml_depths[p->depth] > p->xml_depth &&
+	    !p->stopped) {
+		on_end(p, p->stack[p->depth]);
+		p->depth--;
+	}
 	p->ignored_text = 0;
 }
 
@@ -1089,6 +1180,32 @@ sax_entity_decl(void *ctx, const xmlChar *name, int type,
 	stop(p, DM_E_DATA, "entity declaration '%.40s' refused", name);
 }
 
+/*
+ * close_named - an end tag that names an element open further up (its
+ * own end tag was lost to broken markup): close up to and including it.
+ */
+static void
+close_named(struct agg_parser *p, const char *name)
+{
+	int k;
+
+	for (k = p->depth; k >= 1; k--) {
+		if (p->stack[k] == E_IGNORED || p->stack[k] == E_UNKNOWN)
+			continue;
+		if (strcmp((const char *)p->names[k], name) != 0)
+			continue;
+		if (k == p->depth)
+			return;		/* libxml2 closes it itself */
+		warn(p, "</%.40s> closes <%s> left open: repaired", name,
+		    cur_name(p));
+		while (p->depth >= k && !p->stopped) {
+			on_end(p, p->stack[p->depth]);
+			p->depth--;
+		}
+		return;
+	}
+}
+
 static void
 sax_error(void *ctx, xmlErrorPtr error)
 {
@@ -1115,14 +1232,17 @@ sax_error(void *ctx, xmlErrorPtr error)
 		xmlStopParser(p->ctxt);
 		return;
 	}
+	if (error->code == XML_ERR_TAG_NAME_MISMATCH && error->str2 != NULL)
+		close_named(p, error->str2);
 	if (++p->xml_errors > DM_MAX_XML_ERRORS) {
 		stop(p, DM_E_DATA, "more than %d XML errors; the last: %s",
 		    DM_MAX_XML_ERRORS, msg);
 		return;
 	}
-	/* Stored as the last error, in case libxml2 gives up on it. */
-	dm_error_set(&p->stop_err, DM_E_DATA, "line %d, column %d, in <%s>: "
-	    "%s", error->line, error->int2, cur_name(p), msg);
+	/* Kept as the last error, in case libxml2 gives up on it. */
+	snprintf(p->last_xml_error, sizeof(p->last_xml_error), "line %d, "
+	    "column %d, in <%s>: %s", error->line, error->int2, cur_name(p),
+	    msg);
 	dm_warnings_add(p->report.warnings, (unsigned long)error->line,
 	    "XML not well-formed, recovered: %s (column %d)", msg,
 	    error->int2);
@@ -1306,11 +1426,12 @@ check:
 			p->stopped = 1;
 		else {
 			p->stopped = 1;
-			p->fatal = 1;
-			if (p->stop_err.code == DM_E_NONE)
+			if (!p->fatal)
 				dm_error_set(&p->stop_err, DM_E_DATA,
-				    "line %lu: XML not well-formed",
-				    cur_line(p));
+				    "XML not well-formed, parsing stopped at %s",
+				    p->last_xml_error[0] ? p->last_xml_error :
+				    "an unrecoverable error");
+			p->fatal = 1;
 		}
 	}
 	return 0;
@@ -1546,17 +1667,14 @@ agg_finish(struct agg_parser *p, struct dm_error *err)
 		    "<%s>, not <feedback>: not a DMARC aggregate report",
 		    p->root_name);
 	}
+	p->at_end = 1;
 	if (!p->fatal && !p->handler_failed) {
 		if (!p->feedback_closed) {
-			char last[DM_ERROR_MSG_MAX];
-
-			snprintf(last, sizeof(last), "%s", p->xml_errors ?
-			    p->stop_err.msg : "");
 			p->fatal = 1;
 			dm_error_set(&p->stop_err, DM_E_DATA, "line %lu: the "
 			    "document ends before </feedback> (truncated?)%s%s",
-			    cur_line(p), last[0] ? "; last XML error: " : "",
-			    last);
+			    cur_line(p), p->last_xml_error[0] ?
+			    "; last XML error: " : "", p->last_xml_error);
 		} else if (check_meta(p) == 0) {
 			review_meta(p);
 			if (r->record_count == 0) {

@@ -586,11 +586,14 @@ def agg_expected(o):
 #       arrival_time is that timestamp; null -> both null.
 #   authentication_results[] -> authentication_results[], compared with
 #       white space folded (stalwart keeps the folded text).
-#   incidents, original_envelope_id, original_mail_from, reported_uri[],
-#       source_ip, user_agent, dkim_identity, dkim_selector, spf_dns -> the
-#       same.
+#   incidents, original_envelope_id, reported_uri[], source_ip,
+#       user_agent, dkim_identity, dkim_selector, spf_dns -> the same.
+#   original_mail_from -> the same address; stalwart keeps the field's
+#       text, "<a@b>" (RFC 5965 reverse-path), the contract does not say
+#       whether the brackets stay, so both sides are compared without one
+#       enclosing pair of angle brackets.
 #   original_rcpt_to: stalwart keeps one value (null when absent) ->
-#       our list: [] or [that value].
+#       our list: [] or [that address], angle brackets as above.
 #   reported_domain[], dkim_domain -> the same, lower case (domains).
 #   reporting_mta: stalwart strips the "dns;" type -> ours is compared
 #       with an "<type>;" prefix removed too.
@@ -634,6 +637,22 @@ def mta_name(value):
     return value
 
 
+def bare_address(value):
+    if isinstance(value, str):
+        value = value.strip()
+        if value.startswith("<") and value.endswith(">"):
+            value = value[1:-1].strip()
+    return value
+
+
+def same_address(value):
+    want = bare_address(value)
+    if want is None:
+        return None
+    return Pred(json.dumps(want) + " (angle brackets aside)",
+                lambda got: bare_address(got) == want)
+
+
 def headers_expected(raw):
     msg = email.parser.HeaderParser(policy=email.policy.compat32) \
         .parsestr(raw)
@@ -672,9 +691,9 @@ def arf_expected(o):
                                    o["authentication_results"]],
         "incidents": o["incidents"],
         "original_envelope_id": o["original_envelope_id"],
-        "original_mail_from": o["original_mail_from"],
+        "original_mail_from": same_address(o["original_mail_from"]),
         "original_rcpt_to": [] if o["original_rcpt_to"] is None
-        else [o["original_rcpt_to"]],
+        else [same_address(o["original_rcpt_to"])],
         "reported_domain": [domain(d) for d in o["reported_domain"]],
         "reported_uri": o["reported_uri"],
         "reporting_mta": None if mta is None else
