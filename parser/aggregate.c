@@ -397,18 +397,16 @@ set_enum(struct agg_parser *p, enum dm_enum_type type, const char *raw,
 	case DM_MATCH_EXACT:
 		break;
 	case DM_MATCH_CASE:
-		if (len > 0 && !isspace((unsigned char)raw[0]) &&
-		    !isspace((unsigned char)raw[len - 1]))
-			warn(p, "%s '%.40s' normalised to '%s'", what, raw,
-			    dm_enum_name(type, value));
+		warn(p, "%s '%.*s' normalised to '%s'", what,
+		    (int)(len > 40 ? 40 : len), raw, dm_enum_name(type, value));
 		break;
 	case DM_MATCH_ALIAS:
-		warn(p, "%s '%.40s' read as '%s'", what, raw,
-		    dm_enum_name(type, value));
+		warn(p, "%s '%.*s' read as '%s'", what,
+		    (int)(len > 40 ? 40 : len), raw, dm_enum_name(type, value));
 		break;
 	case DM_MATCH_NONE:
-		warn(p, "unrecognised %s '%.40s' kept as 'unknown'", what,
-		    raw);
+		warn(p, "unrecognised %s '%.*s' kept as 'unknown'", what,
+		    (int)(len > 40 ? 40 : len), raw);
 		break;
 	}
 	return value;
