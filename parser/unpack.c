@@ -44,7 +44,8 @@ struct unpack {
 	struct unpack_result *result;
 	const char *input;
 	struct stream_budget budget;
-	struct dm_warnings *cur_warnings;	/* the open leaf's */
+	struct dm_warnings *cur_warnings;	/* the open leaf's, or pending */
+	struct dm_warnings pending;	/* container notes before a leaf */
 	unsigned found;				/* events emitted */
 	struct dm_error stop_err;		/* why -1 */
 	unsigned char *readbuf;
@@ -385,6 +386,15 @@ do_xml(struct unpack *u, struct stream *s, const char *where)
 	if (p == NULL) {
 		free(warnings);
 		return -1;
+	}
+	/* Notes a container made while its content was sniffed. */
+	{
+		size_t i;
+
+		for (i = 0; i < saved->count; i++)
+			dm_warnings_add(warnings, saved->items[i].line, "%s",
+			    saved->items[i].text);
+		dm_warnings_clear(saved);
 	}
 	u->cur_warnings = warnings;
 	dm_error_clear(&err);
@@ -1069,6 +1079,7 @@ unpack_stream(struct stream *s, const char *name,
 	u.budget.max_bytes = options->limits.max_input_bytes;
 	u.budget.max_ratio = options->limits.max_ratio;
 	u.budget.ratio_grace = DM_RATIO_GRACE_BYTES;
+	u.cur_warnings = &u.pending;
 	u.readbuf = malloc(READ_CHUNK);
 	if (u.readbuf == NULL)
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
@@ -1118,6 +1129,7 @@ unpack_path(const char *path, const struct unpack_options *options,
 {
 	int fd, rc;
 
+	memset(result, 0, sizeof(*result));
 	if (strcmp(path, "-") == 0)
 		return unpack_fd(STDIN_FILENO, "-", options, handler, result,
 		    err);

@@ -238,8 +238,16 @@ overhead=$(
 	echo "${best:-0}"
 )
 
+# Other work on the machine skews everything: show the load around the runs.
+loadavg()
+{
+	cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null || echo '?'
+}
+load_start=
+
 for size in $BENCH_SIZES; do
 	generate "$size"
+	[ -n "$load_start" ] || load_start=$(loadavg)
 	base=$data/agg-$size-s$BENCH_SEED
 	want_records=$(stats "$base.json" records)
 	want_messages=$(stats "$base.json" messages)
@@ -281,6 +289,7 @@ done
 echo
 echo "dmarcd parse benchmark: $(uname -sm), $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs," \
     "best of $BENCH_REPEAT runs, seed $BENCH_SEED"
+echo "load average: $load_start at the first run, $(loadavg) after the last"
 echo "dmarcd:    $DMARCD"
 echo "sax_floor: $SAX_FLOOR ($(xml2-config --version 2>/dev/null ||
     pkg-config --modversion libxml-2.0 2>/dev/null || echo libxml2))"

@@ -42,7 +42,7 @@ What is checked (the contract is docs/parse-output.md)
          invalid-*, parsedmarc invalid_utf_8 / invalid_xml /
          aggregate_invalid/*, communitales report_invalid_mindate; or
        - its INDEX notes record a DEFECT: "XML parse error",
-         "invalid UTF-8", "empty file", "zero <record> elements",
+         "invalid UTF-8", "empty file (", "zero <record> elements",
          "missing <report_metadata>", "missing <policy_published>",
          "record without <count>", "lacks <" (a required report_metadata
          child is absent), "Nx <" (a singleton element repeated),
@@ -180,7 +180,7 @@ KIND_MAP = {
 }
 
 DEFECT_NOTES = [
-    "XML parse error", "invalid UTF-8", "empty file",
+    "XML parse error", "invalid UTF-8", "empty file (",
     "zero <record> elements", "missing <report_metadata>",
     "missing <policy_published>", "record without <count>", "lacks <",
     "non-integer",
