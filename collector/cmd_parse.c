@@ -298,6 +298,15 @@ on_report_end(void *ctx, const struct dm_report *r, struct dm_error *err)
 	add_warnings(run, r->where, r->warnings);
 	if (r->status != DM_STATUS_OK)
 		add_message(run, run->errors, r->where, r->error.msg, 1);
+	if (run->format == FORMAT_NDJSON && r->status != DM_STATUS_OK) {
+		/* Records printed before the rejection was known are void. */
+		print_line(json_pack("{s:s,s:o,s:o,s:o,s:I,s:o}",
+		    "type", "rejected", "file", jstr(run->file),
+		    "where", jstr(r->where), "report", report_ids(r),
+		    "records", (json_int_t)r->record_count,
+		    "error", jstr(r->error.msg)));
+		return 0;
+	}
 	if (run->format != FORMAT_SUMMARY)
 		return 0;
 	errors = json_array();

@@ -91,6 +91,21 @@ set_source_ip(struct fill *fl, const char *value)
 		return;
 	}
 	fl->f->source_ip_raw = dup_str(fl, value, 0);
+	/* "192.0.2.1 (host.example)": the address is the first word. */
+	{
+		size_t n = strcspn(value, " \t(");
+
+		if (n < sizeof(canon) && value[n] != '\0') {
+			char word[64];
+
+			memcpy(word, value, n);
+			word[n] = '\0';
+			if (dm_ip_canonical(word, canon, sizeof(canon)) == 0) {
+				fl->f->source_ip = dup_str(fl, canon, 0);
+				return;
+			}
+		}
+	}
 	if (dm_ip_canonical(value, canon, sizeof(canon)) == 0)
 		fl->f->source_ip = dup_str(fl, canon, 0);
 	else

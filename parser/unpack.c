@@ -121,9 +121,11 @@ tap_report_end(void *ctx, const struct dm_report *r, struct dm_error *err)
 
 	u->found++;
 	u->result->aggregate_reports++;
-	u->result->records += r->record_count;
-	u->result->messages += r->message_count;
-	if (r->status != DM_STATUS_OK)
+	/* Totals are what would be stored: accepted reports only. */
+	if (r->status == DM_STATUS_OK) {
+		u->result->records += r->record_count;
+		u->result->messages += r->message_count;
+	} else
 		u->result->rejected++;
 	note_kind(u, DM_KIND_AGGREGATE);
 	return u->user->report_end ? u->user->report_end(u->user->ctx, r,

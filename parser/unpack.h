@@ -50,8 +50,8 @@ struct unpack_result {
 	unsigned failure_reports;
 	unsigned problems;
 	unsigned rejected;		/* rejected reports + problems */
-	uint64_t records;
-	uint64_t messages;
+	uint64_t records;		/* of accepted aggregate reports */
+	uint64_t messages;		/* sum of their counts */
 };
 
 void unpack_options_init(struct unpack_options *options);

@@ -27,7 +27,10 @@ What is checked (the contract is docs/parse-output.md)
      deliberately invalid file only when dmarcd accepted it: a rejected
      report's record count is not defined by the contract);
    * for aggregate and failure kinds, --format ndjson agrees: the same exit
-     status, one "record" line per summary record (so INDEX's count again),
+     status, one "rejected" line per rejected aggregate report in the
+     summary's details (the "record" lines of that report printed before it
+     are void), one valid "record" line per summary record (so INDEX's
+     count again),
      sum of "count" = summary "messages", index running 1..n, one "failure"
      line per failure report, every line naming the file.
 
@@ -151,13 +154,20 @@ class Run:
             if not line:
                 continue
             try:
-                self.objects.append(json.loads(line.decode("utf-8")))
+                obj = json.loads(line.decode("utf-8"))
             except UnicodeDecodeError as e:
                 self.problems.append("stdout line %d is not UTF-8: %s"
                                      % (number, e))
+                continue
             except ValueError as e:
                 self.problems.append("stdout line %d is not JSON (%s): %.200r"
                                      % (number, e, line))
+                continue
+            if isinstance(obj, dict):
+                self.objects.append(obj)
+            else:
+                self.problems.append("stdout line %d is not a JSON object"
+                                     % number)
         if self.rc is not None and self.rc >= 0:
             self.check_stderr()
 
@@ -261,10 +271,27 @@ def check_ndjson(row, summary_run, run):
     if run.rc != summary_run.rc:
         problems.append("exit %d, but %d with --format summary"
                         % (run.rc, summary_run.rc))
-    records = [o for o in run.objects if o.get("type") == "record"]
+    # A "rejected" line voids the record lines of its report before it.
+    records, pending = [], {}
+    rejected = []
+    for o in run.objects:
+        if o.get("type") == "record":
+            pending.setdefault(o.get("where"), []).append(o)
+        elif o.get("type") == "rejected":
+            rejected.append(o)
+            pending.pop(o.get("where"), None)
+    for where_records in pending.values():
+        records.extend(where_records)
+    rejected_details = [d for d in s.get("details") or []
+                        if d.get("kind") == "aggregate"
+                        and d.get("status") == "rejected"]
+    if len(rejected) != len(rejected_details):
+        problems.append("%d rejected lines, summary details list %d rejected "
+                        "aggregate reports" % (len(rejected),
+                                               len(rejected_details)))
     failures = [o for o in run.objects if o.get("type") == "failure"]
     others = [o.get("type") for o in run.objects
-              if o.get("type") not in ("record", "failure")]
+              if o.get("type") not in ("record", "failure", "rejected")]
     if others:
         problems.append("lines of unknown type: %r" % others[:5])
     for o in run.objects:
