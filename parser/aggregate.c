@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <gnutls/crypto.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,12 @@ struct agg_parser {
 	struct dm_buf text;
 	uint64_t ignored_text;		/* text length under a non-text elem */
 
+	/* (parent, interned name) -> element: libxml2 hands out the same
+	 * pointer for the same name, so most lookups are one compare. */
+	struct {
+		const xmlChar *name;
+		unsigned char parent, id;
+	} cache[256];
 	enum elem stack[DM_MAX_XML_DEPTH + 1];
 	const xmlChar *names[DM_MAX_XML_DEPTH + 1];
 	int xml_depths[DM_MAX_XML_DEPTH + 1];	/* libxml2's depth of each */
@@ -1071,7 +1078,17 @@ sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
 	    parent == E_EXTENSION)
 		id = E_IGNORED;
 	else {
-		id = lookup(parent, localname);
+		unsigned h = (unsigned)(((uintptr_t)localname >> 3) ^
+		    ((uintptr_t)localname >> 11) ^ (parent * 37u)) & 255u;
+
+		if (p->cache[h].name == localname && p->cache[h].parent == parent)
+			id = (enum elem)p->cache[h].id;
+		else {
+			id = lookup(parent, localname);
+			p->cache[h].name = localname;
+			p->cache[h].parent = (unsigned char)parent;
+			p->cache[h].id = (unsigned char)id;
+		}
 		if (id == E_UNKNOWN)
 			id = close_up_to(p, localname);
 		if (id == E_UNKNOWN)
@@ -1269,15 +1286,15 @@ agg_new(const struct agg_options *options, const struct dm_handler *handler,
 	dm_buf_init(&p->text, DM_MAX_TEXT);
 	p->fbuf = malloc((FEED_CHUNK + 16) * 3);
 	p->comb = malloc(FEED_CHUNK + 16);
-	if (p->fbuf == NULL || p->comb == NULL ||
-	    gnutls_hash_init(&p->sha, GNUTLS_DIG_SHA256) < 0) {
+	if (p->fbuf == NULL || p->comb == NULL || (!options->hash_elsewhere &&
+	    gnutls_hash_init(&p->sha, GNUTLS_DIG_SHA256) < 0)) {
 		free(p->fbuf);
 		free(p->comb);
 		free(p);
 		dm_error_set(err, DM_E_NOMEM, "out of memory");
 		return NULL;
 	}
-	p->sha_ready = 1;
+	p->sha_ready = !options->hash_elsewhere;
 	p->sax.initialized = XML_SAX2_MAGIC;
 	p->sax.startElementNs = sax_start;
 	p->sax.endElementNs = sax_end;
@@ -1436,6 +1453,46 @@ check:
 }
 
 /*
+ * clean_prefix - how many leading bytes need no filtering: ASCII text
+ * without control characters other than TAB, LF and CR. Eight bytes at a
+ * time; this runs over every byte of every report.
+ */
+static size_t
+clean_prefix(const unsigned char *in, size_t len)
+{
+	const uint64_t ones = 0x0101010101010101ULL;
+	const uint64_t highs = 0x8080808080808080ULL;
+	size_t i = 0, k;
+
+	while (i + 8 <= len) {
+		uint64_t w;
+
+		memcpy(&w, in + i, 8);
+		if (w & highs)
+			break;
+		/* Some byte below 0x20? (exact when no byte is >= 0x80) */
+		if (((w - ones * 0x20) & ~w & highs) != 0) {
+			for (k = 0; k < 8; k++) {
+				unsigned char c = in[i + k];
+
+				if (c < 0x20 && c != '\n' && c != '\r' &&
+				    c != '\t')
+					return i + k;
+			}
+		}
+		i += 8;
+	}
+	for (; i < len; i++) {
+		unsigned char c = in[i];
+
+		if (c >= 0x80 || (c < 0x20 && c != '\n' && c != '\r' &&
+		    c != '\t'))
+			break;
+	}
+	return i;
+}
+
+/*
  * filter_feed - the UTF-8/control filter in front of libxml2; clean
  * chunks (the usual case) pass without a copy. An incomplete sequence at
  * the end of a chunk waits in pend for the next one.
@@ -1457,10 +1514,7 @@ filter_feed(struct agg_parser *p, const unsigned char *in, size_t len,
 		p->byte_offset -= p->pend_len;
 		p->pend_len = 0;
 	}
-	for (i = 0; i < len; i++)
-		if ((in[i] < 0x20 || in[i] >= 0x80) && in[i] != '\n' &&
-		    in[i] != '\r' && in[i] != '\t')
-			break;
+	i = clean_prefix(in, len);
 	if (i == len) {
 		p->byte_offset += len;
 		return xml_push(p, in, len, 0);
@@ -1701,6 +1755,12 @@ agg_abort(struct agg_parser *p, const struct dm_error *why,
 	end_report(p, err);
 	*err = p->stop_err;
 	return -1;
+}
+
+void
+agg_set_payload_sha256(struct agg_parser *p, const unsigned char digest[32])
+{
+	memcpy(p->report.payload_sha256, digest, 32);
 }
 
 int

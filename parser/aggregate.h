@@ -40,6 +40,7 @@ struct agg_options {
 	const char *input;		/* names copied into struct dm_report */
 	const char *where;
 	struct dm_warnings *warnings;	/* where repairs are recorded */
+	int hash_elsewhere;		/* agg_set_payload_sha256 will come */
 };
 
 struct agg_parser *agg_new(const struct agg_options *options,
@@ -53,6 +54,12 @@ int agg_finish(struct agg_parser *p, struct dm_error *err);
  */
 int agg_abort(struct agg_parser *p, const struct dm_error *why,
     struct dm_error *err);
+/*
+ * agg_set_payload_sha256 - the SHA-256 of every byte fed, computed by the
+ * caller (hash_elsewhere); before agg_finish or agg_abort.
+ */
+void agg_set_payload_sha256(struct agg_parser *p,
+    const unsigned char digest[32]);
 /* agg_has_report - whether <feedback> was seen (report events flowed). */
 int agg_has_report(const struct agg_parser *p);
 /* agg_root_name - the document's root element, "" before it is seen. */

@@ -11,6 +11,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <gnutls/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,6 +369,127 @@ describe_bytes(const unsigned char *b, size_t n, char *out, size_t size)
 
 /* Aggregate XML */
 
+/*
+ * The reader: a second thread reads (and inflates) the stream into a ring
+ * of chunks and hashes them, while the calling thread runs libxml2 over
+ * the chunks before it. Memory stays flat: the ring is the only buffer.
+ * Small inputs already in memory are parsed in one thread.
+ */
+#define RING_SLOTS	8
+#define RING_CHUNK	(128 * 1024)
+#define PIPELINE_MIN	(256 * 1024)
+
+struct ring_slot {
+	unsigned char data[RING_CHUNK];
+	ssize_t len;		/* -1: error (err), 0: end */
+	struct dm_error err;
+};
+
+struct reader {
+	struct unpack *u;
+	struct stream *s;
+	struct ring_slot *slots;
+	unsigned head, tail;	/* filled by the reader, taken by the parser */
+	int cancel;
+	int reader_waits, parser_waits;	/* wake-ups only when needed */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	gnutls_hash_hd_t sha;
+	struct dm_warnings warnings;	/* the streams' notes, merged later */
+};
+
+static void *
+reader_run(void *arg)
+{
+	struct reader *rd = arg;
+
+	for (;;) {
+		struct ring_slot *slot;
+		int stop;
+
+		pthread_mutex_lock(&rd->lock);
+		if (rd->head - rd->tail == RING_SLOTS && !rd->cancel) {
+			/* Full: sleep until half of the ring is free. */
+			rd->reader_waits = 1;
+			while (rd->head - rd->tail > RING_SLOTS / 2 &&
+			    !rd->cancel)
+				pthread_cond_wait(&rd->cond, &rd->lock);
+			rd->reader_waits = 0;
+		}
+		stop = rd->cancel;
+		pthread_mutex_unlock(&rd->lock);
+		if (stop)
+			return NULL;
+		slot = &rd->slots[rd->head % RING_SLOTS];
+		dm_error_clear(&slot->err);
+		slot->len = stream_read(rd->s, slot->data, RING_CHUNK,
+		    &slot->err);
+		if (slot->len > 0)
+			gnutls_hash(rd->sha, slot->data, (size_t)slot->len);
+		pthread_mutex_lock(&rd->lock);
+		rd->head++;
+		if (rd->parser_waits)
+			pthread_cond_broadcast(&rd->cond);
+		pthread_mutex_unlock(&rd->lock);
+		if (slot->len <= 0)
+			return NULL;
+	}
+}
+
+static struct ring_slot *
+reader_take(struct reader *rd)
+{
+	struct ring_slot *slot;
+
+	pthread_mutex_lock(&rd->lock);
+	rd->parser_waits = 1;
+	while (rd->head == rd->tail)
+		pthread_cond_wait(&rd->cond, &rd->lock);
+	rd->parser_waits = 0;
+	slot = &rd->slots[rd->tail % RING_SLOTS];
+	pthread_mutex_unlock(&rd->lock);
+	return slot;
+}
+
+static void
+reader_release(struct reader *rd)
+{
+	pthread_mutex_lock(&rd->lock);
+	rd->tail++;
+	if (rd->reader_waits && rd->head - rd->tail <= RING_SLOTS / 2)
+		pthread_cond_broadcast(&rd->cond);
+	pthread_mutex_unlock(&rd->lock);
+}
+
+/* The parse loop over either the ring or plain reads. */
+static int
+feed_xml(struct unpack *u, struct stream *s, struct agg_parser *p,
+    struct reader *rd, struct dm_error *read_err, struct dm_error *err)
+{
+	for (;;) {
+		const unsigned char *data;
+		ssize_t n;
+
+		if (rd != NULL) {
+			struct ring_slot *slot = reader_take(rd);
+
+			n = slot->len;
+			data = slot->data;
+			if (n < 0)
+				*read_err = slot->err;
+		} else {
+			n = stream_read(s, u->readbuf, READ_CHUNK, read_err);
+			data = u->readbuf;
+		}
+		if (n <= 0)
+			return n < 0 ? -1 : 0;
+		if (agg_feed(p, data, (size_t)n, err) != 0)
+			return 1;	/* the parser stopped */
+		if (rd != NULL)
+			reader_release(rd);
+	}
+}
+
 static int
 do_xml(struct unpack *u, struct stream *s, const char *where)
 {
@@ -375,55 +498,97 @@ do_xml(struct unpack *u, struct stream *s, const char *where)
 	struct agg_options ao;
 	struct agg_parser *p;
 	struct dm_error err, read_err;
-	ssize_t n;
-	int rc = 0;
+	struct reader *rd = NULL;
+	pthread_t thread;
+	size_t i;
+	int rc = 0, fed;
 
 	warnings = calloc(1, sizeof(*warnings));
 	if (warnings == NULL)
 		return dm_error_set(&u->stop_err, DM_E_NOMEM, "out of memory");
+	/* Notes a container made while its content was sniffed. */
+	for (i = 0; i < saved->count; i++)
+		dm_warnings_add(warnings, saved->items[i].line, "%s",
+		    saved->items[i].text);
+	dm_warnings_clear(saved);
+	if (s->mem == NULL || s->mem_len >= PIPELINE_MIN) {
+		rd = calloc(1, sizeof(*rd));
+		if (rd != NULL)
+			rd->slots = malloc(sizeof(*rd->slots) * RING_SLOTS);
+		if (rd == NULL || rd->slots == NULL ||
+		    gnutls_hash_init(&rd->sha, GNUTLS_DIG_SHA256) < 0) {
+			if (rd != NULL)
+				free(rd->slots);
+			free(rd);
+			rd = NULL;
+		} else {
+			rd->u = u;
+			rd->s = s;
+			pthread_mutex_init(&rd->lock, NULL);
+			pthread_cond_init(&rd->cond, NULL);
+		}
+	}
 	ao.input = u->input;
 	ao.where = where;
 	ao.warnings = warnings;
+	ao.hash_elsewhere = rd != NULL;
 	p = agg_new(&ao, &u->tap, &u->stop_err);
 	if (p == NULL) {
-		free(warnings);
-		return -1;
+		rc = -1;
+		goto out;
 	}
-	/* Notes a container made while its content was sniffed. */
-	{
-		size_t i;
+	/* While the reader runs, stream notes go to its own list. */
+	u->cur_warnings = rd != NULL ? &rd->warnings : warnings;
+	if (rd != NULL && pthread_create(&thread, NULL, reader_run, rd) != 0) {
+		u->cur_warnings = warnings;
+		gnutls_hash_deinit(rd->sha, NULL);
+		pthread_mutex_destroy(&rd->lock);
+		pthread_cond_destroy(&rd->cond);
+		free(rd->slots);
+		free(rd);
+		rd = NULL;
+		agg_free(&p);
+		ao.hash_elsewhere = 0;
+		p = agg_new(&ao, &u->tap, &u->stop_err);
+		if (p == NULL) {
+			rc = -1;
+			goto out;
+		}
+	}
+	dm_error_clear(&err);
+	dm_error_clear(&read_err);
+	fed = feed_xml(u, s, p, rd, &read_err, &err);
+	if (rd != NULL) {
+		unsigned char digest[32];
 
-		for (i = 0; i < saved->count; i++)
-			dm_warnings_add(warnings, saved->items[i].line, "%s",
-			    saved->items[i].text);
-		dm_warnings_clear(saved);
+		pthread_mutex_lock(&rd->lock);
+		rd->cancel = 1;
+		pthread_cond_broadcast(&rd->cond);
+		pthread_mutex_unlock(&rd->lock);
+		pthread_join(thread, NULL);
+		gnutls_hash_deinit(rd->sha, digest);
+		agg_set_payload_sha256(p, digest);
+		for (i = 0; i < rd->warnings.count; i++)
+			dm_warnings_add(warnings, rd->warnings.items[i].line,
+			    "%s", rd->warnings.items[i].text);
 	}
 	u->cur_warnings = warnings;
-	dm_error_clear(&err);
-	for (;;) {
-		dm_error_clear(&read_err);
-		n = stream_read(s, u->readbuf, READ_CHUNK, &read_err);
-		if (n < 0) {
-			/* The bytes stopped: a report open so far is rejected. */
-			agg_abort(p, &read_err, &err);
-			if (!agg_has_report(p)) {
-				if (input_fault(&read_err))
-					rc = emit_problem(u, where,
-					    DM_KIND_UNKNOWN, &read_err);
-				else {
-					u->stop_err = read_err;
-					rc = -1;
-				}
-			} else if (!input_fault(&read_err)) {
+	if (fed < 0) {
+		/* The bytes stopped: a report open so far is rejected. */
+		agg_abort(p, &read_err, &err);
+		if (!agg_has_report(p)) {
+			if (input_fault(&read_err))
+				rc = emit_problem(u, where, DM_KIND_UNKNOWN,
+				    &read_err);
+			else {
 				u->stop_err = read_err;
 				rc = -1;
 			}
-			goto out;
+		} else if (!input_fault(&read_err)) {
+			u->stop_err = read_err;
+			rc = -1;
 		}
-		if (n == 0)
-			break;
-		if (agg_feed(p, u->readbuf, (size_t)n, &err) != 0)
-			break;
+		goto out;
 	}
 	if (agg_finish(p, &err) != 0) {
 		if (!input_fault(&err)) {
@@ -433,6 +598,12 @@ do_xml(struct unpack *u, struct stream *s, const char *where)
 			rc = emit_problem(u, where, DM_KIND_UNKNOWN, &err);
 	}
 out:
+	if (rd != NULL) {
+		pthread_mutex_destroy(&rd->lock);
+		pthread_cond_destroy(&rd->cond);
+		free(rd->slots);
+		free(rd);
+	}
 	u->cur_warnings = saved;
 	agg_free(&p);
 	free(warnings);
