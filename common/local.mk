@@ -5,4 +5,5 @@ common_libcommon_a_SOURCES = \
 	common/buf.c common/buf.h \
 	common/error.c common/error.h \
 	common/limits.h \
-	common/report.c common/report.h
+	common/report.c common/report.h \
+	common/ring.c common/ring.h

@@ -112,8 +112,9 @@ dm_enum_parse(enum dm_enum_type type, const char *raw, size_t len,
 		n--;
 	/* "unknown" is the placeholder name of the last value, not input. */
 	for (v = 1; v < def->count - 1; v++) {
-		if (strlen(def->names[v]) == len &&
-		    memcmp(def->names[v], raw, len) == 0) {
+		if (len > 0 && def->names[v][0] == raw[0] &&
+		    strncmp(def->names[v], raw, len) == 0 &&
+		    def->names[v][len] == '\0') {
 			*value_r = v;
 			return DM_MATCH_EXACT;
 		}
@@ -228,6 +229,38 @@ dm_warning_format(const struct dm_warning *warning, char *buf, size_t size)
 	snprintf(buf, size, "%s%s%s", where, warning->text, times);
 }
 
+/* A dotted quad already in canonical form (the common case), copied as is. */
+static int
+ipv4_canonical(const char *s, size_t len, char *out, size_t size)
+{
+	size_t i = 0;
+	int octets = 0;
+
+	while (i < len) {
+		unsigned value = 0;
+		size_t start = i;
+
+		while (i < len && s[i] >= '0' && s[i] <= '9' && i - start < 4)
+			value = value * 10 + (unsigned)(s[i++] - '0');
+		if (i == start || i - start > 3 || value > 255 ||
+		    (s[start] == '0' && i - start > 1))
+			return -1;
+		octets++;
+		if (i == len)
+			break;
+		if (s[i] != '.' || octets == 4)
+			return -1;
+		i++;
+		if (i == len)
+			return -1;
+	}
+	if (octets != 4 || len >= size)
+		return -1;
+	memcpy(out, s, len);
+	out[len] = '\0';
+	return 0;
+}
+
 int
 dm_ip_canonical(const char *text, char *out, size_t size)
 {
@@ -242,6 +275,8 @@ dm_ip_canonical(const char *text, char *out, size_t size)
 		len--;
 	if (len == 0 || len >= sizeof(copy))
 		return -1;
+	if (ipv4_canonical(text, len, out, size) == 0)
+		return 0;
 	memcpy(copy, text, len);
 	copy[len] = '\0';
 	if (inet_pton(AF_INET, copy, addr) == 1)

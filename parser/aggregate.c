@@ -223,6 +223,13 @@ lookup(enum elem parent, const xmlChar *name)
 	return E_UNKNOWN;
 }
 
+static inline int
+is_space(unsigned char c)
+{
+	return c == ' ' || c == '\n' || c == '\t' || c == '\r' ||
+	    c == '\f' || c == '\v';
+}
+
 static unsigned long
 cur_line(struct agg_parser *p)
 {
@@ -321,11 +328,11 @@ trimmed(struct agg_parser *p, const char *elem_name, size_t *len_r)
 	size_t len = p->text.len;
 	size_t orig = len;
 
-	while (len > 0 && isspace((unsigned char)*s)) {
+	while (len > 0 && is_space((unsigned char)*s)) {
 		s++;
 		len--;
 	}
-	while (len > 0 && isspace((unsigned char)s[len - 1]))
+	while (len > 0 && is_space((unsigned char)s[len - 1]))
 		len--;
 	if (len != orig && len > 0)
 		warn(p, "white space around the value of <%s> removed",
@@ -359,7 +366,8 @@ keep_domain(struct agg_parser *p, struct dm_arena *arena, const char *s,
 	copy = keep(p, arena, s, len);
 	if (copy != NULL)
 		for (i = 0; i < len; i++)
-			copy[i] = (char)tolower((unsigned char)copy[i]);
+			if (copy[i] >= 'A' && copy[i] <= 'Z')
+				copy[i] = (char)(copy[i] + ('a' - 'A'));
 	return copy;
 }
 
@@ -1145,6 +1153,14 @@ sax_characters(void *ctx, const xmlChar *ch, int len)
 		return;
 	id = p->stack[p->depth];
 	if (elem_flags[id] & F_TEXT) {
+		/* The usual case: room in the buffer already. */
+		if (p->text.len + (size_t)len < p->text.alloc &&
+		    p->text.len + (size_t)len <= p->text.max) {
+			memcpy(p->text.data + p->text.len, ch, (size_t)len);
+			p->text.len += (size_t)len;
+			p->text.data[p->text.len] = '\0';
+			return;
+		}
 		if (dm_buf_append(&p->text, ch, (size_t)len) != 0)
 			stop(p, DM_E_LIMIT, "text longer than %d bytes",
 			    DM_MAX_TEXT);
@@ -1159,7 +1175,7 @@ sax_characters(void *ctx, const xmlChar *ch, int len)
 	    id == E_WRAPPER || id == E_DOC)
 		return;
 	for (i = 0; i < len; i++) {
-		if (!isspace(ch[i])) {
+		if (!is_space(ch[i])) {
 			warn(p, "text directly in <%s> ignored", cur_name(p));
 			return;
 		}

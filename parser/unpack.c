@@ -22,6 +22,7 @@
 #include <libetpan/libetpan.h>
 
 #include "common/arena.h"
+#include "common/ring.h"
 #include "parser/aggregate.h"
 #include "parser/failure.h"
 #include "parser/mime.h"
@@ -389,11 +390,7 @@ struct reader {
 	struct unpack *u;
 	struct stream *s;
 	struct ring_slot *slots;
-	unsigned head, tail;	/* filled by the reader, taken by the parser */
-	int cancel;
-	int reader_waits, parser_waits;	/* wake-ups only when needed */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	struct dm_ring ring;
 	gnutls_hash_hd_t sha;
 	struct dm_warnings warnings;	/* the streams' notes, merged later */
 };
@@ -402,63 +399,21 @@ static void *
 reader_run(void *arg)
 {
 	struct reader *rd = arg;
+	int index;
 
-	for (;;) {
-		struct ring_slot *slot;
-		int stop;
+	while ((index = dm_ring_acquire(&rd->ring)) >= 0) {
+		struct ring_slot *slot = &rd->slots[index];
 
-		pthread_mutex_lock(&rd->lock);
-		if (rd->head - rd->tail == RING_SLOTS && !rd->cancel) {
-			/* Full: sleep until half of the ring is free. */
-			rd->reader_waits = 1;
-			while (rd->head - rd->tail > RING_SLOTS / 2 &&
-			    !rd->cancel)
-				pthread_cond_wait(&rd->cond, &rd->lock);
-			rd->reader_waits = 0;
-		}
-		stop = rd->cancel;
-		pthread_mutex_unlock(&rd->lock);
-		if (stop)
-			return NULL;
-		slot = &rd->slots[rd->head % RING_SLOTS];
 		dm_error_clear(&slot->err);
 		slot->len = stream_read(rd->s, slot->data, RING_CHUNK,
 		    &slot->err);
 		if (slot->len > 0)
 			gnutls_hash(rd->sha, slot->data, (size_t)slot->len);
-		pthread_mutex_lock(&rd->lock);
-		rd->head++;
-		if (rd->parser_waits)
-			pthread_cond_broadcast(&rd->cond);
-		pthread_mutex_unlock(&rd->lock);
+		dm_ring_publish(&rd->ring);
 		if (slot->len <= 0)
-			return NULL;
+			break;		/* the end, or an error: said in slot */
 	}
-}
-
-static struct ring_slot *
-reader_take(struct reader *rd)
-{
-	struct ring_slot *slot;
-
-	pthread_mutex_lock(&rd->lock);
-	rd->parser_waits = 1;
-	while (rd->head == rd->tail)
-		pthread_cond_wait(&rd->cond, &rd->lock);
-	rd->parser_waits = 0;
-	slot = &rd->slots[rd->tail % RING_SLOTS];
-	pthread_mutex_unlock(&rd->lock);
-	return slot;
-}
-
-static void
-reader_release(struct reader *rd)
-{
-	pthread_mutex_lock(&rd->lock);
-	rd->tail++;
-	if (rd->reader_waits && rd->head - rd->tail <= RING_SLOTS / 2)
-		pthread_cond_broadcast(&rd->cond);
-	pthread_mutex_unlock(&rd->lock);
+	return NULL;
 }
 
 /* The parse loop over either the ring or plain reads. */
@@ -471,7 +426,8 @@ feed_xml(struct unpack *u, struct stream *s, struct agg_parser *p,
 		ssize_t n;
 
 		if (rd != NULL) {
-			struct ring_slot *slot = reader_take(rd);
+			struct ring_slot *slot =
+			    &rd->slots[dm_ring_take(&rd->ring)];
 
 			n = slot->len;
 			data = slot->data;
@@ -486,7 +442,7 @@ feed_xml(struct unpack *u, struct stream *s, struct agg_parser *p,
 		if (agg_feed(p, data, (size_t)n, err) != 0)
 			return 1;	/* the parser stopped */
 		if (rd != NULL)
-			reader_release(rd);
+			dm_ring_release(&rd->ring);
 	}
 }
 
@@ -516,16 +472,19 @@ do_xml(struct unpack *u, struct stream *s, const char *where)
 		if (rd != NULL)
 			rd->slots = malloc(sizeof(*rd->slots) * RING_SLOTS);
 		if (rd == NULL || rd->slots == NULL ||
-		    gnutls_hash_init(&rd->sha, GNUTLS_DIG_SHA256) < 0) {
+		    dm_ring_init(&rd->ring, RING_SLOTS) != 0) {
 			if (rd != NULL)
 				free(rd->slots);
+			free(rd);
+			rd = NULL;
+		} else if (gnutls_hash_init(&rd->sha, GNUTLS_DIG_SHA256) < 0) {
+			dm_ring_destroy(&rd->ring);
+			free(rd->slots);
 			free(rd);
 			rd = NULL;
 		} else {
 			rd->u = u;
 			rd->s = s;
-			pthread_mutex_init(&rd->lock, NULL);
-			pthread_cond_init(&rd->cond, NULL);
 		}
 	}
 	ao.input = u->input;
@@ -542,8 +501,7 @@ do_xml(struct unpack *u, struct stream *s, const char *where)
 	if (rd != NULL && pthread_create(&thread, NULL, reader_run, rd) != 0) {
 		u->cur_warnings = warnings;
 		gnutls_hash_deinit(rd->sha, NULL);
-		pthread_mutex_destroy(&rd->lock);
-		pthread_cond_destroy(&rd->cond);
+		dm_ring_destroy(&rd->ring);
 		free(rd->slots);
 		free(rd);
 		rd = NULL;
@@ -561,10 +519,7 @@ do_xml(struct unpack *u, struct stream *s, const char *where)
 	if (rd != NULL) {
 		unsigned char digest[32];
 
-		pthread_mutex_lock(&rd->lock);
-		rd->cancel = 1;
-		pthread_cond_broadcast(&rd->cond);
-		pthread_mutex_unlock(&rd->lock);
+		dm_ring_cancel(&rd->ring);
 		pthread_join(thread, NULL);
 		gnutls_hash_deinit(rd->sha, digest);
 		agg_set_payload_sha256(p, digest);
@@ -599,8 +554,7 @@ do_xml(struct unpack *u, struct stream *s, const char *where)
 	}
 out:
 	if (rd != NULL) {
-		pthread_mutex_destroy(&rd->lock);
-		pthread_cond_destroy(&rd->cond);
+		dm_ring_destroy(&rd->ring);
 		free(rd->slots);
 		free(rd);
 	}
