@@ -299,8 +299,6 @@ dm_parse_uint64(const char *text, uint64_t *value_r, const char **why_r)
 		*why_r = "is negative";
 		return -1;
 	}
-	if (*p == '+')
-		p++;
 	for (; *p >= '0' && *p <= '9'; p++) {
 		unsigned d = (unsigned)(*p - '0');
 

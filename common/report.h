@@ -110,7 +110,7 @@ struct dm_warnings {
 void dm_warnings_clear(struct dm_warnings *w);
 void dm_warnings_add(struct dm_warnings *w, unsigned long line,
     const char *fmt, ...) DM_PRINTF(3, 4);
-/* dm_warning_format - "line 12: text (x523)" into buf. */
+/* dm_warning_format - "line 12: text (523 times)" into buf. */
 void dm_warning_format(const struct dm_warning *warning, char *buf,
     size_t size);
 
@@ -153,7 +153,9 @@ struct dm_report {
 	uint64_t record_count;		/* so far; final at report_end */
 	uint64_t message_count;		/* sum of count */
 	uint64_t payload_bytes;		/* decompressed XML bytes */
-	unsigned char payload_sha256[32];	/* valid at report_end */
+	unsigned char payload_sha256[32];	/* of every byte, at report_end
+						 * of an accepted report; zero
+						 * when rejected */
 
 	struct dm_warnings *warnings;
 	enum dm_status status;

@@ -173,7 +173,7 @@ struct agg_parser {
 
 	/* filter */
 	enum filter_mode mode;
-	unsigned char head[8];		/* first bytes, before the ctxt */
+	unsigned char head[256];	/* first bytes: the XML declaration */
 	size_t head_len;
 	unsigned char pend[4];		/* an incomplete UTF-8 sequence */
 	size_t pend_len;
@@ -1526,8 +1526,7 @@ filter_feed(struct agg_parser *p, const unsigned char *in, size_t len,
 		memcpy(p->comb, p->pend, p->pend_len);
 		memcpy(p->comb + p->pend_len, in, len);
 		in = p->comb;
-		len += p->pend_len;
-		p->byte_offset -= p->pend_len;
+		len += p->pend_len;	/* not yet counted in byte_offset */
 		p->pend_len = 0;
 	}
 	i = clean_prefix(in, len);
@@ -1550,6 +1549,9 @@ filter_feed(struct agg_parser *p, const unsigned char *in, size_t len,
 			if (c == '\n' || c == '\r' || c == '\t')
 				out[o++] = c;
 			else if (c == 0) {
+				/* What came before is parsed, whatever the
+				 * chunking. */
+				xml_push(p, out, o, 0);
 				stop(p, DM_E_DATA, "NUL byte at byte offset "
 				    "%" PRIu64 ": binary data is not an XML "
 				    "report", p->byte_offset + i);
@@ -1613,7 +1615,10 @@ agg_feed(struct agg_parser *p, const void *data, size_t len,
 			p->head_len += take;
 			in += take;
 			len -= take;
-			if (p->head_len < sizeof(p->head))
+			/* Decide once the declaration (or the first tag) is
+			 * complete, or the buffer is full. */
+			if (p->head_len < sizeof(p->head) &&
+			    memchr(p->head, '>', p->head_len) == NULL)
 				continue;
 			decide_mode(p, p->head, p->head_len);
 			filter_feed(p, p->head, p->head_len, 0);
@@ -1663,6 +1668,10 @@ end_report(struct agg_parser *p, struct dm_error *err)
 		gnutls_hash_deinit(p->sha, r->payload_sha256);
 		p->sha_ready = 0;
 	}
+	/* Defined over every byte of an accepted report; a rejected one may
+	 * have stopped anywhere (and a reader thread read ahead). */
+	if (r->status != DM_STATUS_OK)
+		memset(r->payload_sha256, 0, sizeof(r->payload_sha256));
 	if (p->handler->report_end != NULL) {
 		dm_error_clear(&herr);
 		if (p->handler->report_end(p->handler->ctx, r, &herr) != 0) {

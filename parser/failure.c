@@ -433,14 +433,28 @@ arf_parse_notice(const char *text, size_t len, const struct arf_options *o,
 		p = nl ? nl + 1 : end;
 	}
 	if (copy != NULL) {
-		/* The headers start on the line after the marker. */
-		const char *nl = memchr(copy, '\n', (size_t)(end - copy));
+		/*
+		 * The marker may wrap onto a second line (exim writes "...
+		 * before the error\n       was detected."); the headers
+		 * start after the empty line that follows it.
+		 */
+		const char *q = copy, *start = NULL;
 
-		while (nl != NULL && nl + 1 < end && (nl[1] == '\n' ||
-		    (nl[1] == '\r' && nl + 2 < end && nl[2] == '\n')))
-			nl = memchr(nl + 1, '\n', (size_t)(end - nl - 1));
-		if (nl != NULL)
-			read_original(&fl, nl + 1, (size_t)(end - nl - 1), o);
+		while (q < end) {
+			const char *nl = memchr(q, '\n', (size_t)(end - q));
+
+			if (nl == NULL)
+				break;
+			q = nl + 1;
+			if (q < end && *q == '\r')
+				q++;
+			if (q < end && *q == '\n') {
+				start = q + 1;
+				break;
+			}
+		}
+		if (start != NULL && start < end)
+			read_original(&fl, start, (size_t)(end - start), o);
 	}
 	if (fl.oom)
 		return dm_error_set(err, DM_E_LIMIT, "the failure notice's "

@@ -276,15 +276,19 @@ inflate_read(struct stream *s, void *buf, size_t len, struct dm_error *err)
 		zrc = inflate(&f->z, Z_NO_FLUSH);
 		if (zrc == Z_STREAM_END) {
 			f->members++;
-			/* Another gzip member follows: go on with it. */
-			if (f->gzip && f->z.avail_in == 0) {
-				ssize_t n = stream_read(f->inner, f->in,
-				    sizeof(f->in), err);
+			/* Another gzip member follows: go on with it. Its
+			 * two magic bytes may straddle a read. */
+			if (f->gzip && f->z.avail_in < 2) {
+				size_t kept = f->z.avail_in;
+				ssize_t n;
 
+				memmove(f->in, f->z.next_in, kept);
+				n = stream_read(f->inner, f->in + kept,
+				    sizeof(f->in) - kept, err);
 				if (n < 0)
 					return -1;
 				f->z.next_in = f->in;
-				f->z.avail_in = (uInt)n;
+				f->z.avail_in = (uInt)(kept + (size_t)n);
 				f->in_total += (uint64_t)n;
 			}
 			if (f->gzip && f->z.avail_in >= 2 &&

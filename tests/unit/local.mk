@@ -1,1 +1,27 @@
-# tests/unit/local.mk
+# tests/unit/local.mk - cmocka unit tests, one program per module.
+# Each prints TAP (CMOCKA_MESSAGE_OUTPUT=TAP, set in AM_TESTS_ENVIRONMENT)
+# and runs through tests/cmocka-tap.sh.
+UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(XML2_CFLAGS) $(ZLIB_CFLAGS) \
+	$(LIBZIP_CFLAGS) $(LIBETPAN_CFLAGS) $(GNUTLS_CFLAGS)
+UNIT_LDADD = $(PARSER_LIBS) $(CMOCKA_LIBS)
+
+check_PROGRAMS += tests/unit/test_common tests/unit/test_aggregate \
+	tests/unit/test_unpack tests/unit/test_failure
+TESTS += tests/unit/test_common tests/unit/test_aggregate \
+	tests/unit/test_unpack tests/unit/test_failure
+
+tests_unit_test_common_SOURCES = tests/unit/test_common.c
+tests_unit_test_common_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_common_LDADD = $(UNIT_LDADD)
+
+tests_unit_test_aggregate_SOURCES = tests/unit/test_aggregate.c
+tests_unit_test_aggregate_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_aggregate_LDADD = $(UNIT_LDADD)
+
+tests_unit_test_unpack_SOURCES = tests/unit/test_unpack.c
+tests_unit_test_unpack_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_unpack_LDADD = $(UNIT_LDADD)
+
+tests_unit_test_failure_SOURCES = tests/unit/test_failure.c
+tests_unit_test_failure_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_failure_LDADD = $(UNIT_LDADD)
