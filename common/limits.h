@@ -20,6 +20,12 @@
 /* MIME. */
 #define DM_MAX_MIME_DEPTH	8		/* message/rfc822 and multipart */
 #define DM_MAX_MIME_PARTS	512
+/* Checked by a linear scan before libetpan builds its tree, which costs
+ * memory per header line and time quadratic in nesting. */
+#define DM_MAX_MIME_HEADER_LINES 20000		/* in all header blocks */
+#define DM_MAX_MIME_TYPE_FIELDS	1024		/* Content-Type fields */
+#define DM_MAX_MIME_DASH_LINES	4096		/* "--..." boundary-like lines */
+#define DM_MAX_JSON_BYTES	(16ULL << 20)	/* a JSON document read whole */
 
 /* XML. */
 #define DM_MAX_XML_DEPTH	32		/* element nesting */

@@ -302,8 +302,9 @@ dm_parse_uint64(const char *text, uint64_t *value_r, const char **why_r)
 	for (; *p >= '0' && *p <= '9'; p++) {
 		unsigned d = (unsigned)(*p - '0');
 
-		if (value > (UINT64_MAX - d) / 10) {
-			*why_r = "overflows 64 bits";
+		if (value > ((uint64_t)INT64_MAX - d) / 10) {
+			*why_r = "is larger than 9223372036854775807, the "
+			    "largest count stored (a signed 64-bit bigint)";
 			return -1;
 		}
 		value = value * 10 + d;

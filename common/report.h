@@ -286,7 +286,8 @@ int dm_ip_canonical(const char *text, char *out, size_t size);
 
 /*
  * dm_parse_uint64 - a decimal count: digits only (surrounding white space
- * allowed), no sign, no overflow. Returns -1 and a reason otherwise.
+ * allowed), no sign, at most INT64_MAX (counts are PostgreSQL bigint).
+ * Returns -1 and a reason otherwise.
  */
 int dm_parse_uint64(const char *text, uint64_t *value_r, const char **why_r);
 

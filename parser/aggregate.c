@@ -868,8 +868,9 @@ finish_record(struct agg_parser *p)
 		warn(p, "a record has no <policy_evaluated> <disposition>");
 	if ((p->rec_seen & (1ULL << E_HEADER_FROM)) == 0)
 		warn(p, "a record has no <header_from>");
-	if (complete && rec->count > UINT64_MAX - r->message_count) {
-		reject(p, "the sum of <count> overflows 64 bits");
+	if (complete && rec->count > (uint64_t)INT64_MAX - r->message_count) {
+		reject(p, "the sum of <count> exceeds 9223372036854775807 "
+		    "(a signed 64-bit bigint)");
 		complete = 0;
 	}
 	if (complete)

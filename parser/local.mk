@@ -1,7 +1,7 @@
 # parser/local.mk - bytes to report events. No PostgreSQL, no IMAP.
 noinst_LIBRARIES += parser/libparser.a
 parser_libparser_a_CFLAGS = $(AM_CFLAGS) $(XML2_CFLAGS) $(ZLIB_CFLAGS) \
-	$(LIBZIP_CFLAGS) $(LIBETPAN_CFLAGS) $(GNUTLS_CFLAGS)
+	$(LIBZIP_CFLAGS) $(LIBETPAN_CFLAGS) $(GNUTLS_CFLAGS) $(JANSSON_CFLAGS)
 parser_libparser_a_SOURCES = \
 	parser/aggregate.c parser/aggregate.h \
 	parser/failure.c parser/failure.h \
@@ -10,4 +10,5 @@ parser_libparser_a_SOURCES = \
 	parser/stream.c parser/stream.h
 # Everything that links the parser needs these.
 PARSER_LIBS = parser/libparser.a common/libcommon.a $(XML2_LIBS) \
-	$(ZLIB_LIBS) $(LIBZIP_LIBS) $(LIBETPAN_LIBS) $(GNUTLS_LIBS)
+	$(ZLIB_LIBS) $(LIBZIP_LIBS) $(LIBETPAN_LIBS) $(GNUTLS_LIBS) \
+	$(JANSSON_LIBS)

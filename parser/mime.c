@@ -7,6 +7,7 @@
 #include <time.h>
 #include <libetpan/libetpan.h>
 
+#include "common/limits.h"
 #include "parser/mime.h"
 
 size_t
@@ -18,6 +19,77 @@ mime_skip_mbox_from(const char *data, size_t len)
 		return 0;
 	nl = memchr(data, '\n', len);
 	return nl == NULL ? 0 : (size_t)(nl - data) + 1;
+}
+
+void
+mime_scan_init(struct mime_scan *scan)
+{
+	memset(scan, 0, sizeof(*scan));
+	scan->in_header = 1;
+}
+
+/* One complete line: its length and first bytes. */
+static int
+scan_line(struct mime_scan *scan, size_t len, const char *head,
+    struct dm_error *err)
+{
+	/* A CR ending a short line (only those can be empty or "--"). */
+	if (len > 0 && len <= sizeof(scan->head) && head[len - 1] == '\r')
+		len--;
+	if (scan->in_header) {
+		if (len == 0)
+			scan->in_header = 0;
+		else if (++scan->header_lines > DM_MAX_MIME_HEADER_LINES)
+			return dm_error_set(err, DM_E_LIMIT, "too many header "
+			    "lines: more than %d (header limit)",
+			    DM_MAX_MIME_HEADER_LINES);
+		else if (len >= 13 && strncasecmp(head, "content-type:", 13) ==
+		    0 && ++scan->type_fields > DM_MAX_MIME_TYPE_FIELDS)
+			return dm_error_set(err, DM_E_LIMIT, "too many MIME "
+			    "parts: more than %d Content-Type fields (part "
+			    "limit)", DM_MAX_MIME_TYPE_FIELDS);
+	} else if (len >= 2 && head[0] == '-' && head[1] == '-') {
+		/* A boundary: the part's header block follows. */
+		if (++scan->dash_lines > DM_MAX_MIME_DASH_LINES)
+			return dm_error_set(err, DM_E_LIMIT, "too many MIME "
+			    "parts: more than %d boundary lines (part limit)",
+			    DM_MAX_MIME_DASH_LINES);
+		scan->in_header = 1;
+	}
+	return 0;
+}
+
+int
+mime_scan_feed(struct mime_scan *scan, const char *data, size_t len,
+    struct dm_error *err)
+{
+	const char *p = data, *end = data + len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = (size_t)((nl ? nl : end) - p);
+		size_t room = sizeof(scan->head) - scan->head_len;
+
+		memcpy(scan->head + scan->head_len, p, n < room ? n : room);
+		scan->head_len += n < room ? n : room;
+		scan->line_len += n;
+		if (nl == NULL)
+			break;
+		if (scan_line(scan, scan->line_len, scan->head, err) != 0)
+			return -1;
+		scan->head_len = scan->line_len = 0;
+		p = nl + 1;
+	}
+	return 0;
+}
+
+int
+mime_prescan(const char *data, size_t len, struct dm_error *err)
+{
+	struct mime_scan scan;
+
+	mime_scan_init(&scan);
+	return mime_scan_feed(&scan, data, len, err);
 }
 
 int

@@ -27,6 +27,26 @@ struct mime_part_info {
 /* mime_skip_mbox_from - length of a leading mbox "From " line, or 0. */
 size_t mime_skip_mbox_from(const char *data, size_t len);
 
+/*
+ * mime_prescan - refuse, in one linear pass and flat memory, a mail whose
+ * structure would make libetpan's tree huge or its walk quadratic: too
+ * many header lines, Content-Type fields or boundary lines (limits.h).
+ * -1 with DM_E_LIMIT and the reason.
+ */
+int mime_prescan(const char *data, size_t len, struct dm_error *err);
+
+/* The same, fed in pieces as the mail is read. */
+struct mime_scan {
+	int in_header;
+	unsigned long header_lines, type_fields, dash_lines;
+	size_t line_len, head_len;
+	char head[16];			/* a line's first bytes */
+};
+
+void mime_scan_init(struct mime_scan *scan);
+int mime_scan_feed(struct mime_scan *scan, const char *data, size_t len,
+    struct dm_error *err);
+
 int mime_parse(const char *data, size_t len, struct mailmime **mime_r,
     struct dm_error *err);
 void mime_free(struct mailmime **mime);

@@ -79,8 +79,4 @@ struct stream *stream_inflate_new(struct stream *inner,
 int stream_budget_take(struct stream_budget *b, uint64_t n, uint64_t in,
     uint64_t out, const char *what, struct dm_error *err);
 
-/* stream_slurp - read everything (at most max bytes) into a malloc'd block. */
-int stream_slurp(struct stream *s, size_t max, unsigned char **data_r,
-    size_t *len_r, struct dm_error *err);
-
 #endif

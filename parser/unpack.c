@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <zip.h>
+#include <jansson.h>
 #include <libetpan/libetpan.h>
 
 #include "common/arena.h"
@@ -590,6 +592,8 @@ struct zip_member_stream {
 	zip_file_t *zf;
 	struct stream_budget *budget;
 	uint64_t comp_size, out_total;
+	uint64_t *archive_out;		/* all members so far */
+	uint64_t archive_size;
 };
 
 static ssize_t
@@ -603,8 +607,13 @@ zip_member_read(struct stream *s, void *buf, size_t len,
 		return dm_error_set(err, DM_E_DATA, "zip member unreadable: %s",
 		    zip_error_strerror(zip_file_get_error(m->zf)));
 	m->out_total += (uint64_t)n;
+	*m->archive_out += (uint64_t)n;
 	if (stream_budget_take(m->budget, (uint64_t)n, m->comp_size,
 	    m->out_total, "zip member", err) != 0)
+		return -1;
+	/* Members may share one compressed stream: the archive counts too. */
+	if (stream_budget_take(m->budget, 0, m->archive_size,
+	    *m->archive_out, "the zip archive", err) != 0)
 		return -1;
 	return (ssize_t)n;
 }
@@ -665,12 +674,14 @@ spool(struct unpack *u, struct stream *s, int *fd_r, struct dm_error *err)
 
 static int
 zip_open_stream(struct unpack *u, struct stream *s, zip_t **za_r,
-    struct dm_error *err)
+    uint64_t *size_r, struct dm_error *err)
 {
 	zip_error_t zerr;
+	struct stat st;
 	int fd = -1, code;
 
 	*za_r = NULL;
+	*size_r = s->mem_len;
 	zip_error_init(&zerr);
 	if (s->mem != NULL) {
 		zip_source_t *src = zip_source_buffer_create(s->mem, s->mem_len,
@@ -693,6 +704,8 @@ zip_open_stream(struct unpack *u, struct stream *s, zip_t **za_r,
 			return dm_error_set(err, DM_E_IO, "dup: %s",
 			    strerror(errno));
 		}
+		if (fstat(fd, &st) == 0)
+			*size_r = (uint64_t)st.st_size;
 		*za_r = zip_fdopen(fd, ZIP_RDONLY, &code);
 		if (*za_r == NULL) {
 			close(fd);
@@ -727,11 +740,12 @@ do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
 	struct dm_error err;
 	zip_t *za;
 	zip_int64_t count, i;
+	uint64_t archive_size, archive_out = 0, declared = 0;
 	unsigned found_before = u->found, skipped = 0;
 	int rc = 0;
 
 	dm_error_clear(&err);
-	if (zip_open_stream(u, s, &za, &err) != 0)
+	if (zip_open_stream(u, s, &za, &archive_size, &err) != 0)
 		return input_fault(&err) ? emit_problem(u, where,
 		    DM_KIND_UNKNOWN, &err) : (u->stop_err = err, -1);
 	count = zip_get_num_entries(za, 0);
@@ -789,6 +803,21 @@ do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
 			    (unsigned long long)st.size, u->budget.max_ratio);
 			continue;
 		}
+		/* Overlapping members: each is modest, together a bomb. */
+		if (st.valid & ZIP_STAT_SIZE)
+			declared += st.size;
+		if (u->budget.max_ratio > 0 && declared > u->budget.ratio_grace &&
+		    declared / (archive_size ? archive_size : 1) >
+		    u->budget.max_ratio) {
+			rc = problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT,
+			    "zip archive of %llu bytes declares %llu bytes in "
+			    "its first %lld members, a ratio above the limit "
+			    "of %u:1 (overlapping members? decompression "
+			    "bomb?)", (unsigned long long)archive_size,
+			    (unsigned long long)declared, (long long)i + 1,
+			    u->budget.max_ratio);
+			break;
+		}
 		m = calloc(1, sizeof(*m));
 		if (m == NULL) {
 			rc = dm_error_set(&u->stop_err, DM_E_NOMEM, "out of "
@@ -800,6 +829,8 @@ do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
 		m->budget = &u->budget;
 		m->comp_size = (st.valid & ZIP_STAT_COMP_SIZE) ?
 		    st.comp_size : 0;
+		m->archive_out = &archive_out;
+		m->archive_size = archive_size;
 		m->zf = zip_fopen_index(za, (zip_uint64_t)i, 0);
 		if (m->zf == NULL) {
 			rc = problem(u, member_where, DM_KIND_UNKNOWN,
@@ -839,6 +870,7 @@ struct mail_walk {
 	size_t notice_len;
 	char *notice_owned;
 	int is_report;			/* a multipart/report was seen */
+	unsigned part_count;
 };
 
 static int walk(struct unpack *u, const struct mailmime *mm,
@@ -995,6 +1027,13 @@ walk(struct unpack *u, const struct mailmime *mm, const char *where,
 	if (mime_depth > DM_MAX_MIME_DEPTH)
 		return problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT, "MIME "
 		    "parts nested deeper than %d levels", DM_MAX_MIME_DEPTH);
+	if (++w->part_count > DM_MAX_MIME_PARTS) {
+		if (w->part_count == DM_MAX_MIME_PARTS + 1)
+			return problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT,
+			    "too many MIME parts: more than %d (part limit); "
+			    "the rest are not read", DM_MAX_MIME_PARTS);
+		return 0;
+	}
 	switch (mm->mm_type) {
 	case MAILMIME_MESSAGE:
 		if (mm->mm_data.mm_message.mm_msg_mime == NULL)
@@ -1036,6 +1075,57 @@ walk(struct unpack *u, const struct mailmime *mm, const char *where,
 	return 0;
 }
 
+/*
+ * slurp_mail - read a mail to hold it for libetpan, scanning its
+ * structure as it comes so that a hostile one is refused early.
+ */
+static int
+slurp_mail(struct stream *s, size_t max, unsigned char **data_r,
+    size_t *len_r, struct dm_error *err)
+{
+	struct mime_scan scan;
+	unsigned char *data = NULL, *p;
+	size_t len = 0, alloc = 0;
+	ssize_t n;
+
+	mime_scan_init(&scan);
+	for (;;) {
+		if (alloc - len < 65536) {
+			size_t want = alloc ? alloc * 2 : 65536;
+
+			if (want > max + 65536)
+				want = max + 65536;
+			p = want > alloc ? realloc(data, want) : NULL;
+			if (p == NULL) {
+				free(data);
+				return want > alloc ? dm_error_set(err,
+				    DM_E_NOMEM, "out of memory") :
+				    dm_error_set(err, DM_E_LIMIT, "larger than "
+				    "the limit");
+			}
+			data = p;
+			alloc = want;
+		}
+		n = stream_read(s, data + len, alloc - len, err);
+		if (n < 0 || (n > 0 && mime_scan_feed(&scan,
+		    (const char *)data + len, (size_t)n, err) != 0)) {
+			free(data);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max) {
+			free(data);
+			return dm_error_set(err, DM_E_LIMIT, "larger than the "
+			    "limit");
+		}
+	}
+	*data_r = data;
+	*len_r = len;
+	return 0;
+}
+
 static int
 do_mail(struct unpack *u, struct stream *s, const char *where, int depth)
 {
@@ -1044,7 +1134,7 @@ do_mail(struct unpack *u, struct stream *s, const char *where, int depth)
 	struct dm_error err;
 	unsigned char *owned = NULL;
 	const char *data;
-	size_t len, skip;
+	size_t len = 0, skip;
 	unsigned found_before = u->found;
 	int rc;
 
@@ -1058,13 +1148,14 @@ do_mail(struct unpack *u, struct stream *s, const char *where, int depth)
 			    "%llu", len, (unsigned long long)
 			    u->opt->limits.max_message_bytes);
 	} else {
-		if (stream_slurp(s, (size_t)u->opt->limits.max_message_bytes,
+		if (slurp_mail(s, (size_t)u->opt->limits.max_message_bytes,
 		    &owned, &len, &err) != 0) {
 			if (!input_fault(&err)) {
 				u->stop_err = err;
 				return -1;
 			}
-			if (err.code == DM_E_LIMIT)
+			if (err.code == DM_E_LIMIT &&
+			    strncmp(err.msg, "larger", 6) == 0)
 				return problem(u, where, DM_KIND_UNKNOWN,
 				    DM_E_LIMIT, "mail larger than the limit of "
 				    "%llu bytes (--max-message)",
@@ -1075,7 +1166,8 @@ do_mail(struct unpack *u, struct stream *s, const char *where, int depth)
 		data = (const char *)owned;
 	}
 	skip = mime_skip_mbox_from(data, len);
-	if (mime_parse(data + skip, len - skip, &mm, &err) != 0) {
+	if ((owned == NULL && mime_prescan(data + skip, len - skip,
+	    &err) != 0) || mime_parse(data + skip, len - skip, &mm, &err) != 0) {
 		free(owned);
 		if (!input_fault(&err)) {
 			u->stop_err = err;
@@ -1102,13 +1194,68 @@ do_mail(struct unpack *u, struct stream *s, const char *where, int depth)
 	return rc;
 }
 
-/* JSON: TLS-RPT is recognised, anything else is no report. */
+/*
+ * JSON: a TLS-RPT report (RFC 8460) is recognised, anything else is no
+ * report. The document is read whole (it is small) and checked with
+ * jansson, so a cut-off report says so.
+ */
 static int
-do_json(struct unpack *u, const unsigned char *head, size_t n,
-    const char *where, unsigned flags)
+do_json(struct unpack *u, struct stream *s, const unsigned char *head,
+    size_t n, const char *where, unsigned flags)
 {
-	if (memmem(head, n, "\"organization-name\"", 19) != NULL ||
-	    memmem(head, n, "\"policies\"", 10) != NULL)
+	int looks_tlsrpt = memmem(head, n, "\"organization-name\"", 19) != NULL
+	    || memmem(head, n, "\"policies\"", 10) != NULL;
+	unsigned char *data = NULL;
+	size_t len = 0, alloc = 0;
+	json_error_t jerr;
+	json_t *doc;
+	ssize_t got;
+	int tlsrpt;
+
+	if (!looks_tlsrpt && (flags & DISPATCH_OPTIONAL))
+		return 1;
+	for (;;) {
+		if (alloc - len < 65536) {
+			unsigned char *p;
+
+			if (alloc >= DM_MAX_JSON_BYTES) {
+				free(data);
+				return problem(u, where, looks_tlsrpt ?
+				    DM_KIND_TLSRPT : DM_KIND_UNKNOWN, DM_E_LIMIT,
+				    "a JSON document larger than %llu bytes",
+				    (unsigned long long)DM_MAX_JSON_BYTES);
+			}
+			p = realloc(data, alloc ? alloc * 2 : 65536);
+			if (p == NULL) {
+				free(data);
+				return dm_error_set(&u->stop_err, DM_E_NOMEM,
+				    "out of memory");
+			}
+			data = p;
+			alloc = alloc ? alloc * 2 : 65536;
+		}
+		got = stream_read(s, data + len, alloc - len, &u->stop_err);
+		if (got < 0) {
+			free(data);
+			return input_fault(&u->stop_err) ? emit_problem(u,
+			    where, DM_KIND_UNKNOWN, &u->stop_err) : -1;
+		}
+		if (got == 0)
+			break;
+		len += (size_t)got;
+	}
+	doc = json_loadb((const char *)data, len, 0, &jerr);
+	free(data);
+	if (doc == NULL)
+		return problem(u, where, looks_tlsrpt ? DM_KIND_TLSRPT :
+		    DM_KIND_UNKNOWN, DM_E_DATA, "a JSON document that is not "
+		    "well-formed (truncated?): line %d, column %d: %s",
+		    jerr.line, jerr.column, jerr.text);
+	tlsrpt = json_is_object(doc) &&
+	    json_object_get(doc, "organization-name") != NULL &&
+	    json_is_array(json_object_get(doc, "policies"));
+	json_decref(doc);
+	if (tlsrpt)
 		return problem(u, where, DM_KIND_TLSRPT, DM_E_DATA, "an SMTP "
 		    "TLS report (RFC 8460, TLS-RPT): recognised, but dmarcd "
 		    "does not store TLS-RPT yet");
@@ -1154,7 +1301,7 @@ dispatch(struct unpack *u, struct stream *s, const char *where, int depth,
 	case SNIFF_MAIL:
 		return do_mail(u, s, where, depth);
 	case SNIFF_JSON:
-		return do_json(u, head, (size_t)n, where, flags);
+		return do_json(u, s, head, (size_t)n, where, flags);
 	case SNIFF_TNEF:
 		return problem(u, where, DM_KIND_UNKNOWN, DM_E_DATA, "TNEF "
 		    "(winmail.dat) data: dmarcd cannot decode TNEF");

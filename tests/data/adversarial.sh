@@ -5,6 +5,8 @@
 # tests/data/adversarial (NAME.EXT with a sidecar NAME.expect, see
 # make-cases.py for the format) and checks, one TAP line each:
 #   run      no crash (no signal, no sanitizer report) and no hang (60 s)
+#   time     finished within the case's "seconds:" (default 30,
+#            DMARCD_MAX_SECONDS): a small input must not cost minutes
 #   exit     the exit status the case expects (65 for a rejected input)
 #   summary  exactly one JSON object for the file, with the expected kind,
 #            errors matching the case's regex, warnings, records; errors
@@ -19,6 +21,7 @@
 
 dir=$top_srcdir/tests/data/adversarial
 max_rss_kb=${DMARCD_MAX_RSS_KB:-65536}
+max_seconds=${DMARCD_MAX_SECONDS:-30}
 time_bin=/usr/bin/time
 
 if [ ! -x "$DMARCD" ]; then
@@ -100,11 +103,11 @@ if obj is not None:
     if status == 0 and errors:
         problems.append("exit 0 but errors: %.300s" % joined_errors)
     if "error" in expect and not re.search(expect["error"], joined_errors,
-                                           re.S):
+                                           re.S | re.M):
         problems.append("errors %s do not match /%s/"
                         % (json.dumps(errors)[:600], expect["error"]))
     if "warning" in expect and not re.search(expect["warning"],
-                                             joined_warnings, re.S):
+                                             joined_warnings, re.S | re.M):
         problems.append("warnings %s do not match /%s/"
                         % (json.dumps(warnings)[:600], expect["warning"]))
     if "records" in expect and obj.get("records") != int(expect["records"]):
@@ -140,6 +143,8 @@ for expect in "$dir"/*.expect; do
 	args=$(sed -n 's/^args:[[:space:]]*//p' "$expect")
 	want_exit=$(sed -n 's/^exit:[[:space:]]*//p' "$expect")
 	: "${want_exit:=65}"
+	want_seconds=$(sed -n 's/^seconds:[[:space:]]*//p' "$expect")
+	: "${want_seconds:=$max_seconds}"
 
 	# A fresh, empty working directory and TMPDIR three levels down, so
 	# that ../../x from a member name still lands inside $scratch/run.
@@ -149,16 +154,22 @@ for expect in "$dir"/*.expect; do
 	# shellcheck disable=SC2086 # args are words by design
 	if [ -n "$time_bin" ]; then
 		(cd "$work" && TMPDIR=$scratch/run/tmp \
-		    "$time_bin" -f %M -o "$out/rss" \
+		    "$time_bin" -f '%e %M' -o "$out/rss" \
 		    timeout 60 "$DMARCD" parse --format summary $args "$input" \
 		    >"$out/stdout" 2>"$out/stderr")
 		status=$?
 	else
+		started=$(date +%s)
 		(cd "$work" && TMPDIR=$scratch/run/tmp \
 		    timeout 60 "$DMARCD" parse --format summary $args "$input" \
 		    >"$out/stdout" 2>"$out/stderr")
 		status=$?
+		echo "$(($(date +%s) - started)) -" >"$out/rss"
 	fi
+	# "%e %M" (GNU time puts a status line above it when exit != 0)
+	last=$(tail -n 1 "$out/rss" 2>/dev/null)
+	elapsed=${last%% *}
+	rss=${last#* }
 	cmd="dmarcd parse --format summary${args:+ $args} $input"
 
 	# run: no signal, no hang, no sanitizer report.
@@ -173,6 +184,16 @@ for expect in "$dir"/*.expect; do
 		sed 's/^/# /' "$out/stderr" | head -n 30
 	else
 		ok "$name: no crash or hang (exit $status)"
+	fi
+
+	# time: bounded work for a small input.
+	if [ "$status" -eq 124 ]; then
+		not_ok "$name: took over 60 s (limit $want_seconds s)"
+	elif awk -v e="${elapsed:-0}" -v m="$want_seconds" \
+	    'BEGIN { exit !(e + 0 <= m + 0) }'; then
+		ok "$name: took ${elapsed:-?} s <= $want_seconds s"
+	else
+		not_ok "$name: took $elapsed s, more than $want_seconds s: $cmd"
 	fi
 
 	# exit: the documented status.
@@ -207,7 +228,6 @@ for expect in "$dir"/*.expect; do
 	elif [ "$sanitized" = 1 ]; then
 		skip "$name: max RSS (sanitizer build)"
 	else
-		rss=$(tail -n 1 "$out/rss" 2>/dev/null)
 		case $rss in
 		'' | *[!0-9]*)
 			not_ok "$name: max RSS unknown ($(tail -n 1 "$out/rss"))" ;;

@@ -40,6 +40,8 @@ EXTRA_DIST += tests/data/adversarial.sh \
 	tests/data/adversarial/gzip-magic-then-garbage.gz \
 	tests/data/adversarial/gzip-nested-8-deep.expect \
 	tests/data/adversarial/gzip-nested-8-deep.gz \
+	tests/data/adversarial/gzip-trailing-garbage.expect \
+	tests/data/adversarial/gzip-trailing-garbage.xml.gz \
 	tests/data/adversarial/gzip-truncated.expect \
 	tests/data/adversarial/gzip-truncated.xml.gz \
 	tests/data/adversarial/gzip-yahoo-unused.expect \
@@ -54,8 +56,14 @@ EXTRA_DIST += tests/data/adversarial.sh \
 	tests/data/adversarial/json-not-tlsrpt.json \
 	tests/data/adversarial/mail-600-parts.eml \
 	tests/data/adversarial/mail-600-parts.expect \
+	tests/data/adversarial/mail-8m-headers.eml.gz \
+	tests/data/adversarial/mail-8m-headers.expect \
+	tests/data/adversarial/mail-9m-empty-parts.eml.gz \
+	tests/data/adversarial/mail-9m-empty-parts.expect \
 	tests/data/adversarial/mail-html-preview-only.eml \
 	tests/data/adversarial/mail-html-preview-only.expect \
+	tests/data/adversarial/mail-multipart-36k-deep.eml.gz \
+	tests/data/adversarial/mail-multipart-36k-deep.expect \
 	tests/data/adversarial/mail-over-max-message.eml \
 	tests/data/adversarial/mail-over-max-message.expect \
 	tests/data/adversarial/mail-rfc822-nested-12-deep.eml \

@@ -1079,7 +1079,7 @@ test_count_overflow_rejects(void **state)
 	assert_int_equal(parse_str(doc, &f->rec, f->warnings, &f->out), -1);
 	assert_int_equal(e->status, DM_STATUS_REJECTED);
 	assert_contains(e->error.msg, "in <count>: '18446744073709551616' "
-	    "overflows 64 bits");
+	    "is larger than 9223372036854775807");
 	assert_contains(e->error.msg, "line 24, column ");
 	assert_int_equal(f->rec.records, 0);
 }
@@ -1103,7 +1103,7 @@ test_count_sum_overflow_rejects(void **state)
 {
 	static const char doc[] =
 		"<feedback>\n" META POLICY
-		RECORD("192.0.2.1", "18446744073709551615")
+		RECORD("192.0.2.1", "9223372036854775807")
 		RECORD("192.0.2.2", "1")
 		"</feedback>\n";
 	struct fixture *f = *state;
@@ -1111,10 +1111,10 @@ test_count_sum_overflow_rejects(void **state)
 	assert_int_equal(parse_str(doc, &f->rec, f->warnings, &f->out), -1);
 	assert_int_equal(f->rec.at_end.status, DM_STATUS_REJECTED);
 	assert_contains(f->rec.at_end.error.msg, "the sum of <count> "
-	    "overflows 64 bits");
+	    "exceeds 9223372036854775807");
 	/* The first record was fine and had been handed on already. */
 	assert_int_equal(f->rec.records, 1);
-	assert_true(f->rec.recs[0].count == UINT64_MAX);
+	assert_true(f->rec.recs[0].count == (uint64_t)INT64_MAX);
 }
 
 static void

@@ -11,8 +11,10 @@ tests/data/adversarial.sh:
     error: regex the summary's errors, joined by newlines, must match
     warning: regex the joined warnings must match (optional)
     records: expected record count (optional)
+    seconds: wall-clock limit for this case (optional, default 30)
 
-Regexes are Python `re` (ERE plus (?i)); the runner uses re.search.
+Regexes are Python `re` (ERE plus (?i)); the runner uses re.search with
+re.M, so ^ anchors at the start of any one error or warning.
 
 The generated files are committed and the test reads them, not this
 script: run it only to change a case, then review `git diff --stat` (the
@@ -281,7 +283,7 @@ def report_mail(attachment, ctype="application/gzip",
 # ------------------------------------------------------------------ cases
 
 def case(name, ext, data, proves, error, exit=65, args=None, kind=None,
-         warning=None, records=None):
+         warning=None, records=None, seconds=None):
     fname = name + "." + ext
     assert "." not in name and "/" not in name, name
     assert len(data) <= MAX_FILE, (fname, len(data))
@@ -299,9 +301,17 @@ def case(name, ext, data, proves, error, exit=65, args=None, kind=None,
         lines.append("warning: " + warning)
     if records is not None:
         lines.append("records: %d" % records)
+    if seconds is not None:
+        lines.append("seconds: %d" % seconds)
     with open(os.path.join(OUT, name + ".expect"), "w") as f:
         f.write("\n".join(lines) + "\n")
     cases.append((fname, name + ".expect"))
+
+
+DOCTYPE_REFUSED = r"the document has a DOCTYPE declaration: DTDs and " \
+    r"entities are refused"
+RATIO = r"a ratio above the limit of 250:1"
+NOT_A_REPORT = r"plain text, not a DMARC report"
 
 
 def build():
@@ -318,20 +328,20 @@ def build():
          deflate(comment_bomb(200 * MiB), 31),
          "a 200 KB gzip of a report that goes on with a 200 MiB comment is "
          "refused by the 250:1 ratio cap, not inflated to the end",
-         error=r"(?i)ratio")
+         error=r"^gzip: gzip expands \d+ bytes to over \d+ bytes, " + RATIO)
 
     case("gzip-bomb-200mib-zeros", "gz",
          deflate((b"\0" * MiB for _ in range(200)), 31),
-         "a gzip of 200 MiB of zero bytes is refused quickly "
-         "(ratio cap or not-a-report), never inflated in full",
-         error=r"(?i)ratio|not (an? )?(xml|report)|unrecognised|"
-               r"unknown|NUL")
+         "a gzip of 200 MiB of zero bytes is refused at once (binary, not "
+         "a report, or the ratio cap), never inflated in full",
+         error=r"^gzip: (unrecognised binary data \(first bytes 00 00|"
+               r".*" + RATIO + ")")
 
     inner = deflate(comment_bomb(1024 * MiB), 31)
     case("gzip-in-gzip-bomb-1gib", "xml.gz.gz", gz(inner),
          "a gzip whose content is a 1 MB gzip of a 1 GiB report is "
          "refused by the ratio cap of the inner layer",
-         error=r"(?i)ratio")
+         error=r"^gzip: gzip: gzip expands \d+ bytes .*" + RATIO)
 
     z = Zip()
     z.add("report.xml", None, payload=deflate(comment_bomb(200 * MiB), -15),
@@ -339,23 +349,37 @@ def build():
     case("zip-bomb-200mib", "zip", z.bytes(),
          "a zip member that inflates a 200 MiB report from 200 KB is "
          "refused by the ratio cap",
-         error=r"(?i)ratio")
+         error=r"^zip member 'report\.xml': zip member expands \d+ bytes "
+               r"to \d+, " + RATIO)
 
+    # Many short comments: no single XML token grows, so only the ratio
+    # (or a check of the declared size) can stop it.
+    def short_comments(total):
+        head = report_head() + record().encode()
+        yield head
+        unit = b"<!---->"
+        count = (total - len(head)) // len(unit)
+        while count > 0:
+            k = min(count, MiB // len(unit))
+            yield unit * k
+            count -= k
+        yield b"</feedback>\n"
     z = Zip()
-    payload = deflate(comment_bomb(200 * MiB), -15)
-    z.add("report.xml", None, payload=payload,
-          crc=crc_and_size(comment_bomb(200 * MiB))[0], usize=1000)
+    z.add("report.xml", None, payload=deflate(short_comments(120 * MiB), -15),
+          crc=crc_and_size(short_comments(120 * MiB))[0], usize=1000)
     case("zip-bomb-lying-size", "zip", z.bytes(),
          "a zip member whose headers claim 1000 bytes but whose stream "
-         "inflates to 200 MiB is stopped (size mismatch or ratio), not "
-         "trusted",
-         error=r"(?i)ratio|size|length|inconsisten|crc|exceeds")
+         "inflates to 120 MiB is stopped by the ratio cap or the declared "
+         "size, not trusted",
+         error=r"^zip member 'report\.xml': .*(" + RATIO + r"|declared)")
 
     # Overlapping members (Fifield's non-recursive zip bomb): 256 central
-    # entries share one local entry; each inflates 900 KiB (under the
-    # 1 MiB grace of a per-member ratio check) from ~1 KB, 225 MiB in all.
+    # entries share one local entry, a complete ~900 KiB report that
+    # deflates about 230:1, under the per-member cap; the archive as a
+    # whole expands 18 KB to 225 MiB.
     z = Zip()
-    shared = b"".join(record_stream(900 * 1024))
+    per = len(record().encode())
+    shared = report(records=[record()] * (900 * 1024 // per - 2))
     payload = deflate([shared], -15)
     crc = zlib.crc32(shared)
     off = z.local("r000.xml", payload, 8, crc, len(payload), len(shared))
@@ -363,16 +387,16 @@ def build():
         z.entry("r%03d.xml" % i, off, 8, crc, len(payload), len(shared))
     case("zip-overlapping-members", "zip", z.bytes(),
          "256 zip entries that all point at one small deflate stream "
-         "(225 MiB from 20 KB) are refused by the zip layer's ratio or an "
-         "overlap check",
-         error=r"(?i)ratio|overlap|inconsisten|mismatch|differ")
+         "(225 MiB from 18 KB) are refused by the zip layer's ratio cap or "
+         "an overlap check, not parsed as 256 reports",
+         error=r"(?i)ratio above the limit|overlap")
 
     z = Zip()
     for i in range(300):
         z.add("m%03d.xml" % i, b"<a/>", method=0)
     case("zip-300-members", "zip", z.bytes(),
          "a zip with 300 members is refused at the 256-member cap",
-         error=r"(?i)member|entries|files")
+         error=r"^zip archive has 300 members, more than the limit of 256")
 
     data = ok_report
     for depth in range(8):
@@ -380,8 +404,9 @@ def build():
                        data)
     case("zip-nested-8-deep", "zip", data,
          "a report inside 8 nested zips is refused at the container "
-         "depth cap of 6",
-         error=r"(?i)depth|deep|nest")
+         "depth cap of 6, and the error walks the member names",
+         error=r"^zip member 'level7\.zip': .*zip member 'level1\.zip': "
+               r"containers nested deeper than 6 levels")
 
     data = ok_report
     for _ in range(8):
@@ -389,66 +414,77 @@ def build():
     case("gzip-nested-8-deep", "gz", data,
          "a report inside 8 nested gzip layers is refused at the container "
          "depth cap of 6",
-         error=r"(?i)depth|deep|nest")
+         error=r"^(gzip: )+containers nested deeper than 6 levels")
 
     body = b"".join(record_stream(5 * MiB))
     case("max-bytes-exceeded", "xml.gz", gz(body),
          "a 5 MiB report run with --max-bytes 1M (ratio check off) is "
          "refused by the decompressed-size cap",
          args="--max-bytes 1M --max-ratio 0",
-         error=r"(?i)exceeds|too (large|big)|limit|max-bytes")
+         error=r"^gzip: decompressed size exceeds the limit of 1048576 "
+               r"bytes")
 
     # --- broken containers ---------------------------------------------
     g = gz(ok_report)
     case("gzip-truncated", "xml.gz", g[:len(g) // 2],
          "a gzip cut in half is reported as truncated, not as an empty or "
          "partial report",
-         error=r"(?i)truncat|unexpected end|premature|incomplete|"
-               r"end of (file|data|input|stream)")
+         error=r"^gzip: gzip stream truncated: input ends after \d+ "
+               r"compressed bytes")
 
     g = bytearray(gz(ok_report))
     g[-8] ^= 0xff
     case("gzip-bad-crc", "xml.gz", bytes(g),
-         "a gzip whose CRC-32 trailer does not match its data is refused",
-         error=r"(?i)crc|checksum|integrity")
+         "a gzip whose CRC-32 trailer does not match its data is refused "
+         "as corrupt (zlib: 'incorrect data check')",
+         error=r"^gzip: gzip data corrupt after \d+ compressed bytes: "
+               r"incorrect data check")
 
     rnd = random.Random(1)
     case("gzip-magic-then-garbage", "gz",
          b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" +
          bytes(rnd.randrange(256) for _ in range(4096)),
          "gzip magic followed by random bytes is a clear inflate error",
-         error=r"(?i)gzip|inflate|deflate|invalid|corrupt")
+         error=r"^gzip: gzip data corrupt after \d+ compressed bytes")
 
     case("gzip-header-name-unterminated", "gz",
          b"\x1f\x8b\x08\x08\x00\x00\x00\x00\x00\x03" + b"A" * 100000,
          "a gzip header whose FNAME field never ends is a truncated gzip, "
          "not an unbounded read",
-         error=r"(?i)gzip|truncat|header|unexpected end|incomplete")
+         error=r"^gzip: gzip stream truncated")
+
+    case("gzip-trailing-garbage", "xml.gz",
+         gz(ok_report) + b"this is not gzip data\r\n" * 200,
+         "4.6 KB of junk after a complete gzip member is ignored with a "
+         "warning, never silently (the report itself is fine)",
+         exit=0, kind="aggregate", records=1,
+         error=None,
+         warning=r"^gzip: 4600 bytes of trailing data after the end of the "
+                 r"gzip stream ignored")
 
     zl = deflate([ok_report], 15)
     case("zlib-truncated", "xml.z", zl[:len(zl) // 2],
          "a raw zlib stream cut in half is reported as truncated",
-         error=r"(?i)truncat|unexpected end|premature|incomplete|zlib|"
-               r"end of (file|data|input|stream)")
+         error=r"^zlib: zlib stream truncated")
 
     zb = zip_one("report.xml", ok_report)
     case("zip-truncated", "zip", zb[:len(zb) * 2 // 3],
          "a zip cut before its central directory is refused as a broken "
          "zip",
-         error=r"(?i)zip|truncat|central|archive")
+         error=r"^unreadable zip archive")
 
     z = Zip()
     z.add("report.xml", ok_report, crc=zlib.crc32(ok_report) ^ 0x5a5a5a5a)
     case("zip-bad-crc", "zip", z.bytes(),
          "a zip member whose CRC-32 does not match its data is refused",
-         error=r"(?i)crc|checksum|integrity")
+         error=r"^zip member 'report\.xml': .*CRC error")
 
     z = Zip()
     z.add("report.xml", ok_report)
     case("zip-cd-count-lie", "zip", z.bytes(count_override=65535),
          "a zip whose end record claims 65535 entries but holds one is "
          "refused as inconsistent",
-         error=r"(?i)zip|inconsisten|entries|archive|central")
+         error=r"^unreadable zip archive: Zip archive inconsistent")
 
     z = Zip()
     z.add("../../etc/passwd.xml", b"root:x:0:0:root:/root:/bin/bash\n"
@@ -456,7 +492,7 @@ def build():
     case("zip-path-traversal-member", "zip", z.bytes(),
          "a zip member named ../../etc/passwd.xml is only read, never "
          "written anywhere, and the error names that member",
-         error=r"\.\./\.\./etc/passwd\.xml")
+         error=r"^zip member '\.\./\.\./etc/passwd\.xml': " + NOT_A_REPORT)
 
     z = Zip()
     z.add("/tmp/dmarcd-adversarial-absolute.xml", ok_report)
@@ -464,7 +500,8 @@ def build():
     case("zip-absolute-member-names", "zip", z.bytes(),
          "members with absolute names are parsed from memory (the report "
          "counts), nothing is written, and the non-report member is named",
-         error=r"evil\.xml", kind="aggregate", records=1)
+         error=r"^zip member 'C:\\dmarcd\\evil\.xml': " + NOT_A_REPORT,
+         kind="aggregate", records=1)
 
     z = Zip()
     data = ok_report
@@ -474,81 +511,82 @@ def build():
     case("zip-encrypted-member", "zip", z.bytes(),
          "an encrypted zip member is refused with a clear 'encrypted' "
          "error (there is no password to try)",
-         error=r"(?i)encrypt|password")
+         error=r"^zip member 'report\.xml': encrypted zip member")
 
     z = Zip()
     z.add("reports/", b"", method=0, external=0x10 | (0o40755 << 16))
     case("zip-only-directory", "zip", z.bytes(),
          "a zip holding only a directory entry yields 'no report', not "
          "success",
-         error=r"(?i)no report|empty|director|nothing")
+         error=r"^zip archive holds no report \(1 member\(s\), 1 skipped")
 
     case("zip-empty", "zip", Zip().bytes(),
          "an empty zip (end record only) yields 'no report', not success",
-         error=r"(?i)no report|empty|no member|nothing")
+         error=r"^zip archive holds no report \(0 member")
 
     # --- not a report at all -------------------------------------------
     case("gzip-yahoo-unused", "xml.gz", gz(b"unused"),
          "a Yahoo/AOL 2023 placeholder gzip whose content is the text "
-         "'unused' is classified as not XML",
-         error=r"(?i)unused|placeholder|not (an? )?(xml|report)|junk")
+         "'unused' is classified as known junk, not XML",
+         error=r"^gzip: the placeholder text 'unused' instead of a report",
+         kind="unknown")
 
     case("html-instead-of-xml", "html",
          b"<!DOCTYPE html>\n<html><head><title>DMARC report preview"
          b"</title></head>\n<body><h1>Your DMARC report</h1>"
          b"<p>View it on our dashboard.</p></body></html>\n",
          "an HTML page served instead of the XML report is refused as "
-         "HTML/DOCTYPE, not parsed",
-         error=r"(?i)html|doctype")
+         "HTML, not parsed",
+         error=r"^an HTML document, not a DMARC report", kind="unknown")
 
     case("html-no-doctype", "html",
          b"<html><head><title>Report</title></head><body>"
          b"<table><tr><td>192.0.2.1</td><td>3</td></tr></table>"
          b"</body></html>\n",
-         "an HTML page without a DOCTYPE is refused because its root is "
-         "not <feedback>",
-         error=r"(?i)html|feedback|root")
+         "an HTML page without a DOCTYPE is still refused as HTML",
+         error=r"^an HTML document, not a DMARC report", kind="unknown")
 
     case("xml-no-feedback-root", "xml",
          b"<?xml version=\"1.0\"?>\n<report><org_name>x</org_name>"
          b"<record><count>1</count></record></report>\n",
          "well-formed XML whose root is not <feedback> is refused and the "
          "error names the root",
-         error=r"(?i)feedback|root")
+         error=r"^the XML root element is <report>, not <feedback>",
+         kind="unknown")
 
     case("xml-declaration-only", "xml", b"<?xml version=\"1.0\"?>\n",
          "an XML declaration with no element at all is refused",
-         error=r"(?i)no (root|element|report)|empty|premature|"
-               r"end of (file|data|document|input)|feedback|start tag")
+         error=r"^no XML element found", kind="unknown")
 
     case("empty-file", "xml", b"",
          "a zero-byte input is an error that says it is empty",
-         error=r"(?i)empty|zero|no data|0 bytes")
+         error=r"^empty: no bytes at all", kind="unknown")
 
     case("plain-text", "txt",
          b"Hello,\n\nThis is not a DMARC report, just a note.\n",
          "plain text is refused as not a report",
-         error=r"(?i)not (an? )?(xml|report|recogni)|unrecognised|"
-               r"unknown|no report")
+         error=r"^" + NOT_A_REPORT, kind="unknown")
 
     case("nul-bytes-only", "bin", b"\0" * 4096,
-         "4 KiB of NUL bytes is refused as not a report",
-         error=r"(?i)not (an? )?(xml|report|recogni)|unrecognised|"
-               r"unknown|no report|NUL|binary")
+         "4 KiB of NUL bytes is refused as binary, not a report",
+         error=r"^unrecognised binary data \(first bytes 00 00",
+         kind="unknown")
 
     case("json-not-tlsrpt", "json",
          b"{\"hello\": \"world\", \"items\": [1, 2, 3]}\n",
          "JSON that is not a TLS-RPT report is refused, not counted as "
          "TLS-RPT",
-         error=r"(?i)tls|json|not (an? )?report|unrecogni|unknown")
+         error=r"^a JSON document, not a DMARC report", kind="unknown")
 
     case("tlsrpt-truncated", "json",
          b"{\"organization-name\":\"Adversary Inc.\",\"date-range\":"
          b"{\"start-datetime\":\"2023-11-15T00:00:00Z\",\"end-datetime\":"
          b"\"2023-11-15T23:59:59Z\"},\"contact-info\":\"tls@advers",
-         "a TLS-RPT JSON cut mid-string is an error, not a report",
-         error=r"(?i)json|truncat|unexpected end|premature|end of|"
-               r"not (an? )?report|invalid")
+         "a TLS-RPT JSON cut mid-string is an error that says the JSON is "
+         "broken, not just 'TLS-RPT not stored'",
+         error=r"(?i)json.*(truncat|invalid|incomplete|unexpected end|"
+               r"premature|not well-formed)|"
+               r"(truncat|invalid|incomplete|broken).*json")
 
     # --- hostile XML ---------------------------------------------------
     case("xxe-system-entity", "xml",
@@ -558,7 +596,8 @@ def build():
          report(org="&xxe;").split(b"\n", 1)[1],
          "an XXE SYSTEM entity is refused at the DOCTYPE and no file is "
          "read into the output",
-         error=r"(?i)doctype")
+         error=r"^line 2, column \d+, in <document>: " + DOCTYPE_REFUSED,
+         kind="unknown")
 
     lol = [b"<!ENTITY lol \"lol\">"]
     for i in range(1, 10):
@@ -571,7 +610,7 @@ def build():
          report(org="&lol9;").split(b"\n", 1)[1],
          "billion laughs (10^9 nested entity expansions) is refused at the "
          "DOCTYPE, quickly and in little memory",
-         error=r"(?i)doctype")
+         error=DOCTYPE_REFUSED, kind="unknown")
 
     big = b"A" * 30000
     case("quadratic-blowup", "xml",
@@ -580,14 +619,14 @@ def build():
          report(org="&a;" * 3000).split(b"\n", 1)[1],
          "one 30 KB entity referenced 3000 times (quadratic blowup) is "
          "refused at the DOCTYPE",
-         error=r"(?i)doctype")
+         error=DOCTYPE_REFUSED, kind="unknown")
 
     case("external-dtd", "xml",
          b"<?xml version=\"1.0\"?>\n"
          b"<!DOCTYPE feedback SYSTEM \"http://dtd.adversary.example/"
          b"dmarc.dtd\">\n" + ok_report.split(b"\n", 1)[1],
          "a DOCTYPE naming an external DTD is refused, never fetched",
-         error=r"(?i)doctype")
+         error=DOCTYPE_REFUSED, kind="unknown")
 
     case("xxe-parameter-entity", "xml",
          b"<?xml version=\"1.0\"?>\n"
@@ -596,14 +635,15 @@ def build():
          b"  %remote;\n]>\n" + ok_report.split(b"\n", 1)[1],
          "an external parameter entity is refused at the DOCTYPE, never "
          "fetched",
-         error=r"(?i)doctype")
+         error=DOCTYPE_REFUSED, kind="unknown")
 
     deep = b"<?xml version=\"1.0\"?>\n<feedback>" + b"<a>" * 100000 + \
         b"x" + b"</a>" * 100000 + b"</feedback>\n"
     case("nesting-100k-deep", "xml.gz", gz(deep),
          "100000 nested elements are refused at the depth cap of 32, "
          "without recursion blowing the stack",
-         error=r"(?i)deep|depth|nest")
+         error=r"^gzip: line 2, column \d+, in <a>: elements nested deeper "
+               r"than 32 levels")
 
     # one text node of 100 MB inside <org_name> of the metadata
     head = report(records=[]).split(b"<org_name>")[0] + b"<org_name>"
@@ -613,89 +653,98 @@ def build():
          "a 100 MB text node (ratio check off) is refused at the 64 KiB "
          "text cap, not buffered",
          args="--max-ratio 0",
-         error=r"(?i)text|too long|exceeds|65536|64 ?K")
+         error=r"^gzip: line 5, column \d+, in <org_name>: text longer "
+               r"than 65536 bytes")
 
     case("huge-attribute", "xml",
          b"<?xml version=\"1.0\"?>\n<feedback note=\"" + b"A" * 150000 +
          b"\">\n" + ok_report.split(b"<feedback>\n", 1)[1],
          "a 150 KB attribute value is refused at the 4 KiB attribute cap",
-         error=r"(?i)attribute")
+         error=r"attribute 'note' of <feedback> is longer than 4096 bytes")
 
     nul = report(org="adver\0\0sary.example")
     case("nul-bytes-in-xml", "xml", nul,
-         "NUL bytes inside a text node are never passed through silently: "
-         "the report is refused (or repaired with a warning)",
-         error=r"(?i)NUL|0x0|\\0|char|control")
+         "NUL bytes inside a text node reject the input with their offset, "
+         "never pass through silently",
+         error=r"NUL byte at byte offset %d" % nul.index(b"\0"))
 
     full = report(records=[record("192.0.2.%d" % i) for i in range(1, 6)])
     cut = full.index(b"<record>", full.index(b"192.0.2.3") - 60)
     cut = full.index(b"<spf>", cut)
     case("unterminated-mid-record", "xml", full[:cut + 3],
-         "XML cut in the middle of a record is reported as truncated, "
-         "and the report is rejected rather than half kept",
-         error=r"(?i)truncat|premature|unexpected end|end of|not closed|"
-               r"unterminated|EOF|incomplete")
+         "XML cut in the middle of the third record is reported as "
+         "truncated and the report is rejected",
+         error=r"^line \d+: the document ends before </feedback> "
+               r"\(truncated\?\)",
+         kind="aggregate")
 
     # --- semantics -------------------------------------------------------
     case("missing-report-id", "xml", report(report_id=None),
          "a report without <report_id> is rejected and the error names "
          "report_id",
-         error=r"report_id")
+         error=r"<report_metadata> has no <report_id>", kind="aggregate")
 
     case("missing-policy-published", "xml", report(policy=False),
          "a report without <policy_published> is rejected and the error "
          "names policy_published",
-         error=r"policy_published")
+         error=r"the report has no <policy_published>", kind="aggregate")
 
     case("zero-records", "xml", report(records=[]),
          "a report with no <record> is rejected (nothing to store), not "
          "silently accepted",
-         error=r"(?i)record")
+         error=r"the report has no <record>", kind="aggregate")
 
     case("record-without-count", "xml",
          report(records=[record(count_elem="")]),
          "a record without <count> is an error naming count, never a "
          "silent 0 or 1",
-         error=r"count")
+         error=r"record 1 \(line \d+\) has no <count>", kind="aggregate")
 
     case("count-overflow-2p64", "xml",
          report(records=[record(count="18446744073709551616")]),
          "a count of 2^64 is refused as out of range, not wrapped to 0",
-         error=r"(?i)count.*(overflow|range|too (large|big)|exceed)")
+         error=r"in <count>: '18446744073709551616' is larger than 9223372036854775807",
+         kind="aggregate")
 
     case("count-overflow-2p63", "xml",
          report(records=[record(count="9223372036854775808")]),
          "a count of 2^63 (fits uint64, not the bigint column) is "
-         "refused as out of range",
-         error=r"(?i)count.*(overflow|range|too (large|big)|exceed)")
+         "refused as out of range, not summed into a negative total",
+         error=r"in <count>: '9223372036854775808' is larger than "
+               r"9223372036854775807",
+         kind="aggregate")
 
     case("count-negative", "xml", report(records=[record(count="-5")]),
          "a negative count is refused",
-         error=r"(?i)count.*negative|negative.*count")
+         error=r"in <count>: '-5' is negative", kind="aggregate")
 
     case("count-not-numeric", "xml", report(records=[record(count="many")]),
          "a non-numeric count is refused and the raw value is quoted",
-         error=r"(?i)count.*many")
+         error=r"in <count>: 'many' is not a whole number",
+         kind="aggregate")
 
     case("count-sum-overflow", "xml",
          report(records=[record("192.0.2.1", "9223372036854775807"),
                          record("192.0.2.2", "9223372036854775807")]),
          "two counts of INT64_MAX whose sum overflows are refused, never "
          "summed into a negative number",
-         error=r"(?i)overflow|range|too (large|big)|exceed")
+         error=r"(?i)overflow|out of range|too large|exceeds",
+         kind="aggregate")
 
     dr = ("    <date_range><begin>1700000000</begin>"
           "<begin>1600000000</begin><end>1700086399</end></date_range>\n")
     case("duplicate-conflicting-begin", "xml", report(date_range=dr),
          "two different <begin> values in one date_range are refused, "
          "not resolved by taking either",
-         error=r"(?i)begin.*(duplicate|twice|more than once|conflict|"
-               r"repeated|again)|(duplicate|conflict|repeated).*begin")
+         error=r"conflicting duplicate <begin>: 1700000000 and 1600000000",
+         kind="aggregate")
 
     case("end-before-begin", "xml",
          report(begin="1700086399", end="1700000000"),
          "a date_range whose end is before its begin is refused",
-         error=r"(?i)end.*begin|begin.*end|range")
+         error=r"<date_range> ends \(1700000000\) before it begins "
+               r"\(1700086399\)",
+         kind="aggregate")
 
     # --- mail ------------------------------------------------------------
     att = gz(ok_report)
@@ -703,9 +752,9 @@ def build():
     b64 = b64[:len(b64) // 2].rstrip("\r\n") + "\r\n"
     case("mail-truncated-base64-gzip", "eml", report_mail(att, b64=b64),
          "a mail whose base64 gzip attachment is cut in half is an error "
-         "naming the truncated gzip and the mail part",
-         error=r"(?i)truncat|unexpected end|premature|incomplete|end of|"
-               r"base64")
+         "naming the mail part and the truncated gzip",
+         error=r"^mail part 2 '[^']*\.xml\.gz' \(application/gzip\): gzip: "
+               r"gzip stream truncated")
 
     msg = report_mail(gz(ok_report))
     for i in range(12):
@@ -717,8 +766,27 @@ def build():
     case("mail-rfc822-nested-12-deep", "eml", msg,
          "a report 12 message/rfc822 levels down is refused at the MIME "
          "depth cap, not recursed into",
-         error=r"(?i)depth|deep|nest")
+         error=r"^(attached message: )+MIME parts nested deeper than 8 "
+               r"levels")
 
+    # Distinct boundaries per level; gzip (ratio about 10:1) keeps the
+    # 1.9 MB mail under 200 KB. The depth cap of 8 must stop it at once.
+    levels = 36000
+    msg = mail([("From", "noreply@adversary.example"),
+                ("To", "dmarc@example.com"), ("Subject", "deep"),
+                ("MIME-Version", "1.0"),
+                ("Content-Type", "multipart/mixed; boundary=0")],
+               b"".join(b"--%x\r\nContent-Type: multipart/mixed;"
+                        b"boundary=%x\r\n\r\n" % (i, i + 1)
+                        for i in range(levels)))
+    case("mail-multipart-36k-deep", "eml.gz", gz(msg),
+         "36000 nested multiparts (a 1.9 MB mail) are refused by the "
+         "linear pre-scan within seconds, not after a quadratic walk",
+         error=r"too many MIME parts: more than 1024 Content-Type fields",
+         seconds=5)
+
+    TOO_MANY_PARTS = r"(?i)(more than 512|too many) (MIME )?parts|" \
+        r"parts.{0,40}(limit|cap)"
     parts = []
     for i in range(600):
         parts.append("--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % i)
@@ -728,8 +796,34 @@ def build():
                 ("Content-Type", "multipart/mixed; boundary=\"b\"")],
                ("".join(parts) + "--b--\r\n").encode())
     case("mail-600-parts", "eml", msg,
-         "a mail with 600 MIME parts is refused at the 512-part cap",
-         error=r"(?i)parts|too many")
+         "a mail with 600 MIME parts is refused at the 512-part cap "
+         "(DM_MAX_MIME_PARTS)",
+         error=TOO_MANY_PARTS)
+
+    # 9 million empty parts fill a 63 MB mail, under --max-message 64M;
+    # gzip carries it in 92 KB (the ratio check is off to let it in).
+    count = 9000000
+    head = mail([("From", "noreply@adversary.example"),
+                 ("To", "dmarc@example.com"), ("Subject", "empty parts"),
+                 ("MIME-Version", "1.0"),
+                 ("Content-Type", "multipart/mixed; boundary=b")], b"")
+    chunk = b"--b\r\n\r\n" * 100000
+    case("mail-9m-empty-parts", "eml.gz",
+         deflate([head] + [chunk] * (count // 100000) + [b"--b--\r\n"], 31),
+         "a 63 MB mail of 9 million empty MIME parts is refused at the "
+         "part cap in flat memory, not listed part by part",
+         args="--max-ratio 0", error=TOO_MANY_PARTS)
+
+    # 7.9 million header fields in a 63 MB mail.
+    hdrs = b"X-A: b\r\n" * 100000
+    case("mail-8m-headers", "eml.gz",
+         deflate([b"From: noreply@adversary.example\r\n"] + [hdrs] * 79 +
+                 [b"Subject: many headers\r\n\r\nhi\r\n"], 31),
+         "a 63 MB mail header of 7.9 million fields is refused by a header "
+         "cap in flat memory",
+         args="--max-ratio 0",
+         error=r"(?i)(too many|more than \d+) header|header.{0,40}"
+               r"(limit|cap|exceed)")
 
     rnd = random.Random(3)
     noisy = report(records=[record("10.%d.%d.%d" % (rnd.randrange(256),
@@ -743,7 +837,8 @@ def build():
          "a mail larger than --max-message 4K is refused with a size "
          "error, not truncated and parsed",
          args="--max-message 4K",
-         error=r"(?i)exceeds|too (large|big)|larger|max-message|limit")
+         error=r"^mail larger than the limit of 4096 bytes "
+               r"\(--max-message\)")
 
     msg = mail([("From", "dashboard@adversary.example"),
                 ("To", "dmarc@example.com"),
@@ -755,7 +850,8 @@ def build():
     case("mail-html-preview-only", "eml", msg,
          "a mail with only an HTML preview and no attachment yields "
          "'no report', not success",
-         error=r"(?i)no report|not (an? )?report|no attachment|nothing")
+         error=r"^no DMARC report in the mail \(parts: text/html\)",
+         kind="unknown")
 
 
 def write_local_mk():
