@@ -243,6 +243,18 @@ cur_name(struct agg_parser *p)
 	return p->depth > 0 ? (const char *)p->names[p->depth] : "document";
 }
 
+/* The error, placed at the current line, column and element. */
+static void
+set_located(struct agg_parser *p, enum dm_error_code code, const char *msg)
+{
+	if (p->ctxt != NULL && !p->at_end)
+		dm_error_set(&p->stop_err, code, "line %lu, column %d, in <%s>: "
+		    "%s", cur_line(p), xmlSAX2GetColumnNumber(p->ctxt),
+		    cur_name(p), msg);
+	else
+		dm_error_set(&p->stop_err, code, "%s", msg);
+}
+
 /*
  * stop - end the parse with a reason. A data error after <feedback>
  * rejects the report; before it, the input is no report.
@@ -262,12 +274,7 @@ stop(struct agg_parser *p, enum dm_error_code code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (p->ctxt != NULL)
-		dm_error_set(&p->stop_err, code, "line %lu, column %d, in <%s>: "
-		    "%s", cur_line(p), xmlSAX2GetColumnNumber(p->ctxt),
-		    cur_name(p), msg);
-	else
-		dm_error_set(&p->stop_err, code, "%s", msg);
+	set_located(p, code, msg);
 	p->stopped = 1;
 	p->fatal = 1;
 	if (p->ctxt != NULL)
@@ -297,12 +304,7 @@ reject(struct agg_parser *p, const char *fmt, ...)
 		return;
 	}
 	p->fatal = 1;
-	if (p->ctxt != NULL && !p->at_end)
-		dm_error_set(&p->stop_err, DM_E_DATA, "line %lu, column %d, in "
-		    "<%s>: %s", cur_line(p), xmlSAX2GetColumnNumber(p->ctxt),
-		    cur_name(p), msg);
-	else
-		dm_error_set(&p->stop_err, DM_E_DATA, "%s", msg);
+	set_located(p, DM_E_DATA, msg);
 }
 
 static void
