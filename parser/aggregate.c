@@ -1476,8 +1476,8 @@ check:
  * without control characters other than TAB, LF and CR. Eight bytes at a
  * time; this runs over every byte of every report.
  */
-static size_t
-clean_prefix(const unsigned char *in, size_t len)
+size_t
+agg_clean_prefix(const unsigned char *in, size_t len)
 {
 	const uint64_t ones = 0x0101010101010101ULL;
 	const uint64_t highs = 0x8080808080808080ULL;
@@ -1518,7 +1518,7 @@ clean_prefix(const unsigned char *in, size_t len)
  */
 static int
 filter_feed(struct agg_parser *p, const unsigned char *in, size_t len,
-    int final)
+    int final, size_t known_clean)
 {
 	unsigned char *out = p->fbuf;
 	size_t i, o;
@@ -1526,13 +1526,17 @@ filter_feed(struct agg_parser *p, const unsigned char *in, size_t len,
 	if (p->mode == FILTER_NONE)
 		return xml_push(p, in, len, 0);
 	if (p->pend_len > 0) {
+		known_clean = 0;
 		memcpy(p->comb, p->pend, p->pend_len);
 		memcpy(p->comb + p->pend_len, in, len);
 		in = p->comb;
 		len += p->pend_len;	/* not yet counted in byte_offset */
 		p->pend_len = 0;
 	}
-	i = clean_prefix(in, len);
+	if (known_clean > len)
+		known_clean = len;
+	/* After carried bytes the caller's hint no longer lines up. */
+	i = known_clean + agg_clean_prefix(in + known_clean, len - known_clean);
 	if (i == len) {
 		p->byte_offset += len;
 		return xml_push(p, in, len, 0);
@@ -1600,7 +1604,15 @@ int
 agg_feed(struct agg_parser *p, const void *data, size_t len,
     struct dm_error *err)
 {
+	return agg_feed_hinted(p, data, len, 0, err);
+}
+
+int
+agg_feed_hinted(struct agg_parser *p, const void *data, size_t len,
+    size_t clean, struct dm_error *err)
+{
 	const unsigned char *in = data;
+	size_t done;
 
 	if (len > 0 && p->sha_ready)
 		gnutls_hash(p->sha, data, len);
@@ -1624,10 +1636,11 @@ agg_feed(struct agg_parser *p, const void *data, size_t len,
 			    memchr(p->head, '>', p->head_len) == NULL)
 				continue;
 			decide_mode(p, p->head, p->head_len);
-			filter_feed(p, p->head, p->head_len, 0);
+			filter_feed(p, p->head, p->head_len, 0, 0);
 			continue;
 		}
-		filter_feed(p, in, n, 0);
+		done = (size_t)(in - (const unsigned char *)data);
+		filter_feed(p, in, n, 0, done < clean ? clean - done : 0);
 		in += n;
 		len -= n;
 	}
@@ -1698,7 +1711,7 @@ agg_finish(struct agg_parser *p, struct dm_error *err)
 
 	if (!p->stopped && p->mode == FILTER_UNDECIDED) {
 		decide_mode(p, p->head, p->head_len);
-		filter_feed(p, p->head, p->head_len, 1);
+		filter_feed(p, p->head, p->head_len, 1, 0);
 	}
 	if (!p->stopped && p->pend_len > 0) {
 		unsigned char rest[4];
@@ -1706,7 +1719,7 @@ agg_finish(struct agg_parser *p, struct dm_error *err)
 
 		memcpy(rest, p->pend, n);
 		p->pend_len = 0;
-		filter_feed(p, rest, n, 1);
+		filter_feed(p, rest, n, 1, 0);
 	}
 	if (!p->stopped && p->ctxt != NULL)
 		xml_push(p, NULL, 0, 1);

@@ -47,6 +47,16 @@ struct agg_parser *agg_new(const struct agg_options *options,
     const struct dm_handler *handler, struct dm_error *err);
 int agg_feed(struct agg_parser *p, const void *data, size_t len,
     struct dm_error *err);
+/*
+ * agg_feed_hinted - the same, when the caller already knows that the first
+ * clean bytes are plain ASCII text (agg_clean_prefix): a reader thread
+ * runs that scan so that the parsing thread does not.
+ */
+int agg_feed_hinted(struct agg_parser *p, const void *data, size_t len,
+    size_t clean, struct dm_error *err);
+/* agg_clean_prefix - leading bytes that are ASCII text without controls
+ * other than TAB, LF and CR. */
+size_t agg_clean_prefix(const unsigned char *data, size_t len);
 int agg_finish(struct agg_parser *p, struct dm_error *err);
 /*
  * agg_abort - the bytes stopped coming (a read error below): end an open

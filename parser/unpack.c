@@ -385,6 +385,7 @@ describe_bytes(const unsigned char *b, size_t n, char *out, size_t size)
 struct ring_slot {
 	unsigned char data[RING_CHUNK];
 	ssize_t len;		/* -1: error (err), 0: end */
+	size_t clean;		/* agg_clean_prefix of data */
 	struct dm_error err;
 };
 
@@ -409,8 +410,11 @@ reader_run(void *arg)
 		dm_error_clear(&slot->err);
 		slot->len = stream_read(rd->s, slot->data, RING_CHUNK,
 		    &slot->err);
-		if (slot->len > 0)
+		if (slot->len > 0) {
 			gnutls_hash(rd->sha, slot->data, (size_t)slot->len);
+			slot->clean = agg_clean_prefix(slot->data,
+			    (size_t)slot->len);
+		}
 		dm_ring_publish(&rd->ring);
 		if (slot->len <= 0)
 			break;		/* the end, or an error: said in slot */
@@ -425,6 +429,7 @@ feed_xml(struct unpack *u, struct stream *s, struct agg_parser *p,
 {
 	for (;;) {
 		const unsigned char *data;
+		size_t clean = 0;
 		ssize_t n;
 
 		if (rd != NULL) {
@@ -433,6 +438,7 @@ feed_xml(struct unpack *u, struct stream *s, struct agg_parser *p,
 
 			n = slot->len;
 			data = slot->data;
+			clean = slot->clean;
 			if (n < 0)
 				*read_err = slot->err;
 		} else {
@@ -441,7 +447,7 @@ feed_xml(struct unpack *u, struct stream *s, struct agg_parser *p,
 		}
 		if (n <= 0)
 			return n < 0 ? -1 : 0;
-		if (agg_feed(p, data, (size_t)n, err) != 0)
+		if (agg_feed_hinted(p, data, (size_t)n, clean, err) != 0)
 			return 1;	/* the parser stopped */
 		if (rd != NULL)
 			dm_ring_release(&rd->ring);
