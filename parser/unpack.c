@@ -1417,6 +1417,15 @@ unpack_path(const char *path, const struct unpack_options *options,
 	if (fd < 0)
 		return dm_error_set(err, errno == ENOENT ? DM_E_NOINPUT :
 		    DM_E_IO, "cannot open: %s", strerror(errno));
+	{
+		struct stat st;
+
+		if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+			close(fd);
+			return dm_error_set(err, DM_E_NOINPUT, "a directory, "
+			    "not a file: name the report files in it");
+		}
+	}
 	rc = unpack_fd(fd, path, options, handler, result, err);
 	close(fd);
 	return rc;
