@@ -1432,7 +1432,7 @@ test_windows1252_fallback(void **state)
 	assert_non_null(w);
 	snprintf(want, sizeof(want), "3 invalid UTF-8 byte(s) read as "
 	    "Windows-1252 (first 0x91 at byte offset %zu)",
-	    (size_t)(strchr(doc, '\x91') - doc));
+	    (size_t)(strchr(doc, 0x91) - doc));
 	assert_string_equal(w->text, want);
 }
 
