@@ -1319,6 +1319,8 @@ agg_new(const struct agg_options *options, const struct dm_handler *handler,
 	p->sax.endElementNs = sax_end;
 	p->sax.characters = sax_characters;
 	p->sax.cdataBlock = sax_characters;
+	/* The same handler: libxml2 then skips its areBlanks() test. */
+	p->sax.ignorableWhitespace = sax_characters;
 	p->sax.internalSubset = sax_internal_subset;
 	p->sax.externalSubset = sax_internal_subset;
 	p->sax.entityDecl = sax_entity_decl;
