@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 
-TIMEOUT = 300
+from parse_harness import TIMEOUT, Run, Tap, locate
 DAY = 86400
 BEGIN = 1767225600  # the generator's default, 2026-01-01 UTC
 
@@ -64,40 +64,6 @@ CASES = [
 SAME_RECORDS = ["plain", "gzip", "zip"]
 
 
-class Tap:
-    def __init__(self):
-        self.count = 0
-        self.failed = 0
-
-    def check(self, description, problems):
-        self.count += 1
-        if problems:
-            self.failed += 1
-        description = description.replace("#", "\\#")
-        print("%s %d - %s" % ("not ok" if problems else "ok", self.count,
-                              description))
-        for problem in problems:
-            for line in str(problem).splitlines() or [""]:
-                print("#   " + line)
-        sys.stdout.flush()
-
-    def done(self):
-        print("1..%d" % self.count)
-        return 1 if self.failed else 0
-
-
-def locate():
-    here = os.path.dirname(os.path.abspath(__file__))
-    top_srcdir = os.environ.get("top_srcdir") or \
-        os.path.normpath(os.path.join(here, "..", ".."))
-    top_builddir = os.environ.get("top_builddir") or top_srcdir
-    shared = os.environ.get("DMARCD_SHARED_DIR") or \
-        os.path.join(top_srcdir, "..", "shared")
-    dmarcd = os.environ.get("DMARCD") or \
-        os.path.join(top_builddir, "collector", "dmarcd")
-    return os.path.abspath(shared), os.path.abspath(dmarcd)
-
-
 def find_generator(shared):
     preferred = os.path.join(shared, "tools", "gen_aggregate.py")
     if os.path.isfile(preferred):
@@ -109,42 +75,6 @@ def find_generator(shared):
         if "gen_aggregate.py" in files:
             return os.path.join(directory, "gen_aggregate.py")
     return None
-
-
-class Run:
-    def __init__(self, dmarcd, args, cwd):
-        self.objects = []
-        self.problems = []
-        try:
-            proc = subprocess.run([dmarcd, "parse"] + args, cwd=cwd,
-                                  stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.rc = None
-            self.problems.append("no exit within %d s (hang)" % TIMEOUT)
-            return
-        self.rc = proc.returncode
-        self.stderr = proc.stderr.decode("utf-8", "replace")
-        if self.rc < 0:
-            self.problems.append("killed by signal %d (crash)" % -self.rc)
-        elif self.rc not in (0, 65):
-            self.problems.append("exit status %d: only 0 or 65 are allowed"
-                                 % self.rc)
-        for number, line in enumerate(proc.stdout.split(b"\n"), 1):
-            if not line:
-                continue
-            try:
-                obj = json.loads(line.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as e:
-                self.problems.append("stdout line %d is not JSON: %s"
-                                     % (number, e))
-                continue
-            if isinstance(obj, dict):
-                self.objects.append(obj)
-            else:
-                self.problems.append("stdout line %d is not a JSON object"
-                                     % number)
 
 
 def stats_from_records(records):

@@ -1528,6 +1528,13 @@ test_unpack_path_and_fd(void **state)
 	    &result, &err), -1);
 	assert_int_equal(err.code, DM_E_NOINPUT);
 	assert_int_equal(result.aggregate_reports, 0);
+
+	/* A directory is named as such, not read as data. */
+	assert_int_equal(unpack_path(dir != NULL && dir[0] != '\0' ? dir :
+	    "/tmp", &opt, &h, &result, &err), -1);
+	assert_int_equal(err.code, DM_E_NOINPUT);
+	assert_non_null(strstr(err.msg, "a directory"));
+	assert_int_equal(result.problems, 0);
 }
 
 int
