@@ -216,6 +216,34 @@ dm_warnings_add(struct dm_warnings *w, unsigned long line, const char *fmt,
 }
 
 void
+dm_warnings_merge(struct dm_warnings *dst, const struct dm_warnings *src,
+    unsigned long line_base)
+{
+	size_t i, j;
+
+	for (i = 0; i < src->count; i++) {
+		const struct dm_warning *item = &src->items[i];
+
+		for (j = 0; j < dst->count; j++)
+			if (strcmp(dst->items[j].text, item->text) == 0)
+				break;
+		if (j < dst->count) {
+			dst->items[j].count += item->count;
+			continue;
+		}
+		if (dst->count == DM_MAX_WARNINGS) {
+			dst->dropped += item->count;
+			continue;
+		}
+		dst->items[dst->count] = *item;
+		if (item->line > 0)
+			dst->items[dst->count].line = item->line + line_base;
+		dst->count++;
+	}
+	dst->dropped += src->dropped;
+}
+
+void
 dm_warning_format(const struct dm_warning *warning, char *buf, size_t size)
 {
 	char where[48] = "";

@@ -110,6 +110,12 @@ struct dm_warnings {
 void dm_warnings_clear(struct dm_warnings *w);
 void dm_warnings_add(struct dm_warnings *w, unsigned long line,
     const char *fmt, ...) DM_PRINTF(3, 4);
+/*
+ * dm_warnings_merge - add src's warnings (with their counts) to dst, as
+ * if they had been added there; line_base is added to their lines.
+ */
+void dm_warnings_merge(struct dm_warnings *dst, const struct dm_warnings *src,
+    unsigned long line_base);
 /* dm_warning_format - "line 12: text (523 times)" into buf. */
 void dm_warning_format(const struct dm_warning *warning, char *buf,
     size_t size);
