@@ -22,7 +22,7 @@
 const char cmd_parse_usage[] =
     "usage: dmarcd parse [--format summary|ndjson] [--max-bytes SIZE]\n"
     "                    [--max-ratio N] [--max-message SIZE] [--keep-bodies]\n"
-    "                    [--verbose] FILE... | -\n"
+    "                    [--threads N] [--chunk SIZE] [--verbose] FILE... | -\n"
     "\n"
     "Parse DMARC reports (XML, gzip, zlib, zip, whole mails, ARF failure\n"
     "reports; detected by content) and print one JSON line per input\n"
@@ -33,6 +33,9 @@ const char cmd_parse_usage[] =
     "  --max-ratio N       decompression ratio per layer (default 250; 0: off)\n"
     "  --max-message SIZE  a mail held for MIME parsing (default 64M)\n"
     "  --keep-bodies       keep failure reports' original message bodies\n"
+    "  --threads N         threads parsing the records of a big report\n"
+    "                      (default: one per CPU, up to 4; 1: none)\n"
+    "  --chunk SIZE        bytes of records per thread's chunk (default 64K)\n"
     "  --verbose           print warnings on standard error too\n"
     "\n"
     "Exit status: 0 all parsed, 65 something was rejected, 66 no such\n"
@@ -484,6 +487,9 @@ parse_one(struct parse_run *run, const char *path,
 			status = 70;
 	} else if (result.rejected > 0)
 		status = 65;
+	if (run->verbose && result.parallel_chunks > 0)
+		fprintf(stderr, "dmarcd: %s: note: %" PRIu64 " chunks of records "
+		    "parsed by worker threads\n", path, result.parallel_chunks);
 	if (run->format == FORMAT_SUMMARY) {
 		summary = json_pack("{s:o,s:s,s:I,s:I,s:I,s:O,s:O,s:O}",
 		    "file", jstr(path),
@@ -513,6 +519,8 @@ cmd_parse(int argc, char **argv)
 		{ "max-ratio", required_argument, NULL, 'r' },
 		{ "max-message", required_argument, NULL, 'm' },
 		{ "keep-bodies", no_argument, NULL, 'k' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "chunk", required_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -562,6 +570,24 @@ cmd_parse(int argc, char **argv)
 			break;
 		case 'k':
 			options.keep_bodies = 1;
+			break;
+		case 't':
+			if (cmd_parse_size(optarg, &value) != 0 || value == 0 ||
+			    value > UNPACK_MAX_THREADS) {
+				fprintf(stderr, "dmarcd parse: --threads '%s': "
+				    "1 to %d\n", optarg, UNPACK_MAX_THREADS);
+				return 64;
+			}
+			options.parse_threads = (unsigned)value;
+			break;
+		case 'c':
+			if (cmd_parse_size(optarg, &value) != 0 || value == 0 ||
+			    value > (64ULL << 20)) {
+				fprintf(stderr, "dmarcd parse: --chunk '%s' is not "
+				    "a size from 1 to 64M\n", optarg);
+				return 64;
+			}
+			options.parse_chunk = (size_t)value;
 			break;
 		case 'v':
 			run.verbose = 1;

@@ -14,6 +14,7 @@
  */
 #include <ctype.h>
 #include <gnutls/crypto.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdarg.h>
@@ -23,6 +24,9 @@
 #include <libxml/parser.h>
 #include <libxml/parserInternals.h>
 #include <libxml/SAX2.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "common/arena.h"
 #include "common/buf.h"
@@ -126,6 +130,8 @@ enum filter_mode {
 
 #define FEED_CHUNK	(64 * 1024)
 
+struct par;
+
 struct agg_parser {
 	xmlParserCtxtPtr ctxt;
 	xmlSAXHandler sax;
@@ -136,6 +142,7 @@ struct agg_parser {
 	struct dm_arena rec_arena;
 	struct dm_buf text;
 	uint64_t ignored_text;		/* text length under a non-text elem */
+	unsigned long text_line;	/* where the current text began */
 
 	/* (parent, interned name) -> element: libxml2 hands out the same
 	 * pointer for the same name, so most lookups are one compare. */
@@ -184,6 +191,11 @@ struct agg_parser {
 	unsigned controls_first;
 	unsigned char *fbuf;		/* filtered output */
 	unsigned char *comb;		/* pend + next chunk */
+
+	/* parallel parsing of the records (see "Parallel records") */
+	struct par *par;		/* the main parser's pool, or NULL */
+	int worker;			/* a worker's parser of one chunk */
+	int bail;			/* the worker met what it leaves */
 };
 
 static void
@@ -735,7 +747,8 @@ record_reset(struct agg_parser *p)
 {
 	struct dm_record *rec = &p->rec;
 
-	dm_arena_reset(&p->rec_arena);
+	if (!p->worker)		/* a worker's strings live until commit */
+		dm_arena_reset(&p->rec_arena);
 	rec->line = 0;
 	rec->source_ip = rec->source_ip_raw = NULL;
 	rec->count = 0;
@@ -1039,6 +1052,17 @@ close_up_to(struct agg_parser *p, const xmlChar *name)
 }
 
 static void
+worker_bail(struct agg_parser *p)
+{
+	p->bail = 1;
+	p->stopped = 1;
+	if (p->ctxt != NULL)
+		xmlStopParser(p->ctxt);
+}
+
+static void	par_root(struct agg_parser *, int, const xmlChar **);
+
+static void
 sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
     const xmlChar *uri, int nb_namespaces, const xmlChar **namespaces,
     int nb_attributes, int nb_defaulted, const xmlChar **attributes)
@@ -1048,8 +1072,6 @@ sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
 	int i;
 
 	(void)prefix;
-	(void)nb_namespaces;
-	(void)namespaces;
 	(void)nb_defaulted;
 	if (p->stopped)
 		return;
@@ -1079,8 +1101,11 @@ sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
 		else if (p->seen_feedback) {
 			stop(p, DM_E_DATA, "a second <feedback> element");
 			return;
-		} else
+		} else {
 			id = E_FEEDBACK;
+			if (parent == E_DOC && p->par != NULL)
+				par_root(p, nb_namespaces, namespaces);
+		}
 		if (id == E_WRAPPER && parent == E_DOC &&
 		    p->wrapper_name[0] == '\0')
 			snprintf(p->wrapper_name, sizeof(p->wrapper_name), "%s",
@@ -1099,6 +1124,12 @@ sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
 			p->cache[h].name = localname;
 			p->cache[h].parent = (unsigned char)parent;
 			p->cache[h].id = (unsigned char)id;
+		}
+		/* A worker parses records only; anything else beside them
+		 * is the main parser's business. */
+		if (p->worker && parent == E_FEEDBACK && id != E_RECORD) {
+			worker_bail(p);
+			return;
 		}
 		if (id == E_UNKNOWN)
 			id = close_up_to(p, localname);
@@ -1119,6 +1150,7 @@ sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
 	p->names[p->depth] = localname;
 	p->xml_depths[p->depth] = p->xml_depth;
 	p->ignored_text = 0;
+	p->text_line = cur_line(p);
 	if (elem_flags[id] & F_TEXT)
 		dm_buf_reset(&p->text);
 	on_start(p, id, uri);
@@ -1143,6 +1175,22 @@ sax_end(void *ctx, const xmlChar *localname, const xmlChar *prefix,
 		p->depth--;
 	}
 	p->ignored_text = 0;
+	p->text_line = cur_line(p);
+}
+
+/*
+ * stop_text - a text over the limit. Placed where the text began: how
+ * far libxml2 has read when the limit trips depends on how the bytes
+ * were split, and the message must not.
+ */
+static void
+stop_text(struct agg_parser *p)
+{
+	if (p->stopped)
+		return;
+	stop(p, DM_E_LIMIT, "text longer than %d bytes", DM_MAX_TEXT);
+	dm_error_set(&p->stop_err, DM_E_LIMIT, "line %lu, in <%s>: text "
+	    "longer than %d bytes", p->text_line, cur_name(p), DM_MAX_TEXT);
 }
 
 static void
@@ -1165,13 +1213,12 @@ sax_characters(void *ctx, const xmlChar *ch, int len)
 			return;
 		}
 		if (dm_buf_append(&p->text, ch, (size_t)len) != 0)
-			stop(p, DM_E_LIMIT, "text longer than %d bytes",
-			    DM_MAX_TEXT);
+			stop_text(p);
 		return;
 	}
 	p->ignored_text += (uint64_t)len;
 	if (p->ignored_text > DM_MAX_TEXT) {
-		stop(p, DM_E_LIMIT, "text longer than %d bytes", DM_MAX_TEXT);
+		stop_text(p);
 		return;
 	}
 	if (id == E_IGNORED || id == E_UNKNOWN || id == E_EXTENSION ||
@@ -1282,38 +1329,22 @@ sax_error(void *ctx, xmlErrorPtr error)
 	    error->int2);
 }
 
-struct agg_parser *
-agg_new(const struct agg_options *options, const struct dm_handler *handler,
-    struct dm_error *err)
+/* What every parser has: the main one and each worker's. */
+static struct agg_parser *
+parser_alloc(const struct dm_handler *handler, struct dm_warnings *warnings)
 {
 	struct agg_parser *p;
 
-	build_index();
 	p = calloc(1, sizeof(*p));
-	if (p == NULL) {
-		dm_error_set(err, DM_E_NOMEM, "out of memory");
+	if (p == NULL)
 		return NULL;
-	}
 	p->handler = handler;
-	p->report.input = options->input;
-	p->report.where = options->where;
-	p->report.warnings = options->warnings;
+	p->report.warnings = warnings;
 	p->report.policy.pct = -1;
 	p->stack[0] = E_DOC;
 	dm_arena_init(&p->meta_arena, DM_MAX_REPORT_TEXT);
 	dm_arena_init(&p->rec_arena, DM_MAX_RECORD_TEXT);
 	dm_buf_init(&p->text, DM_MAX_TEXT);
-	p->fbuf = malloc((FEED_CHUNK + 16) * 3);
-	p->comb = malloc(FEED_CHUNK + 16);
-	if (p->fbuf == NULL || p->comb == NULL || (!options->hash_elsewhere &&
-	    gnutls_hash_init(&p->sha, GNUTLS_DIG_SHA256) < 0)) {
-		free(p->fbuf);
-		free(p->comb);
-		free(p);
-		dm_error_set(err, DM_E_NOMEM, "out of memory");
-		return NULL;
-	}
-	p->sha_ready = !options->hash_elsewhere;
 	p->sax.initialized = XML_SAX2_MAGIC;
 	p->sax.startElementNs = sax_start;
 	p->sax.endElementNs = sax_end;
@@ -1325,6 +1356,38 @@ agg_new(const struct agg_options *options, const struct dm_handler *handler,
 	p->sax.externalSubset = sax_internal_subset;
 	p->sax.entityDecl = sax_entity_decl;
 	p->sax.serror = sax_error;
+	return p;
+}
+
+static int	par_new(struct agg_parser *, unsigned, size_t);
+static void	par_free(struct agg_parser *);
+
+struct agg_parser *
+agg_new(const struct agg_options *options, const struct dm_handler *handler,
+    struct dm_error *err)
+{
+	struct agg_parser *p;
+
+	build_index();
+	p = parser_alloc(handler, options->warnings);
+	if (p == NULL) {
+		dm_error_set(err, DM_E_NOMEM, "out of memory");
+		return NULL;
+	}
+	p->report.input = options->input;
+	p->report.where = options->where;
+	p->fbuf = malloc((FEED_CHUNK + 16) * 3);
+	p->comb = malloc(FEED_CHUNK + 16);
+	if (p->fbuf == NULL || p->comb == NULL || (!options->hash_elsewhere &&
+	    gnutls_hash_init(&p->sha, GNUTLS_DIG_SHA256) < 0)) {
+		agg_free(&p);
+		dm_error_set(err, DM_E_NOMEM, "out of memory");
+		return NULL;
+	}
+	p->sha_ready = !options->hash_elsewhere;
+	/* Without a pool the records are parsed here: slower, not wrong. */
+	if (options->threads > 1)
+		(void)par_new(p, options->threads, options->chunk);
 	return p;
 }
 
@@ -1485,6 +1548,29 @@ agg_clean_prefix(const unsigned char *in, size_t len)
 	const uint64_t highs = 0x8080808080808080ULL;
 	size_t i = 0, k;
 
+#ifdef __SSE2__
+	/* Sixteen at a time: as signed bytes, < 0x20 is a control or >= 0x80
+	 * (negative); TAB, LF and CR are let through. */
+	{
+		const __m128i space = _mm_set1_epi8(0x20);
+		const __m128i tab = _mm_set1_epi8('\t');
+		const __m128i lf = _mm_set1_epi8('\n');
+		const __m128i cr = _mm_set1_epi8('\r');
+
+		while (i + 16 <= len) {
+			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)
+			    (in + i));
+			__m128i low = _mm_cmplt_epi8(v, space);
+			__m128i fine = _mm_or_si128(_mm_or_si128(
+			    _mm_cmpeq_epi8(v, tab), _mm_cmpeq_epi8(v, lf)),
+			    _mm_cmpeq_epi8(v, cr));
+
+			if (_mm_movemask_epi8(_mm_andnot_si128(fine, low)) != 0)
+				break;
+			i += 16;
+		}
+	}
+#endif
 	while (i + 8 <= len) {
 		uint64_t w;
 
@@ -1602,6 +1688,704 @@ filter_feed(struct agg_parser *p, const unsigned char *in, size_t len,
 	return xml_push(p, out, o, 0);
 }
 
+/*
+ * Parallel records.
+ *
+ * libxml2 is most of the cost of a big report, and it runs on one core.
+ * Records are independent, so once the main parser has closed the first
+ * <record> directly under a <feedback> root (and libxml2 has consumed
+ * every byte fed), the bytes that follow are cut at </record> into chunks
+ * and each chunk is parsed by a worker: a fresh parser that reads
+ * "<feedback xmlns...>" (the root's own namespace declarations), the
+ * chunk and "</feedback>", with this file's state machine. It captures
+ * the records and warnings with lines relative to the chunk. The calling
+ * thread commits chunks in order: numbers the records, adds the line of
+ * the chunk's first byte, hands them to the handler and merges the
+ * warnings; the main libxml2 context's line and column are moved on as if
+ * it had read the chunk, so the bytes after the last chunk (the end of
+ * the document) are parsed there with the right positions.
+ *
+ * A worker gives a chunk back when anything in it needs more than that:
+ * bytes the UTF-8 filter would touch, "<!" or "<?", an XML error, a
+ * rejection, a limit, an element other than <record> beside the records.
+ * That chunk and everything after it is then parsed by the main parser,
+ * exactly as a serial parse would: the events and messages are the same
+ * either way. Memory: a fixed number of chunks in flight.
+ */
+#define PAR_SLOTS_PER_THREAD	4
+#define PAR_FILL_MAX_CHUNKS	8	/* no </record> within: give up */
+#define PAR_FILL_MIN		(1024 * 1024)	/* ... and not before */
+#define PAR_SEEK_TRIES		64	/* first </record>s not at the top */
+#define PAR_ROOT_TAG_MAX	4096
+
+enum par_state { PAR_SEEK, PAR_BODY, PAR_OFF };
+enum job_state { JOB_FREE, JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
+/* A record as a worker captured it; its results follow it in out[]. */
+struct par_rec {
+	uint64_t count;
+	unsigned long line;		/* relative to the chunk */
+	const char *source_ip, *source_ip_raw, *disposition_raw;
+	const char *dkim_raw, *spf_raw;
+	const char *header_from, *envelope_from, *envelope_to;
+	int disposition, dkim, spf;
+	unsigned reason_count, dkim_count, spf_count;
+};
+
+struct par_job {
+	enum job_state state;
+	unsigned char *in;		/* the chunk */
+	size_t in_len, in_alloc;
+	int clean;			/* known to need no filtering */
+	/* the worker's results */
+	int ok;
+	unsigned char *out;		/* par_rec and results, packed */
+	size_t out_len, out_alloc;
+	size_t nrec;
+	uint64_t messages;
+	struct dm_arena arena;		/* the records' strings */
+	struct dm_warnings warnings;	/* lines relative to the chunk */
+	uint64_t newlines;
+	size_t tail_len;		/* bytes after the last newline */
+	uint64_t dropped_dkim, dropped_spf, dropped_reasons;
+	struct dm_handler capture;
+};
+
+struct par {
+	enum par_state state;
+	size_t chunk;
+	unsigned nthreads, started;
+	pthread_t threads[AGG_MAX_THREADS];
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv, done_cv;
+	int quit;
+	struct par_job *jobs;
+	unsigned njobs;
+	uint64_t queued, taken, committed;	/* job sequence numbers */
+	uint64_t chunks;		/* committed from a worker */
+	unsigned char *fill;		/* bytes not yet in a chunk */
+	size_t fill_len, fill_alloc;
+	int fill_clean;			/* every fill byte known clean */
+	int waiting;			/* the caller waits on done_cv */
+	unsigned long line;		/* line of the next chunk's first byte */
+	unsigned seek_tries;
+	char root_tag[PAR_ROOT_TAG_MAX];
+	size_t root_len;		/* 0: the root was not seen (yet) */
+	xmlSAXHandler sax;
+};
+
+static int	serial_feed(struct agg_parser *, const unsigned char *, size_t,
+		    size_t);
+static void	par_drain(struct agg_parser *);
+
+static int
+grow(unsigned char **buf, size_t *alloc, size_t need)
+{
+	unsigned char *n;
+	size_t size = *alloc ? *alloc : 4096;
+
+	if (need <= *alloc)
+		return 0;
+	while (size < need)
+		size *= 2;
+	n = realloc(*buf, size);
+	if (n == NULL)
+		return -1;
+	*buf = n;
+	*alloc = size;
+	return 0;
+}
+
+/* The root's namespace declarations, for the workers' synthetic root. */
+static void
+par_root(struct agg_parser *p, int nb_namespaces, const xmlChar **namespaces)
+{
+	struct par *par = p->par;
+	size_t o;
+	int i;
+
+	o = (size_t)snprintf(par->root_tag, sizeof(par->root_tag), "<feedback");
+	for (i = 0; i < nb_namespaces; i++) {
+		const char *prefix = (const char *)namespaces[i * 2];
+		const char *uri = (const char *)namespaces[i * 2 + 1];
+
+		if (o + 16 + (prefix ? strlen(prefix) : 0) >= sizeof(par->root_tag))
+			goto too_long;
+		o += (size_t)snprintf(par->root_tag + o, sizeof(par->root_tag) -
+		    o, prefix ? " xmlns:%s=\"" : " xmlns=\"", prefix);
+		for (; uri != NULL && *uri != '\0'; uri++) {
+			/* '&' stays: libxml2 hands it on as "&#38;". */
+			const char *esc = *uri == '<' ? "&lt;" : *uri == '"' ?
+			    "&quot;" : NULL;
+			size_t n = esc ? strlen(esc) : 1;
+
+			if (o + n + 4 >= sizeof(par->root_tag))
+				goto too_long;
+			memcpy(par->root_tag + o, esc ? esc : uri, n);
+			o += n;
+		}
+		par->root_tag[o++] = '"';
+	}
+	par->root_tag[o++] = '>';
+	par->root_tag[o] = '\0';
+	par->root_len = o;
+	return;
+too_long:
+	par->state = PAR_OFF;
+}
+
+/* The worker's handler: keep the record, strings stay in job->arena. */
+static int
+par_capture(void *ctx, const struct dm_report *r, const struct dm_record *rec,
+    struct dm_error *err)
+{
+	struct par_job *job = ctx;
+	size_t need = sizeof(struct par_rec) +
+	    rec->reason_count * sizeof(struct dm_reason) +
+	    rec->dkim_count * sizeof(struct dm_dkim_result) +
+	    rec->spf_count * sizeof(struct dm_spf_result);
+	struct par_rec *pr;
+	unsigned char *at;
+
+	(void)r;
+	if (grow(&job->out, &job->out_alloc, job->out_len + need) != 0)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	at = job->out + job->out_len;
+	pr = (struct par_rec *)(void *)at;
+	pr->count = rec->count;
+	pr->line = rec->line;
+	pr->source_ip = rec->source_ip;
+	pr->source_ip_raw = rec->source_ip_raw;
+	pr->disposition = rec->disposition;
+	pr->disposition_raw = rec->disposition_raw;
+	pr->dkim = rec->dkim;
+	pr->dkim_raw = rec->dkim_raw;
+	pr->spf = rec->spf;
+	pr->spf_raw = rec->spf_raw;
+	pr->header_from = rec->header_from;
+	pr->envelope_from = rec->envelope_from;
+	pr->envelope_to = rec->envelope_to;
+	pr->reason_count = (unsigned)rec->reason_count;
+	pr->dkim_count = (unsigned)rec->dkim_count;
+	pr->spf_count = (unsigned)rec->spf_count;
+	at += sizeof(*pr);
+	memcpy(at, rec->reasons, rec->reason_count * sizeof(struct dm_reason));
+	at += rec->reason_count * sizeof(struct dm_reason);
+	memcpy(at, rec->dkim_results,
+	    rec->dkim_count * sizeof(struct dm_dkim_result));
+	at += rec->dkim_count * sizeof(struct dm_dkim_result);
+	memcpy(at, rec->spf_results,
+	    rec->spf_count * sizeof(struct dm_spf_result));
+	job->out_len += need;
+	job->nrec++;
+	if (rec->count > UINT64_MAX - job->messages)
+		job->messages = UINT64_MAX;
+	else
+		job->messages += rec->count;
+	return 0;
+}
+
+/* A worker leaves comments, CDATA sections and processing instructions
+ * to the main parser (a </record> inside them is no boundary). */
+static void
+worker_comment(void *ctx, const xmlChar *value)
+{
+	(void)value;
+	worker_bail(ctx);
+}
+
+static void
+worker_cdata(void *ctx, const xmlChar *value, int len)
+{
+	(void)value;
+	(void)len;
+	worker_bail(ctx);
+}
+
+static void
+worker_pi(void *ctx, const xmlChar *target, const xmlChar *data)
+{
+	(void)target;
+	(void)data;
+	worker_bail(ctx);
+}
+
+static void
+par_run_job(struct par *par, struct par_job *job)
+{
+	struct agg_parser *w;
+	const unsigned char *nl;
+
+	job->ok = 0;
+	job->out_len = 0;
+	job->nrec = 0;
+	job->messages = 0;
+	dm_arena_reset(&job->arena);
+	dm_warnings_clear(&job->warnings);
+	/* Bytes the UTF-8 filter would touch: the main parser's. */
+	if (!job->clean && agg_clean_prefix(job->in, job->in_len) != job->in_len)
+		return;
+	w = parser_alloc(&job->capture, &job->warnings);
+	if (w == NULL)
+		return;
+	w->worker = 1;
+	w->begun = 1;
+	w->mode = FILTER_NONE;
+	w->sax.comment = worker_comment;
+	w->sax.cdataBlock = worker_cdata;
+	w->sax.processingInstruction = worker_pi;
+	dm_arena_free(&w->rec_arena);
+	w->rec_arena = job->arena;
+	xml_push(w, (const unsigned char *)par->root_tag, par->root_len, 0);
+	if (!w->stopped)
+		xml_push(w, job->in, job->in_len, 0);
+	if (!w->stopped)
+		xml_push(w, (const unsigned char *)"</feedback>", 11, 1);
+	job->ok = !w->stopped && !w->fatal && !w->bail && !w->handler_failed &&
+	    w->xml_errors == 0 && w->feedback_closed && w->depth == 0 &&
+	    w->ctxt->input->line >= 1;
+	/* Lines as libxml2 counted them: the main context counts alike. */
+	if (job->ok)
+		job->newlines = (uint64_t)(w->ctxt->input->line - 1);
+	nl = memrchr(job->in, '\n', job->in_len);
+	job->tail_len = nl ? (size_t)(job->in + job->in_len - nl - 1) :
+	    job->in_len;
+	job->dropped_dkim = w->dropped_dkim;
+	job->dropped_spf = w->dropped_spf;
+	job->dropped_reasons = w->dropped_reasons;
+	job->arena = w->rec_arena;
+	dm_arena_init(&w->rec_arena, 0);
+	agg_free(&w);
+}
+
+static void *
+par_worker(void *arg)
+{
+	struct par *par = arg;
+	struct par_job *job;
+
+	pthread_mutex_lock(&par->mu);
+	for (;;) {
+		while (!par->quit && par->taken == par->queued)
+			pthread_cond_wait(&par->work_cv, &par->mu);
+		if (par->quit)
+			break;
+		job = &par->jobs[par->taken++ % par->njobs];
+		job->state = JOB_RUNNING;
+		pthread_mutex_unlock(&par->mu);
+		par_run_job(par, job);
+		pthread_mutex_lock(&par->mu);
+		job->state = JOB_DONE;
+		if (par->waiting)
+			pthread_cond_signal(&par->done_cv);
+	}
+	pthread_mutex_unlock(&par->mu);
+	return NULL;
+}
+
+static int
+par_new(struct agg_parser *p, unsigned threads, size_t chunk)
+{
+	struct par *par;
+	unsigned i;
+
+	par = calloc(1, sizeof(*par));
+	if (par == NULL)
+		return -1;
+	par->nthreads = threads > AGG_MAX_THREADS ? AGG_MAX_THREADS : threads;
+	par->chunk = chunk ? chunk : AGG_CHUNK_DEFAULT;
+	par->njobs = par->nthreads * PAR_SLOTS_PER_THREAD;
+	par->jobs = calloc(par->njobs, sizeof(*par->jobs));
+	if (par->jobs == NULL) {
+		free(par);
+		return -1;
+	}
+	for (i = 0; i < par->njobs; i++) {
+		struct par_job *job = &par->jobs[i];
+
+		dm_arena_init(&job->arena, DM_MAX_RECORD_TEXT);
+		job->capture.ctx = job;
+		job->capture.record = par_capture;
+	}
+	pthread_mutex_init(&par->mu, NULL);
+	pthread_cond_init(&par->work_cv, NULL);
+	pthread_cond_init(&par->done_cv, NULL);
+	par->state = PAR_SEEK;
+	par->fill_clean = 1;
+	p->par = par;
+	return 0;
+}
+
+/* Threads start with the first chunk: small reports never start them. */
+static int
+par_start(struct par *par)
+{
+	while (par->started < par->nthreads) {
+		if (pthread_create(&par->threads[par->started], NULL,
+		    par_worker, par) != 0)
+			break;
+		par->started++;
+	}
+	return par->started > 0 ? 0 : -1;
+}
+
+static void
+par_free(struct agg_parser *p)
+{
+	struct par *par = p->par;
+	unsigned i;
+
+	if (par == NULL)
+		return;
+	pthread_mutex_lock(&par->mu);
+	par->quit = 1;
+	pthread_cond_broadcast(&par->work_cv);
+	pthread_mutex_unlock(&par->mu);
+	for (i = 0; i < par->started; i++)
+		pthread_join(par->threads[i], NULL);
+	for (i = 0; i < par->njobs; i++) {
+		free(par->jobs[i].in);
+		free(par->jobs[i].out);
+		dm_arena_free(&par->jobs[i].arena);
+	}
+	free(par->jobs);
+	free(par->fill);
+	pthread_mutex_destroy(&par->mu);
+	pthread_cond_destroy(&par->work_cv);
+	pthread_cond_destroy(&par->done_cv);
+	free(par);
+	p->par = NULL;
+}
+
+/* Where the first "</record>" of buf ends; 0 when there is none. */
+static size_t
+first_record_end(const unsigned char *buf, size_t len)
+{
+	const unsigned char *s = buf, *end = buf + len;
+
+	while ((s = memchr(s, '<', (size_t)(end - s))) != NULL) {
+		const unsigned char *t = s + 1;
+
+		s++;
+		if (t == end || *t != '/')
+			continue;
+		for (t++; t < end && *t != '>' && *t != '<' && !is_space(*t);
+		    t++)
+			;
+		if (t - s < 7 || memcmp(t - 6, "record", 6) != 0 ||
+		    (t - s > 7 && t[-7] != ':'))
+			continue;
+		while (t < end && is_space(*t))
+			t++;
+		if (t < end && *t == '>')
+			return (size_t)(t - buf) + 1;
+	}
+	return 0;
+}
+
+/* Whether the main parser stands between two records of the root, with
+ * nothing held back: where a chunk can begin. */
+static int
+par_synced(struct agg_parser *p)
+{
+	return !p->stopped && !p->fatal && !p->handler_failed &&
+	    p->mode == FILTER_UTF8 && p->pend_len == 0 && p->ctxt != NULL &&
+	    p->ctxt->inputNr == 1 && p->ctxt->input->cur == p->ctxt->input->end &&
+	    p->ctxt->instate == XML_PARSER_CONTENT && p->depth == 1 &&
+	    p->stack[1] == E_FEEDBACK && p->xml_depth == 1 &&
+	    p->wrapper_name[0] == '\0' && p->begun &&
+	    p->report.record_count > 0 && p->par->root_len > 0;
+}
+
+/* Wait for the oldest chunk in flight; NULL when none is. */
+static struct par_job *
+par_wait_oldest(struct par *par)
+{
+	struct par_job *job;
+
+	if (par->committed == par->queued)
+		return NULL;
+	job = &par->jobs[par->committed % par->njobs];
+	pthread_mutex_lock(&par->mu);
+	par->waiting = 1;
+	while (job->state != JOB_DONE)
+		pthread_cond_wait(&par->done_cv, &par->mu);
+	par->waiting = 0;
+	pthread_mutex_unlock(&par->mu);
+	return job;
+}
+
+/*
+ * par_fall_back - from job on (NULL: only the fill), the main parser
+ * reads the bytes itself; no chunk is made any more.
+ */
+static void
+par_fall_back(struct agg_parser *p, struct par_job *job)
+{
+	struct par *par = p->par;
+
+	par->state = PAR_OFF;
+	while (job != NULL) {
+		if (!p->stopped)
+			serial_feed(p, job->in, job->in_len, 0);
+		job->state = JOB_FREE;
+		par->committed++;
+		job = par_wait_oldest(par);
+	}
+	if (!p->stopped && par->fill_len > 0)
+		serial_feed(p, par->fill, par->fill_len, 0);
+	par->fill_len = 0;
+	par->fill_clean = 1;
+}
+
+/* Hand the oldest chunk's records to the handler, in order. */
+static void
+par_commit(struct agg_parser *p, struct par_job *job)
+{
+	struct par *par = p->par;
+	struct dm_report *r = &p->report;
+	struct dm_record *rec = &p->rec;
+	const unsigned char *at = job->out;
+	struct dm_error err;
+	size_t i;
+
+	/* Past the bigint sum the serial parse rejects at the very record. */
+	if (!job->ok || job->messages > (uint64_t)INT64_MAX - r->message_count) {
+		par_fall_back(p, job);
+		return;
+	}
+	for (i = 0; i < job->nrec && !p->stopped; i++) {
+		const struct par_rec *pr = (const void *)at;
+
+		at += sizeof(*pr);
+		r->record_count++;
+		r->message_count += pr->count;
+		rec->index = r->record_count;
+		rec->line = pr->line + par->line - 1;
+		rec->source_ip = pr->source_ip;
+		rec->source_ip_raw = pr->source_ip_raw;
+		rec->count = pr->count;
+		rec->disposition = pr->disposition;
+		rec->disposition_raw = pr->disposition_raw;
+		rec->dkim = pr->dkim;
+		rec->dkim_raw = pr->dkim_raw;
+		rec->spf = pr->spf;
+		rec->spf_raw = pr->spf_raw;
+		rec->header_from = pr->header_from;
+		rec->envelope_from = pr->envelope_from;
+		rec->envelope_to = pr->envelope_to;
+		rec->reason_count = pr->reason_count;
+		rec->dkim_count = pr->dkim_count;
+		rec->spf_count = pr->spf_count;
+		memcpy(rec->reasons, at, pr->reason_count *
+		    sizeof(struct dm_reason));
+		at += pr->reason_count * sizeof(struct dm_reason);
+		memcpy(rec->dkim_results, at, pr->dkim_count *
+		    sizeof(struct dm_dkim_result));
+		at += pr->dkim_count * sizeof(struct dm_dkim_result);
+		memcpy(rec->spf_results, at, pr->spf_count *
+		    sizeof(struct dm_spf_result));
+		at += pr->spf_count * sizeof(struct dm_spf_result);
+		if (p->handler->record == NULL)
+			continue;
+		dm_error_clear(&err);
+		if (p->handler->record(p->handler->ctx, r, rec, &err) != 0) {
+			p->stop_err = err;
+			p->handler_failed = 1;
+			p->stopped = 1;
+		}
+	}
+	record_reset(p);
+	dm_warnings_merge(r->warnings, &job->warnings, par->line - 1);
+	p->dropped_dkim += job->dropped_dkim;
+	p->dropped_spf += job->dropped_spf;
+	p->dropped_reasons += job->dropped_reasons;
+	/* The main context moves on as if it had read the chunk. */
+	if (job->newlines > 0) {
+		p->ctxt->input->line += (int)job->newlines;
+		p->ctxt->input->col = (int)job->tail_len + 1;
+	} else
+		p->ctxt->input->col += (int)job->in_len;
+	par->line += (unsigned long)job->newlines;
+	p->byte_offset += job->in_len;
+	par->chunks++;
+	job->state = JOB_FREE;
+	par->committed++;
+}
+
+/*
+ * record_end_from - where the first "</record>" of buf that ends at or
+ * after min ends; 0 when there is none. A tag across the start of the
+ * search is missed: the next one does as well.
+ */
+static size_t
+record_end_from(const unsigned char *buf, size_t len, size_t min)
+{
+	size_t at = min > 64 ? min - 64 : 0, e;
+
+	while (at < len && (e = first_record_end(buf + at, len - at)) > 0) {
+		at += e;
+		if (at >= min)
+			return at;
+	}
+	return 0;
+}
+
+/* Queue a chunk: the bytes of data, or (data NULL) the whole fill. */
+static void
+par_dispatch(struct agg_parser *p, const unsigned char *data, size_t len,
+    int clean)
+{
+	struct par *par = p->par;
+	struct par_job *job;
+
+	if (par->queued - par->committed == par->njobs)
+		par_commit(p, par_wait_oldest(par));
+	if (par->state != PAR_BODY)
+		goto serial;		/* fell back: the fill is parsed */
+	job = &par->jobs[par->queued % par->njobs];
+	if (data == NULL) {
+		/* The fill's buffer becomes the chunk's, and the other way
+		 * round: no copy. */
+		unsigned char *swap = job->in;
+		size_t alloc = job->in_alloc;
+
+		job->in = par->fill;
+		job->in_alloc = par->fill_alloc;
+		job->in_len = par->fill_len;
+		job->clean = par->fill_clean;
+		par->fill = swap;
+		par->fill_alloc = alloc;
+		par->fill_len = 0;
+		par->fill_clean = 1;
+	} else {
+		if (grow(&job->in, &job->in_alloc, len) != 0) {
+			par_drain(p);
+			goto serial;
+		}
+		memcpy(job->in, data, len);
+		job->in_len = len;
+		job->clean = clean;
+	}
+	pthread_mutex_lock(&par->mu);
+	job->state = JOB_QUEUED;
+	par->queued++;
+	pthread_cond_signal(&par->work_cv);
+	pthread_mutex_unlock(&par->mu);
+	return;
+serial:
+	/* The bytes given are the main parser's now (the fill it has). */
+	if (data != NULL && !p->stopped)
+		serial_feed(p, data, len, clean ? len : 0);
+}
+
+/*
+ * par_body - bytes after the sync point, cut into chunks at the first
+ * </record> past par->chunk bytes. A chunk within the bytes given is
+ * copied once; one across two feeds is gathered in the fill.
+ */
+static void
+par_body(struct agg_parser *p, const unsigned char *in, size_t len,
+    size_t clean)
+{
+	struct par *par = p->par;
+	size_t min, e;
+
+	while (len > 0 && par->state == PAR_BODY && !p->stopped) {
+		min = par->chunk > par->fill_len ? par->chunk - par->fill_len :
+		    0;
+		e = record_end_from(in, len, min);
+		if (e == 0) {
+			/* No end yet: all of it waits in the fill. */
+			if (grow(&par->fill, &par->fill_alloc, par->fill_len +
+			    len) != 0) {
+				par_drain(p);
+				break;
+			}
+			memcpy(par->fill + par->fill_len, in, len);
+			par->fill_len += len;
+			par->fill_clean = par->fill_clean && clean >= len;
+			len = 0;
+			/* A record too big for any chunk: parsed here. */
+			if (par->fill_len >= PAR_FILL_MAX_CHUNKS * par->chunk &&
+			    par->fill_len >= PAR_FILL_MIN)
+				par_drain(p);
+			break;
+		}
+		if (par->fill_len == 0)
+			par_dispatch(p, in, e, clean >= e);
+		else if (grow(&par->fill, &par->fill_alloc, par->fill_len +
+		    e) != 0) {
+			par_drain(p);
+			break;
+		} else {
+			memcpy(par->fill + par->fill_len, in, e);
+			par->fill_len += e;
+			par->fill_clean = par->fill_clean && clean >= e;
+			par_dispatch(p, NULL, 0, 0);
+		}
+		in += e;
+		len -= e;
+		clean = clean > e ? clean - e : 0;
+	}
+	if (len > 0 && !p->stopped)
+		serial_feed(p, in, len, clean);
+}
+
+/* agg_feed's bytes when a pool exists. */
+static void
+par_feed(struct agg_parser *p, const unsigned char *in, size_t len,
+    size_t clean)
+{
+	struct par *par = p->par;
+
+	while (len > 0 && !p->stopped) {
+		size_t end;
+
+		switch (par->state) {
+		case PAR_OFF:
+			serial_feed(p, in, len, clean);
+			return;
+		case PAR_BODY:
+			par_body(p, in, len, clean);
+			return;
+		case PAR_SEEK:
+			end = first_record_end(in, len);
+			if (end == 0) {
+				serial_feed(p, in, len, clean);
+				return;
+			}
+			serial_feed(p, in, end, clean);
+			in += end;
+			len -= end;
+			clean = clean > end ? clean - end : 0;
+			if (par_synced(p) && par_start(par) == 0) {
+				par->state = PAR_BODY;
+				par->line = (unsigned long)p->ctxt->input->line;
+			} else if (++par->seek_tries == PAR_SEEK_TRIES)
+				par->state = PAR_OFF;
+			break;
+		}
+	}
+}
+
+/* No more chunks: those in flight are committed, the rest (and what
+ * comes after) is parsed here. Before the end, and when giving up. */
+static void
+par_drain(struct agg_parser *p)
+{
+	struct par *par = p->par;
+	struct par_job *job;
+
+	if (par == NULL || par->state != PAR_BODY)
+		return;
+	while (!p->stopped && par->state == PAR_BODY &&
+	    (job = par_wait_oldest(par)) != NULL)
+		par_commit(p, job);
+	if (par->state == PAR_BODY)
+		par_fall_back(p, NULL);
+}
+
 int
 agg_feed(struct agg_parser *p, const void *data, size_t len,
     struct dm_error *err)
@@ -1609,16 +2393,14 @@ agg_feed(struct agg_parser *p, const void *data, size_t len,
 	return agg_feed_hinted(p, data, len, 0, err);
 }
 
-int
-agg_feed_hinted(struct agg_parser *p, const void *data, size_t len,
-    size_t clean, struct dm_error *err)
+/* The bytes through the filter into the main libxml2 context. */
+static int
+serial_feed(struct agg_parser *p, const unsigned char *in, size_t len,
+    size_t clean)
 {
-	const unsigned char *in = data;
+	const unsigned char *start = in;
 	size_t done;
 
-	if (len > 0 && p->sha_ready)
-		gnutls_hash(p->sha, data, len);
-	p->report.payload_bytes += len;
 	while (len > 0 && !p->stopped) {
 		size_t n = len > FEED_CHUNK ? FEED_CHUNK : len;
 
@@ -1641,11 +2423,25 @@ agg_feed_hinted(struct agg_parser *p, const void *data, size_t len,
 			filter_feed(p, p->head, p->head_len, 0, 0);
 			continue;
 		}
-		done = (size_t)(in - (const unsigned char *)data);
+		done = (size_t)(in - start);
 		filter_feed(p, in, n, 0, done < clean ? clean - done : 0);
 		in += n;
 		len -= n;
 	}
+	return p->stopped ? -1 : 0;
+}
+
+int
+agg_feed_hinted(struct agg_parser *p, const void *data, size_t len,
+    size_t clean, struct dm_error *err)
+{
+	if (len > 0 && p->sha_ready)
+		gnutls_hash(p->sha, data, len);
+	p->report.payload_bytes += len;
+	if (p->par != NULL)
+		par_feed(p, data, len, clean);
+	else
+		serial_feed(p, data, len, clean);
 	if (p->stopped && (p->fatal || p->handler_failed)) {
 		*err = p->stop_err;
 		return -1;
@@ -1711,6 +2507,7 @@ agg_finish(struct agg_parser *p, struct dm_error *err)
 {
 	struct dm_report *r = &p->report;
 
+	par_drain(p);
 	if (!p->stopped && p->mode == FILTER_UNDECIDED) {
 		decide_mode(p, p->head, p->head_len);
 		filter_feed(p, p->head, p->head_len, 1, 0);
@@ -1786,6 +2583,7 @@ int
 agg_abort(struct agg_parser *p, const struct dm_error *why,
     struct dm_error *err)
 {
+	par_free(p);		/* what the workers hold is lost with the rest */
 	if (!p->seen_feedback || p->ended) {
 		*err = *why;
 		return -1;
@@ -1804,6 +2602,12 @@ void
 agg_set_payload_sha256(struct agg_parser *p, const unsigned char digest[32])
 {
 	memcpy(p->report.payload_sha256, digest, 32);
+}
+
+uint64_t
+agg_parallel_chunks(const struct agg_parser *p)
+{
+	return p->par != NULL ? p->par->chunks : 0;
 }
 
 int
@@ -1825,6 +2629,7 @@ agg_free(struct agg_parser **pp)
 
 	if (p == NULL)
 		return;
+	par_free(p);
 	if (p->ctxt != NULL)
 		xmlFreeParserCtxt(p->ctxt);
 	if (p->sha_ready) {

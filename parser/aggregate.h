@@ -30,6 +30,7 @@
 #define PARSER_AGGREGATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/error.h"
 #include "common/report.h"
@@ -41,7 +42,25 @@ struct agg_options {
 	const char *where;
 	struct dm_warnings *warnings;	/* where repairs are recorded */
 	int hash_elsewhere;		/* agg_set_payload_sha256 will come */
+	/*
+	 * threads > 1: once the first <record> of a <feedback> root has
+	 * closed, later records are cut into chunks at </record> and parsed
+	 * by that many worker threads, each with its own libxml2 parser; the
+	 * handler still sees every event in document order, on the calling
+	 * thread, exactly as a serial parse would deliver it. A chunk a
+	 * worker cannot parse cleanly (an XML error, a rejection, markup
+	 * other than records, bytes that need the UTF-8 filter) is parsed
+	 * again here, and so is everything after it. Records then reach
+	 * the handler later than the bytes that hold them were fed (at the
+	 * latest in agg_finish), and a handler's failure with them. chunk:
+	 * bytes per chunk (0: AGG_CHUNK_DEFAULT).
+	 */
+	unsigned threads;
+	size_t chunk;
 };
+
+#define AGG_MAX_THREADS		4
+#define AGG_CHUNK_DEFAULT	(64 * 1024)
 
 struct agg_parser *agg_new(const struct agg_options *options,
     const struct dm_handler *handler, struct dm_error *err);
@@ -70,6 +89,8 @@ int agg_abort(struct agg_parser *p, const struct dm_error *why,
  */
 void agg_set_payload_sha256(struct agg_parser *p,
     const unsigned char digest[32]);
+/* agg_parallel_chunks - chunks of records the workers parsed. */
+uint64_t agg_parallel_chunks(const struct agg_parser *p);
 /* agg_has_report - whether <feedback> was seen (report events flowed). */
 int agg_has_report(const struct agg_parser *p);
 /* agg_root_name - the document's root element, "" before it is seen. */

@@ -422,6 +422,28 @@ reader_run(void *arg)
 	return NULL;
 }
 
+/*
+ * parse_threads - workers for the records of one report: the option, or
+ * by default one per online CPU (up to AGG_MAX_THREADS) for a report
+ * big enough to be read by the reader thread; 1 parses serially.
+ */
+_Static_assert(UNPACK_MAX_THREADS == AGG_MAX_THREADS, "one thread cap");
+
+static unsigned
+parse_threads(const struct unpack_options *o, int pipelined)
+{
+	long cpus;
+
+	if (o->parse_threads > 0)
+		return o->parse_threads;
+	if (!pipelined)
+		return 1;
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cpus < 2)
+		return 1;
+	return cpus > AGG_MAX_THREADS ? AGG_MAX_THREADS : (unsigned)cpus;
+}
+
 /* The parse loop over either the ring or plain reads. */
 static int
 feed_xml(struct unpack *u, struct stream *s, struct agg_parser *p,
@@ -464,16 +486,13 @@ do_xml(struct unpack *u, struct stream *s, const char *where)
 	struct dm_error err, read_err;
 	struct reader *rd = NULL;
 	pthread_t thread;
-	size_t i;
 	int rc = 0, fed;
 
 	warnings = calloc(1, sizeof(*warnings));
 	if (warnings == NULL)
 		return dm_error_set(&u->stop_err, DM_E_NOMEM, "out of memory");
 	/* Notes a container made while its content was sniffed. */
-	for (i = 0; i < saved->count; i++)
-		dm_warnings_add(warnings, saved->items[i].line, "%s",
-		    saved->items[i].text);
+	dm_warnings_merge(warnings, saved, 0);
 	dm_warnings_clear(saved);
 	if (s->mem == NULL || s->mem_len >= PIPELINE_MIN) {
 		rd = calloc(1, sizeof(*rd));
@@ -499,6 +518,8 @@ do_xml(struct unpack *u, struct stream *s, const char *where)
 	ao.where = where;
 	ao.warnings = warnings;
 	ao.hash_elsewhere = rd != NULL;
+	ao.threads = parse_threads(u->opt, rd != NULL);
+	ao.chunk = u->opt->parse_chunk;
 	p = agg_new(&ao, &u->tap, &u->stop_err);
 	if (p == NULL) {
 		rc = -1;
@@ -531,9 +552,7 @@ do_xml(struct unpack *u, struct stream *s, const char *where)
 		pthread_join(thread, NULL);
 		gnutls_hash_deinit(rd->sha, digest);
 		agg_set_payload_sha256(p, digest);
-		for (i = 0; i < rd->warnings.count; i++)
-			dm_warnings_add(warnings, rd->warnings.items[i].line,
-			    "%s", rd->warnings.items[i].text);
+		dm_warnings_merge(warnings, &rd->warnings, 0);
 	}
 	u->cur_warnings = warnings;
 	if (fed < 0) {
@@ -567,6 +586,8 @@ out:
 		free(rd);
 	}
 	u->cur_warnings = saved;
+	if (p != NULL)
+		u->result->parallel_chunks += agg_parallel_chunks(p);
 	agg_free(&p);
 	free(warnings);
 	return rc;

@@ -42,7 +42,14 @@ struct unpack_limits {
 struct unpack_options {
 	struct unpack_limits limits;
 	int keep_bodies;		/* failure reports' original body */
+	/* Threads parsing the records of a big aggregate report (0: one per
+	 * CPU, up to AGG_MAX_THREADS; 1: none) and their chunk size in bytes
+	 * (0: AGG_CHUNK_DEFAULT); see agg_options. */
+	unsigned parse_threads;
+	size_t parse_chunk;
 };
+
+#define UNPACK_MAX_THREADS	4	/* = AGG_MAX_THREADS */
 
 struct unpack_result {
 	enum dm_kind kind;		/* most significant kind found */
@@ -52,6 +59,7 @@ struct unpack_result {
 	unsigned rejected;		/* rejected reports + problems */
 	uint64_t records;		/* of accepted aggregate reports */
 	uint64_t messages;		/* sum of their counts */
+	uint64_t parallel_chunks;	/* parsed by worker threads */
 };
 
 void unpack_options_init(struct unpack_options *options);

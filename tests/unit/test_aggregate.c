@@ -329,6 +329,7 @@ recorder_handler(struct recorder *r, struct dm_handler *h)
 
 /* What parse() saw: the first failed agg_feed, and agg_finish. */
 struct parse_out {
+	uint64_t chunks;		/* parsed by worker threads */
 	int feed_rc, finish_rc;
 	struct dm_error feed_err, err;
 	int has_report;
@@ -342,6 +343,9 @@ struct parse_out {
  */
 /* Feed as the reader thread does, with agg_clean_prefix hints. */
 static int feed_with_hints;
+/* Worker threads and chunk size for the parser (0: serial). */
+static unsigned par_threads;
+static size_t par_chunk;
 
 static int
 parse(const char *doc, size_t len, size_t chunk, struct recorder *r,
@@ -357,6 +361,8 @@ parse(const char *doc, size_t len, size_t chunk, struct recorder *r,
 	opt.input = "test.xml";
 	opt.where = "";
 	opt.warnings = w;
+	opt.threads = par_threads;
+	opt.chunk = par_chunk;
 	dm_warnings_clear(w);
 	p = agg_new(&opt, recorder_handler(r, &h), &out->err);
 	assert_non_null(p);
@@ -376,6 +382,7 @@ parse(const char *doc, size_t len, size_t chunk, struct recorder *r,
 	}
 	out->finish_rc = agg_finish(p, &out->err);
 	out->has_report = agg_has_report(p);
+	out->chunks = agg_parallel_chunks(p);
 	snprintf(out->root, sizeof(out->root), "%s", agg_root_name(p));
 	agg_free(&p);
 	assert_null(p);
@@ -1530,6 +1537,282 @@ test_handler_failure_passes_through(void **state)
 	assert_int_equal(f->rec.records, 2);
 }
 
+/* Parallel records */
+
+#define PAR_HEAD XML_DECL "<feedback xmlns:xsi=" \
+	"\"http://www.w3.org/2001/XMLSchema-instance\">\n" META POLICY
+
+/*
+ * par_doc - a report of n records; record k (1-based) is replaced by
+ * odd when odd is not NULL; line ends LF (crlf 0), CRLF (1) or none (2).
+ * Free the result.
+ */
+static char *
+par_doc(int n, int k, const char *odd, int crlf, size_t *len)
+{
+	struct dm_buf b, c;
+	char rec[1024];
+	size_t j;
+	int i;
+
+	dm_buf_init(&b, 64u << 20);
+	assert_int_equal(dm_buf_append(&b, PAR_HEAD, strlen(PAR_HEAD)), 0);
+	for (i = 1; i <= n; i++) {
+		if (i == k && odd != NULL) {
+			assert_int_equal(dm_buf_append(&b, odd, strlen(odd)), 0);
+			continue;
+		}
+		snprintf(rec, sizeof(rec), "  <record>\n    <row>\n"
+		    "      <source_ip>198.51.%d.%d</source_ip>\n"
+		    "      <count>%d</count>\n      <policy_evaluated>\n"
+		    "        <disposition>none</disposition>\n"
+		    "        <dkim>%s</dkim><spf>fail</spf>\n"
+		    "      </policy_evaluated>\n    </row>\n"
+		    "    <identifiers><header_from>example.com</header_from>"
+		    "</identifiers>\n    <auth_results><dkim><domain>d%d."
+		    "example</domain><result>pass</result></dkim>"
+		    "<spf><domain>example.com</domain><result>fail</result>"
+		    "</spf></auth_results>\n  </record%s>\n",
+		    i / 250, i % 250, i, i % 7 == 0 ? "PASS" : "pass", i % 3,
+		    i % 11 == 0 ? " " : "");
+		assert_int_equal(dm_buf_append(&b, rec, strlen(rec)), 0);
+	}
+	assert_int_equal(dm_buf_append(&b, "</feedback>\n", 12), 0);
+	if (crlf) {
+		/* 1: CRLF; 2: one line, no line ends at all. */
+		dm_buf_init(&c, 64u << 20);
+		for (j = 0; j < b.len; j++) {
+			if (b.data[j] == '\n' && crlf == 2)
+				continue;
+			if (b.data[j] == '\n')
+				assert_int_equal(dm_buf_append(&c, "\r", 1), 0);
+			assert_int_equal(dm_buf_append(&c, b.data + j, 1), 0);
+		}
+		dm_buf_free(&b);
+		b = c;
+	}
+	*len = b.len;
+	return (char *)b.data;
+}
+
+/* "bytes=N" to "bytes=?": how far a stopped parse had read varies. */
+static void
+unbytes(struct dm_buf *b)
+{
+	char *s = (char *)b->data, *o = s, *end = s + b->len;
+
+	while (s < end) {
+		if (end - s > 6 && memcmp(s, "bytes=", 6) == 0) {
+			memcpy(o, "bytes=?", 7);
+			o += 7;
+			for (s += 6; s < end && *s >= '0' && *s <= '9'; s++)
+				;
+			continue;
+		}
+		*o++ = *s++;
+	}
+	b->len = (size_t)(o - (char *)b->data);
+	b->data[b->len] = '\0';
+}
+
+/* Every event, warning and result of one parse, as text. */
+static void
+par_dump(struct fixture *f, const char *doc, size_t len, size_t feed,
+    struct recorder *r, int fail_at)
+{
+	size_t k;
+
+	recorder_init(r, 1);
+	r->fail_at_record = fail_at;
+	parse(doc, len, feed, r, f->warnings, &f->out);
+	for (k = 0; k < f->warnings->count; k++)
+		dump(r, "warning %lu %s x%llu\n", f->warnings->items[k].line,
+		    f->warnings->items[k].text,
+		    (unsigned long long)f->warnings->items[k].count);
+	dump(r, "dropped %llu\n", (unsigned long long)f->warnings->dropped);
+	/* Not which call failed: with workers, records (and a handler's
+	 * failure) may come in a later agg_feed or in agg_finish. */
+	dump(r, "rc=%d %d %s\n", f->out.finish_rc, (int)f->out.err.code,
+	    f->out.err.msg);
+	if (fail_at > 0)
+		unbytes(&r->dump);
+}
+
+/*
+ * par_same - parallel parses (chunk sizes, feed sizes, with and without
+ * hints) give what the serial parse gives; returns the most chunks any
+ * of them handed to workers.
+ */
+static uint64_t
+par_same(struct fixture *f, const char *doc, size_t len, int fail_at)
+{
+	static const size_t chunks[] = { 1, 57, 700, 64 * 1024 };
+	static const size_t feeds[] = { 0, 1000, 4096 };
+	struct recorder serial, r;
+	uint64_t most = 0;
+	size_t c, fd;
+	int hints;
+
+	/* Per feed size: a failing handler stops after the bytes fed. */
+	for (fd = 0; fd < sizeof(feeds) / sizeof(feeds[0]); fd++) {
+		par_threads = 0;
+		par_dump(f, doc, len, feeds[fd], &serial, fail_at);
+		assert_int_equal(f->out.chunks, 0);
+		for (c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++)
+			for (hints = 0; hints < 2; hints++) {
+				par_threads = 2 + (unsigned)(c % 2);
+				par_chunk = chunks[c];
+				feed_with_hints = hints;
+				par_dump(f, doc, len, feeds[fd], &r, fail_at);
+				par_threads = 0;
+				par_chunk = 0;
+				feed_with_hints = 0;
+				if (f->out.chunks > most)
+					most = f->out.chunks;
+				if (strcmp(dm_buf_cstr(&serial.dump),
+				    dm_buf_cstr(&r.dump)) != 0) {
+					print_first_difference(
+					    dm_buf_cstr(&serial.dump),
+					    dm_buf_cstr(&r.dump));
+					fail_msg("chunk %zu, feed %zu, hints %d: "
+					    "not what the serial parse gives",
+					    chunks[c], feeds[fd], hints);
+				}
+				recorder_free(&r);
+			}
+		recorder_free(&serial);
+	}
+	return most;
+}
+
+/* Clean records are parsed by the workers, with the same result. */
+static void
+test_parallel_clean(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	char *doc;
+	int crlf;
+
+	for (crlf = 0; crlf < 3; crlf++) {
+		doc = par_doc(300, 0, NULL, crlf, &len);
+		/* All but the first record (the sync point), one a chunk. */
+		assert_true(par_same(f, doc, len, 0) >= 299);
+		free(doc);
+	}
+}
+
+/* What a worker gives back is parsed serially, from there to the end. */
+static void
+test_parallel_falls_back(void **state)
+{
+	static const char *const odd[] = {
+		"  <!-- </record> -->\n",
+		"  <?pi </record> ?>\n",
+		/* bytes for the filter: UTF-8, invalid UTF-8, a control */
+		"  <record><row><source_ip>192.0.2.9</source_ip><count>1"
+		"</count></row><identifiers><header_from>x\xC3\xA9.example"
+		"</header_from></identifiers></record>\n",
+		"  <record><row><source_ip>192.0.2.9</source_ip><count>1"
+		"</count></row><identifiers><header_from>caf\xE9\x01.example"
+		"</header_from></identifiers></record>\n",
+		"  <record><row><source_ip>192.0.2.9</source_ip><count>1"
+		"</count></row><identifiers><header_from><![CDATA[a.example]]>"
+		"</header_from></identifiers></record>\n",
+		/* an XML error, a rejection, a bigint overflow */
+		"  <record><row><source_ip>192.0.2.9</source_ip><count>1"
+		"</cnt></row></record>\n",
+		"  <record><row><source_ip>192.0.2.9</source_ip></row>"
+		"</record>\n",
+		"  <record><row><source_ip>192.0.2.9</source_ip><count>"
+		"9223372036854775800</count></row></record>\n",
+		/* markup beside the records */
+		"  <extension><x>1</x></extension>\n",
+		"  <policy_published><domain>example.com</domain><p>reject</p>"
+		"</policy_published>\n",
+		"  <unknown/>\n  text in feedback\n",
+		NULL,
+	};
+	struct fixture *f = *state;
+	size_t i, len;
+	char *doc;
+
+	for (i = 0; odd[i] != NULL; i++) {
+		doc = par_doc(120, 60, odd[i], (int)(i % 3), &len);
+		/* The chunks before the odd one were the workers'. */
+		assert_true(par_same(f, doc, len, 0) >= 50);
+		free(doc);
+	}
+}
+
+/* A record bigger than the fill may grow: the rest is parsed here. */
+static void
+test_parallel_big_record(void **state)
+{
+	static const char dkim[] = "<dkim><domain>big.example</domain>"
+	    "<result>pass</result></dkim>\n";
+	static const char rec_open[] = "<record><row><source_ip>192.0.2.1"
+	    "</source_ip><count>5</count></row><auth_results>";
+	struct fixture *f = *state;
+	struct dm_buf odd;
+	size_t len;
+	char *doc;
+	int i;
+
+	dm_buf_init(&odd, 64u << 20);
+	assert_int_equal(dm_buf_append(&odd, rec_open, sizeof(rec_open) - 1), 0);
+	for (i = 0; i < 25000; i++)
+		assert_int_equal(dm_buf_append(&odd, dkim, sizeof(dkim) - 1), 0);
+	assert_int_equal(dm_buf_append(&odd, "</auth_results></record>\n", 25),
+	    0);
+	doc = par_doc(100, 50, dm_buf_cstr(&odd), 0, &len);
+	assert_true(par_same(f, doc, len, 0) >= 40);
+	assert_warning(f->warnings, "dkim results past 100");
+	free(doc);
+	dm_buf_free(&odd);
+}
+
+/* A handler that fails stops the parse at the same record. */
+static void
+test_parallel_handler_failure(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	char *doc = par_doc(200, 0, NULL, 0, &len);
+
+	assert_true(par_same(f, doc, len, 150) > 0);
+	par_threads = 2;
+	par_chunk = 1;
+	recorder_free(&f->rec);
+	recorder_init(&f->rec, 0);
+	f->rec.fail_at_record = 150;
+	assert_int_equal(parse(doc, len, 0, &f->rec, f->warnings, &f->out), -1);
+	par_threads = 0;
+	par_chunk = 0;
+	assert_int_equal(f->out.err.code, DM_E_TEMP);
+	assert_int_equal(f->rec.records, 150);
+	free(doc);
+}
+
+/* Records in a wrapper element: no worker. */
+static void
+test_parallel_not_for_wrapped(void **state)
+{
+	static const char doc[] =
+		"<wrap><feedback>" META POLICY RECORD("192.0.2.1", "1")
+		RECORD("192.0.2.2", "2") RECORD("192.0.2.3", "3")
+		"</feedback></wrap>";
+	struct fixture *f = *state;
+
+	par_threads = 2;
+	par_chunk = 1;
+	assert_int_equal(parse_str(doc, &f->rec, f->warnings, &f->out), 0);
+	par_threads = 0;
+	par_chunk = 0;
+	assert_int_equal(f->rec.records, 3);
+	assert_int_equal(f->out.chunks, 0);
+}
+
 /* Streaming */
 
 #define BIG_RECORDS	200000
@@ -1625,6 +1908,11 @@ main(void)
 		T(test_not_feedback_root),
 		T(test_junk_after_feedback),
 		T(test_handler_failure_passes_through),
+		T(test_parallel_clean),
+		T(test_parallel_falls_back),
+		T(test_parallel_big_record),
+		T(test_parallel_handler_failure),
+		T(test_parallel_not_for_wrapped),
 		T(test_200k_records_stream),
 #undef T
 	};

@@ -653,7 +653,7 @@ def build():
          "a 100 MB text node (ratio check off) is refused at the 64 KiB "
          "text cap, not buffered",
          args="--max-ratio 0",
-         error=r"^gzip: line 5, column \d+, in <org_name>: text longer "
+         error=r"^gzip: line 5, in <org_name>: text longer "
                r"than 65536 bytes")
 
     case("huge-attribute", "xml",
