@@ -2016,7 +2016,6 @@ par_new(struct agg_parser *p, unsigned threads, size_t chunk)
 	return 0;
 }
 
-/* Threads start with the first chunk: small reports never start them. */
 static int
 par_start(struct par *par)
 {
@@ -2239,6 +2238,10 @@ par_dispatch(struct agg_parser *p, const unsigned char *data, size_t len,
 	struct par *par = p->par;
 	struct par_job *job;
 
+	/* Threads start with the first chunk: small reports never start
+	 * them. Without any, the main parser reads on. */
+	if (par->started == 0 && par_start(par) != 0)
+		par_fall_back(p, NULL);
 	if (par->queued - par->committed == par->njobs)
 		par_commit(p, par_wait_oldest(par));
 	if (par->state != PAR_BODY)
@@ -2359,7 +2362,7 @@ par_feed(struct agg_parser *p, const unsigned char *in, size_t len,
 			in += end;
 			len -= end;
 			clean = clean > end ? clean - end : 0;
-			if (par_synced(p) && par_start(par) == 0) {
+			if (par_synced(p)) {
 				par->state = PAR_BODY;
 				par->line = (unsigned long)p->ctxt->input->line;
 			} else if (++par->seek_tries == PAR_SEEK_TRIES)

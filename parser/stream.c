@@ -154,8 +154,10 @@ stream_fd_new(int fd, int owns_fd)
 	f->owns_fd = owns_fd;
 	/* Only a regular file read from its start can be reopened. */
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    lseek(fd, 0, SEEK_CUR) == 0)
+	    lseek(fd, 0, SEEK_CUR) == 0) {
 		f->base.fd = fd;
+		f->base.size_hint = (uint64_t)st.st_size;
+	}
 	return &f->base;
 }
 

@@ -49,6 +49,7 @@ struct stream {
 	int at_eof;
 	uint64_t offset;		/* bytes handed out so far */
 	int fd;				/* regular file behind it, or -1 */
+	uint64_t size_hint;		/* a regular file's size; 0: unknown */
 	const unsigned char *mem;	/* whole content in memory, or NULL */
 	size_t mem_len;
 };

@@ -494,7 +494,10 @@ do_xml(struct unpack *u, struct stream *s, const char *where)
 	/* Notes a container made while its content was sniffed. */
 	dm_warnings_merge(warnings, saved, 0);
 	dm_warnings_clear(saved);
-	if (s->mem == NULL || s->mem_len >= PIPELINE_MIN) {
+	/* A small file is read here: threads would cost more than they
+	 * save. */
+	if (s->mem != NULL ? s->mem_len >= PIPELINE_MIN :
+	    s->size_hint == 0 || s->size_hint >= PIPELINE_MIN) {
 		rd = calloc(1, sizeof(*rd));
 		if (rd != NULL)
 			rd->slots = malloc(sizeof(*rd->slots) * RING_SLOTS);
