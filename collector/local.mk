@@ -4,5 +4,5 @@ collector_dmarcd_SOURCES = \
 	collector/main.c collector/commands.h \
 	collector/cmd_parse.c
 collector_dmarcd_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(XML2_CFLAGS) \
-	$(LIBZIP_CFLAGS) $(LIBETPAN_CFLAGS) $(GNUTLS_CFLAGS) $(ZLIB_CFLAGS)
+	$(NETTLE_CFLAGS) $(ZLIB_CFLAGS)
 collector_dmarcd_LDADD = $(PARSER_LIBS) $(JANSSON_LIBS)

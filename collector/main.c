@@ -9,10 +9,8 @@
 #include <string.h>
 #include <libxml/xmlversion.h>
 #include <zlib.h>
-#include <zip.h>
 #include <jansson.h>
-#include <gnutls/gnutls.h>
-#include <libetpan/libetpan_version.h>
+#include <nettle/version.h>
 
 #include "collector/commands.h"
 #include "parser/unpack.h"
@@ -78,15 +76,21 @@ cmd_help(int argc, char **argv)
 static int
 cmd_version(int argc, char **argv)
 {
+	const char *zip, *etpan;
+
 	(void)argc;
 	(void)argv;
+	zip = unpack_libzip_version();
+	etpan = unpack_libetpan_version();
 	printf("dmarcd %s\n", PACKAGE_VERSION);
-	printf("libxml2 %s, zlib %s, libzip %s, libetpan %d.%d, jansson %s, "
-	    "gnutls %s\n", LIBXML_DOTTED_VERSION, zlibVersion(),
-	    zip_libzip_version(), libetpan_get_version_major(),
-	    libetpan_get_version_minor(), JANSSON_VERSION,
-	    gnutls_check_version(NULL));
-	return 0;
+	printf("libxml2 %s, zlib %s, jansson %s, nettle %d.%d\n",
+	    LIBXML_DOTTED_VERSION, zlibVersion(), JANSSON_VERSION,
+	    nettle_version_major(), nettle_version_minor());
+	/* Loaded on first use: say which file, and whether it loads. */
+	printf("libzip %s (%s), libetpan %s (%s)\n",
+	    zip ? zip : "missing", LIBZIP_SONAME,
+	    etpan ? etpan : "missing", LIBETPAN_SONAME);
+	return zip != NULL && etpan != NULL ? 0 : 69;
 }
 
 int

@@ -78,6 +78,8 @@ dm_error_exit_code(enum dm_error_code code)
 		return 75;	/* EX_TEMPFAIL */
 	case DM_E_USAGE:
 		return 64;	/* EX_USAGE */
+	case DM_E_UNAVAILABLE:
+		return 69;	/* EX_UNAVAILABLE */
 	case DM_E_INTERNAL:
 		return 70;	/* EX_SOFTWARE */
 	}

@@ -24,6 +24,7 @@ enum dm_error_code {
 	DM_E_TEMP,	/* temporary: try again later */
 	DM_E_NOMEM,	/* out of memory */
 	DM_E_USAGE,	/* bad command line or configuration */
+	DM_E_UNAVAILABLE, /* a needed shared library cannot be loaded */
 	DM_E_INTERNAL	/* a bug */
 };
 

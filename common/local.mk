@@ -3,6 +3,7 @@ noinst_LIBRARIES += common/libcommon.a
 common_libcommon_a_SOURCES = \
 	common/arena.c common/arena.h \
 	common/buf.c common/buf.h \
+	common/dl.c common/dl.h \
 	common/error.c common/error.h \
 	common/limits.h \
 	common/report.c common/report.h \

@@ -13,7 +13,6 @@
  * Line numbers are unchanged by it, so libxml2's positions stay right.
  */
 #include <ctype.h>
-#include <gnutls/crypto.h>
 #include <pthread.h>
 #include <inttypes.h>
 #include <stdint.h>
@@ -24,6 +23,7 @@
 #include <libxml/parser.h>
 #include <libxml/parserInternals.h>
 #include <libxml/SAX2.h>
+#include <nettle/sha2.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -175,7 +175,7 @@ struct agg_parser {
 	int handler_failed;
 	struct dm_error stop_err;	/* why parsing stopped */
 
-	gnutls_hash_hd_t sha;
+	struct sha256_ctx sha;
 	int sha_ready;
 
 	/* filter */
@@ -1378,13 +1378,14 @@ agg_new(const struct agg_options *options, const struct dm_handler *handler,
 	p->report.where = options->where;
 	p->fbuf = malloc((FEED_CHUNK + 16) * 3);
 	p->comb = malloc(FEED_CHUNK + 16);
-	if (p->fbuf == NULL || p->comb == NULL || (!options->hash_elsewhere &&
-	    gnutls_hash_init(&p->sha, GNUTLS_DIG_SHA256) < 0)) {
+	if (p->fbuf == NULL || p->comb == NULL) {
 		agg_free(&p);
 		dm_error_set(err, DM_E_NOMEM, "out of memory");
 		return NULL;
 	}
 	p->sha_ready = !options->hash_elsewhere;
+	if (p->sha_ready)
+		sha256_init(&p->sha);
 	/* Without a pool the records are parsed here: slower, not wrong. */
 	if (options->threads > 1)
 		(void)par_new(p, options->threads, options->chunk);
@@ -1713,6 +1714,7 @@ filter_feed(struct agg_parser *p, const unsigned char *in, size_t len,
  * either way. Memory: a fixed number of chunks in flight.
  */
 #define PAR_SLOTS_PER_THREAD	4
+#define PAR_FEED_PIECE		(16 * 1024)	/* a worker feeds libxml2 */
 #define PAR_FILL_MAX_CHUNKS	8	/* no </record> within: give up */
 #define PAR_FILL_MIN		(1024 * 1024)	/* ... and not before */
 #define PAR_SEEK_TRIES		64	/* first </record>s not at the top */
@@ -1767,6 +1769,7 @@ struct par {
 	size_t fill_len, fill_alloc;
 	int fill_clean;			/* every fill byte known clean */
 	int waiting;			/* the caller waits on done_cv */
+	unsigned idle;			/* workers waiting on work_cv */
 	unsigned long line;		/* line of the next chunk's first byte */
 	unsigned seek_tries;
 	char root_tag[PAR_ROOT_TAG_MAX];
@@ -1915,6 +1918,7 @@ par_run_job(struct par *par, struct par_job *job)
 {
 	struct agg_parser *w;
 	const unsigned char *nl;
+	size_t off, piece = 0;
 
 	job->ok = 0;
 	job->out_len = 0;
@@ -1937,8 +1941,14 @@ par_run_job(struct par *par, struct par_job *job)
 	dm_arena_free(&w->rec_arena);
 	w->rec_arena = job->arena;
 	xml_push(w, (const unsigned char *)par->root_tag, par->root_len, 0);
-	if (!w->stopped)
-		xml_push(w, job->in, job->in_len, 0);
+	/* In pieces: libxml2 moves the unparsed rest of its buffer to the
+	 * front as it goes, which costs the buffer's size each time. */
+	for (off = 0; off < job->in_len && !w->stopped; off += piece) {
+		piece = job->in_len - off;
+		if (piece > PAR_FEED_PIECE)
+			piece = PAR_FEED_PIECE;
+		xml_push(w, job->in + off, piece, 0);
+	}
 	if (!w->stopped)
 		xml_push(w, (const unsigned char *)"</feedback>", 11, 1);
 	job->ok = !w->stopped && !w->fatal && !w->bail && !w->handler_failed &&
@@ -1966,8 +1976,11 @@ par_worker(void *arg)
 
 	pthread_mutex_lock(&par->mu);
 	for (;;) {
-		while (!par->quit && par->taken == par->queued)
+		while (!par->quit && par->taken == par->queued) {
+			par->idle++;
 			pthread_cond_wait(&par->work_cv, &par->mu);
+			par->idle--;
+		}
 		if (par->quit)
 			break;
 		job = &par->jobs[par->taken++ % par->njobs];
@@ -1976,7 +1989,9 @@ par_worker(void *arg)
 		par_run_job(par, job);
 		pthread_mutex_lock(&par->mu);
 		job->state = JOB_DONE;
-		if (par->waiting)
+		/* The caller only ever waits for the oldest chunk. */
+		if (par->waiting &&
+		    job == &par->jobs[par->committed % par->njobs])
 			pthread_cond_signal(&par->done_cv);
 	}
 	pthread_mutex_unlock(&par->mu);
@@ -2094,6 +2109,22 @@ par_synced(struct agg_parser *p)
 	    p->stack[1] == E_FEEDBACK && p->xml_depth == 1 &&
 	    p->wrapper_name[0] == '\0' && p->begun &&
 	    p->report.record_count > 0 && p->par->root_len > 0;
+}
+
+/* The oldest chunk in flight if it is done, else NULL; no waiting. */
+static struct par_job *
+par_done_oldest(struct par *par)
+{
+	struct par_job *job;
+	int done;
+
+	if (par->committed == par->queued)
+		return NULL;
+	job = &par->jobs[par->committed % par->njobs];
+	pthread_mutex_lock(&par->mu);
+	done = job->state == JOB_DONE;
+	pthread_mutex_unlock(&par->mu);
+	return done ? job : NULL;
 }
 
 /* Wait for the oldest chunk in flight; NULL when none is. */
@@ -2242,7 +2273,11 @@ par_dispatch(struct agg_parser *p, const unsigned char *data, size_t len,
 	 * them. Without any, the main parser reads on. */
 	if (par->started == 0 && par_start(par) != 0)
 		par_fall_back(p, NULL);
-	if (par->queued - par->committed == par->njobs)
+	/* Whatever is done goes to the handler now; a full ring waits. */
+	while (par->state == PAR_BODY && (job = par_done_oldest(par)) != NULL)
+		par_commit(p, job);
+	if (par->state == PAR_BODY && par->queued - par->committed ==
+	    par->njobs)
 		par_commit(p, par_wait_oldest(par));
 	if (par->state != PAR_BODY)
 		goto serial;		/* fell back: the fill is parsed */
@@ -2273,7 +2308,8 @@ par_dispatch(struct agg_parser *p, const unsigned char *data, size_t len,
 	pthread_mutex_lock(&par->mu);
 	job->state = JOB_QUEUED;
 	par->queued++;
-	pthread_cond_signal(&par->work_cv);
+	if (par->idle > 0)
+		pthread_cond_signal(&par->work_cv);
 	pthread_mutex_unlock(&par->mu);
 	return;
 serial:
@@ -2439,7 +2475,7 @@ agg_feed_hinted(struct agg_parser *p, const void *data, size_t len,
     size_t clean, struct dm_error *err)
 {
 	if (len > 0 && p->sha_ready)
-		gnutls_hash(p->sha, data, len);
+		sha256_update(&p->sha, len, data);
 	p->report.payload_bytes += len;
 	if (p->par != NULL)
 		par_feed(p, data, len, clean);
@@ -2482,7 +2518,8 @@ end_report(struct agg_parser *p, struct dm_error *err)
 		r->error = p->stop_err;
 	}
 	if (p->sha_ready) {
-		gnutls_hash_deinit(p->sha, r->payload_sha256);
+		sha256_digest(&p->sha, SHA256_DIGEST_SIZE,
+		    r->payload_sha256);
 		p->sha_ready = 0;
 	}
 	/* Defined over every byte of an accepted report; a rejected one may
@@ -2635,11 +2672,6 @@ agg_free(struct agg_parser **pp)
 	par_free(p);
 	if (p->ctxt != NULL)
 		xmlFreeParserCtxt(p->ctxt);
-	if (p->sha_ready) {
-		unsigned char discard[32];
-
-		gnutls_hash_deinit(p->sha, discard);
-	}
 	dm_arena_free(&p->meta_arena);
 	dm_arena_free(&p->rec_arena);
 	dm_buf_free(&p->text);

@@ -7,8 +7,53 @@
 #include <time.h>
 #include <libetpan/libetpan.h>
 
+#include "common/dl.h"
 #include "common/limits.h"
 #include "parser/mime.h"
+
+/*
+ * libetpan is loaded when the first mail is parsed (common/dl.h): with it
+ * come GnuTLS, SASL and Berkeley DB, which reading XML does not need.
+ * Every libetpan function this file calls is in this list; clist_begin()
+ * and friends are macros.
+ */
+#define ETPAN_SYMS(X, a)						\
+	X(a, mailmime_parse) X(a, mailmime_free)			\
+	X(a, mailmime_single_fields_init) X(a, mailmime_part_parse)	\
+	X(a, mmap_string_unref) X(a, mailimf_optional_fields_parse)	\
+	X(a, mailimf_fields_free) X(a, mailimf_date_time_parse)		\
+	X(a, mailimf_date_time_free) X(a, libetpan_get_version_major)	\
+	X(a, libetpan_get_version_minor)
+
+static struct etpan_api {
+	DM_DL_FIELDS(ETPAN_SYMS)
+} etp;
+
+static const struct dm_dl_sym etpan_syms[] = {
+	DM_DL_SYMS(struct etpan_api, ETPAN_SYMS)
+};
+
+static struct dm_dl_lib etpan_lib = DM_DL_LIB(LIBETPAN_SONAME,
+    "to read mail", etpan_syms, &etp);
+
+int
+mime_load(struct dm_error *err)
+{
+	return dm_dl_need(&etpan_lib, err);
+}
+
+const char *
+mime_library_version(void)
+{
+	static char version[32];
+
+	if (dm_dl_need(&etpan_lib, NULL) != 0)
+		return NULL;
+	snprintf(version, sizeof(version), "%d.%d",
+	    etp.libetpan_get_version_major(),
+	    etp.libetpan_get_version_minor());
+	return version;
+}
 
 size_t
 mime_skip_mbox_from(const char *data, size_t len)
@@ -100,7 +145,9 @@ mime_parse(const char *data, size_t len, struct mailmime **mime_r,
 	int rc;
 
 	*mime_r = NULL;
-	rc = mailmime_parse(data, len, &idx, mime_r);
+	if (mime_load(err) != 0)
+		return -1;
+	rc = etp.mailmime_parse(data, len, &idx, mime_r);
 	if (rc == MAILIMF_ERROR_MEMORY)
 		return dm_error_set(err, DM_E_NOMEM, "out of memory parsing "
 		    "the message");
@@ -114,7 +161,7 @@ void
 mime_free(struct mailmime **mime)
 {
 	if (*mime != NULL)
-		mailmime_free(*mime);
+		etp.mailmime_free(*mime);
 	*mime = NULL;
 }
 
@@ -200,7 +247,7 @@ mime_part_info(const struct mailmime *part, struct mime_part_info *info)
 		snprintf(info->type, sizeof(info->type), "text/plain");
 	lower(info->type);
 	lower(info->report_type);
-	mailmime_single_fields_init(&single, part->mm_mime_fields,
+	etp.mailmime_single_fields_init(&single, part->mm_mime_fields,
 	    part->mm_content_type);
 	if (single.fld_disposition_filename != NULL)
 		copy_printable(info->filename, sizeof(info->filename),
@@ -251,7 +298,7 @@ mime_decode(const struct mailmime *part, const char **data_r, size_t *len_r,
 		*len_r = d->dt_data.dt_text.dt_length;
 		return 0;
 	}
-	rc = mailmime_part_parse(d->dt_data.dt_text.dt_data,
+	rc = etp.mailmime_part_parse(d->dt_data.dt_text.dt_data,
 	    d->dt_data.dt_text.dt_length, &idx, d->dt_encoding, &out,
 	    &out_len);
 	if (rc == MAILIMF_ERROR_MEMORY)
@@ -270,7 +317,7 @@ void
 mime_decoded_free(char **owned)
 {
 	if (*owned != NULL)
-		mmap_string_unref(*owned);
+		etp.mmap_string_unref(*owned);
 	*owned = NULL;
 }
 
@@ -320,7 +367,9 @@ mime_header_each(const char *data, size_t len,
 	int count = 0;
 
 	*body_off_r = len;
-	if (mailimf_optional_fields_parse(data, len, &idx, &fields) !=
+	if (mime_load(NULL) != 0)
+		return -1;
+	if (etp.mailimf_optional_fields_parse(data, len, &idx, &fields) !=
 	    MAILIMF_NO_ERROR || fields == NULL)
 		return -1;
 	for (it = clist_begin(fields->fld_list); it != NULL;
@@ -341,7 +390,7 @@ mime_header_each(const char *data, size_t len,
 		}
 		free(value);
 	}
-	mailimf_fields_free(fields);
+	etp.mailimf_fields_free(fields);
 	/* The body follows the empty line after the fields. */
 	if (idx < len && data[idx] == '\r')
 		idx++;
@@ -360,7 +409,9 @@ mime_parse_date(const char *value, long long *epoch_r)
 	time_t t;
 	int zone, offset;
 
-	if (mailimf_date_time_parse(value, strlen(value), &idx, &dt) !=
+	if (mime_load(NULL) != 0)
+		return -1;
+	if (etp.mailimf_date_time_parse(value, strlen(value), &idx, &dt) !=
 	    MAILIMF_NO_ERROR || dt == NULL)
 		return -1;
 	memset(&tm, 0, sizeof(tm));
@@ -371,7 +422,7 @@ mime_parse_date(const char *value, long long *epoch_r)
 	tm.tm_min = dt->dt_min;
 	tm.tm_sec = dt->dt_sec;
 	zone = dt->dt_zone;
-	mailimf_date_time_free(dt);
+	etp.mailimf_date_time_free(dt);
 	t = timegm(&tm);
 	if (t == (time_t)-1)
 		return -1;

@@ -6,8 +6,15 @@
  * name, undo its transfer encoding, and read header blocks as raw
  * (unfolded) name/value pairs. Only parser/ uses them.
  *
+ * libetpan is loaded on first use (common/dl.h): mime_parse loads it,
+ * and every other helper here takes a tree mime_parse made, except
+ * mime_header_each and mime_parse_date, which fail as on bad input when
+ * the library is missing.
+ *
  * DIAGNOSTICS: mime_parse and mime_decode return -1 with DM_E_DATA when
- * libetpan cannot parse or decode, DM_E_NOMEM when it runs out of memory.
+ * libetpan cannot parse or decode, DM_E_NOMEM when it runs out of memory;
+ * mime_parse and mime_load with DM_E_UNAVAILABLE when libetpan cannot be
+ * loaded.
  */
 #ifndef PARSER_MIME_H
 #define PARSER_MIME_H
@@ -46,6 +53,10 @@ struct mime_scan {
 void mime_scan_init(struct mime_scan *scan);
 int mime_scan_feed(struct mime_scan *scan, const char *data, size_t len,
     struct dm_error *err);
+
+/* mime_load - load libetpan now; mime_library_version - "1.9" or NULL. */
+int mime_load(struct dm_error *err);
+const char *mime_library_version(void);
 
 int mime_parse(const char *data, size_t len, struct mailmime **mime_r,
     struct dm_error *err);

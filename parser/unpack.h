@@ -75,6 +75,13 @@ int unpack_memory(const void *data, size_t len, const char *name,
     const struct unpack_options *options, const struct dm_handler *handler,
     struct unpack_result *result, struct dm_error *err);
 
+/*
+ * The versions of the libraries loaded on first use (common/dl.h), for
+ * dmarcd --version: this loads them; NULL when one cannot be loaded.
+ */
+const char *unpack_libzip_version(void);
+const char *unpack_libetpan_version(void);
+
 /* unpack_init - once per process, before threads. */
 void unpack_init(void);
 

@@ -1,5 +1,7 @@
 # tests/local.mk - make check: cmocka unit tests and script tests (TAP).
-EXTRA_DIST += tests/cmocka-tap.sh tests/ci-summary.sh tests/lib.sh
+EXTRA_DIST += tests/cmocka-tap.sh tests/ci-summary.sh tests/lib.sh \
+	tests/startup.sh
+TESTS += tests/startup.sh
 
 include tests/unit/local.mk
 include tests/parse/local.mk

@@ -3,7 +3,9 @@
 # and runs through tests/cmocka-tap.sh.
 UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(XML2_CFLAGS) $(ZLIB_CFLAGS) \
 	$(LIBZIP_CFLAGS) $(LIBETPAN_CFLAGS) $(GNUTLS_CFLAGS)
-UNIT_LDADD = $(PARSER_LIBS) $(CMOCKA_LIBS)
+# libzip builds archives and GnuTLS checks digests in the tests; the
+# parser itself loads libzip on first use.
+UNIT_LDADD = $(PARSER_LIBS) $(CMOCKA_LIBS) $(LIBZIP_LIBS) $(GNUTLS_LIBS)
 
 check_PROGRAMS += tests/unit/test_common tests/unit/test_aggregate \
 	tests/unit/test_unpack tests/unit/test_failure

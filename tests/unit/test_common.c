@@ -9,7 +9,10 @@
  * dm_enum_parse normalises every enumeration (exact, case, white space,
  * aliases, unrecognised); dm_parse_uint64, dm_parse_epoch and
  * dm_ip_canonical accept exactly what report.h documents; dm_warnings_add
- * counts repeats and caps distinct sentences at DM_MAX_WARNINGS.
+ * counts repeats and caps distinct sentences at DM_MAX_WARNINGS;
+ * dm_dl_need loads a library by soname and fills its typed table, and a
+ * missing library or symbol fails with DM_E_UNAVAILABLE (exit 69) naming
+ * the soname, the purpose and the symbol, the same way on every call.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,9 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "common/arena.h"
 #include "common/buf.h"
+#include "common/dl.h"
 #include "common/error.h"
 #include "common/report.h"
 
@@ -103,6 +108,7 @@ test_error_exit_codes(void **state)
 	assert_int_equal(dm_error_exit_code(DM_E_TEMP), 75);
 	assert_int_equal(dm_error_exit_code(DM_E_NOMEM), 75);
 	assert_int_equal(dm_error_exit_code(DM_E_USAGE), 64);
+	assert_int_equal(dm_error_exit_code(DM_E_UNAVAILABLE), 69);
 	assert_int_equal(dm_error_exit_code(DM_E_INTERNAL), 70);
 	assert_int_equal(dm_error_exit_code((enum dm_error_code)999), 70);
 
@@ -110,6 +116,7 @@ test_error_exit_codes(void **state)
 	assert_true(dm_error_is_data(DM_E_LIMIT));
 	assert_false(dm_error_is_data(DM_E_NONE));
 	assert_false(dm_error_is_data(DM_E_IO));
+	assert_false(dm_error_is_data(DM_E_UNAVAILABLE));
 	assert_false(dm_error_is_data(DM_E_TEMP));
 	assert_false(dm_error_is_data(DM_E_NOMEM));
 	assert_false(dm_error_is_data(DM_E_INTERNAL));
@@ -731,6 +738,98 @@ test_warnings_cap(void **state)
 	free(w);
 }
 
+/* Libraries loaded on first use */
+
+#define ZLIB_SYMS(X, a) X(a, zlibVersion) X(a, crc32)
+
+struct zlib_api {
+	DM_DL_FIELDS(ZLIB_SYMS)
+};
+
+static const struct dm_dl_sym zlib_syms[] = {
+	DM_DL_SYMS(struct zlib_api, ZLIB_SYMS)
+};
+
+static void
+test_dl_loads_and_fills(void **state)
+{
+	struct zlib_api api = { 0 };
+	struct dm_dl_lib lib = DM_DL_LIB("libz.so.1", "to test", zlib_syms,
+	    &api);
+	struct dm_error err;
+
+	(void)state;
+	dm_error_clear(&err);
+	assert_false(dm_dl_loaded(&lib));
+	assert_int_equal(dm_dl_need(&lib, &err), 0);
+	assert_true(dm_dl_loaded(&lib));
+	assert_non_null(api.zlibVersion);
+	assert_non_null(api.crc32);
+	/* The very library the test links: same version, same answers. */
+	assert_string_equal(api.zlibVersion(), zlibVersion());
+	assert_int_equal(api.crc32(0, (const Bytef *)"dmarc", 5),
+	    crc32(0, (const Bytef *)"dmarc", 5));
+	/* Once loaded, again is free and still succeeds. */
+	assert_int_equal(dm_dl_need(&lib, &err), 0);
+	assert_int_equal(err.code, DM_E_NONE);
+}
+
+static void
+test_dl_missing_library(void **state)
+{
+	struct zlib_api api = { 0 };
+	struct dm_dl_lib lib = DM_DL_LIB("libdmarcd-no-such.so.7",
+	    "to read nothing", zlib_syms, &api);
+	struct dm_error err;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		dm_error_clear(&err);
+		assert_int_equal(dm_dl_need(&lib, &err), -1);
+		assert_int_equal(err.code, DM_E_UNAVAILABLE);
+		assert_int_equal(dm_error_exit_code(err.code), 69);
+		assert_non_null(strstr(err.msg, "cannot load "
+		    "libdmarcd-no-such.so.7, needed to read nothing: "));
+		assert_false(dm_dl_loaded(&lib));
+		assert_null(api.zlibVersion);
+	}
+	/* No error pointer: still -1, no crash. */
+	assert_int_equal(dm_dl_need(&lib, NULL), -1);
+}
+
+#define BAD_SYMS(X, a) X(a, zlibVersion) X(a, dmarcd_no_such_function)
+
+extern const char *dmarcd_no_such_function(void);
+
+struct bad_api {
+	DM_DL_FIELDS(BAD_SYMS)
+};
+
+static const struct dm_dl_sym bad_syms[] = {
+	DM_DL_SYMS(struct bad_api, BAD_SYMS)
+};
+
+static void
+test_dl_missing_symbol(void **state)
+{
+	struct bad_api api = { 0 };
+	struct dm_dl_lib lib = DM_DL_LIB("libz.so.1", "to test", bad_syms,
+	    &api);
+	struct dm_error err;
+
+	(void)state;
+	dm_error_clear(&err);
+	assert_int_equal(dm_dl_need(&lib, &err), -1);
+	assert_int_equal(err.code, DM_E_UNAVAILABLE);
+	assert_non_null(strstr(err.msg, "libz.so.1"));
+	assert_non_null(strstr(err.msg, "no symbol dmarcd_no_such_function"));
+	assert_false(dm_dl_loaded(&lib));
+	dm_error_clear(&err);
+	assert_int_equal(dm_dl_need(&lib, &err), -1);
+	assert_non_null(strstr(err.msg, "dmarcd_no_such_function"));
+}
+
 int
 main(void)
 {
@@ -753,6 +852,9 @@ main(void)
 		cmocka_unit_test(test_ip_canonical),
 		cmocka_unit_test(test_warnings_dedupe),
 		cmocka_unit_test(test_warnings_cap),
+		cmocka_unit_test(test_dl_loads_and_fills),
+		cmocka_unit_test(test_dl_missing_library),
+		cmocka_unit_test(test_dl_missing_symbol),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

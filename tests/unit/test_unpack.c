@@ -1431,7 +1431,9 @@ test_big_rejected_early(void **state)
 
 /*
  * The payload hash of a rejected report is zero (report.h), however far
- * the reader thread ran ahead, and the bytes fed are the same every run.
+ * the reader or the worker threads ran ahead; the bytes counted reach at
+ * least the byte that made it rejected (how far past it depends on the
+ * threads: docs/parse-output.md).
  */
 static void
 test_big_rejected_hash_is_stable(void **state)
@@ -1439,7 +1441,6 @@ test_big_rejected_hash_is_stable(void **state)
 	struct dm_buf *b = *state;
 	struct run run;
 	unsigned char first[32], prefix[32], whole[32];
-	uint64_t first_bytes;
 	char *nul;
 	int i;
 
@@ -1461,13 +1462,11 @@ test_big_rejected_hash_is_stable(void **state)
 		memset(prefix, 0, sizeof(prefix));
 		assert_memory_equal(e->sha256, prefix, 32);
 		assert_memory_not_equal(whole, prefix, 32);
-		if (i == 0) {
+		assert_true(e->payload_bytes > (uint64_t)(nul - b->data));
+		if (i == 0)
 			memcpy(first, e->sha256, 32);
-			first_bytes = e->payload_bytes;
-		} else {
+		else
 			assert_memory_equal(e->sha256, first, 32);
-			assert_true(e->payload_bytes == first_bytes);
-		}
 	}
 }
 
