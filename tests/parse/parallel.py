@@ -64,12 +64,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
 
-from parse_harness import TIMEOUT, Tap, locate
+from parse_harness import TIMEOUT, Tap, locate, run_parse
 
 SERIAL = ["--threads", "1"]
 PARALLEL = [["--threads", "2", "--chunk", "1"],
@@ -97,12 +96,8 @@ class RawRun:
 
     def __init__(self, dmarcd, args, cwd):
         self.args = args
-        try:
-            proc = subprocess.run([dmarcd, "parse"] + args, cwd=cwd,
-                                  stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
+        proc = run_parse(dmarcd, args, cwd)
+        if proc is None:
             self.rc, self.stdout, self.stderr = None, b"", ""
             return
         self.rc = proc.returncode

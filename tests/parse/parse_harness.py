@@ -47,6 +47,18 @@ def locate():
     return os.path.abspath(shared), os.path.abspath(dmarcd)
 
 
+def run_parse(dmarcd, args, cwd):
+    """`dmarcd parse ARGS` in cwd: the CompletedProcess (stdout and stderr
+    as bytes), or None when it did not exit within TIMEOUT."""
+    try:
+        return subprocess.run([dmarcd, "parse"] + args, cwd=cwd,
+                              stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 class Run:
     """One `dmarcd parse` run: exit status, parsed stdout lines, problems
     with the output itself (bad JSON, bad UTF-8, crash)."""
@@ -56,12 +68,8 @@ class Run:
         self.objects = []
         self.problems = []
         self.stderr = ""
-        try:
-            proc = subprocess.run([dmarcd, "parse"] + args, cwd=cwd,
-                                  stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
+        proc = run_parse(dmarcd, args, cwd)
+        if proc is None:
             self.rc = None
             self.problems.append("no exit within %d s (hang)" % TIMEOUT)
             return
