@@ -3,8 +3,12 @@ noinst_LIBRARIES += common/libcommon.a
 common_libcommon_a_SOURCES = \
 	common/arena.c common/arena.h \
 	common/buf.c common/buf.h \
+	common/config.c common/config.h \
 	common/dl.c common/dl.h \
 	common/error.c common/error.h \
 	common/limits.h \
 	common/report.c common/report.h \
 	common/ring.c common/ring.h
+# config.c includes <ini.h> for its types; libinih itself is loaded on
+# first use (common/dl.h), never linked.
+common_libcommon_a_CPPFLAGS = $(AM_CPPFLAGS) $(INIH_CFLAGS)

@@ -8,9 +8,9 @@ UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(XML2_CFLAGS) $(ZLIB_CFLAGS) \
 UNIT_LDADD = $(PARSER_LIBS) $(CMOCKA_LIBS) $(LIBZIP_LIBS) $(GNUTLS_LIBS)
 
 check_PROGRAMS += tests/unit/test_common tests/unit/test_aggregate \
-	tests/unit/test_unpack tests/unit/test_failure
+	tests/unit/test_unpack tests/unit/test_failure tests/unit/test_config
 TESTS += tests/unit/test_common tests/unit/test_aggregate \
-	tests/unit/test_unpack tests/unit/test_failure
+	tests/unit/test_unpack tests/unit/test_failure tests/unit/test_config
 
 tests_unit_test_common_SOURCES = tests/unit/test_common.c
 tests_unit_test_common_CFLAGS = $(UNIT_CFLAGS)
@@ -27,3 +27,16 @@ tests_unit_test_unpack_LDADD = $(UNIT_LDADD)
 tests_unit_test_failure_SOURCES = tests/unit/test_failure.c
 tests_unit_test_failure_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_failure_LDADD = $(UNIT_LDADD)
+
+# Not linked with libinih: the test checks that it is loaded on first use.
+tests_unit_test_config_SOURCES = tests/unit/test_config.c
+tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_config_LDADD = common/libcommon.a $(CMOCKA_LIBS)
+
+# collector/inputs.c is linked in directly: it needs no parser.
+check_PROGRAMS += tests/unit/test_inputs
+TESTS += tests/unit/test_inputs
+tests_unit_test_inputs_SOURCES = tests/unit/test_inputs.c \
+	collector/inputs.c collector/inputs.h
+tests_unit_test_inputs_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_inputs_LDADD = common/libcommon.a $(CMOCKA_LIBS)

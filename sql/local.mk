@@ -1,0 +1,11 @@
+# sql/local.mk - the numbered migrations, built into the binary.
+SQL_MIGRATIONS = \
+	sql/0001_core.sql \
+	sql/0002_roles.sql
+EXTRA_DIST += $(SQL_MIGRATIONS) sql/embed.sh
+BUILT_SOURCES += sql/migrations.c
+CLEANFILES += sql/migrations.c
+sql/migrations.c: $(SQL_MIGRATIONS) $(top_srcdir)/sql/embed.sh
+	@$(MKDIR_P) sql
+	$(AM_V_GEN)$(SHELL) $(top_srcdir)/sql/embed.sh $@ $(top_srcdir) \
+	    $(SQL_MIGRATIONS)

@@ -1,0 +1,1578 @@
+/*
+ * ingest.c - the parser's events into PostgreSQL, exactly once.
+ *
+ * Transactions: a batch of inputs shares one; each input is a savepoint
+ * (undone when it must be parsed again) and each report another (undone
+ * when the parser rejects it half way, or when another collector stored
+ * the same report meanwhile). Records go in with one COPY per report;
+ * DKIM and SPF results are spooled (memory, then a temporary file) and
+ * copied after it, since a connection runs one COPY at a time. At the
+ * report's end one statement sets its payload hash and counts, adds its
+ * warnings and its daily rollup rows, all in the report's savepoint.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zlib.h>
+
+#include "common/limits.h"
+#include "store/pq.h"
+#include "store/store_private.h"
+
+#define COPY_FLUSH	(256 * 1024)	/* records bytes per PQputCopyData */
+#define STORE_SPOOL_MEM	(1024 * 1024)
+#define RAW_CHUNK	(1024 * 1024)	/* stored bytes per raw_chunks row */
+#define MAX_DAYS	62		/* a report apportioned over more
+					 * days goes to its first day */
+
+enum { REP_NONE, REP_PROBE, REP_COPY, REP_SKIP };
+
+struct store_reporter {
+	struct store_reporter *next;
+	int64_t id;
+	char *org, *email;
+};
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void
+hex(const unsigned char *b, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* "\x" + hex: a bytea parameter in text form. */
+static void
+bytea_param(const unsigned char *b, size_t n, char *out)
+{
+	out[0] = '\\';
+	out[1] = 'x';
+	hex(b, n, out + 2);
+}
+
+static int
+unhex_sha(const char *text, unsigned char out[32])
+{
+	size_t i;
+	unsigned v;
+
+	if (strncmp(text, "\\x", 2) != 0 || strlen(text) != 66)
+		return -1;
+	for (i = 0; i < 32; i++) {
+		if (sscanf(text + 2 + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (unsigned char)v;
+	}
+	return 0;
+}
+
+/* Epoch seconds as a timestamptz literal; -1 outside years 1970-9999. */
+static int
+timestamp_text(int64_t t, char *out, size_t size)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (t < 0 || t > 253402300799LL || gmtime_r(&tt, &tm) == NULL)
+		return -1;
+	strftime(out, size, "%Y-%m-%d %H:%M:%S+00", &tm);
+	return 0;
+}
+
+int
+store_copy_escape(struct dm_buf *b, const char *s)
+{
+	char tmp[256];
+	size_t n = 0;
+
+	if (s == NULL)
+		return dm_buf_append(b, "\\N", 2);
+	for (; *s != '\0'; s++) {
+		if (n + 2 >= sizeof(tmp)) {
+			if (dm_buf_append(b, tmp, n) != 0)
+				return -1;
+			n = 0;
+		}
+		switch (*s) {
+		case '\\': tmp[n++] = '\\'; tmp[n++] = '\\'; break;
+		case '\t': tmp[n++] = '\\'; tmp[n++] = 't'; break;
+		case '\n': tmp[n++] = '\\'; tmp[n++] = 'n'; break;
+		case '\r': tmp[n++] = '\\'; tmp[n++] = 'r'; break;
+		default: tmp[n++] = *s;
+		}
+	}
+	return dm_buf_append(b, tmp, n);
+}
+
+/* An array literal {"a","b"} of COPY text, or \N when count is 0. */
+static int
+copy_array(struct dm_buf *b, const char *const *items, size_t count)
+{
+	struct dm_buf elem;
+	size_t i;
+	int rc = 0;
+
+	if (count == 0)
+		return dm_buf_append(b, "\\N", 2);
+	dm_buf_init(&elem, DM_MAX_TEXT);
+	rc |= dm_buf_append(b, "{", 1);
+	for (i = 0; i < count; i++) {
+		const char *s = items[i];
+
+		dm_buf_reset(&elem);
+		if (s == NULL) {
+			rc |= dm_buf_append(b, i ? ",NULL" : "NULL", i ? 5 : 4);
+			continue;
+		}
+		/* Array quoting first (\ and "), then COPY escaping. */
+		rc |= dm_buf_append(&elem, "\"", 1);
+		for (; *s != '\0'; s++) {
+			if (*s == '"' || *s == '\\')
+				rc |= dm_buf_append(&elem, "\\", 1);
+			rc |= dm_buf_append(&elem, s, 1);
+		}
+		rc |= dm_buf_append(&elem, "\"", 1);
+		if (i > 0)
+			rc |= dm_buf_append(b, ",", 1);
+		rc |= store_copy_escape(b, dm_buf_cstr(&elem));
+	}
+	rc |= dm_buf_append(b, "}", 1);
+	dm_buf_free(&elem);
+	return rc ? -1 : 0;
+}
+
+/* A text[] literal {"a","b"} for a parameter (not COPY escaped). */
+static int
+pg_array(struct dm_buf *b, const char *const *items, size_t count)
+{
+	size_t i;
+	int rc = 0;
+
+	rc |= dm_buf_append(b, "{", 1);
+	for (i = 0; i < count; i++) {
+		rc |= dm_buf_append(b, i ? ",\"" : "\"", i ? 2 : 1);
+		for (const char *c = items[i] != NULL ? items[i] : ""; *c != '\0';
+		    c++) {
+			if (*c == '"' || *c == '\\')
+				rc |= dm_buf_append(b, "\\", 1);
+			rc |= dm_buf_append(b, c, 1);
+		}
+		rc |= dm_buf_append(b, "\"", 1);
+	}
+	rc |= dm_buf_append(b, "}", 1);
+	return rc ? -1 : 0;
+}
+
+static int
+copy_field(struct dm_buf *b, const char *s, int last)
+{
+	if (store_copy_escape(b, s) != 0)
+		return -1;
+	return dm_buf_append(b, last ? "\n" : "\t", 1);
+}
+
+static int
+copy_u64(struct dm_buf *b, uint64_t v, int last)
+{
+	return dm_buf_printf(b, "%" PRIu64 "%c", v, last ? '\n' : '\t');
+}
+
+/* ---- spools ---- */
+
+static void
+spool_reset(struct store_spool *sp)
+{
+	dm_buf_reset(&sp->mem);
+	if (sp->file != NULL) {
+		fclose(sp->file);
+		sp->file = NULL;
+	}
+	sp->lines = 0;
+}
+
+static int
+spool_add(struct store_spool *sp, const struct dm_buf *line,
+    struct dm_error *err)
+{
+	sp->lines++;
+	if (sp->file == NULL && sp->mem.len + line->len <= STORE_SPOOL_MEM)
+		return dm_buf_append(&sp->mem, line->data, line->len) == 0 ? 0 :
+		    dm_error_set(err, DM_E_NOMEM, "out of memory");
+	if (sp->file == NULL) {
+		sp->file = tmpfile();
+		if (sp->file == NULL)
+			return dm_error_set(err, DM_E_IO, "cannot create a "
+			    "temporary file: %s", strerror(errno));
+		if (fwrite(sp->mem.data, 1, sp->mem.len, sp->file) !=
+		    sp->mem.len)
+			goto fail;
+		dm_buf_reset(&sp->mem);
+	}
+	if (fwrite(line->data, 1, line->len, sp->file) == line->len)
+		return 0;
+fail:
+	return dm_error_set(err, DM_E_IO, "cannot write a temporary file: %s",
+	    strerror(errno));
+}
+
+/* ---- COPY ---- */
+
+static int
+copy_start(struct store *s, const char *sql, struct dm_error *err)
+{
+	PGresult *res = store_pq.PQexec(s->conn, sql);
+
+	if (res == NULL || store_pq.PQresultStatus(res) != PGRES_COPY_IN)
+		return store_pq_fail(s->conn, res, sql, err);
+	store_pq.PQclear(res);
+	return 0;
+}
+
+static int
+copy_put(struct store *s, const char *data, size_t len, struct dm_error *err)
+{
+	while (len > 0) {
+		int n = len > (1U << 30) ? 1 << 30 : (int)len;
+
+		if (store_pq.PQputCopyData(s->conn, data, n) != 1)
+			return store_pq_fail(s->conn, NULL, "COPY", err);
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* copy_end - finish a COPY; with why, abort it instead. */
+static int
+copy_end(struct store *s, const char *why, struct dm_error *err)
+{
+	PGresult *res;
+	int rc = 0;
+
+	if (store_pq.PQputCopyEnd(s->conn, why) != 1)
+		return store_pq_fail(s->conn, NULL, "COPY end", err);
+	while ((res = store_pq.PQgetResult(s->conn)) != NULL) {
+		if (rc == 0 && why == NULL &&
+		    store_pq.PQresultStatus(res) != PGRES_COMMAND_OK) {
+			rc = store_pq_fail(s->conn, res, "COPY", err);
+			continue;
+		}
+		store_pq.PQclear(res);
+	}
+	if (rc == 0 && store_pq.PQstatus(s->conn) != CONNECTION_OK)
+		return store_pq_fail(s->conn, NULL, "COPY", err);
+	return rc;
+}
+
+static int
+copy_spool(struct store *s, struct store_spool *sp, const char *sql,
+    struct dm_error *err)
+{
+	char buf[64 * 1024];
+	size_t n;
+
+	if (sp->lines == 0)
+		return 0;
+	if (copy_start(s, sql, err) != 0)
+		return -1;
+	if (sp->file == NULL) {
+		if (copy_put(s, sp->mem.data, sp->mem.len, err) != 0)
+			return -1;
+	} else {
+		rewind(sp->file);
+		while ((n = fread(buf, 1, sizeof(buf), sp->file)) > 0)
+			if (copy_put(s, buf, n, err) != 0)
+				return -1;
+		if (ferror(sp->file)) {
+			copy_end(s, "temporary file unreadable", err);
+			return dm_error_set(err, DM_E_IO, "cannot read a "
+			    "temporary file back");
+		}
+	}
+	return copy_end(s, NULL, err);
+}
+
+/* ---- small helpers ---- */
+
+static int
+exec(struct store *s, const char *sql)
+{
+	if (store_pq_exec(s->conn, sql, &s->cb_err) != 0) {
+		s->cb_failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+static PGresult *
+params(struct store *s, const char *sql, int n, const char *const *v)
+{
+	PGresult *res = store_pq_params(s->conn, sql, n, v, &s->cb_err);
+
+	if (res == NULL)
+		s->cb_failed = 1;
+	return res;
+}
+
+static int
+cb_fail(struct store *s, struct dm_error *err)
+{
+	*err = s->cb_err;
+	return -1;
+}
+
+static char *
+lower_dup(const char *text)
+{
+	char *d = strdup(text != NULL ? text : "");
+
+	for (char *p = d; p != NULL && *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return d;
+}
+
+static int
+begin_batch(struct store *s)
+{
+	if (s->in_txn)
+		return 0;
+	if (exec(s, "BEGIN") != 0)
+		return -1;
+	s->in_txn = 1;
+	s->batch_count = 0;
+	s->batch_start = now_ms();
+	return 0;
+}
+
+/* ---- raw bytes ---- */
+
+/* Binary COPY helpers: big-endian integers. */
+static void
+be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+/* One raw_chunks row in binary COPY: domain, sha256, seq, data. */
+static int
+raw_row(struct store *s, const char *domain, const unsigned char sha[32],
+    uint32_t seq, const unsigned char *data, size_t len, struct dm_error *err)
+{
+	unsigned char head[2 + 4 + 256 + 4 + 32 + 4 + 4 + 4];
+	size_t dl = strlen(domain), n = 0;
+
+	if (dl > 253)
+		dl = 253;
+	head[n++] = 0;
+	head[n++] = 4;
+	be32(head + n, (uint32_t)dl);
+	n += 4;
+	memcpy(head + n, domain, dl);
+	n += dl;
+	be32(head + n, 32);
+	n += 4;
+	memcpy(head + n, sha, 32);
+	n += 32;
+	be32(head + n, 4);
+	n += 4;
+	be32(head + n, seq);
+	n += 4;
+	be32(head + n, (uint32_t)len);
+	n += 4;
+	if (copy_put(s, (const char *)head, n, err) != 0)
+		return -1;
+	return copy_put(s, (const char *)data, len, err);
+}
+
+/*
+ * store_raw - keep the input's raw bytes under domain, once: as they are
+ * when already compressed, else gzipped, in RAW_CHUNK rows.
+ */
+static int
+store_raw(struct store *s, const char *domain, struct dm_error *err)
+{
+	const struct store_raw *raw = &s->input->raw;
+	static const unsigned char copy_head[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+	unsigned char *in = NULL, *out = NULL;
+	char sha[67], size[24], stored[24];
+	const char *p[6];
+	PGresult *res;
+	z_stream z;
+	int zinit = 0, rc = -1, inserted, flush;
+	uint64_t pos = 0, total_out = 0;
+	uint32_t seq = 0;
+	ssize_t n;
+	size_t i;
+
+	for (i = 0; i < s->raw_domain_count; i++)
+		if (strcmp(s->raw_domains[i], domain) == 0)
+			return 0;
+	bytea_param(raw->sha256, 32, sha);
+	snprintf(size, sizeof(size), "%" PRIu64, raw->size);
+	p[0] = domain;
+	p[1] = sha;
+	p[2] = size;
+	p[3] = raw->compressed ? "identity" : "gzip";
+	p[4] = s->input->message_id != NULL ? s->input->message_id :
+	    s->input->source;
+	res = store_pq_params(s->conn, "INSERT INTO dmarcd.raw_inputs "
+	    "(domain, sha256, size, stored_size, encoding, source) VALUES "
+	    "($1, $2, $3, 0, $4, $5) ON CONFLICT DO NOTHING RETURNING 1", 5,
+	    p, err);
+	if (res == NULL)
+		return -1;
+	inserted = store_pq.PQntuples(res) > 0;
+	store_pq.PQclear(res);
+	if (inserted) {
+		in = malloc(RAW_CHUNK);
+		out = malloc(RAW_CHUNK);
+		if (in == NULL || out == NULL) {
+			dm_error_set(err, DM_E_NOMEM, "out of memory");
+			goto out;
+		}
+		if (copy_start(s, "COPY dmarcd.raw_chunks (domain, sha256, seq, "
+		    "data) FROM STDIN (FORMAT binary)", err) != 0)
+			goto out;
+		if (copy_put(s, (const char *)copy_head, sizeof(copy_head),
+		    err) != 0)
+			goto out;
+		if (!raw->compressed) {
+			memset(&z, 0, sizeof(z));
+			if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8,
+			    Z_DEFAULT_STRATEGY) != Z_OK) {
+				dm_error_set(err, DM_E_NOMEM, "zlib: cannot "
+				    "start compressing");
+				copy_end(s, "zlib", err);
+				goto out;
+			}
+			zinit = 1;
+			z.next_out = out;
+			z.avail_out = RAW_CHUNK;
+		}
+		for (;;) {
+			n = raw->read(raw->ctx, pos, in, RAW_CHUNK, err);
+			if (n < 0) {
+				copy_end(s, "raw input unreadable", NULL);
+				goto out;
+			}
+			pos += (uint64_t)n;
+			if (raw->compressed) {
+				if (n == 0)
+					break;
+				if (raw_row(s, domain, raw->sha256, seq++, in,
+				    (size_t)n, err) != 0)
+					goto out;
+				total_out += (uint64_t)n;
+				continue;
+			}
+			z.next_in = in;
+			z.avail_in = (uInt)n;
+			flush = n == 0 ? Z_FINISH : Z_NO_FLUSH;
+			for (;;) {
+				int zr = deflate(&z, flush);
+
+				if (z.avail_out == 0 || (flush == Z_FINISH &&
+				    zr == Z_STREAM_END && z.avail_out <
+				    RAW_CHUNK)) {
+					size_t len = RAW_CHUNK - z.avail_out;
+
+					if (raw_row(s, domain, raw->sha256,
+					    seq++, out, len, err) != 0)
+						goto out;
+					total_out += len;
+					z.next_out = out;
+					z.avail_out = RAW_CHUNK;
+				}
+				if (zr == Z_STREAM_END)
+					break;
+				if (flush == Z_NO_FLUSH && z.avail_in == 0)
+					break;
+			}
+			if (n == 0)
+				break;
+		}
+		if (copy_put(s, "\377\377", 2, err) != 0 ||
+		    copy_end(s, NULL, err) != 0)
+			goto out;
+		snprintf(stored, sizeof(stored), "%" PRIu64, total_out);
+		p[2] = stored;
+		res = store_pq_params(s->conn, "UPDATE dmarcd.raw_inputs SET "
+		    "stored_size = $3 WHERE domain = $1 AND sha256 = $2", 3, p,
+		    err);
+		if (res == NULL)
+			goto out;
+		store_pq.PQclear(res);
+	}
+	s->raw_domains = realloc(s->raw_domains, (s->raw_domain_count + 1) *
+	    sizeof(*s->raw_domains));
+	if (s->raw_domains == NULL ||
+	    (s->raw_domains[s->raw_domain_count] = strdup(domain)) == NULL) {
+		dm_error_set(err, DM_E_NOMEM, "out of memory");
+		goto out;
+	}
+	s->raw_domain_count++;
+	rc = 0;
+out:
+	if (zinit)
+		deflateEnd(&z);
+	free(in);
+	free(out);
+	return rc;
+}
+
+/* ---- rejections ---- */
+
+static int
+reject(struct store *s, const char *where, const struct dm_error *why)
+{
+	char sha[67];
+	const char *p[5];
+	PGresult *res;
+	static const char *const codes[] = {
+		"none", "data", "limit", "io", "noinput", "temp", "nomem",
+		"usage", "unavailable", "internal"
+	};
+	struct dm_error err;
+
+	s->tally->rejected++;
+	if (s->tally->first_error[0] == '\0')
+		snprintf(s->tally->first_error, sizeof(s->tally->first_error),
+		    "%.100s%s%.150s", where != NULL && where[0] != '\0' ? where : "",
+		    where != NULL && where[0] != '\0' ? ": " : "", why->msg);
+	dm_error_clear(&err);
+	if (store_raw(s, "", &err) != 0) {
+		s->cb_err = err;
+		s->cb_failed = 1;
+		return -1;
+	}
+	bytea_param(s->input->raw.sha256, 32, sha);
+	p[0] = sha;
+	p[1] = where != NULL ? where : "";
+	p[2] = s->input->message_id != NULL ? s->input->message_id :
+	    s->input->source;
+	p[3] = (size_t)why->code < sizeof(codes) / sizeof(codes[0]) ?
+	    codes[why->code] : "other";
+	p[4] = why->msg;
+	res = params(s, "INSERT INTO dmarcd.rejected_inputs (raw_sha256, "
+	    "location, source, error_code, error) VALUES ($1, $2, $3, $4, $5) "
+	    "ON CONFLICT (raw_sha256, location) DO UPDATE SET attempts = "
+	    "rejected_inputs.attempts + 1, last_seen = now(), error = "
+	    "excluded.error, error_code = excluded.error_code, "
+	    "resolved_at = NULL", 5, p);
+	if (res == NULL)
+		return -1;
+	store_pq.PQclear(res);
+	return 0;
+}
+
+/* ---- aggregate reports ---- */
+
+static int64_t
+reporter_id(struct store *s, const struct dm_report *r)
+{
+	struct store_reporter *c;
+	const char *email = r->email != NULL ? r->email : "";
+	const char *p[3];
+	PGresult *res;
+	int64_t id;
+
+	for (c = s->reporters; c != NULL; c = c->next)
+		if (strcmp(c->org, r->org_name) == 0 &&
+		    strcmp(c->email, email) == 0)
+			return c->id;
+	p[0] = r->org_name;
+	p[1] = email;
+	p[2] = r->extra_contact_info;
+	res = params(s, "WITH i AS (INSERT INTO dmarcd.reporters (org_name, "
+	    "email, extra_contact_info) VALUES ($1, $2, $3) ON CONFLICT DO "
+	    "NOTHING RETURNING id) SELECT id FROM i UNION ALL SELECT id FROM "
+	    "dmarcd.reporters WHERE org_name = $1 AND email = $2", 3, p);
+	if (res == NULL)
+		return -1;
+	if (store_pq.PQntuples(res) < 1) {
+		store_pq.PQclear(res);
+		dm_error_set(&s->cb_err, DM_E_INTERNAL, "reporter '%s' not "
+		    "found after insert", r->org_name);
+		s->cb_failed = 1;
+		return -1;
+	}
+	id = strtoll(store_pq.PQgetvalue(res, 0, 0), NULL, 10);
+	store_pq.PQclear(res);
+	/* Only committed ids are safe to cache: a rollback forgets it. */
+	c = calloc(1, sizeof(*c));
+	if (c != NULL) {
+		c->id = id;
+		c->org = strdup(r->org_name);
+		c->email = strdup(email);
+		c->next = s->reporters;
+		s->reporters = c;
+	}
+	return id;
+}
+
+static void
+forget_caches(struct store *s)
+{
+	struct store_reporter *c, *next;
+
+	for (c = s->reporters; c != NULL; c = next) {
+		next = c->next;
+		free(c->org);
+		free(c->email);
+		free(c);
+	}
+	s->reporters = NULL;
+	s->month_count = 0;
+}
+
+static int
+ensure_month(struct store *s, int64_t begin)
+{
+	int64_t month;
+	struct tm tm;
+	time_t t = (time_t)begin;
+	const char *p[1];
+	PGresult *res;
+	size_t i;
+
+	gmtime_r(&t, &tm);
+	month = (int64_t)(tm.tm_year + 1900) * 12 + tm.tm_mon;
+	for (i = 0; i < s->month_count; i++)
+		if (s->months[i] == month)
+			return 0;
+	p[0] = s->begin_ts;
+	res = params(s, "SELECT dmarcd.ensure_month($1)", 1, p);
+	if (res == NULL)
+		return -1;
+	store_pq.PQclear(res);
+	if (s->month_count < STORE_MAX_MONTHS)
+		s->months[s->month_count++] = month;
+	return 0;
+}
+
+static char *
+report_key(const char *domain, const struct dm_report *r)
+{
+	char *key = NULL;
+
+	if (asprintf(&key, "%s\n%s\n%s\n%" PRId64 "\n%" PRId64, domain,
+	    r->org_name, r->report_id, r->begin, r->end) < 0)
+		return NULL;
+	return key;
+}
+
+static int
+replaying(struct store *s, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < s->replay_count; i++)
+		if (strcmp(s->replay_keys[i], key) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
+{
+	struct store *s = ctx;
+	const struct dm_policy_published *pp = &r->policy;
+	char *key;
+	const char *p[24];
+	char pct[16], rev[16], revof[24];
+	PGresult *res;
+	int64_t reporter;
+	int i, rows, replay, max_rev = 0;
+	int64_t first_id = 0;
+
+	s->rep_state = REP_SKIP;
+	s->known_count = 0;
+	free(s->domain);
+	s->domain = lower_dup(pp->domain);
+	if (s->domain == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	/* Rejected at its end, with the reason (store_report_end). */
+	if (timestamp_text(r->begin, s->begin_ts, sizeof(s->begin_ts)) != 0 ||
+	    timestamp_text(r->end, s->end_ts, sizeof(s->end_ts)) != 0)
+		return 0;
+	p[0] = s->domain;
+	p[1] = r->org_name;
+	p[2] = r->report_id;
+	p[3] = s->begin_ts;
+	p[4] = s->end_ts;
+	res = params(s, "SELECT id, payload_sha256, revision FROM "
+	    "dmarcd.reports WHERE domain = $1 AND org_name = $2 AND "
+	    "report_id = $3 AND begin_time = $4 AND end_time = $5 AND "
+	    "payload_sha256 IS NOT NULL ORDER BY id", 5, p);
+	if (res == NULL)
+		return cb_fail(s, err);
+	rows = store_pq.PQntuples(res);
+	for (i = 0; i < rows && s->known_count < STORE_MAX_REVISIONS; i++) {
+		struct store_known *k = &s->known[s->known_count];
+
+		k->id = strtoll(store_pq.PQgetvalue(res, i, 0), NULL, 10);
+		k->revision = atoi(store_pq.PQgetvalue(res, i, 2));
+		if (unhex_sha(store_pq.PQgetvalue(res, i, 1), k->sha) != 0)
+			continue;
+		if (first_id == 0)
+			first_id = k->id;
+		if (k->revision > max_rev)
+			max_rev = k->revision;
+		s->known_count++;
+	}
+	store_pq.PQclear(res);
+	key = report_key(s->domain, r);
+	if (key == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	replay = replaying(s, key);
+	free(key);
+	if (s->known_count > 0 && !replay) {
+		/* Seen: parse only; its hash decides at the end. */
+		s->rep_state = REP_PROBE;
+		return 0;
+	}
+	if (ensure_month(s, r->begin) != 0)
+		return cb_fail(s, err);
+	reporter = reporter_id(s, r);
+	if (reporter < 0)
+		return cb_fail(s, err);
+	if (exec(s, "SAVEPOINT report") != 0)
+		return cb_fail(s, err);
+	snprintf(rev, sizeof(rev), "%d", s->known_count > 0 ? max_rev + 1 : 1);
+	snprintf(revof, sizeof(revof), "%" PRId64, first_id);
+	if (pp->pct >= 0)
+		snprintf(pct, sizeof(pct), "%d", pp->pct);
+	p[5] = NULL;
+	{
+		char rep[24];
+		char errors[DM_MAX_META_ERRORS * 64 + 16];
+		struct dm_buf eb;
+
+		snprintf(rep, sizeof(rep), "%" PRId64, reporter);
+		p[5] = strdup(rep);
+		dm_buf_init(&eb, sizeof(errors) * 4 + DM_MAX_TEXT);
+		if (pg_array(&eb, r->errors, r->error_count) != 0) {
+			dm_buf_free(&eb);
+			free((void *)p[5]);
+			return dm_error_set(err, DM_E_NOMEM, "out of memory");
+		}
+		p[6] = dm_schema_name(r->schema);
+		p[7] = r->namespace_uri;
+		p[8] = r->version;
+		p[9] = r->email;
+		p[10] = r->extra_contact_info;
+		p[11] = r->generator;
+		p[12] = dm_buf_cstr(&eb);
+		p[13] = rev;
+		p[14] = s->known_count > 0 ? revof : NULL;
+		p[15] = s->input->message_id != NULL ? s->input->message_id :
+		    s->input->source;
+		p[16] = r->where;
+		p[17] = dm_enum_name(DM_ENUM_ALIGNMENT, pp->adkim);
+		p[18] = dm_enum_name(DM_ENUM_ALIGNMENT, pp->aspf);
+		p[19] = dm_enum_name(DM_ENUM_POLICY, pp->p);
+		p[20] = dm_enum_name(DM_ENUM_POLICY, pp->sp);
+		p[21] = dm_enum_name(DM_ENUM_POLICY, pp->np);
+		p[22] = pp->pct >= 0 ? pct : NULL;
+		p[23] = pp->fo;
+		res = params(s, "WITH r AS (INSERT INTO dmarcd.reports "
+		    "(domain, reporter_id, org_name, report_id, begin_time, "
+		    "end_time, schema, namespace, version, email, "
+		    "extra_contact_info, generator, errors, revision, "
+		    "revision_of, source, location) VALUES ($1, $6, $2, $3, $4, "
+		    "$5, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
+		    "RETURNING id), p AS (INSERT INTO dmarcd.policy_published "
+		    "(domain, report, adkim, aspf, p, sp, np, pct, fo) SELECT "
+		    "$1, id, $18, $19, $20, $21, $22, $23, $24 FROM r) "
+		    "SELECT id FROM r", 24, p);
+		free((void *)p[5]);
+		dm_buf_free(&eb);
+	}
+	if (res == NULL)
+		return cb_fail(s, err);
+	snprintf(s->rep_id, sizeof(s->rep_id), "%s",
+	    store_pq.PQgetvalue(res, 0, 0));
+	store_pq.PQclear(res);
+	spool_reset(&s->dkim);
+	spool_reset(&s->spf);
+	dm_buf_reset(&s->copy);
+	if (copy_start(s, "COPY dmarcd.records (domain, report_begin, "
+	    "report, idx, source_ip, source_ip_raw, count, disposition, dkim, "
+	    "spf, reasons, reason_comments, header_from, envelope_from, "
+	    "envelope_to) FROM STDIN", &s->cb_err) != 0) {
+		s->cb_failed = 1;
+		return cb_fail(s, err);
+	}
+	s->rep_state = REP_COPY;
+	return 0;
+}
+
+/* The columns every record row starts with: domain, begin, report, idx. */
+static int
+row_head(struct store *s, struct dm_buf *b, uint64_t idx)
+{
+	if (copy_field(b, s->domain, 0) != 0 ||
+	    copy_field(b, s->begin_ts, 0) != 0 ||
+	    copy_field(b, s->rep_id, 0) != 0)
+		return -1;
+	return copy_u64(b, idx, 0);
+}
+
+static int
+on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
+    struct dm_error *err)
+{
+	struct store *s = ctx;
+	struct dm_buf *b = &s->copy, *l = &s->line;
+	const char *types[DM_MAX_REASONS], *comments[DM_MAX_REASONS];
+	size_t i;
+	int rc = 0;
+
+	(void)r;
+	if (s->rep_state != REP_COPY)
+		return 0;
+	rc |= row_head(s, b, rec->index);
+	rc |= copy_field(b, rec->source_ip, 0);
+	rc |= copy_field(b, rec->source_ip == NULL ? rec->source_ip_raw :
+	    NULL, 0);
+	rc |= copy_u64(b, rec->count, 0);
+	rc |= copy_field(b, dm_enum_name(DM_ENUM_DISPOSITION,
+	    rec->disposition), 0);
+	rc |= copy_field(b, dm_enum_name(DM_ENUM_VERDICT, rec->dkim), 0);
+	rc |= copy_field(b, dm_enum_name(DM_ENUM_VERDICT, rec->spf), 0);
+	for (i = 0; i < rec->reason_count; i++) {
+		types[i] = dm_enum_name(DM_ENUM_REASON, rec->reasons[i].type);
+		comments[i] = rec->reasons[i].comment;
+	}
+	rc |= copy_array(b, types, rec->reason_count);
+	rc |= dm_buf_append(b, "\t", 1);
+	rc |= copy_array(b, comments, rec->reason_count);
+	rc |= dm_buf_append(b, "\t", 1);
+	rc |= copy_field(b, rec->header_from, 0);
+	rc |= copy_field(b, rec->envelope_from, 0);
+	rc |= copy_field(b, rec->envelope_to, 1);
+	if (rc != 0)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	for (i = 0; i < rec->dkim_count; i++) {
+		const struct dm_dkim_result *d = &rec->dkim_results[i];
+
+		dm_buf_reset(l);
+		rc |= row_head(s, l, rec->index);
+		rc |= copy_u64(l, i + 1, 0);
+		rc |= copy_field(l, d->domain, 0);
+		rc |= copy_field(l, d->selector, 0);
+		rc |= copy_field(l, dm_enum_name(DM_ENUM_DKIM_RESULT,
+		    d->result), 0);
+		rc |= copy_field(l, d->human_result, 1);
+		if (rc != 0 || spool_add(&s->dkim, l, err) != 0)
+			return rc ? dm_error_set(err, DM_E_NOMEM, "out of "
+			    "memory") : -1;
+	}
+	for (i = 0; i < rec->spf_count; i++) {
+		const struct dm_spf_result *f = &rec->spf_results[i];
+
+		dm_buf_reset(l);
+		rc |= row_head(s, l, rec->index);
+		rc |= copy_u64(l, i + 1, 0);
+		rc |= copy_field(l, f->domain, 0);
+		rc |= copy_field(l, dm_enum_name(DM_ENUM_SPF_SCOPE, f->scope),
+		    0);
+		rc |= copy_field(l, dm_enum_name(DM_ENUM_SPF_RESULT,
+		    f->result), 0);
+		rc |= copy_field(l, f->human_result, 1);
+		if (rc != 0 || spool_add(&s->spf, l, err) != 0)
+			return rc ? dm_error_set(err, DM_E_NOMEM, "out of "
+			    "memory") : -1;
+	}
+	if (b->len >= COPY_FLUSH) {
+		if (copy_put(s, b->data, b->len, err) != 0) {
+			s->rep_state = REP_SKIP;
+			return -1;
+		}
+		dm_buf_reset(b);
+	}
+	return 0;
+}
+
+/* Days of [begin, end): their dates and second offsets from begin. */
+static int
+day_arrays(int64_t begin, int64_t end, struct dm_buf *days, struct dm_buf *lo,
+    struct dm_buf *hi, char *total, size_t total_size)
+{
+	int64_t d0 = begin - (begin % 86400), t, span = end - begin;
+	int n = 0, rc = 0;
+	char date[16];
+	struct tm tm;
+	time_t tt;
+
+	if (span <= 0 || span > (int64_t)MAX_DAYS * 86400) {
+		/* One instant, or implausibly long: all on its first day. */
+		span = 1;
+		end = begin + 1;
+	}
+	snprintf(total, total_size, "%" PRId64, span);
+	rc |= dm_buf_append(days, "{", 1);
+	rc |= dm_buf_append(lo, "{", 1);
+	rc |= dm_buf_append(hi, "{", 1);
+	for (t = d0; t < end; t += 86400, n++) {
+		int64_t a = t > begin ? t - begin : 0;
+		int64_t z = t + 86400 < end ? t + 86400 - begin : end - begin;
+
+		tt = (time_t)t;
+		gmtime_r(&tt, &tm);
+		strftime(date, sizeof(date), "%Y-%m-%d", &tm);
+		rc |= dm_buf_printf(days, "%s%s", n ? "," : "", date);
+		rc |= dm_buf_printf(lo, "%s%" PRId64, n ? "," : "", a);
+		rc |= dm_buf_printf(hi, "%s%" PRId64, n ? "," : "", z);
+	}
+	rc |= dm_buf_append(days, "}", 1);
+	rc |= dm_buf_append(lo, "}", 1);
+	rc |= dm_buf_append(hi, "}", 1);
+	return rc ? -1 : 0;
+}
+
+static int
+warnings_arrays(const struct dm_warnings *w, struct dm_buf *lines,
+    struct dm_buf *texts, struct dm_buf *counts)
+{
+	size_t i;
+	int rc = 0;
+
+	rc |= dm_buf_append(lines, "{", 1);
+	rc |= dm_buf_append(texts, "{", 1);
+	rc |= dm_buf_append(counts, "{", 1);
+	for (i = 0; w != NULL && i < w->count; i++) {
+		const struct dm_warning *x = &w->items[i];
+
+		rc |= dm_buf_printf(lines, "%s%lu", i ? "," : "", x->line);
+		rc |= dm_buf_append(texts, i ? ",\"" : "\"", i ? 2 : 1);
+		for (const char *c = x->text; *c != '\0'; c++) {
+			if (*c == '"' || *c == '\\')
+				rc |= dm_buf_append(texts, "\\", 1);
+			rc |= dm_buf_append(texts, c, 1);
+		}
+		rc |= dm_buf_append(texts, "\"", 1);
+		rc |= dm_buf_printf(counts, "%s%" PRIu64, i ? "," : "",
+		    x->count);
+	}
+	if (w != NULL && w->dropped > 0) {
+		rc |= dm_buf_printf(lines, "%s0", i ? "," : "");
+		rc |= dm_buf_printf(texts, "%s\"more warnings, not kept\"",
+		    i ? "," : "");
+		rc |= dm_buf_printf(counts, "%s%" PRIu64, i ? "," : "",
+		    w->dropped);
+	}
+	rc |= dm_buf_append(lines, "}", 1);
+	rc |= dm_buf_append(texts, "}", 1);
+	rc |= dm_buf_append(counts, "}", 1);
+	return rc ? -1 : 0;
+}
+
+/* The report is complete: hash, counts, warnings and rollups. */
+static int
+finish_report(struct store *s, const struct dm_report *r, struct dm_error *err)
+{
+	char sha[67], rawsha[67], bytes[24], recs[24], msgs[24], total[24];
+	char wc[24];
+	struct dm_buf days, lo, hi, wl, wt, wn;
+	const char *p[16];
+	PGresult *res;
+	int rc = -1;
+
+	if (copy_put(s, s->copy.data, s->copy.len, err) != 0 ||
+	    copy_end(s, NULL, err) != 0)
+		return -1;
+	dm_buf_reset(&s->copy);
+	s->rep_state = REP_NONE;
+	if (copy_spool(s, &s->dkim, "COPY dmarcd.dkim_results (domain, "
+	    "report_begin, report, idx, n, auth_domain, selector, result, "
+	    "human_result) FROM STDIN", err) != 0 ||
+	    copy_spool(s, &s->spf, "COPY dmarcd.spf_results (domain, "
+	    "report_begin, report, idx, n, auth_domain, scope, result, "
+	    "human_result) FROM STDIN", err) != 0)
+		return -1;
+	spool_reset(&s->dkim);
+	spool_reset(&s->spf);
+	dm_buf_init(&days, 1 << 20);
+	dm_buf_init(&lo, 1 << 20);
+	dm_buf_init(&hi, 1 << 20);
+	dm_buf_init(&wl, 1 << 20);
+	dm_buf_init(&wt, 4 << 20);
+	dm_buf_init(&wn, 1 << 20);
+	if (day_arrays(r->begin, r->end, &days, &lo, &hi, total,
+	    sizeof(total)) != 0 || warnings_arrays(r->warnings, &wl, &wt,
+	    &wn) != 0) {
+		dm_error_set(err, DM_E_NOMEM, "out of memory");
+		goto out;
+	}
+	snprintf(bytes, sizeof(bytes), "%" PRIu64, r->payload_bytes);
+	snprintf(recs, sizeof(recs), "%" PRIu64, r->record_count);
+	snprintf(msgs, sizeof(msgs), "%" PRIu64, r->message_count);
+	snprintf(wc, sizeof(wc), "%zu", r->warnings != NULL ?
+	    r->warnings->count : 0);
+	bytea_param(r->payload_sha256, 32, sha);
+	bytea_param(s->input->raw.sha256, 32, rawsha);
+	p[0] = s->domain;
+	p[1] = s->rep_id;
+	p[2] = sha;
+	p[3] = bytes;
+	p[4] = recs;
+	p[5] = msgs;
+	p[6] = wc;
+	p[7] = s->begin_ts;
+	p[8] = dm_buf_cstr(&days);
+	p[9] = dm_buf_cstr(&lo);
+	p[10] = dm_buf_cstr(&hi);
+	p[11] = total;
+	p[12] = dm_buf_cstr(&wl);
+	p[13] = dm_buf_cstr(&wt);
+	p[14] = dm_buf_cstr(&wn);
+	p[15] = rawsha;
+	{
+		res = store_pq_params(s->conn,
+		    "WITH u AS (UPDATE dmarcd.reports SET payload_sha256 = $3, "
+		    "payload_bytes = $4, record_count = $5, message_count = $6, "
+		    "warning_count = $7, raw_sha256 = $16 WHERE domain = $1 AND "
+		    "id = $2 RETURNING id), "
+		    "w AS (INSERT INTO dmarcd.report_warnings (domain, report, "
+		    "n, line, text, count) SELECT $1, $2, x.n, x.line, x.text, "
+		    "x.count FROM unnest($13::bigint[], $14::text[], "
+		    "$15::bigint[]) WITH ORDINALITY AS x(line, text, count, n)), "
+		    "d AS (SELECT * FROM unnest($9::date[], $10::bigint[], "
+		    "$11::bigint[]) AS d(day, lo, hi)), "
+		    "g AS (INSERT INTO dmarcd.rollup_daily AS t (domain, day, "
+		    "source_ip, header_from, dkim_aligned, spf_aligned, "
+		    "disposition, messages) SELECT $1, d.day, r.source_ip, "
+		    "coalesce(lower(r.header_from), ''), coalesce(r.dkim = "
+		    "'pass', false), coalesce(r.spf = 'pass', false), "
+		    "coalesce(r.disposition, ''), sum(div(r.count::numeric * "
+		    "d.hi, $12::bigint) - div(r.count::numeric * d.lo, "
+		    "$12::bigint))::bigint FROM dmarcd.records r CROSS JOIN d "
+		    "WHERE r.domain = $1 AND r.report_begin = $8 AND r.report = "
+		    "$2 GROUP BY 2, 3, 4, 5, 6, 7 HAVING sum(div(r.count::numeric "
+		    "* d.hi, $12::bigint) - div(r.count::numeric * d.lo, "
+		    "$12::bigint)) > 0 ON CONFLICT ON CONSTRAINT rollup_daily_key "
+		    "DO UPDATE SET messages = t.messages + excluded.messages) "
+		    "SELECT count(*) FROM u", 16, p, err);
+	}
+	if (res == NULL)
+		goto out;
+	store_pq.PQclear(res);
+	rc = 0;
+out:
+	dm_buf_free(&days);
+	dm_buf_free(&lo);
+	dm_buf_free(&hi);
+	dm_buf_free(&wl);
+	dm_buf_free(&wt);
+	dm_buf_free(&wn);
+	return rc;
+}
+
+static int
+count_duplicate(struct store *s, int64_t id, const char *table)
+{
+	char v[24], sql[160];
+	const char *p[2];
+	PGresult *res;
+
+	snprintf(v, sizeof(v), "%" PRId64, id);
+	snprintf(sql, sizeof(sql), "UPDATE dmarcd.%s SET duplicates = "
+	    "duplicates + 1%s WHERE domain = $1 AND id = $2", table,
+	    strcmp(table, "reports") == 0 ? ", last_duplicate_at = now()" : "");
+	p[0] = s->domain;
+	p[1] = v;
+	res = params(s, sql, 2, p);
+	if (res == NULL)
+		return -1;
+	store_pq.PQclear(res);
+	s->tally->duplicates++;
+	return 0;
+}
+
+/* Another collector committed the same report meanwhile: a duplicate. */
+static int
+raced(struct store *s, const struct dm_report *r)
+{
+	const char *p[6];
+	char sha[67];
+	PGresult *res;
+	int64_t id;
+
+	bytea_param(r->payload_sha256, 32, sha);
+	p[0] = s->domain;
+	p[1] = r->org_name;
+	p[2] = r->report_id;
+	p[3] = s->begin_ts;
+	p[4] = s->end_ts;
+	p[5] = sha;
+	res = params(s, "SELECT id FROM dmarcd.reports WHERE domain = $1 AND "
+	    "org_name = $2 AND report_id = $3 AND begin_time = $4 AND "
+	    "end_time = $5 AND payload_sha256 = $6", 6, p);
+	if (res == NULL)
+		return -1;
+	if (store_pq.PQntuples(res) == 0) {
+		store_pq.PQclear(res);
+		dm_error_set(&s->cb_err, DM_E_TEMP, "report %s of %s: a "
+		    "concurrent insert vanished; try again", r->report_id,
+		    r->org_name);
+		s->cb_failed = 1;
+		return -1;
+	}
+	id = strtoll(store_pq.PQgetvalue(res, 0, 0), NULL, 10);
+	store_pq.PQclear(res);
+	return count_duplicate(s, id, "reports");
+}
+
+static int
+on_report_end(void *ctx, const struct dm_report *r, struct dm_error *err)
+{
+	struct store *s = ctx;
+	struct dm_error why;
+	size_t i;
+	int state = s->rep_state;
+	char *key;
+
+	s->rep_state = REP_NONE;
+	if (r->status == DM_STATUS_REJECTED || state == REP_SKIP ||
+	    state == REP_NONE) {
+		if (state == REP_COPY) {
+			if (copy_end(s, "the report was rejected", err) != 0 &&
+			    store_pq.PQstatus(s->conn) != CONNECTION_OK)
+				return -1;
+			if (exec(s, "ROLLBACK TO SAVEPOINT report") != 0)
+				return cb_fail(s, err);
+		}
+		why = r->error;
+		if (r->status != DM_STATUS_REJECTED && state == REP_SKIP)
+			dm_error_set(&why, DM_E_DATA, "the report's <date_range> "
+			    "(%" PRId64 " to %" PRId64 ") is outside the years "
+			    "1970 to 9999", r->begin, r->end);
+		else if (r->status != DM_STATUS_REJECTED)
+			dm_error_set(&why, DM_E_INTERNAL, "the report ended "
+			    "without having begun");
+		return reject(s, r->where, &why) != 0 ? cb_fail(s, err) : 0;
+	}
+	if (state == REP_PROBE) {
+		for (i = 0; i < s->known_count; i++)
+			if (memcmp(s->known[i].sha, r->payload_sha256, 32) == 0)
+				return count_duplicate(s, s->known[i].id,
+				    "reports") != 0 ? cb_fail(s, err) : 0;
+		/* A revision: store it on a second pass over the input. */
+		key = report_key(s->domain, r);
+		if (key == NULL)
+			return dm_error_set(err, DM_E_NOMEM, "out of memory");
+		s->replay_keys = realloc(s->replay_keys, (s->replay_count + 1) *
+		    sizeof(*s->replay_keys));
+		if (s->replay_keys == NULL) {
+			free(key);
+			return dm_error_set(err, DM_E_NOMEM, "out of memory");
+		}
+		s->replay_keys[s->replay_count++] = key;
+		s->tally->replay = 1;
+		return 0;
+	}
+	if (finish_report(s, r, &s->cb_err) != 0) {
+		if (strcmp(s->cb_err.msg, "") != 0 &&
+		    strstr(s->cb_err.msg, "SQLSTATE 23505") != NULL &&
+		    store_pq.PQstatus(s->conn) == CONNECTION_OK) {
+			if (exec(s, "ROLLBACK TO SAVEPOINT report") != 0 ||
+			    raced(s, r) != 0)
+				return cb_fail(s, err);
+			return 0;
+		}
+		s->cb_failed = 1;
+		return cb_fail(s, err);
+	}
+	if (store_raw(s, s->domain, &s->cb_err) != 0) {
+		s->cb_failed = 1;
+		return cb_fail(s, err);
+	}
+	if (exec(s, "RELEASE SAVEPOINT report") != 0)
+		return cb_fail(s, err);
+	if (s->known_count > 0)
+		s->tally->revisions++;
+	else
+		s->tally->stored++;
+	s->tally->records += r->record_count;
+	s->tally->messages += r->message_count;
+	return 0;
+}
+
+/* ---- failure reports ---- */
+
+/* A text[] parameter: {"a","b"}; NULL when empty. */
+static const char *
+array_param(struct dm_buf *b, const struct dm_strlist *l)
+{
+	if (l->count == 0)
+		return NULL;
+	dm_buf_reset(b);
+	return pg_array(b, l->items, l->count) == 0 ? dm_buf_cstr(b) : NULL;
+}
+
+static int
+on_failure(void *ctx, const struct dm_failure *f, struct dm_error *err)
+{
+	struct store *s = ctx;
+	struct dm_buf a[7];
+	struct dm_strlist wl;
+	char rawsha[67], inc[24], when[40];
+	char wtext[DM_MAX_WARNINGS][DM_MAX_WARNING_TEXT + 32];
+	const char *p[37];
+	PGresult *res;
+	size_t i;
+	int inserted, rc = -1;
+
+	if (f->status == DM_STATUS_REJECTED)
+		return reject(s, f->where, &f->error) != 0 ? cb_fail(s, err) :
+		    0;
+	free(s->domain);
+	s->domain = lower_dup(f->reported_domain.count > 0 ?
+	    f->reported_domain.items[0] : "");
+	if (s->domain == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	for (i = 0; i < 7; i++)
+		dm_buf_init(&a[i], 4 << 20);
+	memset(&wl, 0, sizeof(wl));
+	for (i = 0; f->warnings != NULL && i < f->warnings->count &&
+	    wl.count < DM_MAX_FAILURE_LIST; i++) {
+		dm_warning_format(&f->warnings->items[i], wtext[i],
+		    sizeof(wtext[i]));
+		wl.items[wl.count++] = wtext[i];
+	}
+	bytea_param(s->input->raw.sha256, 32, rawsha);
+	snprintf(inc, sizeof(inc), "%" PRIu64, f->incidents);
+	if (!f->has_arrival_time || timestamp_text(f->arrival_time, when,
+	    sizeof(when)) != 0)
+		when[0] = '\0';
+	p[0] = s->domain;
+	p[1] = rawsha;
+	p[2] = f->where != NULL ? f->where : "";
+	p[3] = f->arf ? "true" : "false";
+	p[4] = f->feedback_type;
+	p[5] = f->user_agent;
+	p[6] = f->version;
+	p[7] = f->auth_failure;
+	p[8] = f->identity_alignment;
+	p[9] = f->delivery_result;
+	p[10] = f->source_ip;
+	p[11] = f->source_ip == NULL ? f->source_ip_raw : NULL;
+	p[12] = f->source_port;
+	p[13] = f->arrival_date;
+	p[14] = when[0] != '\0' ? when : NULL;
+	p[15] = f->original_mail_from;
+	p[16] = f->original_envelope_id;
+	p[17] = f->reporting_mta;
+	p[18] = inc;
+	p[19] = f->dkim_domain;
+	p[20] = f->dkim_identity;
+	p[21] = f->dkim_selector;
+	p[22] = f->spf_dns;
+	p[23] = array_param(&a[0], &f->reported_domain);
+	p[24] = array_param(&a[1], &f->original_rcpt_to);
+	p[25] = array_param(&a[2], &f->authentication_results);
+	p[26] = array_param(&a[3], &f->reported_uri);
+	p[27] = f->headers.from;
+	p[28] = f->headers.to;
+	p[29] = f->headers.subject;
+	p[30] = f->headers.date;
+	p[31] = f->headers.message_id;
+	p[32] = array_param(&a[4], &f->headers.dkim_signature);
+	p[33] = array_param(&a[5], &f->headers.authentication_results);
+	p[34] = f->body;
+	p[35] = array_param(&a[6], &wl);
+	p[36] = s->input->message_id != NULL ? s->input->message_id :
+	    s->input->source;
+	if (p[34] != NULL && strlen(p[34]) != f->body_len)
+		p[34] = NULL;	/* NUL bytes: text cannot hold it */
+	res = params(s, "INSERT INTO dmarcd.failure_reports AS t (domain, "
+	    "raw_sha256, location, arf, feedback_type, user_agent, version, "
+	    "auth_failure, identity_alignment, delivery_result, source_ip, "
+	    "source_ip_raw, source_port, arrival_date, arrival_time, "
+	    "original_mail_from, original_envelope_id, reporting_mta, "
+	    "incidents, dkim_domain, dkim_identity, dkim_selector, spf_dns, "
+	    "reported_domains, original_rcpt_to, authentication_results, "
+	    "reported_uri, h_from, h_to, h_subject, h_date, h_message_id, "
+	    "h_dkim_signature, h_authentication_results, body, warnings, "
+	    "source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+	    "$12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, "
+	    "$25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37) "
+	    "ON CONFLICT (domain, raw_sha256, location) DO UPDATE SET "
+	    "duplicates = t.duplicates + 1 RETURNING (xmax = 0)", 37, p);
+	if (res == NULL)
+		goto out;
+	inserted = store_pq.PQgetvalue(res, 0, 0)[0] == 't';
+	store_pq.PQclear(res);
+	if (inserted) {
+		if (store_raw(s, s->domain, &s->cb_err) != 0) {
+			s->cb_failed = 1;
+			goto out;
+		}
+		s->tally->failures++;
+	} else
+		s->tally->duplicates++;
+	rc = 0;
+out:
+	for (i = 0; i < 7; i++)
+		dm_buf_free(&a[i]);
+	return rc == 0 ? 0 : cb_fail(s, err);
+}
+
+static int
+on_problem(void *ctx, const struct dm_problem *pr, struct dm_error *err)
+{
+	struct store *s = ctx;
+
+	return reject(s, pr->where, pr->error) != 0 ? cb_fail(s, err) : 0;
+}
+
+/* ---- inputs and batches ---- */
+
+int
+store_ingest_init(struct store *s, struct dm_error *err)
+{
+	(void)err;
+	dm_buf_init(&s->copy, (size_t)COPY_FLUSH * 64);
+	dm_buf_init(&s->line, (size_t)DM_MAX_TEXT * 16);
+	dm_buf_init(&s->dkim.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
+	dm_buf_init(&s->spf.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
+	s->handler.ctx = s;
+	s->handler.report_begin = on_report_begin;
+	s->handler.record = on_record;
+	s->handler.report_end = on_report_end;
+	s->handler.failure = on_failure;
+	s->handler.problem = on_problem;
+	return 0;
+}
+
+static void
+clear_input(struct store *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->raw_domain_count; i++)
+		free(s->raw_domains[i]);
+	free(s->raw_domains);
+	s->raw_domains = NULL;
+	s->raw_domain_count = 0;
+}
+
+static void
+clear_replay(struct store *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->replay_count; i++)
+		free(s->replay_keys[i]);
+	free(s->replay_keys);
+	s->replay_keys = NULL;
+	s->replay_count = 0;
+}
+
+void
+store_ingest_free(struct store *s)
+{
+	clear_input(s);
+	clear_replay(s);
+	forget_caches(s);
+	free(s->domain);
+	dm_buf_free(&s->copy);
+	dm_buf_free(&s->line);
+	spool_reset(&s->dkim);
+	spool_reset(&s->spf);
+	dm_buf_free(&s->dkim.mem);
+	dm_buf_free(&s->spf.mem);
+}
+
+void
+store_set_batch(struct store *s, unsigned inputs, unsigned ms)
+{
+	s->batch_inputs = inputs > 0 ? inputs : 1;
+	s->batch_ms = ms;
+}
+
+int
+store_batch_due(const struct store *s)
+{
+	return s->in_txn && (s->batch_count >= s->batch_inputs ||
+	    now_ms() - s->batch_start >= (double)s->batch_ms);
+}
+
+const struct dm_handler *
+store_handler(struct store *s)
+{
+	return &s->handler;
+}
+
+int
+store_input_begin(struct store *s, const struct store_input *input,
+    struct store_tally *tally, struct dm_error *err)
+{
+	memset(tally, 0, sizeof(*tally));
+	s->tally = tally;
+	s->input_t0 = now_ms();
+	s->input = input;
+	s->cb_failed = 0;
+	s->rep_state = REP_NONE;
+	dm_error_clear(&s->cb_err);
+	clear_input(s);
+	if (begin_batch(s) != 0 || exec(s, "SAVEPOINT input") != 0)
+		return cb_fail(s, err);
+	return 0;
+}
+
+void
+store_rollback(struct store *s)
+{
+	PGresult *res;
+
+	if (s->rep_state == REP_COPY) {
+		store_pq.PQputCopyEnd(s->conn, "abandoned");
+		while ((res = store_pq.PQgetResult(s->conn)) != NULL)
+			store_pq.PQclear(res);
+	}
+	s->rep_state = REP_NONE;
+	if (s->in_txn && store_pq.PQstatus(s->conn) == CONNECTION_OK)
+		store_pq_exec(s->conn, "ROLLBACK", &(struct dm_error){ 0 });
+	s->in_txn = 0;
+	s->batch_count = 0;
+	clear_input(s);
+	clear_replay(s);
+	/* What the rolled back transaction made may be gone. */
+	forget_caches(s);
+}
+
+int
+store_input_end(struct store *s, const struct dm_error *parse_err,
+    struct dm_error *err)
+{
+	struct store_tally *tally = s->tally;
+	char rawsha[67], n[8][24], ms[32];
+	const char *p[14];
+	const char *status;
+	PGresult *res;
+
+	if (s->cb_failed || (parse_err != NULL && parse_err->code ==
+	    DM_E_TEMP)) {
+		*err = s->cb_failed ? s->cb_err : *parse_err;
+		store_rollback(s);
+		return -1;
+	}
+	if (s->rep_state == REP_COPY) {
+		/* The parser stopped inside a report without ending it. */
+		copy_end(s, "the parse stopped", &s->cb_err);
+		s->rep_state = REP_NONE;
+		if (exec(s, "ROLLBACK TO SAVEPOINT report") != 0)
+			goto fail;
+	}
+	if (tally->replay) {
+		if (exec(s, "ROLLBACK TO SAVEPOINT input") != 0)
+			goto fail;
+		/* Whatever it made (a partition, a reporter) is undone. */
+		forget_caches(s);
+		return 0;
+	}
+	if (parse_err != NULL && parse_err->code != DM_E_NONE) {
+		if (!dm_error_is_data(parse_err->code)) {
+			*err = *parse_err;
+			store_rollback(s);
+			return -1;
+		}
+		if (reject(s, "", parse_err) != 0)
+			goto fail;
+	}
+	if (tally->stored + tally->revisions + tally->failures +
+	    tally->duplicates + tally->rejected == 0) {
+		struct dm_error none;
+
+		dm_error_set(&none, DM_E_DATA, "no DMARC report found");
+		if (reject(s, "", &none) != 0)
+			goto fail;
+	}
+	if (tally->rejected > 0 && tally->stored + tally->revisions +
+	    tally->failures + tally->duplicates > 0)
+		status = "mixed";
+	else if (tally->rejected > 0)
+		status = "rejected";
+	else if (tally->revisions > 0)
+		status = "revision";
+	else if (tally->stored + tally->failures > 0)
+		status = "stored";
+	else
+		status = "duplicate";
+	bytea_param(s->input->raw.sha256, 32, rawsha);
+	snprintf(n[0], 24, "%u", tally->stored + tally->revisions);
+	snprintf(n[1], 24, "%u", tally->failures);
+	snprintf(n[2], 24, "%u", tally->duplicates);
+	snprintf(n[3], 24, "%u", tally->revisions);
+	snprintf(n[4], 24, "%u", tally->rejected);
+	snprintf(n[5], 24, "%" PRIu64, tally->records);
+	snprintf(n[6], 24, "%" PRIu64, tally->messages);
+	snprintf(ms, sizeof(ms), "%.3f", now_ms() - s->input_t0);
+	p[0] = s->input->source;
+	p[1] = s->input->message_id;
+	p[2] = rawsha;
+	p[3] = status;
+	p[4] = n[0];
+	p[5] = n[1];
+	p[6] = n[2];
+	p[7] = n[3];
+	p[8] = n[4];
+	p[9] = n[5];
+	p[10] = n[6];
+	p[11] = ms;
+	p[12] = tally->first_error[0] != '\0' ? tally->first_error : NULL;
+	res = params(s, "INSERT INTO dmarcd.ingest_log (source, message_id, "
+	    "raw_sha256, status, reports, failure_reports, duplicates, "
+	    "revisions, rejected, records, messages, duration_ms, error) "
+	    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13); "
+	    , 13, p);
+	if (res == NULL)
+		goto fail;
+	store_pq.PQclear(res);
+	if (exec(s, "RELEASE SAVEPOINT input") != 0)
+		goto fail;
+	s->batch_count++;
+	clear_replay(s);
+	return 0;
+fail:
+	*err = s->cb_err;
+	store_rollback(s);
+	return -1;
+}
+
+int
+store_commit(struct store *s, struct dm_error *err)
+{
+	if (!s->in_txn)
+		return 0;
+	if (store_pq_exec(s->conn, "COMMIT", err) != 0) {
+		store_rollback(s);
+		return -1;
+	}
+	s->in_txn = 0;
+	s->batch_count = 0;
+	return 0;
+}

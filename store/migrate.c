@@ -1,0 +1,307 @@
+/*
+ * migrate.c - connecting, and the schema migrations built into the binary.
+ *
+ * Each migration runs in its own transaction and is recorded in
+ * dmarcd.schema_migrations with the SHA-256 of its text. The whole run
+ * holds an advisory lock, so two collectors starting at once apply each
+ * migration once: the second waits, then finds nothing pending.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nettle/sha2.h>
+
+#include "store/pq.h"
+#include "store/store_private.h"
+
+/* pg_advisory_lock key: "dmarcdmg" as a big-endian integer. */
+#define MIGRATE_LOCK	"7236835301837055847"
+
+static void
+notice_quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;	/* "relation already exists, skipping" and such */
+}
+
+int
+store_connect(struct store **store_r, const char *conninfo,
+    struct dm_error *err)
+{
+	struct store *s;
+	PGconn *conn;
+	const char *msg;
+
+	*store_r = NULL;
+	if (store_pq_load(err) != 0)
+		return -1;
+	conn = store_pq.PQconnectdb(conninfo != NULL ? conninfo : "");
+	if (conn == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "cannot allocate a "
+		    "PostgreSQL connection");
+	if (store_pq.PQstatus(conn) != CONNECTION_OK) {
+		msg = store_pq.PQerrorMessage(conn);
+		/* A conninfo libpq cannot read is the user's to fix. */
+		if (strstr(msg, "invalid connection option") != NULL ||
+		    strstr(msg, "missing \"=\"") != NULL ||
+		    strstr(msg, "invalid URI") != NULL ||
+		    strstr(msg, "unterminated quoted string") != NULL)
+			dm_error_set(err, DM_E_USAGE, "PostgreSQL connection "
+			    "string: %s", msg);
+		else
+			dm_error_set(err, DM_E_TEMP, "cannot connect to "
+			    "PostgreSQL: %s", msg);
+		for (char *p = err->msg; *p != '\0'; p++)
+			if (*p == '\n')
+				*p = (p[1] == '\0') ? '\0' : ' ';
+		store_pq.PQfinish(conn);
+		return -1;
+	}
+	store_pq.PQsetNoticeProcessor(conn, notice_quiet, NULL);
+	if (store_pq_exec(conn, "SET client_encoding = 'UTF8'; "
+	    "SET timezone = 'UTC'; SET application_name = 'dmarcd'; "
+	    "SET client_min_messages = warning", err) != 0) {
+		store_pq.PQfinish(conn);
+		return -1;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		store_pq.PQfinish(conn);
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	}
+	s->conn = conn;
+	s->batch_inputs = 100;
+	s->batch_ms = 500;
+	if (store_ingest_init(s, err) != 0) {
+		store_free(s);
+		return -1;
+	}
+	*store_r = s;
+	return 0;
+}
+
+void
+store_free(struct store *s)
+{
+	if (s == NULL)
+		return;
+	store_ingest_free(s);
+	if (s->conn != NULL)
+		store_pq.PQfinish(s->conn);
+	free(s);
+}
+
+static void
+checksum(const char *text, char hex[65])
+{
+	struct sha256_ctx ctx;
+	unsigned char d[SHA256_DIGEST_SIZE];
+	int i;
+
+	sha256_init(&ctx);
+	sha256_update(&ctx, strlen(text), (const uint8_t *)text);
+	sha256_digest(&ctx, sizeof(d), d);
+	for (i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+static int
+ensure_table(struct store *s, struct dm_error *err)
+{
+	return store_pq_exec(s->conn,
+	    "CREATE SCHEMA IF NOT EXISTS dmarcd; "
+	    "CREATE TABLE IF NOT EXISTS dmarcd.schema_migrations ("
+	    " version integer PRIMARY KEY, name text NOT NULL,"
+	    " checksum text NOT NULL,"
+	    " applied_at timestamptz NOT NULL DEFAULT now(),"
+	    " duration_ms double precision NOT NULL DEFAULT 0)", err);
+}
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Is version applied? 1 yes, 0 no, -1 error. */
+static int
+applied(struct store *s, int version, char *sum, size_t sum_size,
+    struct dm_error *err)
+{
+	char v[16];
+	const char *params[1] = { v };
+	PGresult *res;
+	int found;
+
+	snprintf(v, sizeof(v), "%d", version);
+	res = store_pq_params(s->conn, "SELECT checksum FROM "
+	    "dmarcd.schema_migrations WHERE version = $1", 1, params, err);
+	if (res == NULL)
+		return -1;
+	found = store_pq.PQntuples(res) > 0;
+	if (found && sum != NULL)
+		snprintf(sum, sum_size, "%s", store_pq.PQgetvalue(res, 0, 0));
+	store_pq.PQclear(res);
+	return found;
+}
+
+int
+store_migrate(struct store *s, FILE *out, struct dm_error *err)
+{
+	size_t i;
+	int rc = -1, n = 0, a;
+	char sum[65], v[16], ms[32];
+	const char *params[4];
+	PGresult *res;
+	double t0;
+
+	if (store_pq_exec(s->conn, "SELECT pg_advisory_lock(" MIGRATE_LOCK
+	    ")", err) != 0)
+		return -1;
+	if (ensure_table(s, err) != 0)
+		goto out;
+	for (i = 0; i < store_migration_count; i++) {
+		const struct store_migration *m = &store_migrations[i];
+
+		a = applied(s, m->version, NULL, 0, err);
+		if (a < 0)
+			goto out;
+		if (a)
+			continue;
+		t0 = now_ms();
+		if (store_pq_exec(s->conn, "BEGIN", err) != 0)
+			goto out;
+		if (store_pq_exec(s->conn, m->sql, err) != 0) {
+			dm_error_prefix(err, "migration %04d_%s: ", m->version,
+			    m->name);
+			store_pq_exec(s->conn, "ROLLBACK", &(struct dm_error){ 0 });
+			goto out;
+		}
+		checksum(m->sql, sum);
+		snprintf(v, sizeof(v), "%d", m->version);
+		snprintf(ms, sizeof(ms), "%.1f", now_ms() - t0);
+		params[0] = v;
+		params[1] = m->name;
+		params[2] = sum;
+		params[3] = ms;
+		res = store_pq_params(s->conn, "INSERT INTO "
+		    "dmarcd.schema_migrations (version, name, checksum, "
+		    "duration_ms) VALUES ($1, $2, $3, $4)", 4, params, err);
+		if (res == NULL) {
+			store_pq_exec(s->conn, "ROLLBACK", &(struct dm_error){ 0 });
+			goto out;
+		}
+		store_pq.PQclear(res);
+		if (store_pq_exec(s->conn, "COMMIT", err) != 0)
+			goto out;
+		if (out != NULL)
+			fprintf(out, "applied %04d_%s (%.0f ms)\n", m->version,
+			    m->name, now_ms() - t0);
+		n++;
+	}
+	if (out != NULL && n == 0)
+		fprintf(out, "nothing to do: all %zu migrations applied\n",
+		    store_migration_count);
+	rc = 0;
+out:
+	store_pq_exec(s->conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK ")",
+	    &(struct dm_error){ 0 });
+	return rc;
+}
+
+int
+store_migrate_status(struct store *s, FILE *out, int *pending_r,
+    struct dm_error *err)
+{
+	PGresult *res;
+	size_t i;
+	int pending = 0, rows, r, known, exists;
+	char sum[65];
+
+	res = store_pq_params(s->conn, "SELECT to_regclass("
+	    "'dmarcd.schema_migrations') IS NOT NULL", 0, NULL, err);
+	if (res == NULL)
+		return -1;
+	exists = store_pq.PQgetvalue(res, 0, 0)[0] == 't';
+	store_pq.PQclear(res);
+	if (!exists) {
+		for (i = 0; i < store_migration_count; i++)
+			fprintf(out, "%04d %-20s pending\n",
+			    store_migrations[i].version,
+			    store_migrations[i].name);
+		*pending_r = (int)store_migration_count;
+		return 0;
+	}
+	res = store_pq_params(s->conn, "SELECT version, name, checksum, "
+	    "to_char(applied_at, 'YYYY-MM-DD HH24:MI:SS\"Z\"') FROM "
+	    "dmarcd.schema_migrations ORDER BY version", 0, NULL, err);
+	if (res == NULL)
+		return -1;
+	rows = store_pq.PQntuples(res);
+	for (i = 0; i < store_migration_count; i++) {
+		const struct store_migration *m = &store_migrations[i];
+		int found = -1;
+
+		for (r = 0; r < rows; r++)
+			if (atoi(store_pq.PQgetvalue(res, r, 0)) == m->version)
+				found = r;
+		if (found < 0) {
+			fprintf(out, "%04d %-20s pending\n", m->version,
+			    m->name);
+			pending++;
+			continue;
+		}
+		checksum(m->sql, sum);
+		fprintf(out, "%04d %-20s applied %s%s\n", m->version, m->name,
+		    store_pq.PQgetvalue(res, found, 3),
+		    strcmp(sum, store_pq.PQgetvalue(res, found, 2)) == 0 ? "" :
+		    " (its text has changed since: checksum differs)");
+	}
+	for (r = 0; r < rows; r++) {
+		int v = atoi(store_pq.PQgetvalue(res, r, 0));
+
+		known = 0;
+		for (i = 0; i < store_migration_count; i++)
+			if (store_migrations[i].version == v)
+				known = 1;
+		if (!known)
+			fprintf(out, "%04d %-20s applied %s (unknown to this "
+			    "dmarcd: a newer version migrated the database)\n",
+			    v, store_pq.PQgetvalue(res, r, 1),
+			    store_pq.PQgetvalue(res, r, 3));
+	}
+	store_pq.PQclear(res);
+	*pending_r = pending;
+	return 0;
+}
+
+int
+store_check_schema(struct store *s, struct dm_error *err)
+{
+	PGresult *res;
+	int have, latest;
+
+	res = store_pq_params(s->conn, "SELECT CASE WHEN to_regclass("
+	    "'dmarcd.schema_migrations') IS NULL THEN -1 ELSE (SELECT "
+	    "coalesce(max(version), 0) FROM dmarcd.schema_migrations) END",
+	    0, NULL, err);
+	if (res == NULL)
+		return -1;
+	have = atoi(store_pq.PQgetvalue(res, 0, 0));
+	store_pq.PQclear(res);
+	latest = store_migrations[store_migration_count - 1].version;
+	if (have < 0)
+		return dm_error_set(err, DM_E_TEMP, "the database has no "
+		    "dmarcd schema yet: run 'dmarcd migrate'");
+	if (have < latest)
+		return dm_error_set(err, DM_E_TEMP, "the database schema is at "
+		    "migration %d, this dmarcd needs %d: run 'dmarcd migrate'",
+		    have, latest);
+	return 0;
+}

@@ -1,0 +1,156 @@
+/*
+ * store.h - report events into PostgreSQL, exactly once.
+ *
+ * The store knows nothing of XML, mail or IMAP: it takes the parser's
+ * events (common/report.h) for one input at a time and makes them durable.
+ *
+ *	store_connect(&s, conninfo, &err);
+ *	store_input_begin(s, &input, &err);	   one file or mail message
+ *	unpack_*(..., store_handler(s), ...);	   the parser's events
+ *	store_input_end(s, &tally, &err);	   what became of it
+ *	...					   more inputs
+ *	store_commit(s, &err);			   makes the batch durable
+ *
+ * Inputs are grouped into transactions (a batch); each report's rows, its
+ * dedupe decision and its rollup share the transaction, so a kill -9 at
+ * any moment leaves every report whole or absent. Records, DKIM and SPF
+ * results stream in with COPY. A report whose key (org_name, report_id,
+ * policy domain, begin, end) is already stored is only parsed, not
+ * copied; at its end the payload SHA-256 decides: the same payload is a
+ * duplicate (counted), another payload a revision, which needs the input
+ * parsed once more (store_input_end says so: tally.replay) to store it.
+ *
+ * The raw bytes of every input that gave a report or a rejection are kept
+ * (compressed) and read through input->raw.
+ *
+ * libpq is loaded on first use (common/dl.h).
+ *
+ * DIAGNOSTICS: -1 with err: DM_E_TEMP when PostgreSQL is unreachable or
+ * the connection broke (the batch was rolled back: process its inputs
+ * again), DM_E_USAGE for a bad conninfo, a refused login or a schema that
+ * needs `dmarcd migrate`, DM_E_UNAVAILABLE when libpq cannot be loaded,
+ * DM_E_INTERNAL for an unexpected database error (its message is kept).
+ */
+#ifndef STORE_STORE_H
+#define STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "common/report.h"
+
+/* The migrations built into the binary (sql/NNNN_name.sql). */
+struct store_migration {
+	int version;
+	const char *name;
+	const char *sql;
+};
+extern const struct store_migration store_migrations[];
+extern const size_t store_migration_count;
+
+struct store;
+
+/* The raw bytes of the input being stored, readable again at any time. */
+struct store_raw {
+	ssize_t (*read)(void *ctx, uint64_t pos, void *buf, size_t len,
+	    struct dm_error *err);
+	void *ctx;
+	uint64_t size;
+	unsigned char sha256[32];
+	int compressed;		/* gzip or zip already: kept as it is */
+};
+
+struct store_input {
+	const char *source;	/* file name, "-", "path#3" */
+	const char *message_id;	/* of a mail, or NULL */
+	struct store_raw raw;
+};
+
+/* What became of one input. */
+struct store_tally {
+	unsigned stored;	/* aggregate reports stored new */
+	unsigned revisions;	/* stored as a revision of an earlier one */
+	unsigned duplicates;	/* aggregate or failure reports seen before */
+	unsigned failures;	/* failure reports stored */
+	unsigned rejected;	/* reports or parts refused (raw kept) */
+	uint64_t records;	/* of the reports stored */
+	uint64_t messages;
+	int replay;		/* parse the input again (a revision) */
+	char first_error[256];	/* of the first rejection */
+};
+
+int store_connect(struct store **store_r, const char *conninfo,
+    struct dm_error *err);
+void store_free(struct store *store);
+
+/* store_migrate - apply what is pending, under an advisory lock. */
+int store_migrate(struct store *store, FILE *out, struct dm_error *err);
+/* store_migrate_status - one line per migration: applied or pending. */
+int store_migrate_status(struct store *store, FILE *out, int *pending_r,
+    struct dm_error *err);
+/* store_check_schema - DM_E_USAGE if migrations are pending. */
+int store_check_schema(struct store *store, struct dm_error *err);
+
+/* Batches: inputs per transaction and how long one may stay open. */
+void store_set_batch(struct store *store, unsigned inputs, unsigned ms);
+/* store_batch_due - whether the open batch should be committed now. */
+int store_batch_due(const struct store *store);
+
+int store_input_begin(struct store *store, const struct store_input *input,
+    struct store_tally *tally, struct dm_error *err);
+/* The handler for the parser's events of the current input. */
+const struct dm_handler *store_handler(struct store *store);
+/*
+ * store_input_end - finish the input: parse_err is the parser's error
+ * when it could not read the input to its end (a data error makes the
+ * input one rejection; others end the batch). The tally given to
+ * store_input_begin says what became of the input; with tally->replay
+ * set, call store_input_begin again with the same input and parse it once
+ * more (a revision is stored on that pass).
+ */
+int store_input_end(struct store *store, const struct dm_error *parse_err,
+    struct dm_error *err);
+/* store_commit - commit the open batch (if any). */
+int store_commit(struct store *store, struct dm_error *err);
+/* store_rollback - abandon the open batch. */
+void store_rollback(struct store *store);
+
+/* Statistics for dmarcd stats, as a JSON text (malloc'd). */
+char *store_stats_json(struct store *store, struct dm_error *err);
+
+/* Rejected inputs. */
+struct store_rejected {
+	int64_t id;
+	char sha256_hex[65];
+	char location[256];
+	char source[512];
+	char error_code[32];
+	char error[1024];
+	char first_seen[40], last_seen[40];
+	int64_t attempts;
+	int resolved;
+	uint64_t size;
+};
+/* store_rejected_list - each unresolved one (all with all=1), oldest first. */
+int store_rejected_list(struct store *store, int all,
+    int (*each)(void *ctx, const struct store_rejected *r), void *ctx,
+    struct dm_error *err);
+int store_rejected_get(struct store *store, int64_t id,
+    struct store_rejected *r, struct dm_error *err);
+/* store_raw_write - the raw bytes of input sha256 into fd, decompressed. */
+int store_raw_write(struct store *store, const char *domain,
+    const unsigned char sha256[32], int fd, struct dm_error *err);
+/* store_rejected_resolve - mark it stored by a retry. */
+int store_rejected_resolve(struct store *store, int64_t id,
+    struct dm_error *err);
+
+/* store_exec_text - run a read-only query, the rows as text lines. */
+int store_query_lines(struct store *store, const char *sql,
+    int nparams, const char *const *params,
+    int (*each)(void *ctx, int ncols, char **values), void *ctx,
+    struct dm_error *err);
+
+#endif

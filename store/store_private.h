@@ -1,0 +1,70 @@
+/*
+ * store_private.h - the connection state the store's files share.
+ */
+#ifndef STORE_STORE_PRIVATE_H
+#define STORE_STORE_PRIVATE_H
+
+#include <stdio.h>
+
+#include <libpq-fe.h>
+
+#include "common/buf.h"
+#include "store/store.h"
+
+#define STORE_MAX_REVISIONS	32	/* compared at a report's end */
+#define STORE_MAX_MONTHS	64	/* partitions known to exist */
+
+struct store_spool {		/* COPY lines kept for after the records */
+	struct dm_buf mem;
+	FILE *file;		/* past STORE_SPOOL_MEM bytes */
+	uint64_t lines;
+};
+
+struct store_known {		/* an earlier report with the same key */
+	int64_t id;
+	int revision;
+	unsigned char sha[32];
+};
+
+struct store {
+	PGconn *conn;
+	unsigned batch_inputs, batch_ms;
+	int in_txn;
+	unsigned batch_count;
+	double batch_start;
+
+	/* The current input. */
+	const struct store_input *input;
+	double input_t0;
+	struct store_tally *tally;
+	struct dm_handler handler;
+	struct dm_error cb_err;		/* a database error in a callback */
+	int cb_failed;
+	char **raw_domains;		/* raw bytes stored under these */
+	size_t raw_domain_count;
+	char **replay_keys;		/* reports to store as revisions */
+	size_t replay_count;
+
+	/* The current aggregate report. */
+	int rep_state;			/* REP_* in ingest.c */
+	char *domain;
+	char rep_id[24];
+	char begin_ts[40], end_ts[40];
+	struct store_known known[STORE_MAX_REVISIONS];
+	size_t known_count;
+	struct dm_buf copy;		/* records, batched for PQputCopyData */
+	struct store_spool dkim, spf;
+	struct dm_buf line;		/* scratch */
+
+	int64_t months[STORE_MAX_MONTHS];
+	size_t month_count;
+	struct store_reporter *reporters;	/* small cache */
+};
+
+int store_ingest_init(struct store *s, struct dm_error *err);
+void store_ingest_free(struct store *s);
+
+/* store_copy_escape - append text in COPY text format (\N for NULL). */
+int store_copy_escape(struct dm_buf *b, const char *s);
+
+#endif
