@@ -292,3 +292,50 @@ BEGIN
 		END;
 	END LOOP;
 END $$;
+
+-- report_days - the UTC days a report's [begin, end) overlaps: for each,
+-- the overlap as seconds [lo, hi) from begin, and the span. A report's
+-- count n goes to a day as floor(n * hi / total) - floor(n * lo / total):
+-- whole messages that add up to n exactly. A span of zero or less, or of
+-- more than 62 days (implausible), counts as one second at begin.
+CREATE FUNCTION dmarcd.report_days(b timestamptz, e timestamptz)
+RETURNS TABLE (day date, lo bigint, hi bigint, total bigint)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	WITH s AS (SELECT extract(epoch FROM b)::bigint AS b,
+	    extract(epoch FROM e)::bigint AS e),
+	t AS (SELECT s.b, CASE WHEN s.e - s.b <= 0 OR s.e - s.b > 62 * 86400
+	    THEN s.b + 1 ELSE s.e END AS e FROM s)
+	SELECT (to_timestamp(d) AT TIME ZONE 'UTC')::date,
+	    greatest(d, t.b) - t.b, least(d + 86400, t.e) - t.b, t.e - t.b
+	FROM t, generate_series(t.b - (((t.b % 86400) + 86400) % 86400),
+	    t.e - 1, 86400) AS d
+$$;
+
+-- rollup_add - add the given reports' records to rollup_daily. The days
+-- of each report are worked out once (d), not once per record.
+CREATE FUNCTION dmarcd.rollup_add(domains text[], ids bigint[],
+    begins timestamptz[]) RETURNS void
+LANGUAGE sql AS $$
+	WITH d AS MATERIALIZED (
+		SELECT k.domain, k.id, k.begin_time, x.day, x.lo, x.hi, x.total
+		FROM unnest(domains, ids, begins) AS k(domain, id, begin_time)
+		JOIN dmarcd.reports rp ON rp.domain = k.domain AND rp.id = k.id
+		CROSS JOIN LATERAL dmarcd.report_days(rp.begin_time,
+		    rp.end_time) x)
+	INSERT INTO dmarcd.rollup_daily AS t (domain, day, source_ip,
+	    header_from, dkim_aligned, spf_aligned, disposition, messages)
+	SELECT r.domain, d.day, r.source_ip, coalesce(lower(r.header_from), ''),
+	    coalesce(r.dkim = 'pass', false), coalesce(r.spf = 'pass', false),
+	    coalesce(r.disposition, ''),
+	    sum(CASE WHEN d.lo = 0 AND d.hi = d.total THEN r.count ELSE
+	        (div(r.count::numeric * d.hi, d.total) -
+	        div(r.count::numeric * d.lo, d.total))::bigint END)
+	FROM d JOIN dmarcd.records r ON r.domain = d.domain AND
+	    r.report = d.id AND r.report_begin = d.begin_time
+	GROUP BY 1, 2, 3, 4, 5, 6, 7
+	HAVING sum(CASE WHEN d.lo = 0 AND d.hi = d.total THEN r.count ELSE
+	    (div(r.count::numeric * d.hi, d.total) -
+	    div(r.count::numeric * d.lo, d.total))::bigint END) > 0
+	ON CONFLICT ON CONSTRAINT rollup_daily_key
+	DO UPDATE SET messages = t.messages + excluded.messages
+$$;

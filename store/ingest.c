@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <zlib.h>
 
@@ -26,10 +27,19 @@
 #define COPY_FLUSH	(256 * 1024)	/* records bytes per PQputCopyData */
 #define STORE_SPOOL_MEM	(1024 * 1024)
 #define RAW_CHUNK	(1024 * 1024)	/* stored bytes per raw_chunks row */
-#define MAX_DAYS	62		/* a report apportioned over more
-					 * days goes to its first day */
+#define DEFER_MAX	(1024 * 1024)	/* inputs up to this size: their
+					 * rows are copied once per batch */
 
-enum { REP_NONE, REP_PROBE, REP_COPY, REP_SKIP };
+#define COPY_RECORDS "COPY dmarcd.records (domain, report_begin, report, " \
+	"idx, source_ip, source_ip_raw, count, disposition, dkim, spf, " \
+	"reasons, reason_comments, header_from, envelope_from, envelope_to) " \
+	"FROM STDIN"
+#define COPY_DKIM "COPY dmarcd.dkim_results (domain, report_begin, report, " \
+	"idx, n, auth_domain, selector, result, human_result) FROM STDIN"
+#define COPY_SPF "COPY dmarcd.spf_results (domain, report_begin, report, " \
+	"idx, n, auth_domain, scope, result, human_result) FROM STDIN"
+
+enum { REP_NONE, REP_PROBE, REP_COPY, REP_DEFER, REP_SKIP };
 
 struct store_reporter {
 	struct store_reporter *next;
@@ -208,6 +218,30 @@ spool_reset(struct store_spool *sp)
 	sp->lines = 0;
 }
 
+/* Where the spool ends now, to go back to with spool_truncate. */
+static void
+spool_mark(const struct store_spool *sp, struct store_mark *m)
+{
+	m->bytes = sp->file != NULL ? (uint64_t)ftello(sp->file) : sp->mem.len;
+	m->lines = sp->lines;
+}
+
+static int
+spool_truncate(struct store_spool *sp, const struct store_mark *m)
+{
+	sp->lines = m->lines;
+	if (sp->file == NULL) {
+		if (m->bytes <= sp->mem.len)
+			sp->mem.len = (size_t)m->bytes;
+		return 0;
+	}
+	if (fflush(sp->file) != 0 ||
+	    ftruncate(fileno(sp->file), (off_t)m->bytes) != 0 ||
+	    fseeko(sp->file, (off_t)m->bytes, SEEK_SET) != 0)
+		return -1;
+	return 0;
+}
+
 static int
 spool_add(struct store_spool *sp, const struct dm_buf *line,
     struct dm_error *err)
@@ -293,6 +327,11 @@ copy_spool(struct store *s, struct store_spool *sp, const char *sql,
 		return 0;
 	if (copy_start(s, sql, err) != 0)
 		return -1;
+	if (sp->file != NULL && fflush(sp->file) != 0) {
+		copy_end(s, "temporary file unwritable", err);
+		return dm_error_set(err, DM_E_IO, "cannot write a temporary "
+		    "file: %s", strerror(errno));
+	}
 	if (sp->file == NULL) {
 		if (copy_put(s, sp->mem.data, sp->mem.len, err) != 0)
 			return -1;
@@ -406,6 +445,103 @@ raw_row(struct store *s, const char *domain, const unsigned char sha[32],
 }
 
 /*
+ * raw_small - an input of up to RAW_CHUNK bytes in one statement (a COPY
+ * costs more to set up than such an input takes to send). 1 when stored or
+ * there already, 0 when too big for this path, -1 with err.
+ */
+static int
+raw_small(struct store *s, const char *domain, const char *sha,
+    struct dm_error *err)
+{
+	const struct store_raw *raw = &s->input->raw;
+	unsigned char *in = NULL, *out = NULL;
+	const unsigned char *data;
+	char size[24], stored[24];
+	const char *v[7];
+	int len[7] = { 0 }, fmt[7] = { 0 };
+	uint64_t got = 0;
+	size_t data_len;
+	ssize_t n;
+	z_stream z;
+	PGresult *res;
+	int rc = -1;
+
+	if (raw->size > RAW_CHUNK)
+		return 0;
+	in = malloc(raw->size > 0 ? raw->size : 1);
+	if (in == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	while (got < raw->size) {
+		n = raw->read(raw->ctx, got, in + got, raw->size - got, err);
+		if (n < 0)
+			goto out;
+		if (n == 0) {
+			dm_error_set(err, DM_E_IO, "%s: the input shrank while "
+			    "being stored", s->input->source);
+			goto out;
+		}
+		got += (uint64_t)n;
+	}
+	data = in;
+	data_len = raw->size;
+	if (!raw->compressed) {
+		memset(&z, 0, sizeof(z));
+		if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8,
+		    Z_DEFAULT_STRATEGY) != Z_OK) {
+			dm_error_set(err, DM_E_NOMEM, "zlib: cannot compress");
+			goto out;
+		}
+		data_len = deflateBound(&z, (uLong)raw->size) + 32;
+		out = malloc(data_len);
+		if (out == NULL) {
+			deflateEnd(&z);
+			dm_error_set(err, DM_E_NOMEM, "out of memory");
+			goto out;
+		}
+		z.next_in = in;
+		z.avail_in = (uInt)raw->size;
+		z.next_out = out;
+		z.avail_out = (uInt)data_len;
+		if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+			deflateEnd(&z);
+			dm_error_set(err, DM_E_INTERNAL, "zlib: compressing "
+			    "failed");
+			goto out;
+		}
+		data_len = z.total_out;
+		deflateEnd(&z);
+		data = out;
+	}
+	snprintf(size, sizeof(size), "%" PRIu64, raw->size);
+	snprintf(stored, sizeof(stored), "%zu", data_len);
+	v[0] = domain;
+	v[1] = sha;
+	v[2] = size;
+	v[3] = stored;
+	v[4] = raw->compressed ? "identity" : "gzip";
+	v[5] = s->input->message_id != NULL ? s->input->message_id :
+	    s->input->source;
+	v[6] = (const char *)data;
+	len[6] = (int)data_len;
+	fmt[6] = 1;	/* binary: the bytes as they are */
+	res = store_pq.PQexecParams(s->conn, "WITH i AS (INSERT INTO "
+	    "dmarcd.raw_inputs (domain, sha256, size, stored_size, encoding, "
+	    "source) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING "
+	    "RETURNING 1) INSERT INTO dmarcd.raw_chunks (domain, sha256, seq, "
+	    "data) SELECT $1, $2, 0, $7 FROM i", 7, NULL, v, len, fmt, 0);
+	if (res == NULL || store_pq.PQresultStatus(res) != PGRES_COMMAND_OK) {
+		store_pq_fail(s->conn, res, "storing the raw input", err);
+		goto out;
+	}
+	store_pq.PQclear(res);
+	rc = 1;
+out:
+	free(in);
+	free(out);
+	return rc;
+}
+
+/*
  * store_raw - keep the input's raw bytes under domain, once: as they are
  * when already compressed, else gzipped, in RAW_CHUNK rows.
  */
@@ -429,6 +565,12 @@ store_raw(struct store *s, const char *domain, struct dm_error *err)
 		if (strcmp(s->raw_domains[i], domain) == 0)
 			return 0;
 	bytea_param(raw->sha256, 32, sha);
+	switch (raw_small(s, domain, sha, err)) {
+	case 1:
+		goto done;
+	case -1:
+		return -1;
+	}
 	snprintf(size, sizeof(size), "%" PRIu64, raw->size);
 	p[0] = domain;
 	p[1] = sha;
@@ -524,6 +666,7 @@ store_raw(struct store *s, const char *domain, struct dm_error *err)
 			goto out;
 		store_pq.PQclear(res);
 	}
+done:
 	s->raw_domains = realloc(s->raw_domains, (s->raw_domain_count + 1) *
 	    sizeof(*s->raw_domains));
 	if (s->raw_domains == NULL ||
@@ -693,6 +836,132 @@ replaying(struct store *s, const char *key)
 	return 0;
 }
 
+/* ---- the batch's deferred rows ---- */
+
+static void
+mark_batch(struct store *s, struct store_marks *m)
+{
+	spool_mark(&s->b_rec, &m->rec);
+	spool_mark(&s->b_dkim, &m->dkim);
+	spool_mark(&s->b_spf, &m->spf);
+	m->keys = s->b_key_count;
+}
+
+/* undo_batch - forget the deferred rows written since m. */
+static int
+undo_batch(struct store *s, const struct store_marks *m)
+{
+	size_t i;
+
+	for (i = m->keys; i < s->b_key_count; i++)
+		free(s->b_keys[i].domain);
+	s->b_key_count = m->keys;
+	if (spool_truncate(&s->b_rec, &m->rec) != 0 ||
+	    spool_truncate(&s->b_dkim, &m->dkim) != 0 ||
+	    spool_truncate(&s->b_spf, &m->spf) != 0) {
+		dm_error_set(&s->cb_err, DM_E_IO, "cannot truncate a temporary "
+		    "file: %s", strerror(errno));
+		s->cb_failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* batch_key - the current report's rollup is due at commit. */
+static int
+batch_key(struct store *s, struct dm_error *err)
+{
+	struct store_batch_key *k;
+
+	if (s->b_key_count == s->b_key_alloc) {
+		size_t n = s->b_key_alloc ? s->b_key_alloc * 2 : 64;
+
+		k = realloc(s->b_keys, n * sizeof(*k));
+		if (k == NULL)
+			return dm_error_set(err, DM_E_NOMEM, "out of memory");
+		s->b_keys = k;
+		s->b_key_alloc = n;
+	}
+	k = &s->b_keys[s->b_key_count];
+	k->domain = strdup(s->domain);
+	if (k->domain == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	snprintf(k->id, sizeof(k->id), "%s", s->rep_id);
+	snprintf(k->begin, sizeof(k->begin), "%s", s->begin_ts);
+	s->b_key_count++;
+	return 0;
+}
+
+static void
+reset_batch(struct store *s)
+{
+	struct store_marks zero;
+
+	memset(&zero, 0, sizeof(zero));
+	undo_batch(s, &zero);
+	spool_reset(&s->b_rec);
+	spool_reset(&s->b_dkim);
+	spool_reset(&s->b_spf);
+}
+
+/* flush_batch - the deferred rows, then their rollups. */
+static int
+flush_batch(struct store *s, struct dm_error *err)
+{
+	struct dm_buf dom, ids, begins;
+	const char **doms = NULL;
+	const char *p[3];
+	PGresult *res;
+	size_t i;
+	int rc = -1;
+
+	if (s->b_key_count == 0)
+		return 0;
+	if (copy_spool(s, &s->b_rec, COPY_RECORDS, err) != 0 ||
+	    copy_spool(s, &s->b_dkim, COPY_DKIM, err) != 0 ||
+	    copy_spool(s, &s->b_spf, COPY_SPF, err) != 0)
+		return -1;
+	dm_buf_init(&dom, 64 << 20);
+	dm_buf_init(&ids, 64 << 20);
+	dm_buf_init(&begins, 64 << 20);
+	doms = malloc(s->b_key_count * sizeof(*doms));
+	if (doms == NULL) {
+		dm_error_set(err, DM_E_NOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < s->b_key_count; i++) {
+		doms[i] = s->b_keys[i].domain;
+		if (dm_buf_printf(&ids, "%s%s", i ? "," : "{",
+		    s->b_keys[i].id) != 0 ||
+		    dm_buf_printf(&begins, "%s\"%s\"", i ? "," : "{",
+		    s->b_keys[i].begin) != 0) {
+			dm_error_set(err, DM_E_NOMEM, "out of memory");
+			goto out;
+		}
+	}
+	if (pg_array(&dom, doms, s->b_key_count) != 0 ||
+	    dm_buf_append(&ids, "}", 1) != 0 ||
+	    dm_buf_append(&begins, "}", 1) != 0) {
+		dm_error_set(err, DM_E_NOMEM, "out of memory");
+		goto out;
+	}
+	p[0] = dm_buf_cstr(&dom);
+	p[1] = dm_buf_cstr(&ids);
+	p[2] = dm_buf_cstr(&begins);
+	res = store_pq_params(s->conn, "SELECT dmarcd.rollup_add($1::text[], "
+	    "$2::bigint[], $3::timestamptz[])", 3, p, err);
+	if (res == NULL)
+		goto out;
+	store_pq.PQclear(res);
+	rc = 0;
+out:
+	free(doms);
+	dm_buf_free(&dom);
+	dm_buf_free(&ids);
+	dm_buf_free(&begins);
+	return rc;
+}
+
 static int
 on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
 {
@@ -814,13 +1083,16 @@ on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
 	snprintf(s->rep_id, sizeof(s->rep_id), "%s",
 	    store_pq.PQgetvalue(res, 0, 0));
 	store_pq.PQclear(res);
+	if (s->input->raw.size <= DEFER_MAX) {
+		/* Small: its rows join the batch's, copied at commit. */
+		mark_batch(s, &s->rep_marks);
+		s->rep_state = REP_DEFER;
+		return 0;
+	}
 	spool_reset(&s->dkim);
 	spool_reset(&s->spf);
 	dm_buf_reset(&s->copy);
-	if (copy_start(s, "COPY dmarcd.records (domain, report_begin, "
-	    "report, idx, source_ip, source_ip_raw, count, disposition, dkim, "
-	    "spf, reasons, reason_comments, header_from, envelope_from, "
-	    "envelope_to) FROM STDIN", &s->cb_err) != 0) {
+	if (copy_start(s, COPY_RECORDS, &s->cb_err) != 0) {
 		s->cb_failed = 1;
 		return cb_fail(s, err);
 	}
@@ -844,14 +1116,19 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
     struct dm_error *err)
 {
 	struct store *s = ctx;
-	struct dm_buf *b = &s->copy, *l = &s->line;
+	int defer = s->rep_state == REP_DEFER;
+	struct dm_buf *b = defer ? &s->line : &s->copy, *l = &s->line;
+	struct store_spool *dkim = defer ? &s->b_dkim : &s->dkim;
+	struct store_spool *spf = defer ? &s->b_spf : &s->spf;
 	const char *types[DM_MAX_REASONS], *comments[DM_MAX_REASONS];
 	size_t i;
 	int rc = 0;
 
 	(void)r;
-	if (s->rep_state != REP_COPY)
+	if (s->rep_state != REP_COPY && !defer)
 		return 0;
+	if (defer)
+		dm_buf_reset(b);
 	rc |= row_head(s, b, rec->index);
 	rc |= copy_field(b, rec->source_ip, 0);
 	rc |= copy_field(b, rec->source_ip == NULL ? rec->source_ip_raw :
@@ -874,6 +1151,8 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
 	rc |= copy_field(b, rec->envelope_to, 1);
 	if (rc != 0)
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	if (defer && spool_add(&s->b_rec, b, err) != 0)
+		return -1;
 	for (i = 0; i < rec->dkim_count; i++) {
 		const struct dm_dkim_result *d = &rec->dkim_results[i];
 
@@ -885,7 +1164,7 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
 		rc |= copy_field(l, dm_enum_name(DM_ENUM_DKIM_RESULT,
 		    d->result), 0);
 		rc |= copy_field(l, d->human_result, 1);
-		if (rc != 0 || spool_add(&s->dkim, l, err) != 0)
+		if (rc != 0 || spool_add(dkim, l, err) != 0)
 			return rc ? dm_error_set(err, DM_E_NOMEM, "out of "
 			    "memory") : -1;
 	}
@@ -901,11 +1180,11 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
 		rc |= copy_field(l, dm_enum_name(DM_ENUM_SPF_RESULT,
 		    f->result), 0);
 		rc |= copy_field(l, f->human_result, 1);
-		if (rc != 0 || spool_add(&s->spf, l, err) != 0)
+		if (rc != 0 || spool_add(spf, l, err) != 0)
 			return rc ? dm_error_set(err, DM_E_NOMEM, "out of "
 			    "memory") : -1;
 	}
-	if (b->len >= COPY_FLUSH) {
+	if (!defer && b->len >= COPY_FLUSH) {
 		if (copy_put(s, b->data, b->len, err) != 0) {
 			s->rep_state = REP_SKIP;
 			return -1;
@@ -913,43 +1192,6 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
 		dm_buf_reset(b);
 	}
 	return 0;
-}
-
-/* Days of [begin, end): their dates and second offsets from begin. */
-static int
-day_arrays(int64_t begin, int64_t end, struct dm_buf *days, struct dm_buf *lo,
-    struct dm_buf *hi, char *total, size_t total_size)
-{
-	int64_t d0 = begin - (begin % 86400), t, span = end - begin;
-	int n = 0, rc = 0;
-	char date[16];
-	struct tm tm;
-	time_t tt;
-
-	if (span <= 0 || span > (int64_t)MAX_DAYS * 86400) {
-		/* One instant, or implausibly long: all on its first day. */
-		span = 1;
-		end = begin + 1;
-	}
-	snprintf(total, total_size, "%" PRId64, span);
-	rc |= dm_buf_append(days, "{", 1);
-	rc |= dm_buf_append(lo, "{", 1);
-	rc |= dm_buf_append(hi, "{", 1);
-	for (t = d0; t < end; t += 86400, n++) {
-		int64_t a = t > begin ? t - begin : 0;
-		int64_t z = t + 86400 < end ? t + 86400 - begin : end - begin;
-
-		tt = (time_t)t;
-		gmtime_r(&tt, &tm);
-		strftime(date, sizeof(date), "%Y-%m-%d", &tm);
-		rc |= dm_buf_printf(days, "%s%s", n ? "," : "", date);
-		rc |= dm_buf_printf(lo, "%s%" PRId64, n ? "," : "", a);
-		rc |= dm_buf_printf(hi, "%s%" PRId64, n ? "," : "", z);
-	}
-	rc |= dm_buf_append(days, "}", 1);
-	rc |= dm_buf_append(lo, "}", 1);
-	rc |= dm_buf_append(hi, "}", 1);
-	return rc ? -1 : 0;
 }
 
 static int
@@ -989,50 +1231,48 @@ warnings_arrays(const struct dm_warnings *w, struct dm_buf *lines,
 	return rc ? -1 : 0;
 }
 
-/* The report is complete: hash, counts, warnings and rollups. */
+/*
+ * The report is complete: its hash, counts and warnings; for a report
+ * copied directly also its DKIM and SPF results and rollup rows (a
+ * deferred one gets them when its batch commits).
+ */
 static int
-finish_report(struct store *s, const struct dm_report *r, struct dm_error *err)
+finish_report(struct store *s, const struct dm_report *r, int state,
+    struct dm_error *err)
 {
-	char sha[67], rawsha[67], bytes[24], recs[24], msgs[24], total[24];
-	char wc[24];
-	struct dm_buf days, lo, hi, wl, wt, wn;
-	const char *p[16];
+	char sha[67], rawsha[67], bytes[24], recs[24], msgs[24], wc[24];
+	struct dm_buf wl, wt, wn;
+	const char *p[12];
 	PGresult *res;
-	int rc = -1;
+	int rc = -1, direct = state == REP_COPY;
 
-	if (copy_put(s, s->copy.data, s->copy.len, err) != 0 ||
-	    copy_end(s, NULL, err) != 0)
-		return -1;
-	dm_buf_reset(&s->copy);
+	if (direct) {
+		if (copy_put(s, s->copy.data, s->copy.len, err) != 0 ||
+		    copy_end(s, NULL, err) != 0)
+			return -1;
+		dm_buf_reset(&s->copy);
+		s->rep_state = REP_NONE;
+		if (copy_spool(s, &s->dkim, COPY_DKIM, err) != 0 ||
+		    copy_spool(s, &s->spf, COPY_SPF, err) != 0)
+			return -1;
+		spool_reset(&s->dkim);
+		spool_reset(&s->spf);
+	}
 	s->rep_state = REP_NONE;
-	if (copy_spool(s, &s->dkim, "COPY dmarcd.dkim_results (domain, "
-	    "report_begin, report, idx, n, auth_domain, selector, result, "
-	    "human_result) FROM STDIN", err) != 0 ||
-	    copy_spool(s, &s->spf, "COPY dmarcd.spf_results (domain, "
-	    "report_begin, report, idx, n, auth_domain, scope, result, "
-	    "human_result) FROM STDIN", err) != 0)
-		return -1;
-	spool_reset(&s->dkim);
-	spool_reset(&s->spf);
-	dm_buf_init(&days, 1 << 20);
-	dm_buf_init(&lo, 1 << 20);
-	dm_buf_init(&hi, 1 << 20);
 	dm_buf_init(&wl, 1 << 20);
 	dm_buf_init(&wt, 4 << 20);
 	dm_buf_init(&wn, 1 << 20);
-	if (day_arrays(r->begin, r->end, &days, &lo, &hi, total,
-	    sizeof(total)) != 0 || warnings_arrays(r->warnings, &wl, &wt,
-	    &wn) != 0) {
+	if (warnings_arrays(r->warnings, &wl, &wt, &wn) != 0) {
 		dm_error_set(err, DM_E_NOMEM, "out of memory");
 		goto out;
 	}
+	bytea_param(r->payload_sha256, 32, sha);
+	bytea_param(s->input->raw.sha256, 32, rawsha);
 	snprintf(bytes, sizeof(bytes), "%" PRIu64, r->payload_bytes);
 	snprintf(recs, sizeof(recs), "%" PRIu64, r->record_count);
 	snprintf(msgs, sizeof(msgs), "%" PRIu64, r->message_count);
 	snprintf(wc, sizeof(wc), "%zu", r->warnings != NULL ?
 	    r->warnings->count : 0);
-	bytea_param(r->payload_sha256, 32, sha);
-	bytea_param(s->input->raw.sha256, 32, rawsha);
 	p[0] = s->domain;
 	p[1] = s->rep_id;
 	p[2] = sha;
@@ -1041,49 +1281,35 @@ finish_report(struct store *s, const struct dm_report *r, struct dm_error *err)
 	p[5] = msgs;
 	p[6] = wc;
 	p[7] = s->begin_ts;
-	p[8] = dm_buf_cstr(&days);
-	p[9] = dm_buf_cstr(&lo);
-	p[10] = dm_buf_cstr(&hi);
-	p[11] = total;
-	p[12] = dm_buf_cstr(&wl);
-	p[13] = dm_buf_cstr(&wt);
-	p[14] = dm_buf_cstr(&wn);
-	p[15] = rawsha;
-	{
-		res = store_pq_params(s->conn,
-		    "WITH u AS (UPDATE dmarcd.reports SET payload_sha256 = $3, "
-		    "payload_bytes = $4, record_count = $5, message_count = $6, "
-		    "warning_count = $7, raw_sha256 = $16 WHERE domain = $1 AND "
-		    "id = $2 RETURNING id), "
-		    "w AS (INSERT INTO dmarcd.report_warnings (domain, report, "
-		    "n, line, text, count) SELECT $1, $2, x.n, x.line, x.text, "
-		    "x.count FROM unnest($13::bigint[], $14::text[], "
-		    "$15::bigint[]) WITH ORDINALITY AS x(line, text, count, n)), "
-		    "d AS (SELECT * FROM unnest($9::date[], $10::bigint[], "
-		    "$11::bigint[]) AS d(day, lo, hi)), "
-		    "g AS (INSERT INTO dmarcd.rollup_daily AS t (domain, day, "
-		    "source_ip, header_from, dkim_aligned, spf_aligned, "
-		    "disposition, messages) SELECT $1, d.day, r.source_ip, "
-		    "coalesce(lower(r.header_from), ''), coalesce(r.dkim = "
-		    "'pass', false), coalesce(r.spf = 'pass', false), "
-		    "coalesce(r.disposition, ''), sum(div(r.count::numeric * "
-		    "d.hi, $12::bigint) - div(r.count::numeric * d.lo, "
-		    "$12::bigint))::bigint FROM dmarcd.records r CROSS JOIN d "
-		    "WHERE r.domain = $1 AND r.report_begin = $8 AND r.report = "
-		    "$2 GROUP BY 2, 3, 4, 5, 6, 7 HAVING sum(div(r.count::numeric "
-		    "* d.hi, $12::bigint) - div(r.count::numeric * d.lo, "
-		    "$12::bigint)) > 0 ON CONFLICT ON CONSTRAINT rollup_daily_key "
-		    "DO UPDATE SET messages = t.messages + excluded.messages) "
-		    "SELECT count(*) FROM u", 16, p, err);
-	}
+	p[8] = dm_buf_cstr(&wl);
+	p[9] = dm_buf_cstr(&wt);
+	p[10] = dm_buf_cstr(&wn);
+	p[11] = rawsha;
+	res = store_pq_params(s->conn,
+	    "WITH u AS (UPDATE dmarcd.reports SET payload_sha256 = $3, "
+	    "payload_bytes = $4, record_count = $5, message_count = $6, "
+	    "warning_count = $7, raw_sha256 = $12 WHERE domain = $1 AND "
+	    "id = $2 RETURNING id), "
+	    "w AS (INSERT INTO dmarcd.report_warnings (domain, report, n, line, "
+	    "text, count) SELECT $1, $2, x.n, x.line, x.text, x.count FROM "
+	    "unnest($9::bigint[], $10::text[], $11::bigint[]) WITH ORDINALITY "
+	    "AS x(line, text, count, n)) "
+	    "SELECT count(*), $8::timestamptz FROM u", 12, p, err);
 	if (res == NULL)
 		goto out;
 	store_pq.PQclear(res);
+	if (direct) {
+		res = store_pq_params(s->conn, "SELECT dmarcd.rollup_add("
+		    "ARRAY[$1::text], ARRAY[$2::bigint], "
+		    "ARRAY[$3::timestamptz])", 3, (const char *[]){ s->domain,
+		    s->rep_id, s->begin_ts }, err);
+		if (res == NULL)
+			goto out;
+		store_pq.PQclear(res);
+	} else if (batch_key(s, err) != 0)
+		goto out;
 	rc = 0;
 out:
-	dm_buf_free(&days);
-	dm_buf_free(&lo);
-	dm_buf_free(&hi);
 	dm_buf_free(&wl);
 	dm_buf_free(&wt);
 	dm_buf_free(&wn);
@@ -1164,6 +1390,9 @@ on_report_end(void *ctx, const struct dm_report *r, struct dm_error *err)
 			if (exec(s, "ROLLBACK TO SAVEPOINT report") != 0)
 				return cb_fail(s, err);
 		}
+		if (state == REP_DEFER && (exec(s, "ROLLBACK TO SAVEPOINT "
+		    "report") != 0 || undo_batch(s, &s->rep_marks) != 0))
+			return cb_fail(s, err);
 		why = r->error;
 		if (r->status != DM_STATUS_REJECTED && state == REP_SKIP)
 			dm_error_set(&why, DM_E_DATA, "the report's <date_range> "
@@ -1193,11 +1422,12 @@ on_report_end(void *ctx, const struct dm_report *r, struct dm_error *err)
 		s->tally->replay = 1;
 		return 0;
 	}
-	if (finish_report(s, r, &s->cb_err) != 0) {
-		if (strcmp(s->cb_err.msg, "") != 0 &&
-		    strstr(s->cb_err.msg, "SQLSTATE 23505") != NULL &&
+	if (finish_report(s, r, state, &s->cb_err) != 0) {
+		if (strstr(s->cb_err.msg, "SQLSTATE 23505") != NULL &&
 		    store_pq.PQstatus(s->conn) == CONNECTION_OK) {
 			if (exec(s, "ROLLBACK TO SAVEPOINT report") != 0 ||
+			    (state == REP_DEFER &&
+			    undo_batch(s, &s->rep_marks) != 0) ||
 			    raced(s, r) != 0)
 				return cb_fail(s, err);
 			return 0;
@@ -1358,6 +1588,9 @@ store_ingest_init(struct store *s, struct dm_error *err)
 	dm_buf_init(&s->line, (size_t)DM_MAX_TEXT * 16);
 	dm_buf_init(&s->dkim.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
 	dm_buf_init(&s->spf.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
+	dm_buf_init(&s->b_rec.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
+	dm_buf_init(&s->b_dkim.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
+	dm_buf_init(&s->b_spf.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
 	s->handler.ctx = s;
 	s->handler.report_begin = on_report_begin;
 	s->handler.record = on_record;
@@ -1404,6 +1637,11 @@ store_ingest_free(struct store *s)
 	spool_reset(&s->spf);
 	dm_buf_free(&s->dkim.mem);
 	dm_buf_free(&s->spf.mem);
+	reset_batch(s);
+	free(s->b_keys);
+	dm_buf_free(&s->b_rec.mem);
+	dm_buf_free(&s->b_dkim.mem);
+	dm_buf_free(&s->b_spf.mem);
 }
 
 void
@@ -1440,6 +1678,7 @@ store_input_begin(struct store *s, const struct store_input *input,
 	clear_input(s);
 	if (begin_batch(s) != 0 || exec(s, "SAVEPOINT input") != 0)
 		return cb_fail(s, err);
+	mark_batch(s, &s->input_marks);
 	return 0;
 }
 
@@ -1458,6 +1697,7 @@ store_rollback(struct store *s)
 		store_pq_exec(s->conn, "ROLLBACK", &(struct dm_error){ 0 });
 	s->in_txn = 0;
 	s->batch_count = 0;
+	reset_batch(s);
 	clear_input(s);
 	clear_replay(s);
 	/* What the rolled back transaction made may be gone. */
@@ -1488,7 +1728,8 @@ store_input_end(struct store *s, const struct dm_error *parse_err,
 			goto fail;
 	}
 	if (tally->replay) {
-		if (exec(s, "ROLLBACK TO SAVEPOINT input") != 0)
+		if (exec(s, "ROLLBACK TO SAVEPOINT input") != 0 ||
+		    undo_batch(s, &s->input_marks) != 0)
 			goto fail;
 		/* Whatever it made (a partition, a reporter) is undone. */
 		forget_caches(s);
@@ -1568,11 +1809,13 @@ store_commit(struct store *s, struct dm_error *err)
 {
 	if (!s->in_txn)
 		return 0;
-	if (store_pq_exec(s->conn, "COMMIT", err) != 0) {
+	if (flush_batch(s, err) != 0 ||
+	    store_pq_exec(s->conn, "COMMIT", err) != 0) {
 		store_rollback(s);
 		return -1;
 	}
 	s->in_txn = 0;
 	s->batch_count = 0;
+	reset_batch(s);
 	return 0;
 }

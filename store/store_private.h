@@ -20,6 +20,21 @@ struct store_spool {		/* COPY lines kept for after the records */
 	uint64_t lines;
 };
 
+struct store_mark {		/* a spool's end, to go back to */
+	uint64_t bytes, lines;
+};
+
+struct store_marks {		/* the batch's deferred rows at a point */
+	struct store_mark rec, dkim, spf;
+	size_t keys;
+};
+
+struct store_batch_key {	/* a deferred report, for its rollup */
+	char *domain;
+	char id[24];
+	char begin[40];
+};
+
 struct store_known {		/* an earlier report with the same key */
 	int64_t id;
 	int revision;
@@ -55,6 +70,12 @@ struct store {
 	struct dm_buf copy;		/* records, batched for PQputCopyData */
 	struct store_spool dkim, spf;
 	struct dm_buf line;		/* scratch */
+
+	/* Rows of small reports, copied once per batch at commit. */
+	struct store_spool b_rec, b_dkim, b_spf;
+	struct store_batch_key *b_keys;
+	size_t b_key_count, b_key_alloc;
+	struct store_marks input_marks, rep_marks;
 
 	int64_t months[STORE_MAX_MONTHS];
 	size_t month_count;
