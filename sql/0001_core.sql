@@ -311,10 +311,11 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 	    t.e - 1, 86400) AS d
 $$;
 
--- rollup_add - add the given reports' records to rollup_daily. The days
--- of each report are worked out once (d), not once per record.
+-- rollup_add - add the given reports' records to rollup_daily (sign 1),
+-- or take them away again (-1: a revision replaces them). The days of
+-- each report are worked out once (d), not once per record.
 CREATE FUNCTION dmarcd.rollup_add(domains text[], ids bigint[],
-    begins timestamptz[]) RETURNS void
+    begins timestamptz[], sign integer DEFAULT 1) RETURNS void
 LANGUAGE sql AS $$
 	WITH d AS MATERIALIZED (
 		SELECT k.domain, k.id, k.begin_time, x.day, x.lo, x.hi, x.total
@@ -327,7 +328,7 @@ LANGUAGE sql AS $$
 	SELECT r.domain, d.day, r.source_ip, coalesce(lower(r.header_from), ''),
 	    coalesce(r.dkim = 'pass', false), coalesce(r.spf = 'pass', false),
 	    coalesce(r.disposition, ''),
-	    sum(CASE WHEN d.lo = 0 AND d.hi = d.total THEN r.count ELSE
+	    sign * sum(CASE WHEN d.lo = 0 AND d.hi = d.total THEN r.count ELSE
 	        (div(r.count::numeric * d.hi, d.total) -
 	        div(r.count::numeric * d.lo, d.total))::bigint END)
 	FROM d JOIN dmarcd.records r ON r.domain = d.domain AND
@@ -335,7 +336,7 @@ LANGUAGE sql AS $$
 	GROUP BY 1, 2, 3, 4, 5, 6, 7
 	HAVING sum(CASE WHEN d.lo = 0 AND d.hi = d.total THEN r.count ELSE
 	    (div(r.count::numeric * d.hi, d.total) -
-	    div(r.count::numeric * d.lo, d.total))::bigint END) > 0
+	    div(r.count::numeric * d.lo, d.total))::bigint END) <> 0
 	ON CONFLICT ON CONSTRAINT rollup_daily_key
 	DO UPDATE SET messages = t.messages + excluded.messages
 $$;

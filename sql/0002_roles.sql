@@ -27,7 +27,7 @@ GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA dmarcd TO dmarcd_ingest;
 GRANT DELETE ON dmarcd.rejected_inputs TO dmarcd_ingest;
 GRANT EXECUTE ON FUNCTION dmarcd.ensure_month(timestamptz),
     dmarcd.report_days(timestamptz, timestamptz),
-    dmarcd.rollup_add(text[], bigint[], timestamptz[]) TO dmarcd_ingest;
+    dmarcd.rollup_add(text[], bigint[], timestamptz[], integer) TO dmarcd_ingest;
 GRANT SELECT ON ALL TABLES IN SCHEMA dmarcd TO dmarcd_reader;
 ALTER DEFAULT PRIVILEGES IN SCHEMA dmarcd
     GRANT SELECT ON TABLES TO dmarcd_reader;

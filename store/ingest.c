@@ -888,6 +888,7 @@ batch_key(struct store *s, struct dm_error *err)
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
 	snprintf(k->id, sizeof(k->id), "%s", s->rep_id);
 	snprintf(k->begin, sizeof(k->begin), "%s", s->begin_ts);
+	k->superseded = 0;
 	s->b_key_count++;
 	return 0;
 }
@@ -912,7 +913,7 @@ flush_batch(struct store *s, struct dm_error *err)
 	const char **doms = NULL;
 	const char *p[3];
 	PGresult *res;
-	size_t i;
+	size_t i, n = 0;
 	int rc = -1;
 
 	if (s->b_key_count == 0)
@@ -924,22 +925,29 @@ flush_batch(struct store *s, struct dm_error *err)
 	dm_buf_init(&dom, 64 << 20);
 	dm_buf_init(&ids, 64 << 20);
 	dm_buf_init(&begins, 64 << 20);
+	if (dm_buf_append(&ids, "{", 1) != 0 ||
+	    dm_buf_append(&begins, "{", 1) != 0) {
+		dm_error_set(err, DM_E_NOMEM, "out of memory");
+		goto out;
+	}
 	doms = malloc(s->b_key_count * sizeof(*doms));
 	if (doms == NULL) {
 		dm_error_set(err, DM_E_NOMEM, "out of memory");
 		goto out;
 	}
 	for (i = 0; i < s->b_key_count; i++) {
-		doms[i] = s->b_keys[i].domain;
-		if (dm_buf_printf(&ids, "%s%s", i ? "," : "{",
+		if (s->b_keys[i].superseded)
+			continue;
+		if (dm_buf_printf(&ids, "%s%s", n ? "," : "",
 		    s->b_keys[i].id) != 0 ||
-		    dm_buf_printf(&begins, "%s\"%s\"", i ? "," : "{",
+		    dm_buf_printf(&begins, "%s\"%s\"", n ? "," : "",
 		    s->b_keys[i].begin) != 0) {
 			dm_error_set(err, DM_E_NOMEM, "out of memory");
 			goto out;
 		}
+		doms[n++] = s->b_keys[i].domain;
 	}
-	if (pg_array(&dom, doms, s->b_key_count) != 0 ||
+	if (pg_array(&dom, doms, n) != 0 ||
 	    dm_buf_append(&ids, "}", 1) != 0 ||
 	    dm_buf_append(&begins, "}", 1) != 0) {
 		dm_error_set(err, DM_E_NOMEM, "out of memory");
@@ -1232,6 +1240,38 @@ warnings_arrays(const struct dm_warnings *w, struct dm_buf *lines,
 }
 
 /*
+ * unroll_previous - a revision replaces the latest earlier one in the
+ * rollups: take that one's messages away (its rows stay).
+ */
+static int
+unroll_previous(struct store *s, struct dm_error *err)
+{
+	const struct store_known *latest = &s->known[0];
+	char id[24];
+	PGresult *res;
+	size_t i;
+
+	for (i = 1; i < s->known_count; i++)
+		if (s->known[i].revision > latest->revision)
+			latest = &s->known[i];
+	snprintf(id, sizeof(id), "%" PRId64, latest->id);
+	/* Still deferred in this batch: then it is never added at all. */
+	for (i = 0; i < s->b_key_count; i++)
+		if (strcmp(s->b_keys[i].id, id) == 0 &&
+		    strcmp(s->b_keys[i].domain, s->domain) == 0) {
+			s->b_keys[i].superseded = 1;
+			return 0;
+		}
+	res = store_pq_params(s->conn, "SELECT dmarcd.rollup_add("
+	    "ARRAY[$1::text], ARRAY[$2::bigint], ARRAY[$3::timestamptz], -1)",
+	    3, (const char *[]){ s->domain, id, s->begin_ts }, err);
+	if (res == NULL)
+		return -1;
+	store_pq.PQclear(res);
+	return 0;
+}
+
+/*
  * The report is complete: its hash, counts and warnings; for a report
  * copied directly also its DKIM and SPF results and rollup rows (a
  * deferred one gets them when its batch commits).
@@ -1307,6 +1347,8 @@ finish_report(struct store *s, const struct dm_report *r, int state,
 			goto out;
 		store_pq.PQclear(res);
 	} else if (batch_key(s, err) != 0)
+		goto out;
+	if (s->known_count > 0 && unroll_previous(s, err) != 0)
 		goto out;
 	rc = 0;
 out:

@@ -33,6 +33,7 @@ struct store_batch_key {	/* a deferred report, for its rollup */
 	char *domain;
 	char id[24];
 	char begin[40];
+	int superseded;		/* a later revision in the batch */
 };
 
 struct store_known {		/* an earlier report with the same key */

@@ -1,4 +1,5 @@
-# tests/bench/local.mk - make bench: dmarcd parse against a libxml2 SAX floor.
+# tests/bench/local.mk - make bench: dmarcd parse against a libxml2 SAX floor,
+# dmarcd ingest against psql \copy (tests/bench/ingest-bench.sh).
 #
 # Not part of make check (it generates ~850 MB and runs for minutes).
 # sax_floor is an EXTRA program: built only when bench asks for it.
@@ -9,7 +10,8 @@ tests_bench_sax_floor_SOURCES = tests/bench/sax_floor.c
 tests_bench_sax_floor_CFLAGS = $(AM_CFLAGS) $(XML2_CFLAGS)
 tests_bench_sax_floor_LDADD = $(XML2_LIBS)
 CLEANFILES += tests/bench/sax_floor$(EXEEXT)
-EXTRA_DIST += tests/bench/parse-bench.sh
+EXTRA_DIST += tests/bench/parse-bench.sh tests/bench/ingest-bench.sh \
+	tests/bench/gen_small.py
 
 .PHONY: bench
 bench: collector/dmarcd$(EXEEXT) tests/bench/sax_floor$(EXEEXT)
@@ -19,4 +21,6 @@ bench: collector/dmarcd$(EXEEXT) tests/bench/sax_floor$(EXEEXT)
 	PYTHON3='$(PYTHON3)'; XMLLINT='$(XMLLINT)'; \
 	export top_srcdir top_builddir DMARCD SAX_FLOOR PYTHON3 XMLLINT; \
 	$(SHELL) $(top_srcdir)/tests/bench/parse-bench.sh || \
+	{ rc=$$?; test $$rc -eq 77 || exit $$rc; }; \
+	$(SHELL) $(top_srcdir)/tests/bench/ingest-bench.sh || \
 	{ rc=$$?; test $$rc -eq 77 || exit $$rc; }
