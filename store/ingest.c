@@ -989,8 +989,13 @@ on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
 	s->domain = lower_dup(pp->domain);
 	if (s->domain == NULL)
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
-	/* Rejected at its end, with the reason (store_report_end). */
-	if (timestamp_text(r->begin, s->begin_ts, sizeof(s->begin_ts)) != 0 ||
+	/*
+	 * What cannot be keyed is not stored: rejected at its end (the
+	 * parser normally rejects it itself, with a better reason).
+	 */
+	if (r->org_name == NULL || r->report_id == NULL ||
+	    s->domain[0] == '\0' || !r->has_begin || !r->has_end ||
+	    timestamp_text(r->begin, s->begin_ts, sizeof(s->begin_ts)) != 0 ||
 	    timestamp_text(r->end, s->end_ts, sizeof(s->end_ts)) != 0)
 		return 0;
 	p[0] = s->domain;
@@ -1437,9 +1442,11 @@ on_report_end(void *ctx, const struct dm_report *r, struct dm_error *err)
 			return cb_fail(s, err);
 		why = r->error;
 		if (r->status != DM_STATUS_REJECTED && state == REP_SKIP)
-			dm_error_set(&why, DM_E_DATA, "the report's <date_range> "
-			    "(%" PRId64 " to %" PRId64 ") is outside the years "
-			    "1970 to 9999", r->begin, r->end);
+			dm_error_set(&why, DM_E_DATA, "the report cannot be "
+			    "stored: it needs <org_name>, <report_id>, a "
+			    "<policy_published> <domain> and a <date_range> "
+			    "within the years 1970 to 9999 (begin %" PRId64
+			    ", end %" PRId64 ")", r->begin, r->end);
 		else if (r->status != DM_STATUS_REJECTED)
 			dm_error_set(&why, DM_E_INTERNAL, "the report ended "
 			    "without having begun");
