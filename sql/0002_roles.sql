@@ -31,7 +31,7 @@ GRANT EXECUTE ON FUNCTION dmarcd.ensure_month(timestamptz),
 GRANT SELECT ON ALL TABLES IN SCHEMA dmarcd TO dmarcd_reader;
 ALTER DEFAULT PRIVILEGES IN SCHEMA dmarcd
     GRANT SELECT ON TABLES TO dmarcd_reader;
--- The reader reads the data, not the raw mail or the operations tables.
-REVOKE SELECT ON dmarcd.raw_chunks, dmarcd.raw_inputs,
-    dmarcd.schema_migrations FROM dmarcd_reader;
+-- The reader reads the data, not the raw mail (schema_migrations stays
+-- readable: every command checks the schema version first).
+REVOKE SELECT ON dmarcd.raw_chunks, dmarcd.raw_inputs FROM dmarcd_reader;
 REVOKE INSERT, UPDATE ON dmarcd.schema_migrations FROM dmarcd_ingest;

@@ -39,7 +39,12 @@
 #define COPY_SPF "COPY dmarcd.spf_results (domain, report_begin, report, " \
 	"idx, n, auth_domain, scope, result, human_result) FROM STDIN"
 
-enum { REP_NONE, REP_PROBE, REP_COPY, REP_DEFER, REP_SKIP };
+/*
+ * What becomes of the current report's rows: none yet, parsed only (a key
+ * seen before), copied now, deferred to the batch, dropped, or held until
+ * its end because its metadata comes after its records (REP_LATE).
+ */
+enum { REP_NONE, REP_PROBE, REP_COPY, REP_DEFER, REP_SKIP, REP_LATE };
 
 struct store_reporter {
 	struct store_reporter *next;
@@ -994,8 +999,15 @@ on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
 	 * parser normally rejects it itself, with a better reason).
 	 */
 	if (r->org_name == NULL || r->report_id == NULL ||
-	    s->domain[0] == '\0' || !r->has_begin || !r->has_end ||
-	    timestamp_text(r->begin, s->begin_ts, sizeof(s->begin_ts)) != 0 ||
+	    s->domain[0] == '\0' || !r->has_begin || !r->has_end) {
+		/* Metadata after the records: hold them till the end. */
+		spool_reset(&s->late_rec);
+		spool_reset(&s->late_dkim);
+		spool_reset(&s->late_spf);
+		s->rep_state = REP_LATE;
+		return 0;
+	}
+	if (timestamp_text(r->begin, s->begin_ts, sizeof(s->begin_ts)) != 0 ||
 	    timestamp_text(r->end, s->end_ts, sizeof(s->end_ts)) != 0)
 		return 0;
 	p[0] = s->domain;
@@ -1117,6 +1129,8 @@ on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
 static int
 row_head(struct store *s, struct dm_buf *b, uint64_t idx)
 {
+	if (s->rep_state == REP_LATE)	/* the rest comes at the end */
+		return copy_u64(b, idx, 0);
 	if (copy_field(b, s->domain, 0) != 0 ||
 	    copy_field(b, s->begin_ts, 0) != 0 ||
 	    copy_field(b, s->rep_id, 0) != 0)
@@ -1129,10 +1143,14 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
     struct dm_error *err)
 {
 	struct store *s = ctx;
-	int defer = s->rep_state == REP_DEFER;
+	int late = s->rep_state == REP_LATE;
+	int defer = s->rep_state == REP_DEFER || late;
 	struct dm_buf *b = defer ? &s->line : &s->copy, *l = &s->line;
-	struct store_spool *dkim = defer ? &s->b_dkim : &s->dkim;
-	struct store_spool *spf = defer ? &s->b_spf : &s->spf;
+	struct store_spool *recs = late ? &s->late_rec : &s->b_rec;
+	struct store_spool *dkim = late ? &s->late_dkim : defer ? &s->b_dkim :
+	    &s->dkim;
+	struct store_spool *spf = late ? &s->late_spf : defer ? &s->b_spf :
+	    &s->spf;
 	const char *types[DM_MAX_REASONS], *comments[DM_MAX_REASONS];
 	size_t i;
 	int rc = 0;
@@ -1164,7 +1182,7 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
 	rc |= copy_field(b, rec->envelope_to, 1);
 	if (rc != 0)
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
-	if (defer && spool_add(&s->b_rec, b, err) != 0)
+	if (defer && spool_add(recs, b, err) != 0)
 		return -1;
 	for (i = 0; i < rec->dkim_count; i++) {
 		const struct dm_dkim_result *d = &rec->dkim_results[i];
@@ -1418,15 +1436,106 @@ raced(struct store *s, const struct dm_report *r)
 	return count_duplicate(s, id, "reports");
 }
 
+/* Each line of a spool (COPY text: no raw newline inside a row). */
+static int
+spool_lines(struct store_spool *sp, int (*fn)(struct store *s, int which,
+    const char *line, size_t len, struct dm_error *err), struct store *s,
+    int which, struct dm_error *err)
+{
+	char *line = NULL, *p, *nl;
+	size_t cap = 0, left;
+	ssize_t n;
+	int rc = 0;
+
+	if (sp->file == NULL) {
+		for (p = sp->mem.data, left = sp->mem.len; rc == 0 && left > 0;
+		    left -= (size_t)(nl - p) + 1, p = nl + 1) {
+			nl = memchr(p, '\n', left);
+			if (nl == NULL)
+				break;
+			rc = fn(s, which, p, (size_t)(nl - p) + 1, err);
+		}
+		return rc;
+	}
+	if (fflush(sp->file) != 0 || fseeko(sp->file, 0, SEEK_SET) != 0)
+		return dm_error_set(err, DM_E_IO, "cannot read a temporary "
+		    "file back: %s", strerror(errno));
+	while (rc == 0 && (n = getline(&line, &cap, sp->file)) > 0)
+		rc = fn(s, which, line, (size_t)n, err);
+	free(line);
+	return rc;
+}
+
+/* A held row, now with its domain, begin and report id in front. */
+static int
+late_row(struct store *s, int which, const char *line, size_t len,
+    struct dm_error *err)
+{
+	struct dm_buf *b = &s->line;
+	struct store_spool *to;
+	int state = s->rep_state;
+
+	if (state != REP_COPY && state != REP_DEFER)
+		return 0;
+	dm_buf_reset(b);
+	if (copy_field(b, s->domain, 0) != 0 ||
+	    copy_field(b, s->begin_ts, 0) != 0 ||
+	    copy_field(b, s->rep_id, 0) != 0 ||
+	    dm_buf_append(b, line, len) != 0)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	if (which == 0 && state == REP_COPY) {
+		if (dm_buf_append(&s->copy, b->data, b->len) != 0)
+			return dm_error_set(err, DM_E_NOMEM, "out of memory");
+		if (s->copy.len >= COPY_FLUSH) {
+			if (copy_put(s, s->copy.data, s->copy.len, err) != 0)
+				return -1;
+			dm_buf_reset(&s->copy);
+		}
+		return 0;
+	}
+	if (which == 0)
+		to = &s->b_rec;
+	else if (which == 1)
+		to = state == REP_DEFER ? &s->b_dkim : &s->dkim;
+	else
+		to = state == REP_DEFER ? &s->b_spf : &s->spf;
+	return spool_add(to, b, err);
+}
+
+/*
+ * late_begin - the report's metadata is complete now: begin it as usual
+ * and hand on the rows held back.
+ */
+static int
+late_begin(struct store *s, const struct dm_report *r, struct dm_error *err)
+{
+	if (on_report_begin(s, r, err) != 0)
+		return -1;
+	if (s->rep_state == REP_LATE)	/* still incomplete */
+		s->rep_state = REP_SKIP;
+	if (spool_lines(&s->late_rec, late_row, s, 0, err) != 0 ||
+	    spool_lines(&s->late_dkim, late_row, s, 1, err) != 0 ||
+	    spool_lines(&s->late_spf, late_row, s, 2, err) != 0)
+		return -1;
+	spool_reset(&s->late_rec);
+	spool_reset(&s->late_dkim);
+	spool_reset(&s->late_spf);
+	return 0;
+}
+
 static int
 on_report_end(void *ctx, const struct dm_report *r, struct dm_error *err)
 {
 	struct store *s = ctx;
 	struct dm_error why;
 	size_t i;
-	int state = s->rep_state;
+	int state;
 	char *key;
 
+	if (s->rep_state == REP_LATE && r->status != DM_STATUS_REJECTED &&
+	    late_begin(s, r, err) != 0)
+		return -1;
+	state = s->rep_state;
 	s->rep_state = REP_NONE;
 	if (r->status == DM_STATUS_REJECTED || state == REP_SKIP ||
 	    state == REP_NONE) {
@@ -1640,6 +1749,9 @@ store_ingest_init(struct store *s, struct dm_error *err)
 	dm_buf_init(&s->b_rec.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
 	dm_buf_init(&s->b_dkim.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
 	dm_buf_init(&s->b_spf.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
+	dm_buf_init(&s->late_rec.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
+	dm_buf_init(&s->late_dkim.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
+	dm_buf_init(&s->late_spf.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
 	s->handler.ctx = s;
 	s->handler.report_begin = on_report_begin;
 	s->handler.record = on_record;
@@ -1691,6 +1803,12 @@ store_ingest_free(struct store *s)
 	dm_buf_free(&s->b_rec.mem);
 	dm_buf_free(&s->b_dkim.mem);
 	dm_buf_free(&s->b_spf.mem);
+	spool_reset(&s->late_rec);
+	spool_reset(&s->late_dkim);
+	spool_reset(&s->late_spf);
+	dm_buf_free(&s->late_rec.mem);
+	dm_buf_free(&s->late_dkim.mem);
+	dm_buf_free(&s->late_spf.mem);
 }
 
 void

@@ -55,7 +55,7 @@ store_connect(struct store **store_r, const char *conninfo,
 			dm_error_set(err, DM_E_TEMP, "cannot connect to "
 			    "PostgreSQL: %s", msg);
 		for (char *p = err->msg; *p != '\0'; p++)
-			if (*p == '\n')
+			if (*p == '\n' || *p == '\t')
 				*p = (p[1] == '\0') ? '\0' : ' ';
 		store_pq.PQfinish(conn);
 		return -1;
@@ -287,14 +287,21 @@ store_check_schema(struct store *s, struct dm_error *err)
 	PGresult *res;
 	int have, latest;
 
-	res = store_pq_params(s->conn, "SELECT CASE WHEN to_regclass("
-	    "'dmarcd.schema_migrations') IS NULL THEN -1 ELSE (SELECT "
-	    "coalesce(max(version), 0) FROM dmarcd.schema_migrations) END",
-	    0, NULL, err);
+	/* Two queries: the second does not parse without the table. */
+	res = store_pq_params(s->conn, "SELECT to_regclass("
+	    "'dmarcd.schema_migrations') IS NOT NULL", 0, NULL, err);
 	if (res == NULL)
 		return -1;
-	have = atoi(store_pq.PQgetvalue(res, 0, 0));
+	have = store_pq.PQgetvalue(res, 0, 0)[0] == 't' ? 0 : -1;
 	store_pq.PQclear(res);
+	if (have == 0) {
+		res = store_pq_params(s->conn, "SELECT coalesce(max(version), "
+		    "0) FROM dmarcd.schema_migrations", 0, NULL, err);
+		if (res == NULL)
+			return -1;
+		have = atoi(store_pq.PQgetvalue(res, 0, 0));
+		store_pq.PQclear(res);
+	}
 	latest = store_migrations[store_migration_count - 1].version;
 	if (have < 0)
 		return dm_error_set(err, DM_E_TEMP, "the database has no "

@@ -25,10 +25,11 @@
  *
  * libpq is loaded on first use (common/dl.h).
  *
- * DIAGNOSTICS: -1 with err: DM_E_TEMP when PostgreSQL is unreachable or
- * the connection broke (the batch was rolled back: process its inputs
- * again), DM_E_USAGE for a bad conninfo, a refused login or a schema that
- * needs `dmarcd migrate`, DM_E_UNAVAILABLE when libpq cannot be loaded,
+ * DIAGNOSTICS: -1 with err: DM_E_TEMP when PostgreSQL is unreachable,
+ * refuses the login, or the connection broke (the batch was rolled back:
+ * process its inputs again), and when the schema needs `dmarcd migrate`
+ * (so that an MTA keeps the mail queued meanwhile); DM_E_USAGE for a
+ * conninfo libpq cannot read; DM_E_UNAVAILABLE when libpq cannot be loaded,
  * DM_E_INTERNAL for an unexpected database error (its message is kept).
  */
 #ifndef STORE_STORE_H

@@ -77,6 +77,8 @@ struct store {
 	struct store_batch_key *b_keys;
 	size_t b_key_count, b_key_alloc;
 	struct store_marks input_marks, rep_marks;
+	/* Rows of a report whose metadata comes after them. */
+	struct store_spool late_rec, late_dkim, late_spf;
 
 	int64_t months[STORE_MAX_MONTHS];
 	size_t month_count;

@@ -8,3 +8,4 @@ include tests/parse/local.mk
 include tests/data/local.mk
 include tests/fuzz/local.mk
 include tests/bench/local.mk
+include tests/integration/local.mk

@@ -1,0 +1,17 @@
+# tests/integration/local.mk - the PostgreSQL store end to end, against a
+# real PostgreSQL: pg.sh starts a throwaway cluster per test file (initdb,
+# trust authentication, fsync off, 127.0.0.1 on a free port) and always
+# stops it; pgharness.py is what the tests share. Each skips ("1..0 #
+# SKIP") without PostgreSQL binaries (/usr/lib/postgresql/*/bin or
+# PG_BINDIR); corpus.py, generated.py and kill.py also without ../shared.
+# kill.py is the longest: it is listed first so that make -j starts it
+# early.
+TESTS += tests/integration/kill.py tests/integration/pgstop.py \
+	tests/integration/corpus.py tests/integration/generated.py \
+	tests/integration/migrate.py tests/integration/badinput.py \
+	tests/integration/dedupe.py tests/integration/order.py
+EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
+	tests/integration/corpus.py tests/integration/generated.py \
+	tests/integration/migrate.py tests/integration/badinput.py \
+	tests/integration/dedupe.py tests/integration/order.py \
+	tests/integration/pg.sh tests/integration/pgharness.py
