@@ -140,10 +140,10 @@ awk -v ti="$ti" -v tc="$tc" -v ts="$ts" -v rss="$rss" -v srss="$srss" \
 	printf "\ntargets:\n"
 	r = tc / ti
 	printf "%s  1 report of %d records: dmarcd %.2fx psql \\copy (target >= 0.6x)\n", \
-	    r >= 0.6 ? "PASS" : "FAIL", n, r
+	    (r >= 0.6 ? "PASS" : "FAIL"), n, r
 	printf "%s  max RSS at %d records: %.1f MiB (target <= 32 MiB)\n", \
-	    rss / 1024 <= 32 ? "PASS" : "FAIL", n, rss / 1024
+	    (rss / 1024 <= 32 ? "PASS" : "FAIL"), n, rss / 1024
 	printf "%s  maildir of %d small reports: %.0f reports/s (target >= 1000/s)\n", \
-	    small / ts >= 1000 ? "PASS" : "FAIL", small, small / ts
+	    (small / ts >= 1000 ? "PASS" : "FAIL"), small, small / ts
 }'
 exit 0
