@@ -449,11 +449,14 @@ on_problem(void *ctx, const struct dm_problem *p, struct dm_error *err)
 	return 0;
 }
 
-/* Worse exit codes win: temporary > I/O > no input > data. */
-static int
-worse(int a, int b)
+/*
+ * Worse exit codes win: temporary (an MTA must retry) > configuration >
+ * unavailable > internal > I/O > no input > data.
+ */
+int
+cmd_worse(int a, int b)
 {
-	static const int order[] = { 0, 65, 66, 74, 70, 75 };
+	static const int order[] = { 0, 65, 66, 74, 70, 69, 78, 75 };
 	int ra = 0, rb = 0;
 	size_t i;
 
@@ -611,7 +614,7 @@ cmd_parse(int argc, char **argv)
 	handler.failure = on_failure;
 	handler.problem = on_problem;
 	for (i = optind; i < argc; i++)
-		status = worse(status, parse_one(&run, argv[i], &options,
+		status = cmd_worse(status, parse_one(&run, argv[i], &options,
 		    &handler));
 	return status;
 }

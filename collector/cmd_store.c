@@ -82,24 +82,6 @@ open_store(const char *cmd, const struct db_opts *o, struct dm_config *cfg,
 	return 0;
 }
 
-static int
-worse(int a, int b)
-{
-	/* 75 (try again) outranks data errors: an MTA must retry. */
-	static const int order[] = { EX_OK, EX_DATAERR, EX_NOINPUT, 74,
-	    EX_SOFTWARE, 69, 78, EX_TEMPFAIL };
-	int ra = -1, rb = -1;
-	size_t i;
-
-	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-		if (order[i] == a)
-			ra = (int)i;
-		if (order[i] == b)
-			rb = (int)i;
-	}
-	return rb > ra ? b : a;
-}
-
 /* ---- migrate ---- */
 
 const char cmd_migrate_usage[] =
@@ -256,7 +238,8 @@ flush_lines(struct ingest_run *run, int committed)
 		if (committed && !run->quiet)
 			printf("%s\n", run->lines[i].text);
 		if (committed)
-			run->status = worse(run->status, run->lines[i].status);
+			run->status = cmd_worse(run->status,
+			    run->lines[i].status);
 		free(run->lines[i].text);
 	}
 	run->nlines = 0;
@@ -435,7 +418,7 @@ ingest_item(struct ingest_run *run, const struct inputs_item *item,
 	if (raw_scan(item, &in.raw, &err) != 0) {
 		progress_clear(run);
 		fprintf(stderr, "dmarcd ingest: %s: %s\n", item->name, err.msg);
-		run->status = worse(run->status, exit_for(&err));
+		run->status = cmd_worse(run->status, exit_for(&err));
 		return 0;
 	}
 	for (pass = 0; pass < 3; pass++) {
@@ -486,7 +469,7 @@ on_error(void *ctx, const char *path, const struct dm_error *err)
 	progress_clear(run);
 	fprintf(stderr, "dmarcd ingest: %s\n", err->msg);
 	(void)path;
-	run->status = worse(run->status, exit_for(err));
+	run->status = cmd_worse(run->status, exit_for(err));
 }
 
 static void
@@ -625,7 +608,7 @@ cmd_ingest(int argc, char **argv)
 	progress_clear(&run);
 	if (run.stopped) {
 		fprintf(stderr, "dmarcd ingest: %s\n", run.fatal.msg);
-		run.status = worse(run.status, exit_for(&run.fatal));
+		run.status = cmd_worse(run.status, exit_for(&run.fatal));
 	}
 	ingest_totals(&run);
 	free(run.lines);
@@ -991,7 +974,7 @@ cmd_rejected(int argc, char **argv)
 			    &err) != 0)
 				goto fail;
 			for (i = 0; i < list.n; i++) {
-				rc = worse(rc, retry_one(&run, s, list.ids[i],
+				rc = cmd_worse(rc, retry_one(&run, s, list.ids[i],
 				    cfg.tmpdir[0] ? cfg.tmpdir : NULL));
 				if (rc == EX_TEMPFAIL)
 					break;

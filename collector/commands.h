@@ -25,6 +25,9 @@ int cmd_summary(int argc, char **argv);
 extern const char cmd_migrate_usage[], cmd_ingest_usage[], cmd_stats_usage[],
     cmd_rejected_usage[], cmd_summary_usage[];
 
+/* cmd_worse - the exit status that matters more of two. */
+int cmd_worse(int a, int b);
+
 /* cmd_parse_size - "64M" -> bytes; -1 if not a size. */
 int cmd_parse_size(const char *text, unsigned long long *value_r);
 
