@@ -82,6 +82,22 @@ open_store(const char *cmd, const struct db_opts *o, struct dm_config *cfg,
 	return 0;
 }
 
+/*
+ * close_store - done with the database: 0, or with err the message on
+ * stderr and its exit status.
+ */
+static int
+close_store(const char *cmd, struct store *s, struct dm_config *cfg,
+    const struct dm_error *err)
+{
+	store_free(s);
+	dm_config_free(cfg);
+	if (err == NULL)
+		return 0;
+	fprintf(stderr, "dmarcd %s: %s\n", cmd, err->msg);
+	return exit_for(err);
+}
+
 /* ---- migrate ---- */
 
 const char cmd_migrate_usage[] =
@@ -590,10 +606,7 @@ cmd_ingest(int argc, char **argv)
 	run.store = s;
 	dm_error_clear(&err);
 	if (store_check_schema(s, &err) != 0) {
-		fprintf(stderr, "dmarcd ingest: %s\n", err.msg);
-		store_free(s);
-		dm_config_free(&cfg);
-		return exit_for(&err);
+		return close_store("ingest", s, &cfg, &err);
 	}
 	store_set_batch(s, cfg.batch_reports, cfg.batch_ms);
 	iopt.tmpdir = cfg.tmpdir[0] != '\0' ? cfg.tmpdir : NULL;
@@ -741,14 +754,9 @@ cmd_stats(int argc, char **argv)
 		    NULL, print_row, NULL, &err) != 0)
 			goto fail;
 	}
-	store_free(s);
-	dm_config_free(&cfg);
-	return 0;
+	return close_store("", s, &cfg, NULL);
 fail:
-	fprintf(stderr, "dmarcd stats: %s\n", err.msg);
-	store_free(s);
-	dm_config_free(&cfg);
-	return exit_for(&err);
+	return close_store("stats", s, &cfg, &err);
 }
 
 /* ---- rejected ---- */
@@ -988,14 +996,10 @@ cmd_rejected(int argc, char **argv)
 			    run.fatal.msg);
 		free(run.lines);
 	}
-	store_free(s);
-	dm_config_free(&cfg);
+	close_store("", s, &cfg, NULL);
 	return rc;
 fail:
-	fprintf(stderr, "dmarcd rejected: %s\n", err.msg);
-	store_free(s);
-	dm_config_free(&cfg);
-	return exit_for(&err);
+	return close_store("rejected", s, &cfg, &err);
 }
 
 /* ---- summary ---- */
@@ -1126,12 +1130,7 @@ cmd_summary(int argc, char **argv)
 	    "lower($2)) GROUP BY r.domain ORDER BY 2 DESC", 2, p, domain_row,
 	    &sc, &err) != 0)
 		goto fail;
-	store_free(s);
-	dm_config_free(&cfg);
-	return 0;
+	return close_store("", s, &cfg, NULL);
 fail:
-	fprintf(stderr, "dmarcd summary: %s\n", err.msg);
-	store_free(s);
-	dm_config_free(&cfg);
-	return exit_for(&err);
+	return close_store("summary", s, &cfg, &err);
 }

@@ -29,9 +29,11 @@ class Tap:
             for line in str(problem).splitlines() or [""]:
                 print("#   " + line)
         sys.stdout.flush()
+        return not problems
 
     def done(self):
         print("1..%d" % self.count)
+        sys.stdout.flush()
         return 1 if self.failed else 0
 
 
