@@ -2002,7 +2002,6 @@ static int
 par_new(struct agg_parser *p, unsigned threads, size_t chunk)
 {
 	struct par *par;
-	unsigned i;
 
 	par = calloc(1, sizeof(*par));
 	if (par == NULL)
@@ -2010,18 +2009,7 @@ par_new(struct agg_parser *p, unsigned threads, size_t chunk)
 	par->nthreads = threads > AGG_MAX_THREADS ? AGG_MAX_THREADS : threads;
 	par->chunk = chunk ? chunk : AGG_CHUNK_DEFAULT;
 	par->njobs = par->nthreads * PAR_SLOTS_PER_THREAD;
-	par->jobs = calloc(par->njobs, sizeof(*par->jobs));
-	if (par->jobs == NULL) {
-		free(par);
-		return -1;
-	}
-	for (i = 0; i < par->njobs; i++) {
-		struct par_job *job = &par->jobs[i];
-
-		dm_arena_init(&job->arena, DM_MAX_RECORD_TEXT);
-		job->capture.ctx = job;
-		job->capture.record = par_capture;
-	}
+	/* The jobs (some 100 KiB) come with the threads, in par_start. */
 	pthread_mutex_init(&par->mu, NULL);
 	pthread_cond_init(&par->work_cv, NULL);
 	pthread_cond_init(&par->done_cv, NULL);
@@ -2034,6 +2022,20 @@ par_new(struct agg_parser *p, unsigned threads, size_t chunk)
 static int
 par_start(struct par *par)
 {
+	unsigned i;
+
+	if (par->jobs == NULL) {
+		par->jobs = calloc(par->njobs, sizeof(*par->jobs));
+		if (par->jobs == NULL)
+			return -1;
+		for (i = 0; i < par->njobs; i++) {
+			struct par_job *job = &par->jobs[i];
+
+			dm_arena_init(&job->arena, DM_MAX_RECORD_TEXT);
+			job->capture.ctx = job;
+			job->capture.record = par_capture;
+		}
+	}
 	while (par->started < par->nthreads) {
 		if (pthread_create(&par->threads[par->started], NULL,
 		    par_worker, par) != 0)
@@ -2057,7 +2059,7 @@ par_free(struct agg_parser *p)
 	pthread_mutex_unlock(&par->mu);
 	for (i = 0; i < par->started; i++)
 		pthread_join(par->threads[i], NULL);
-	for (i = 0; i < par->njobs; i++) {
+	for (i = 0; par->jobs != NULL && i < par->njobs; i++) {
 		free(par->jobs[i].in);
 		free(par->jobs[i].out);
 		dm_arena_free(&par->jobs[i].arena);

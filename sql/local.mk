@@ -1,7 +1,8 @@
 # sql/local.mk - the numbered migrations, built into the binary.
 SQL_MIGRATIONS = \
 	sql/0001_core.sql \
-	sql/0002_roles.sql
+	sql/0002_roles.sql \
+	sql/0003_report_ids.sql
 EXTRA_DIST += $(SQL_MIGRATIONS) sql/embed.sh
 BUILT_SOURCES += sql/migrations.c
 CLEANFILES += sql/migrations.c

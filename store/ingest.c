@@ -36,6 +36,9 @@
 	"FROM STDIN"
 #define COPY_DKIM "COPY dmarcd.dkim_results (domain, report_begin, report, " \
 	"idx, n, auth_domain, selector, result, human_result) FROM STDIN"
+#define COPY_LOG "COPY dmarcd.ingest_log (source, message_id, raw_sha256, " \
+	"status, reports, failure_reports, duplicates, revisions, rejected, " \
+	"records, messages, duration_ms, error) FROM STDIN"
 #define COPY_SPF "COPY dmarcd.spf_results (domain, report_begin, report, " \
 	"idx, n, auth_domain, scope, result, human_result) FROM STDIN"
 
@@ -450,6 +453,103 @@ raw_row(struct store *s, const char *domain, const unsigned char sha[32],
 }
 
 /*
+ * raw_load - an input of up to RAW_CHUNK bytes as it is to be stored: as
+ * it is when compressed already, else gzipped. *data points into *keep,
+ * which the caller frees. 1 when loaded, 0 when too big, -1 with err.
+ */
+static int
+raw_load(struct store *s, const unsigned char **data, size_t *len,
+    unsigned char **keep, struct dm_error *err)
+{
+	const struct store_raw *raw = &s->input->raw;
+	unsigned char *in, *out;
+	uint64_t got = 0;
+	size_t out_len;
+	ssize_t n;
+	z_stream z;
+
+	*keep = NULL;
+	if (raw->size > RAW_CHUNK)
+		return 0;
+	in = malloc(raw->size > 0 ? raw->size : 1);
+	if (in == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	while (got < raw->size) {
+		n = raw->read(raw->ctx, got, in + got, raw->size - got, err);
+		if (n <= 0) {
+			free(in);
+			return n < 0 ? -1 : dm_error_set(err, DM_E_IO, "%s: the "
+			    "input shrank while being stored",
+			    s->input->source);
+		}
+		got += (uint64_t)n;
+	}
+	if (raw->compressed) {
+		*keep = in;
+		*data = in;
+		*len = raw->size;
+		return 1;
+	}
+	memset(&z, 0, sizeof(z));
+	if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+	    Z_OK) {
+		free(in);
+		return dm_error_set(err, DM_E_NOMEM, "zlib: cannot compress");
+	}
+	out_len = deflateBound(&z, (uLong)raw->size) + 32;
+	out = malloc(out_len);
+	if (out == NULL) {
+		deflateEnd(&z);
+		free(in);
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	}
+	z.next_in = in;
+	z.avail_in = (uInt)raw->size;
+	z.next_out = out;
+	z.avail_out = (uInt)out_len;
+	if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+		deflateEnd(&z);
+		free(in);
+		free(out);
+		return dm_error_set(err, DM_E_INTERNAL, "zlib: compressing "
+		    "failed");
+	}
+	*len = z.total_out;
+	deflateEnd(&z);
+	free(in);
+	*keep = out;
+	*data = out;
+	return 1;
+}
+
+/* raw_stored - whether the input's bytes are kept under domain already. */
+static int
+raw_stored(const struct store *s, const char *domain)
+{
+	size_t i;
+
+	for (i = 0; i < s->raw_domain_count; i++)
+		if (strcmp(s->raw_domains[i], domain) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+raw_remember(struct store *s, const char *domain, struct dm_error *err)
+{
+	char **d = realloc(s->raw_domains, (s->raw_domain_count + 1) *
+	    sizeof(*s->raw_domains));
+
+	if (d == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	s->raw_domains = d;
+	if ((d[s->raw_domain_count] = strdup(domain)) == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	s->raw_domain_count++;
+	return 0;
+}
+
+/*
  * raw_small - an input of up to RAW_CHUNK bytes in one statement (a COPY
  * costs more to set up than such an input takes to send). 1 when stored or
  * there already, 0 when too big for this path, -1 with err.
@@ -459,64 +559,18 @@ raw_small(struct store *s, const char *domain, const char *sha,
     struct dm_error *err)
 {
 	const struct store_raw *raw = &s->input->raw;
-	unsigned char *in = NULL, *out = NULL;
-	const unsigned char *data;
+	const unsigned char *data = NULL;
+	unsigned char *keep;
 	char size[24], stored[24];
 	const char *v[7];
 	int len[7] = { 0 }, fmt[7] = { 0 };
-	uint64_t got = 0;
-	size_t data_len;
-	ssize_t n;
-	z_stream z;
+	size_t data_len = 0;
 	PGresult *res;
-	int rc = -1;
+	int rc;
 
-	if (raw->size > RAW_CHUNK)
-		return 0;
-	in = malloc(raw->size > 0 ? raw->size : 1);
-	if (in == NULL)
-		return dm_error_set(err, DM_E_NOMEM, "out of memory");
-	while (got < raw->size) {
-		n = raw->read(raw->ctx, got, in + got, raw->size - got, err);
-		if (n < 0)
-			goto out;
-		if (n == 0) {
-			dm_error_set(err, DM_E_IO, "%s: the input shrank while "
-			    "being stored", s->input->source);
-			goto out;
-		}
-		got += (uint64_t)n;
-	}
-	data = in;
-	data_len = raw->size;
-	if (!raw->compressed) {
-		memset(&z, 0, sizeof(z));
-		if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8,
-		    Z_DEFAULT_STRATEGY) != Z_OK) {
-			dm_error_set(err, DM_E_NOMEM, "zlib: cannot compress");
-			goto out;
-		}
-		data_len = deflateBound(&z, (uLong)raw->size) + 32;
-		out = malloc(data_len);
-		if (out == NULL) {
-			deflateEnd(&z);
-			dm_error_set(err, DM_E_NOMEM, "out of memory");
-			goto out;
-		}
-		z.next_in = in;
-		z.avail_in = (uInt)raw->size;
-		z.next_out = out;
-		z.avail_out = (uInt)data_len;
-		if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
-			deflateEnd(&z);
-			dm_error_set(err, DM_E_INTERNAL, "zlib: compressing "
-			    "failed");
-			goto out;
-		}
-		data_len = z.total_out;
-		deflateEnd(&z);
-		data = out;
-	}
+	rc = raw_load(s, &data, &data_len, &keep, err);
+	if (rc <= 0)
+		return rc;
 	snprintf(size, sizeof(size), "%" PRIu64, raw->size);
 	snprintf(stored, sizeof(stored), "%zu", data_len);
 	v[0] = domain;
@@ -534,16 +588,11 @@ raw_small(struct store *s, const char *domain, const char *sha,
 	    "source) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING "
 	    "RETURNING 1) INSERT INTO dmarcd.raw_chunks (domain, sha256, seq, "
 	    "data) SELECT $1, $2, 0, $7 FROM i", 7, NULL, v, len, fmt, 0);
-	if (res == NULL || store_pq.PQresultStatus(res) != PGRES_COMMAND_OK) {
-		store_pq_fail(s->conn, res, "storing the raw input", err);
-		goto out;
-	}
+	free(keep);
+	if (res == NULL || store_pq.PQresultStatus(res) != PGRES_COMMAND_OK)
+		return store_pq_fail(s->conn, res, "storing the raw input", err);
 	store_pq.PQclear(res);
-	rc = 1;
-out:
-	free(in);
-	free(out);
-	return rc;
+	return 1;
 }
 
 /*
@@ -564,11 +613,9 @@ store_raw(struct store *s, const char *domain, struct dm_error *err)
 	uint64_t pos = 0, total_out = 0;
 	uint32_t seq = 0;
 	ssize_t n;
-	size_t i;
 
-	for (i = 0; i < s->raw_domain_count; i++)
-		if (strcmp(s->raw_domains[i], domain) == 0)
-			return 0;
+	if (raw_stored(s, domain))
+		return 0;
 	bytea_param(raw->sha256, 32, sha);
 	switch (raw_small(s, domain, sha, err)) {
 	case 1:
@@ -672,14 +719,8 @@ store_raw(struct store *s, const char *domain, struct dm_error *err)
 		store_pq.PQclear(res);
 	}
 done:
-	s->raw_domains = realloc(s->raw_domains, (s->raw_domain_count + 1) *
-	    sizeof(*s->raw_domains));
-	if (s->raw_domains == NULL ||
-	    (s->raw_domains[s->raw_domain_count] = strdup(domain)) == NULL) {
-		dm_error_set(err, DM_E_NOMEM, "out of memory");
+	if (raw_remember(s, domain, err) != 0)
 		goto out;
-	}
-	s->raw_domain_count++;
 	rc = 0;
 out:
 	if (zinit)
@@ -908,6 +949,7 @@ reset_batch(struct store *s)
 	spool_reset(&s->b_rec);
 	spool_reset(&s->b_dkim);
 	spool_reset(&s->b_spf);
+	spool_reset(&s->b_log);
 }
 
 /* flush_batch - the deferred rows, then their rollups. */
@@ -921,6 +963,8 @@ flush_batch(struct store *s, struct dm_error *err)
 	size_t i, n = 0;
 	int rc = -1;
 
+	if (copy_spool(s, &s->b_log, COPY_LOG, err) != 0)
+		return -1;
 	if (s->b_key_count == 0)
 		return 0;
 	if (copy_spool(s, &s->b_rec, COPY_RECORDS, err) != 0 ||
@@ -975,13 +1019,117 @@ out:
 	return rc;
 }
 
+/* ---- policy_published ---- */
+
+#define POLICY_PARAMS	17
+#define POLICY_COLS	"adkim, aspf, p, sp, np, pct, fo, testing, " \
+	"discovery_method, raw"
+
+/* The raw text when the report spelled the value otherwise. */
+static const char *
+raw_diff(const char *raw, const char *name)
+{
+	if (raw == NULL)
+		return NULL;
+	return name != NULL && strcmp(raw, name) == 0 ? NULL : raw;
+}
+
+/*
+ * policy_params - the POLICY_PARAMS parameters policy_sql() reads: nine
+ * values, then the raw texts that differ from them. pct is their buffer.
+ */
+static void
+policy_params(const struct dm_policy_published *pp, const char **p,
+    char pct[16])
+{
+	pct[0] = '\0';
+	if (pp->pct >= 0)
+		snprintf(pct, 16, "%d", pp->pct);
+	p[0] = dm_enum_name(DM_ENUM_ALIGNMENT, pp->adkim);
+	p[1] = dm_enum_name(DM_ENUM_ALIGNMENT, pp->aspf);
+	p[2] = dm_enum_name(DM_ENUM_POLICY, pp->p);
+	p[3] = dm_enum_name(DM_ENUM_POLICY, pp->sp);
+	p[4] = dm_enum_name(DM_ENUM_POLICY, pp->np);
+	p[5] = pp->pct >= 0 ? pct : NULL;
+	p[6] = pp->fo;
+	p[7] = dm_enum_name(DM_ENUM_TESTING, pp->testing);
+	p[8] = dm_enum_name(DM_ENUM_DISCOVERY, pp->discovery_method);
+	p[9] = raw_diff(pp->adkim_raw, p[0]);
+	p[10] = raw_diff(pp->aspf_raw, p[1]);
+	p[11] = raw_diff(pp->p_raw, p[2]);
+	p[12] = raw_diff(pp->sp_raw, p[3]);
+	p[13] = raw_diff(pp->np_raw, p[4]);
+	p[14] = raw_diff(pp->pct_raw, p[5]);
+	p[15] = raw_diff(pp->testing_raw, p[7]);
+	p[16] = raw_diff(pp->discovery_method_raw, p[8]);
+}
+
+/* The SELECT list for POLICY_COLS from parameters $base... */
+static char *
+policy_sql(int base)
+{
+	char *sql = NULL;
+	int b = base;
+
+	if (asprintf(&sql, "$%d, $%d, $%d, $%d, $%d, $%d::integer, $%d, $%d, "
+	    "$%d, nullif(jsonb_strip_nulls(jsonb_build_object('adkim', "
+	    "$%d::text, 'aspf', $%d::text, 'p', $%d::text, 'sp', $%d::text, "
+	    "'np', $%d::text, 'pct', $%d::text, 'testing', $%d::text, "
+	    "'discovery_method', $%d::text)), '{}'::jsonb)", b, b + 1, b + 2,
+	    b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11,
+	    b + 12, b + 13, b + 14, b + 15, b + 16) < 0)
+		return NULL;
+	return sql;
+}
+
+/* ---- report ids ---- */
+
+#define ID_BLOCK	STORE_ID_BLOCK
+
+/*
+ * reserve_id - a report id from the identity's sequence, taken ID_BLOCK
+ * at a time: a deferred report's rows are written before its row.
+ */
+static int
+reserve_id(struct store *s, char out[24])
+{
+	PGresult *res;
+	int i, n;
+
+	if (s->ids_next == s->ids_count) {
+		char block[16];
+
+		snprintf(block, sizeof(block), "%d", ID_BLOCK);
+		res = params(s, "SELECT nextval(pg_get_serial_sequence("
+		    "'dmarcd.reports', 'id')) FROM generate_series(1, $1::int)",
+		    1, (const char *[]){ block });
+		if (res == NULL)
+			return -1;
+		n = store_pq.PQntuples(res);
+		for (i = 0; i < n && i < ID_BLOCK; i++)
+			s->ids[i] = strtoll(store_pq.PQgetvalue(res, i, 0), NULL,
+			    10);
+		store_pq.PQclear(res);
+		s->ids_count = (size_t)i;
+		s->ids_next = 0;
+		if (i == 0) {
+			dm_error_set(&s->cb_err, DM_E_INTERNAL, "no report id "
+			    "from the sequence");
+			s->cb_failed = 1;
+			return -1;
+		}
+	}
+	snprintf(out, 24, "%" PRId64, s->ids[s->ids_next++]);
+	return 0;
+}
+
 static int
 on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
 {
 	struct store *s = ctx;
 	const struct dm_policy_published *pp = &r->policy;
 	char *key;
-	const char *p[24];
+	const char *p[17 + POLICY_PARAMS];
 	char pct[16], rev[16], revof[24];
 	PGresult *res;
 	int64_t reporter;
@@ -1010,6 +1158,21 @@ on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
 	if (timestamp_text(r->begin, s->begin_ts, sizeof(s->begin_ts)) != 0 ||
 	    timestamp_text(r->end, s->end_ts, sizeof(s->end_ts)) != 0)
 		return 0;
+	if (s->input->raw.size <= DEFER_MAX) {
+		/*
+		 * Small: whether it is new, a duplicate or a revision is
+		 * decided at its end, in one statement; its rows join the
+		 * batch's under an id taken now.
+		 */
+		if (ensure_month(s, r->begin) != 0)
+			return cb_fail(s, err);
+		s->reporter = reporter_id(s, r);
+		if (s->reporter < 0 || reserve_id(s, s->rep_id) != 0)
+			return cb_fail(s, err);
+		mark_batch(s, &s->rep_marks);
+		s->rep_state = REP_DEFER;
+		return 0;
+	}
 	p[0] = s->domain;
 	p[1] = r->org_name;
 	p[2] = r->report_id;
@@ -1055,8 +1218,6 @@ on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
 		return cb_fail(s, err);
 	snprintf(rev, sizeof(rev), "%d", s->known_count > 0 ? max_rev + 1 : 1);
 	snprintf(revof, sizeof(revof), "%" PRId64, first_id);
-	if (pp->pct >= 0)
-		snprintf(pct, sizeof(pct), "%d", pp->pct);
 	p[5] = NULL;
 	{
 		char rep[24];
@@ -1083,23 +1244,8 @@ on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
 		p[15] = s->input->message_id != NULL ? s->input->message_id :
 		    s->input->source;
 		p[16] = r->where;
-		p[17] = dm_enum_name(DM_ENUM_ALIGNMENT, pp->adkim);
-		p[18] = dm_enum_name(DM_ENUM_ALIGNMENT, pp->aspf);
-		p[19] = dm_enum_name(DM_ENUM_POLICY, pp->p);
-		p[20] = dm_enum_name(DM_ENUM_POLICY, pp->sp);
-		p[21] = dm_enum_name(DM_ENUM_POLICY, pp->np);
-		p[22] = pp->pct >= 0 ? pct : NULL;
-		p[23] = pp->fo;
-		res = params(s, "WITH r AS (INSERT INTO dmarcd.reports "
-		    "(domain, reporter_id, org_name, report_id, begin_time, "
-		    "end_time, schema, namespace, version, email, "
-		    "extra_contact_info, generator, errors, revision, "
-		    "revision_of, source, location) VALUES ($1, $6, $2, $3, $4, "
-		    "$5, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
-		    "RETURNING id), p AS (INSERT INTO dmarcd.policy_published "
-		    "(domain, report, adkim, aspf, p, sp, np, pct, fo) SELECT "
-		    "$1, id, $18, $19, $20, $21, $22, $23, $24 FROM r) "
-		    "SELECT id FROM r", 24, p);
+		policy_params(pp, p + 17, pct);
+		res = params(s, s->sql_begin, 17 + POLICY_PARAMS, p);
 		free((void *)p[5]);
 		dm_buf_free(&eb);
 	}
@@ -1108,12 +1254,6 @@ on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
 	snprintf(s->rep_id, sizeof(s->rep_id), "%s",
 	    store_pq.PQgetvalue(res, 0, 0));
 	store_pq.PQclear(res);
-	if (s->input->raw.size <= DEFER_MAX) {
-		/* Small: its rows join the batch's, copied at commit. */
-		mark_batch(s, &s->rep_marks);
-		s->rep_state = REP_DEFER;
-		return 0;
-	}
 	spool_reset(&s->dkim);
 	spool_reset(&s->spf);
 	dm_buf_reset(&s->copy);
@@ -1263,22 +1403,16 @@ warnings_arrays(const struct dm_warnings *w, struct dm_buf *lines,
 }
 
 /*
- * unroll_previous - a revision replaces the latest earlier one in the
- * rollups: take that one's messages away (its rows stay).
+ * unroll - a revision replaces report id (of s->domain, begun at
+ * s->begin_ts) in the rollups: its messages are taken away (its rows
+ * stay); when it is still deferred in this batch, it is never added.
  */
 static int
-unroll_previous(struct store *s, struct dm_error *err)
+unroll(struct store *s, const char *id, struct dm_error *err)
 {
-	const struct store_known *latest = &s->known[0];
-	char id[24];
 	PGresult *res;
 	size_t i;
 
-	for (i = 1; i < s->known_count; i++)
-		if (s->known[i].revision > latest->revision)
-			latest = &s->known[i];
-	snprintf(id, sizeof(id), "%" PRId64, latest->id);
-	/* Still deferred in this batch: then it is never added at all. */
 	for (i = 0; i < s->b_key_count; i++)
 		if (strcmp(s->b_keys[i].id, id) == 0 &&
 		    strcmp(s->b_keys[i].domain, s->domain) == 0) {
@@ -1292,6 +1426,21 @@ unroll_previous(struct store *s, struct dm_error *err)
 		return -1;
 	store_pq.PQclear(res);
 	return 0;
+}
+
+/* unroll_previous - the same for the latest of the known reports. */
+static int
+unroll_previous(struct store *s, struct dm_error *err)
+{
+	const struct store_known *latest = &s->known[0];
+	char id[24];
+	size_t i;
+
+	for (i = 1; i < s->known_count; i++)
+		if (s->known[i].revision > latest->revision)
+			latest = &s->known[i];
+	snprintf(id, sizeof(id), "%" PRId64, latest->id);
+	return unroll(s, id, err);
 }
 
 /*
@@ -1436,6 +1585,192 @@ raced(struct store *s, const struct dm_report *r)
 	return count_duplicate(s, id, "reports");
 }
 
+#define DEFER_PARAMS	(30 + POLICY_PARAMS)
+
+/*
+ * The statement that ends a deferred report: a duplicate is counted; else
+ * the report, its policy, warnings and raw bytes are inserted, as revision
+ * n + 1 when n reports of its key are known. It returns the duplicate's
+ * id, or the new row's revision and the latest earlier report's id;
+ * neither when another collector stored the same report meanwhile.
+ */
+static char *
+defer_sql(void)
+{
+	char *pol = policy_sql(31), *sql = NULL;
+
+	if (pol == NULL)
+		return NULL;
+	if (asprintf(&sql,
+	    "WITH k AS (SELECT id, payload_sha256 AS sha, revision FROM "
+	    "dmarcd.reports WHERE domain = $1 AND org_name = $2 AND "
+	    "report_id = $3 AND begin_time = $4 AND end_time = $5 AND "
+	    "payload_sha256 IS NOT NULL), "
+	    "d AS (UPDATE dmarcd.reports SET duplicates = duplicates + 1, "
+	    "last_duplicate_at = now() WHERE domain = $1 AND id = (SELECT id "
+	    "FROM k WHERE sha = $17) RETURNING id), "
+	    "i AS (INSERT INTO dmarcd.reports (domain, id, reporter_id, "
+	    "org_name, report_id, begin_time, end_time, schema, namespace, "
+	    "version, email, extra_contact_info, generator, errors, source, "
+	    "location, payload_sha256, payload_bytes, record_count, "
+	    "message_count, warning_count, raw_sha256, revision, revision_of) "
+	    "OVERRIDING SYSTEM VALUE SELECT $1, $16, $6, $2, $3, $4, $5, $7, "
+	    "$8, $9, $10, $11, $12, $13, $14, $15, $17, $18, $19, $20, $21, "
+	    "$22, coalesce((SELECT max(revision) FROM k), 0) + 1, "
+	    "(SELECT min(id) FROM k) WHERE NOT EXISTS (SELECT FROM k WHERE "
+	    "sha = $17) ON CONFLICT DO NOTHING RETURNING id, revision), "
+	    "p AS (INSERT INTO dmarcd.policy_published (domain, report, "
+	    POLICY_COLS ") SELECT $1, i.id, %s FROM i), "
+	    "w AS (INSERT INTO dmarcd.report_warnings (domain, report, n, "
+	    "line, text, count) SELECT $1, i.id, x.n, x.line, x.text, x.count "
+	    "FROM i, unnest($23::bigint[], $24::text[], $25::bigint[]) WITH "
+	    "ORDINALITY AS x(line, text, count, n)), "
+	    "ri AS (INSERT INTO dmarcd.raw_inputs (domain, sha256, size, "
+	    "stored_size, encoding, source) SELECT $1, $22, $27, $28, $29, "
+	    "$14 FROM i WHERE $26::boolean ON CONFLICT DO NOTHING RETURNING "
+	    "1), "
+	    "rc AS (INSERT INTO dmarcd.raw_chunks (domain, sha256, seq, data) "
+	    "SELECT $1, $22, 0, $30::bytea FROM ri) "
+	    "SELECT (SELECT id FROM d), (SELECT revision FROM i), (SELECT id "
+	    "FROM k ORDER BY revision DESC, id DESC LIMIT 1)", pol) < 0)
+		sql = NULL;
+	free(pol);
+	return sql;
+}
+
+/* defer_end - a deferred report is complete: one statement decides. */
+static int
+defer_end(struct store *s, const struct dm_report *r, struct dm_error *err)
+{
+	const struct dm_policy_published *pp = &r->policy;
+	const char *p[DEFER_PARAMS];
+	int len[DEFER_PARAMS] = { 0 }, fmt[DEFER_PARAMS] = { 0 };
+	char reporter[24], sha[67], rawsha[67], bytes[24], recs[24], msgs[24];
+	char wc[24], size[24], stored[24], pct[16], prev[24];
+	const unsigned char *data = NULL;
+	unsigned char *keep = NULL;
+	size_t data_len = 0;
+	struct dm_buf wl, wt, wn, eb;
+	PGresult *res = NULL;
+	int rc = -1, revision;
+
+	if (!s->defer_prepared) {
+		res = store_pq.PQprepare(s->conn, "dmarcd_defer_end",
+		    s->sql_defer, DEFER_PARAMS, NULL);
+		if (res == NULL ||
+		    store_pq.PQresultStatus(res) != PGRES_COMMAND_OK)
+			return store_pq_fail(s->conn, res, "preparing the "
+			    "report statement", err);
+		store_pq.PQclear(res);
+		s->defer_prepared = 1;
+	}
+	dm_buf_init(&wl, 1 << 20);
+	dm_buf_init(&wt, 4 << 20);
+	dm_buf_init(&wn, 1 << 20);
+	dm_buf_init(&eb, DM_MAX_META_ERRORS * 256 + DM_MAX_TEXT);
+	if (warnings_arrays(r->warnings, &wl, &wt, &wn) != 0 ||
+	    pg_array(&eb, r->errors, r->error_count) != 0) {
+		dm_error_set(err, DM_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (!raw_stored(s, s->domain) &&
+	    raw_load(s, &data, &data_len, &keep, err) < 0)
+		goto out;
+	snprintf(reporter, sizeof(reporter), "%" PRId64, s->reporter);
+	bytea_param(r->payload_sha256, 32, sha);
+	bytea_param(s->input->raw.sha256, 32, rawsha);
+	snprintf(bytes, sizeof(bytes), "%" PRIu64, r->payload_bytes);
+	snprintf(recs, sizeof(recs), "%" PRIu64, r->record_count);
+	snprintf(msgs, sizeof(msgs), "%" PRIu64, r->message_count);
+	snprintf(wc, sizeof(wc), "%zu", r->warnings != NULL ?
+	    r->warnings->count : 0);
+	snprintf(size, sizeof(size), "%" PRIu64, s->input->raw.size);
+	snprintf(stored, sizeof(stored), "%zu", data_len);
+	p[0] = s->domain;
+	p[1] = r->org_name;
+	p[2] = r->report_id;
+	p[3] = s->begin_ts;
+	p[4] = s->end_ts;
+	p[5] = reporter;
+	p[6] = dm_schema_name(r->schema);
+	p[7] = r->namespace_uri;
+	p[8] = r->version;
+	p[9] = r->email;
+	p[10] = r->extra_contact_info;
+	p[11] = r->generator;
+	p[12] = dm_buf_cstr(&eb);
+	p[13] = s->input->message_id != NULL ? s->input->message_id :
+	    s->input->source;
+	p[14] = r->where;
+	p[15] = s->rep_id;
+	p[16] = sha;
+	p[17] = bytes;
+	p[18] = recs;
+	p[19] = msgs;
+	p[20] = wc;
+	p[21] = rawsha;
+	p[22] = dm_buf_cstr(&wl);
+	p[23] = dm_buf_cstr(&wt);
+	p[24] = dm_buf_cstr(&wn);
+	p[25] = data != NULL ? "true" : "false";
+	p[26] = size;
+	p[27] = stored;
+	p[28] = s->input->raw.compressed ? "identity" : "gzip";
+	p[29] = data != NULL ? (const char *)data : NULL;
+	len[29] = (int)data_len;
+	fmt[29] = 1;	/* binary: the bytes as they are */
+	policy_params(pp, p + 30, pct);
+	res = store_pq.PQexecPrepared(s->conn, "dmarcd_defer_end",
+	    DEFER_PARAMS, p, len, fmt, 0);
+	if (res == NULL || store_pq.PQresultStatus(res) != PGRES_TUPLES_OK ||
+	    store_pq.PQntuples(res) != 1) {
+		store_pq_fail(s->conn, res, "storing a report", err);
+		res = NULL;
+		goto out;
+	}
+	if (!store_pq.PQgetisnull(res, 0, 0)) {
+		/* The same report again: its rows go. */
+		if (undo_batch(s, &s->rep_marks) != 0) {
+			*err = s->cb_err;
+			goto out;
+		}
+		s->tally->duplicates++;
+		rc = 0;
+		goto out;
+	}
+	if (store_pq.PQgetisnull(res, 0, 1)) {
+		/* Another collector stored it meanwhile. */
+		if (undo_batch(s, &s->rep_marks) != 0 || raced(s, r) != 0) {
+			*err = s->cb_err;
+			goto out;
+		}
+		rc = 0;
+		goto out;
+	}
+	revision = atoi(store_pq.PQgetvalue(res, 0, 1));
+	snprintf(prev, sizeof(prev), "%s", store_pq.PQgetvalue(res, 0, 2));
+	if (batch_key(s, err) != 0 ||
+	    (data != NULL && raw_remember(s, s->domain, err) != 0) ||
+	    (revision > 1 && unroll(s, prev, err) != 0))
+		goto out;
+	if (revision > 1)
+		s->tally->revisions++;
+	else
+		s->tally->stored++;
+	s->tally->records += r->record_count;
+	s->tally->messages += r->message_count;
+	rc = 0;
+out:
+	if (res != NULL)
+		store_pq.PQclear(res);
+	free(keep);
+	dm_buf_free(&wl);
+	dm_buf_free(&wt);
+	dm_buf_free(&wn);
+	dm_buf_free(&eb);
+	return rc;
+}
+
 /* Each line of a spool (COPY text: no raw newline inside a row). */
 static int
 spool_lines(struct store_spool *sp, int (*fn)(struct store *s, int which,
@@ -1546,8 +1881,7 @@ on_report_end(void *ctx, const struct dm_report *r, struct dm_error *err)
 			if (exec(s, "ROLLBACK TO SAVEPOINT report") != 0)
 				return cb_fail(s, err);
 		}
-		if (state == REP_DEFER && (exec(s, "ROLLBACK TO SAVEPOINT "
-		    "report") != 0 || undo_batch(s, &s->rep_marks) != 0))
+		if (state == REP_DEFER && undo_batch(s, &s->rep_marks) != 0)
 			return cb_fail(s, err);
 		why = r->error;
 		if (r->status != DM_STATUS_REJECTED && state == REP_SKIP)
@@ -1578,6 +1912,13 @@ on_report_end(void *ctx, const struct dm_report *r, struct dm_error *err)
 		}
 		s->replay_keys[s->replay_count++] = key;
 		s->tally->replay = 1;
+		return 0;
+	}
+	if (state == REP_DEFER) {
+		if (defer_end(s, r, &s->cb_err) != 0) {
+			s->cb_failed = 1;
+			return cb_fail(s, err);
+		}
 		return 0;
 	}
 	if (finish_report(s, r, state, &s->cb_err) != 0) {
@@ -1741,7 +2082,6 @@ on_problem(void *ctx, const struct dm_problem *pr, struct dm_error *err)
 int
 store_ingest_init(struct store *s, struct dm_error *err)
 {
-	(void)err;
 	dm_buf_init(&s->copy, (size_t)COPY_FLUSH * 64);
 	dm_buf_init(&s->line, (size_t)DM_MAX_TEXT * 16);
 	dm_buf_init(&s->dkim.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
@@ -1752,6 +2092,25 @@ store_ingest_init(struct store *s, struct dm_error *err)
 	dm_buf_init(&s->late_rec.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
 	dm_buf_init(&s->late_dkim.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
 	dm_buf_init(&s->late_spf.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
+	dm_buf_init(&s->b_log.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
+	s->sql_defer = defer_sql();
+	{
+		char *pol = policy_sql(18);
+
+		if (pol == NULL || asprintf(&s->sql_begin, "WITH r AS "
+		    "(INSERT INTO dmarcd.reports (domain, reporter_id, "
+		    "org_name, report_id, begin_time, end_time, schema, "
+		    "namespace, version, email, extra_contact_info, generator, "
+		    "errors, revision, revision_of, source, location) VALUES "
+		    "($1, $6, $2, $3, $4, $5, $7, $8, $9, $10, $11, $12, $13, "
+		    "$14, $15, $16, $17) RETURNING id), p AS (INSERT INTO "
+		    "dmarcd.policy_published (domain, report, " POLICY_COLS
+		    ") SELECT $1, id, %s FROM r) SELECT id FROM r", pol) < 0)
+			s->sql_begin = NULL;
+		free(pol);
+	}
+	if (s->sql_defer == NULL || s->sql_begin == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
 	s->handler.ctx = s;
 	s->handler.report_begin = on_report_begin;
 	s->handler.record = on_record;
@@ -1809,6 +2168,10 @@ store_ingest_free(struct store *s)
 	dm_buf_free(&s->late_rec.mem);
 	dm_buf_free(&s->late_dkim.mem);
 	dm_buf_free(&s->late_spf.mem);
+	dm_buf_free(&s->b_log.mem);
+	free(s->sql_begin);
+	free(s->sql_defer);
+	s->sql_begin = s->sql_defer = NULL;
 }
 
 void
@@ -1843,7 +2206,10 @@ store_input_begin(struct store *s, const struct store_input *input,
 	s->rep_state = REP_NONE;
 	dm_error_clear(&s->cb_err);
 	clear_input(s);
-	if (begin_batch(s) != 0 || exec(s, "SAVEPOINT input") != 0)
+	/* Only a big input may need a second pass (REP_PROBE). */
+	s->input_savepoint = input->raw.size > DEFER_MAX;
+	if (begin_batch(s) != 0 || (s->input_savepoint &&
+	    exec(s, "SAVEPOINT input") != 0))
 		return cb_fail(s, err);
 	mark_batch(s, &s->input_marks);
 	return 0;
@@ -1876,10 +2242,9 @@ store_input_end(struct store *s, const struct dm_error *parse_err,
     struct dm_error *err)
 {
 	struct store_tally *tally = s->tally;
-	char rawsha[67], n[8][24], ms[32];
-	const char *p[14];
+	char rawsha[67], ms[32];
 	const char *status;
-	PGresult *res;
+	struct dm_buf *b;
 
 	if (s->cb_failed || (parse_err != NULL && parse_err->code ==
 	    DM_E_TEMP)) {
@@ -1930,37 +2295,27 @@ store_input_end(struct store *s, const struct dm_error *parse_err,
 		status = "stored";
 	else
 		status = "duplicate";
+	/* Its ingest_log row, copied at commit. */
 	bytea_param(s->input->raw.sha256, 32, rawsha);
-	snprintf(n[0], 24, "%u", tally->stored + tally->revisions);
-	snprintf(n[1], 24, "%u", tally->failures);
-	snprintf(n[2], 24, "%u", tally->duplicates);
-	snprintf(n[3], 24, "%u", tally->revisions);
-	snprintf(n[4], 24, "%u", tally->rejected);
-	snprintf(n[5], 24, "%" PRIu64, tally->records);
-	snprintf(n[6], 24, "%" PRIu64, tally->messages);
 	snprintf(ms, sizeof(ms), "%.3f", now_ms() - s->input_t0);
-	p[0] = s->input->source;
-	p[1] = s->input->message_id;
-	p[2] = rawsha;
-	p[3] = status;
-	p[4] = n[0];
-	p[5] = n[1];
-	p[6] = n[2];
-	p[7] = n[3];
-	p[8] = n[4];
-	p[9] = n[5];
-	p[10] = n[6];
-	p[11] = ms;
-	p[12] = tally->first_error[0] != '\0' ? tally->first_error : NULL;
-	res = params(s, "INSERT INTO dmarcd.ingest_log (source, message_id, "
-	    "raw_sha256, status, reports, failure_reports, duplicates, "
-	    "revisions, rejected, records, messages, duration_ms, error) "
-	    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13); "
-	    , 13, p);
-	if (res == NULL)
+	b = &s->line;
+	dm_buf_reset(b);
+	if (copy_field(b, s->input->source, 0) != 0 ||
+	    copy_field(b, s->input->message_id, 0) != 0 ||
+	    copy_field(b, rawsha, 0) != 0 ||
+	    copy_field(b, status, 0) != 0 ||
+	    dm_buf_printf(b, "%u\t%u\t%u\t%u\t%u\t%" PRIu64 "\t%" PRIu64
+	    "\t%s\t", tally->stored + tally->revisions, tally->failures,
+	    tally->duplicates, tally->revisions, tally->rejected,
+	    tally->records, tally->messages, ms) != 0 ||
+	    copy_field(b, tally->first_error[0] != '\0' ? tally->first_error :
+	    NULL, 1) != 0) {
+		dm_error_set(&s->cb_err, DM_E_NOMEM, "out of memory");
 		goto fail;
-	store_pq.PQclear(res);
-	if (exec(s, "RELEASE SAVEPOINT input") != 0)
+	}
+	if (spool_add(&s->b_log, b, &s->cb_err) != 0)
+		goto fail;
+	if (s->input_savepoint && exec(s, "RELEASE SAVEPOINT input") != 0)
 		goto fail;
 	s->batch_count++;
 	clear_replay(s);
@@ -1984,5 +2339,15 @@ store_commit(struct store *s, struct dm_error *err)
 	s->in_txn = 0;
 	s->batch_count = 0;
 	reset_batch(s);
+	/*
+	 * Planned again in the next batch: a plan made while the tables were
+	 * small (a new database) would scan them whole once they are not.
+	 */
+	if (s->defer_prepared) {
+		s->defer_prepared = 0;
+		if (store_pq_exec(s->conn, "DEALLOCATE dmarcd_defer_end",
+		    err) != 0)
+			return -1;
+	}
 	return 0;
 }

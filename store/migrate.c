@@ -61,6 +61,11 @@ store_connect(struct store **store_r, const char *conninfo,
 		return -1;
 	}
 	store_pq.PQsetNoticeProcessor(conn, notice_quiet, NULL);
+	/*
+	 * Prepared statements are planned each time: a plan kept from the
+	 * first reports into a new database would scan whole tables (they
+	 * were empty then) for as long as the run goes on.
+	 */
 	if (store_pq_exec(conn, "SET client_encoding = 'UTF8'; "
 	    "SET timezone = 'UTC'; SET application_name = 'dmarcd'; "
 	    "SET client_min_messages = warning", err) != 0) {

@@ -21,7 +21,8 @@
 	X(a, PQserverVersion) X(a, PQlibVersion) X(a, PQcmdTuples)	\
 	X(a, PQtransactionStatus) X(a, PQresultErrorMessage)		\
 	X(a, PQconnectionNeedsPassword) X(a, PQgetCopyData)		\
-	X(a, PQfreemem) X(a, PQconnectionUsedPassword)
+	X(a, PQfreemem) X(a, PQconnectionUsedPassword)		\
+	X(a, PQprepare) X(a, PQexecPrepared)
 
 struct store_pq_api {
 	DM_DL_FIELDS(STORE_PQ_SYMS)

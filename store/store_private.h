@@ -13,6 +13,7 @@
 
 #define STORE_MAX_REVISIONS	32	/* compared at a report's end */
 #define STORE_MAX_MONTHS	64	/* partitions known to exist */
+#define STORE_ID_BLOCK		64	/* report ids taken at a time */
 
 struct store_spool {		/* COPY lines kept for after the records */
 	struct dm_buf mem;
@@ -79,6 +80,15 @@ struct store {
 	struct store_marks input_marks, rep_marks;
 	/* Rows of a report whose metadata comes after them. */
 	struct store_spool late_rec, late_dkim, late_spf;
+
+	int64_t reporter;		/* of a deferred report */
+	int64_t ids[STORE_ID_BLOCK];	/* report ids taken, not yet used */
+	size_t ids_next, ids_count;
+	char *sql_begin, *sql_defer;	/* statements built once */
+	int defer_prepared;
+	int input_savepoint;		/* the input has one */
+	/* ingest_log rows, copied at commit */
+	struct store_spool b_log;
 
 	int64_t months[STORE_MAX_MONTHS];
 	size_t month_count;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """order.py - reports whose parts come in an unusual order are stored as
-the parser reads them.
+the parser reads them; and a DMARCbis report's policy in full.
 
 Prints TAP; skipped without PostgreSQL. Built from contrib/samples.
 
@@ -10,8 +10,14 @@ report's identifiers only at its end. Each variant of the google sample
 (its own report_id) must be stored exactly as `dmarcd parse` gives it:
 ingest exits 0, and the reports row has the parser's policy domain,
 org_name, report_id, begin, end, payload sha256, records and messages;
-policy_published has the parser's p, sp, adkim, aspf, pct; the records
-and the rollup are under that domain.
+policy_published has the parser's p, sp, np, adkim, aspf, pct, testing,
+discovery_method; the records and the rollup are under that domain.
+
+The same for a DMARCbis (urn:ietf:params:xml:ns:dmarc-2.0) variant with
+<np>, <testing>, <discovery_method> and <adkim>R</adkim>, once small (its
+rows copied with its batch) and once over 1 MiB (its records copied while
+it is parsed): policy_published.raw keeps {"adkim": "R"}, the spelling
+that differs from the normalised value.
 """
 import json
 import os
@@ -41,7 +47,19 @@ def variants(env):
         return re.sub(r"<report_id>[^<]*</report_id>",
                       "<report_id>order-%s</report_id>" % name, doc, count=1)
 
+    bis = text.replace("<feedback>", '<feedback xmlns="urn:ietf:params:'
+                       'xml:ns:dmarc-2.0">', 1)
+    bis = bis.replace("<adkim>r</adkim>", "<adkim>R</adkim>")
+    bis = bis.replace("</policy_published>", "<np>reject</np><testing>y"
+                      "</testing><discovery_method>treewalk"
+                      "</discovery_method></policy_published>")
+    pad = "".join("<!-- %s -->\n" % ("x" * 1000) for _ in range(1200))
     return [
+        ("dmarcbis", "a DMARCbis report (np, testing, discovery_method)",
+         rid(bis, "dmarcbis")),
+        ("dmarcbis-big", "a DMARCbis report of over 1 MiB",
+         rid(bis.replace("</version>", "</version>\n" + pad, 1),
+             "dmarcbis-big")),
         ("policy-last", "<policy_published> after the records",
          rid(move(text, policy), "policy-last")),
         ("metadata-last", "<report_metadata> after the records",
@@ -83,10 +101,13 @@ def main(tap):
                 str(d["messages"]))
         if rows != [want]:
             problems.append("reports %r, parsed %r" % (rows, [want]))
-        rows = db.rows("SELECT p, sp, adkim, aspf, pct FROM "
+        rows = db.rows("SELECT p, sp, np, adkim, aspf, pct, testing, "
+                       "discovery_method, raw::text FROM "
                        "dmarcd.policy_published")
-        want = (pp["p"], pp["sp"], pp["adkim"], pp["aspf"],
-                None if pp["pct"] is None else str(pp["pct"]))
+        want = (pp["p"], pp["sp"], pp.get("np"), pp["adkim"], pp["aspf"],
+                None if pp["pct"] is None else str(pp["pct"]),
+                pp.get("testing"), pp.get("discovery_method"),
+                '{"adkim": "R"}' if slug.startswith("dmarcbis") else None)
         if rows != [want]:
             problems.append("policy_published %r, parsed %r" % (rows,
                                                                 [want]))
