@@ -1257,6 +1257,8 @@ on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
 	spool_reset(&s->dkim);
 	spool_reset(&s->spf);
 	dm_buf_reset(&s->copy);
+	store_rollup_begin(s->rollup, r->begin, r->end);
+	s->rollup_sql = 0;
 	if (copy_start(s, COPY_RECORDS, &s->cb_err) != 0) {
 		s->cb_failed = 1;
 		return cb_fail(s, err);
@@ -1300,6 +1302,8 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
 		return 0;
 	if (defer)
 		dm_buf_reset(b);
+	else
+		store_rollup_record(s->rollup, rec);
 	rc |= row_head(s, b, rec->index);
 	rc |= copy_field(b, rec->source_ip, 0);
 	rc |= copy_field(b, rec->source_ip == NULL ? rec->source_ip_raw :
@@ -1510,7 +1514,10 @@ finish_report(struct store *s, const struct dm_report *r, int state,
 	if (res == NULL)
 		goto out;
 	store_pq.PQclear(res);
-	if (direct) {
+	if (direct && !s->rollup_sql) {
+		if (store_rollup_flush(s, s->rollup, s->domain, err) != 0)
+			goto out;
+	} else if (direct) {
 		res = store_pq_params(s->conn, "SELECT dmarcd.rollup_add("
 		    "ARRAY[$1::text], ARRAY[$2::bigint], "
 		    "ARRAY[$3::timestamptz])", 3, (const char *[]){ s->domain,
@@ -1848,6 +1855,8 @@ late_begin(struct store *s, const struct dm_report *r, struct dm_error *err)
 		return -1;
 	if (s->rep_state == REP_LATE)	/* still incomplete */
 		s->rep_state = REP_SKIP;
+	/* The held rows pass as text: its rollup is read back from them. */
+	s->rollup_sql = 1;
 	if (spool_lines(&s->late_rec, late_row, s, 0, err) != 0 ||
 	    spool_lines(&s->late_dkim, late_row, s, 1, err) != 0 ||
 	    spool_lines(&s->late_spf, late_row, s, 2, err) != 0)
@@ -2109,7 +2118,8 @@ store_ingest_init(struct store *s, struct dm_error *err)
 			s->sql_begin = NULL;
 		free(pol);
 	}
-	if (s->sql_defer == NULL || s->sql_begin == NULL)
+	s->rollup = store_rollup_new();
+	if (s->sql_defer == NULL || s->sql_begin == NULL || s->rollup == NULL)
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
 	s->handler.ctx = s;
 	s->handler.report_begin = on_report_begin;
@@ -2169,6 +2179,8 @@ store_ingest_free(struct store *s)
 	dm_buf_free(&s->late_dkim.mem);
 	dm_buf_free(&s->late_spf.mem);
 	dm_buf_free(&s->b_log.mem);
+	store_rollup_free(s->rollup);
+	s->rollup = NULL;
 	free(s->sql_begin);
 	free(s->sql_defer);
 	s->sql_begin = s->sql_defer = NULL;

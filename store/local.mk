@@ -5,6 +5,7 @@ store_libstore_a_SOURCES = \
 	store/pq.c store/pq.h \
 	store/migrate.c \
 	store/ingest.c \
+	store/rollup.c \
 	store/query.c
 nodist_store_libstore_a_SOURCES = sql/migrations.c
 store_libstore_a_CPPFLAGS = $(AM_CPPFLAGS) $(LIBPQ_CFLAGS) $(NETTLE_CFLAGS) \

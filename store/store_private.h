@@ -14,6 +14,7 @@
 #define STORE_MAX_REVISIONS	32	/* compared at a report's end */
 #define STORE_MAX_MONTHS	64	/* partitions known to exist */
 #define STORE_ID_BLOCK		64	/* report ids taken at a time */
+#define STORE_ROLLUP_DAYS	64	/* UTC days a report may span */
 
 struct store_spool {		/* COPY lines kept for after the records */
 	struct dm_buf mem;
@@ -87,6 +88,8 @@ struct store {
 	char *sql_begin, *sql_defer;	/* statements built once */
 	int defer_prepared;
 	int input_savepoint;		/* the input has one */
+	struct store_rollup *rollup;	/* of the report being copied */
+	int rollup_sql;			/* its rows came late: rollup_add() */
 	/* ingest_log rows, copied at commit */
 	struct store_spool b_log;
 
@@ -94,6 +97,15 @@ struct store {
 	size_t month_count;
 	struct store_reporter *reporters;	/* small cache */
 };
+
+/* rollup.c: a big report's daily rollup, added up as it is parsed. */
+struct store_rollup;
+struct store_rollup *store_rollup_new(void);
+void store_rollup_free(struct store_rollup *r);
+void store_rollup_begin(struct store_rollup *r, int64_t begin, int64_t end);
+void store_rollup_record(struct store_rollup *r, const struct dm_record *rec);
+int store_rollup_flush(struct store *s, struct store_rollup *r,
+    const char *domain, struct dm_error *err);
 
 int store_ingest_init(struct store *s, struct dm_error *err);
 void store_ingest_free(struct store *s);

@@ -7,8 +7,10 @@ Prints TAP; skipped without PostgreSQL, or without the generator
 gen_aggregate.py --stats writes each report's ground truth. Variants,
 each under its own policy domain: plain XML, --gzip, --zip, --dmarcbis,
 --quirks, and --dmarcbis --quirks --gzip together, a few thousand records
-each, and two reports spanning three days (one starting at midnight UTC,
-one in the middle of a day, so over four UTC days). One `dmarcd ingest
+each, and three reports spanning three days or more (one starting at
+midnight UTC, two in the middle of a day, so over four UTC days; the last
+of 6000 records, over 1 MiB, so that its rollup is added up while it is
+copied, with more keys than dmarcd holds in memory). One `dmarcd ingest
 DIR`, then per domain the database must hold the ground truth:
 
 * records (rows of dmarcd.records) and messages (sum of count), and the
@@ -53,6 +55,10 @@ VARIANTS = [
                                  "--end", JAN1 + 13 * DAY - 1]),
     ("odd.example", 1500, 108, ["--begin", JAN1 + 20 * DAY + 7 * 3600 + 13,
                                 "--end", JAN1 + 23 * DAY + 7 * 3600 + 12]),
+    # Over 1 MiB: copied as parsed, its rollup added up on the way, with
+    # more keys than the table holds (4 days x 6000 records).
+    ("bigdays.example", 6000, 109, ["--begin", JAN1 + 25 * DAY + 5 * 3600,
+                                    "--end", JAN1 + 28 * DAY + 9 * 3600]),
 ]
 
 
@@ -214,7 +220,64 @@ def main(tap):
                             "truth %r" % (domain, got.get(domain), want))
     tap.check("dmarcd summary: each domain's messages and DMARC pass rate",
               problems)
+    many_keys(tap, db, work)
     tap.check("nothing half-stored", db.consistency())
+
+
+def many_keys(tap, db, work):
+    """A report of 20000 records, each from its own address, over three
+    UTC days: 60000 rollup keys, more than dmarcd adds up in memory (the
+    rest goes through a temporary file); header_from in two spellings that
+    the rollup merges."""
+    n = 20000
+    begin = JAN1 + 40 * DAY + 11 * 3600
+    end = begin + 2 * DAY
+    recs, counts = [], []
+    for i in range(n):
+        count = i % 97 + 1
+        counts.append(count)
+        recs.append(
+            "<record><row><source_ip>10.%d.%d.%d</source_ip><count>%d"
+            "</count><policy_evaluated><disposition>none</disposition>"
+            "<dkim>pass</dkim><spf>fail</spf></policy_evaluated></row>"
+            "<identifiers><header_from>%s</header_from></identifiers>"
+            "<auth_results><spf><domain>keys.example</domain><result>fail"
+            "</result></spf></auth_results></record>"
+            % (i >> 16, (i >> 8) & 255, i & 255, count,
+               "Keys.Example" if i % 2 else "keys.example"))
+    doc = ("<?xml version=\"1.0\"?><feedback><report_metadata><org_name>"
+           "keys test</org_name><email>k@example.org</email><report_id>"
+           "many-keys</report_id><date_range><begin>%d</begin><end>%d</end>"
+           "</date_range></report_metadata><policy_published><domain>"
+           "keys.example</domain><p>none</p></policy_published>%s"
+           "</feedback>" % (begin, end, "".join(recs)))
+    path = os.path.join(work, "keys", "many-keys.xml")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(doc)
+    r = db.dmarcd("ingest", path)
+    problems = [] if r.rc == 0 else [r.describe()]
+    want = apportion(counts, begin, end)
+    got = as_dict(db.rows("SELECT day::text, sum(messages) FROM "
+                          "dmarcd.rollup_daily WHERE domain = 'keys.example' "
+                          "GROUP BY day ORDER BY day"))
+    if got != want:
+        problems.append("messages per day: stored %r, apportioned %r"
+                        % (got, want))
+    rows = db.rows("SELECT count(*), count(DISTINCT header_from), "
+                   "bool_and(dkim_aligned AND NOT spf_aligned) FROM "
+                   "dmarcd.rollup_daily WHERE domain = 'keys.example'")
+    want_rows = sum(1 for c in counts for d in range(3)
+                    if (c * min((d + 1) * DAY - 11 * 3600, 2 * DAY)
+                        // (2 * DAY)) - (c * max(d * DAY - 11 * 3600, 0)
+                                          // (2 * DAY)) > 0)
+    if rows != [(str(want_rows), "1", "t")]:
+        problems.append("rollup rows (count, header_from spellings, "
+                        "aligned as sent) %r, want %r"
+                        % (rows, [(str(want_rows), "1", "t")]))
+    tap.check("a report of %d records over 3 days (%d rollup rows, more "
+              "than held in memory): per day as apportioned, header_from "
+              "merged" % (n, want_rows), problems)
 
 
 if __name__ == "__main__":
