@@ -2088,20 +2088,33 @@ on_problem(void *ctx, const struct dm_problem *pr, struct dm_error *err)
 
 /* ---- inputs and batches ---- */
 
+/* Every spool of the store, for init and free. */
+#define SPOOLS	9
+static void
+spools(struct store *s, struct store_spool *all[SPOOLS])
+{
+	all[0] = &s->dkim;
+	all[1] = &s->spf;
+	all[2] = &s->b_rec;
+	all[3] = &s->b_dkim;
+	all[4] = &s->b_spf;
+	all[5] = &s->b_log;
+	all[6] = &s->late_rec;
+	all[7] = &s->late_dkim;
+	all[8] = &s->late_spf;
+}
+
 int
 store_ingest_init(struct store *s, struct dm_error *err)
 {
+	struct store_spool *all[SPOOLS];
+	size_t i;
+
 	dm_buf_init(&s->copy, (size_t)COPY_FLUSH * 64);
 	dm_buf_init(&s->line, (size_t)DM_MAX_TEXT * 16);
-	dm_buf_init(&s->dkim.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
-	dm_buf_init(&s->spf.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
-	dm_buf_init(&s->b_rec.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
-	dm_buf_init(&s->b_dkim.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
-	dm_buf_init(&s->b_spf.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
-	dm_buf_init(&s->late_rec.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
-	dm_buf_init(&s->late_dkim.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
-	dm_buf_init(&s->late_spf.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
-	dm_buf_init(&s->b_log.mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
+	spools(s, all);
+	for (i = 0; i < SPOOLS; i++)
+		dm_buf_init(&all[i]->mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
 	s->sql_defer = defer_sql();
 	{
 		char *pol = policy_sql(18);
@@ -2131,54 +2144,48 @@ store_ingest_init(struct store *s, struct dm_error *err)
 }
 
 static void
-clear_input(struct store *s)
+free_strings(char ***v, size_t *n)
 {
 	size_t i;
 
-	for (i = 0; i < s->raw_domain_count; i++)
-		free(s->raw_domains[i]);
-	free(s->raw_domains);
-	s->raw_domains = NULL;
-	s->raw_domain_count = 0;
+	for (i = 0; i < *n; i++)
+		free((*v)[i]);
+	free(*v);
+	*v = NULL;
+	*n = 0;
+}
+
+static void
+clear_input(struct store *s)
+{
+	free_strings(&s->raw_domains, &s->raw_domain_count);
 }
 
 static void
 clear_replay(struct store *s)
 {
-	size_t i;
-
-	for (i = 0; i < s->replay_count; i++)
-		free(s->replay_keys[i]);
-	free(s->replay_keys);
-	s->replay_keys = NULL;
-	s->replay_count = 0;
+	free_strings(&s->replay_keys, &s->replay_count);
 }
 
 void
 store_ingest_free(struct store *s)
 {
+	struct store_spool *all[SPOOLS];
+	size_t i;
+
 	clear_input(s);
 	clear_replay(s);
 	forget_caches(s);
 	free(s->domain);
 	dm_buf_free(&s->copy);
 	dm_buf_free(&s->line);
-	spool_reset(&s->dkim);
-	spool_reset(&s->spf);
-	dm_buf_free(&s->dkim.mem);
-	dm_buf_free(&s->spf.mem);
 	reset_batch(s);
 	free(s->b_keys);
-	dm_buf_free(&s->b_rec.mem);
-	dm_buf_free(&s->b_dkim.mem);
-	dm_buf_free(&s->b_spf.mem);
-	spool_reset(&s->late_rec);
-	spool_reset(&s->late_dkim);
-	spool_reset(&s->late_spf);
-	dm_buf_free(&s->late_rec.mem);
-	dm_buf_free(&s->late_dkim.mem);
-	dm_buf_free(&s->late_spf.mem);
-	dm_buf_free(&s->b_log.mem);
+	spools(s, all);
+	for (i = 0; i < SPOOLS; i++) {
+		spool_reset(all[i]);
+		dm_buf_free(&all[i]->mem);
+	}
 	store_rollup_free(s->rollup);
 	s->rollup = NULL;
 	free(s->sql_begin);
@@ -2263,6 +2270,13 @@ store_input_end(struct store *s, const struct dm_error *parse_err,
 		*err = s->cb_failed ? s->cb_err : *parse_err;
 		store_rollback(s);
 		return -1;
+	}
+	if (s->rep_state == REP_DEFER) {
+		/* The parser stopped inside a report without ending it:
+		 * nothing of it is on the server yet; its rows go. */
+		s->rep_state = REP_NONE;
+		if (undo_batch(s, &s->rep_marks) != 0)
+			goto fail;
 	}
 	if (s->rep_state == REP_COPY) {
 		/* The parser stopped inside a report without ending it. */
