@@ -432,6 +432,8 @@ reader_run(void *arg)
  */
 _Static_assert(UNPACK_MAX_THREADS == AGG_MAX_THREADS, "one thread cap");
 
+static long online_cpus;	/* 0: not read yet */
+
 static unsigned
 parse_threads(const struct unpack_options *o, int big)
 {
@@ -441,7 +443,10 @@ parse_threads(const struct unpack_options *o, int big)
 		return o->parse_threads;
 	if (!big)
 		return 1;
-	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	/* Read once: sysconf opens a file in /sys each time. */
+	if (online_cpus == 0)
+		online_cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	cpus = online_cpus;
 	if (cpus < 2)
 		return 1;
 	return cpus > AGG_MAX_THREADS ? AGG_MAX_THREADS : (unsigned)cpus;
