@@ -890,6 +890,7 @@ mark_batch(struct store *s, struct store_marks *m)
 	spool_mark(&s->b_rec, &m->rec);
 	spool_mark(&s->b_dkim, &m->dkim);
 	spool_mark(&s->b_spf, &m->spf);
+	spool_mark(&s->b_roll, &m->roll);
 	m->keys = s->b_key_count;
 }
 
@@ -904,7 +905,8 @@ undo_batch(struct store *s, const struct store_marks *m)
 	s->b_key_count = m->keys;
 	if (spool_truncate(&s->b_rec, &m->rec) != 0 ||
 	    spool_truncate(&s->b_dkim, &m->dkim) != 0 ||
-	    spool_truncate(&s->b_spf, &m->spf) != 0) {
+	    spool_truncate(&s->b_spf, &m->spf) != 0 ||
+	    spool_truncate(&s->b_roll, &m->roll) != 0) {
 		dm_error_set(&s->cb_err, DM_E_IO, "cannot truncate a temporary "
 		    "file: %s", strerror(errno));
 		s->cb_failed = 1;
@@ -935,6 +937,7 @@ batch_key(struct store *s, struct dm_error *err)
 	snprintf(k->id, sizeof(k->id), "%s", s->rep_id);
 	snprintf(k->begin, sizeof(k->begin), "%s", s->begin_ts);
 	k->superseded = 0;
+	k->rolled = s->rep_rolled;
 	s->b_key_count++;
 	return 0;
 }
@@ -949,20 +952,96 @@ reset_batch(struct store *s)
 	spool_reset(&s->b_rec);
 	spool_reset(&s->b_dkim);
 	spool_reset(&s->b_spf);
+	spool_reset(&s->b_roll);
 	spool_reset(&s->b_log);
+}
+
+/*
+ * The rollup rows of the batch's small reports are merged here: copied to
+ * a temporary table, then added up and upserted in one statement.
+ */
+#define ROLL_TABLE "CREATE TEMP TABLE IF NOT EXISTS dmarcd_rollup_in " \
+	"(domain text, day date, source_ip inet, header_from text, " \
+	"dkim_aligned boolean, spf_aligned boolean, disposition text, " \
+	"messages numeric) ON COMMIT DELETE ROWS"
+#define COPY_ROLL "COPY pg_temp.dmarcd_rollup_in FROM STDIN"
+#define ROLL_MERGE "INSERT INTO dmarcd.rollup_daily AS t (domain, day, " \
+	"source_ip, header_from, dkim_aligned, spf_aligned, disposition, " \
+	"messages) SELECT domain, day, source_ip, " \
+	"coalesce(lower(header_from), ''), dkim_aligned, spf_aligned, " \
+	"disposition, sum(messages) FROM pg_temp.dmarcd_rollup_in " \
+	"GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING sum(messages) <> 0 " \
+	"ON CONFLICT ON CONSTRAINT rollup_daily_key " \
+	"DO UPDATE SET messages = t.messages + excluded.messages"
+
+/*
+ * keys_rollup_add - dmarcd.rollup_add() over the batch's keys that need
+ * it: with sign 1 those whose rows are not in b_roll (read back from
+ * their records), with -1 those merged from b_roll that a later revision
+ * in the batch replaced.
+ */
+static int
+keys_rollup_add(struct store *s, int sign, struct dm_error *err)
+{
+	struct dm_buf dom, ids, begins;
+	const char **doms = NULL;
+	const char *p[4];
+	PGresult *res;
+	size_t i, n = 0;
+	int rc = -1;
+
+	dm_buf_init(&dom, 64 << 20);
+	dm_buf_init(&ids, 64 << 20);
+	dm_buf_init(&begins, 64 << 20);
+	doms = malloc((s->b_key_count + 1) * sizeof(*doms));
+	if (doms == NULL || dm_buf_append(&ids, "{", 1) != 0 ||
+	    dm_buf_append(&begins, "{", 1) != 0)
+		goto nomem;
+	for (i = 0; i < s->b_key_count; i++) {
+		const struct store_batch_key *k = &s->b_keys[i];
+
+		if (sign > 0 ? k->superseded || k->rolled :
+		    !k->superseded || !k->rolled)
+			continue;
+		if (dm_buf_printf(&ids, "%s%s", n ? "," : "", k->id) != 0 ||
+		    dm_buf_printf(&begins, "%s\"%s\"", n ? "," : "",
+		    k->begin) != 0)
+			goto nomem;
+		doms[n++] = k->domain;
+	}
+	if (n == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (pg_array(&dom, doms, n) != 0 ||
+	    dm_buf_append(&ids, "}", 1) != 0 ||
+	    dm_buf_append(&begins, "}", 1) != 0)
+		goto nomem;
+	p[0] = dm_buf_cstr(&dom);
+	p[1] = dm_buf_cstr(&ids);
+	p[2] = dm_buf_cstr(&begins);
+	p[3] = sign > 0 ? "1" : "-1";
+	res = store_pq_params(s->conn, "SELECT dmarcd.rollup_add($1::text[], "
+	    "$2::bigint[], $3::timestamptz[], $4::integer)", 4, p, err);
+	if (res == NULL)
+		goto out;
+	store_pq.PQclear(res);
+	rc = 0;
+	goto out;
+nomem:
+	dm_error_set(err, DM_E_NOMEM, "out of memory");
+out:
+	free(doms);
+	dm_buf_free(&dom);
+	dm_buf_free(&ids);
+	dm_buf_free(&begins);
+	return rc;
 }
 
 /* flush_batch - the deferred rows, then their rollups. */
 static int
 flush_batch(struct store *s, struct dm_error *err)
 {
-	struct dm_buf dom, ids, begins;
-	const char **doms = NULL;
-	const char *p[3];
-	PGresult *res;
-	size_t i, n = 0;
-	int rc = -1;
-
 	if (copy_spool(s, &s->b_log, COPY_LOG, err) != 0)
 		return -1;
 	if (s->b_key_count == 0)
@@ -971,52 +1050,14 @@ flush_batch(struct store *s, struct dm_error *err)
 	    copy_spool(s, &s->b_dkim, COPY_DKIM, err) != 0 ||
 	    copy_spool(s, &s->b_spf, COPY_SPF, err) != 0)
 		return -1;
-	dm_buf_init(&dom, 64 << 20);
-	dm_buf_init(&ids, 64 << 20);
-	dm_buf_init(&begins, 64 << 20);
-	if (dm_buf_append(&ids, "{", 1) != 0 ||
-	    dm_buf_append(&begins, "{", 1) != 0) {
-		dm_error_set(err, DM_E_NOMEM, "out of memory");
-		goto out;
-	}
-	doms = malloc(s->b_key_count * sizeof(*doms));
-	if (doms == NULL) {
-		dm_error_set(err, DM_E_NOMEM, "out of memory");
-		goto out;
-	}
-	for (i = 0; i < s->b_key_count; i++) {
-		if (s->b_keys[i].superseded)
-			continue;
-		if (dm_buf_printf(&ids, "%s%s", n ? "," : "",
-		    s->b_keys[i].id) != 0 ||
-		    dm_buf_printf(&begins, "%s\"%s\"", n ? "," : "",
-		    s->b_keys[i].begin) != 0) {
-			dm_error_set(err, DM_E_NOMEM, "out of memory");
-			goto out;
-		}
-		doms[n++] = s->b_keys[i].domain;
-	}
-	if (pg_array(&dom, doms, n) != 0 ||
-	    dm_buf_append(&ids, "}", 1) != 0 ||
-	    dm_buf_append(&begins, "}", 1) != 0) {
-		dm_error_set(err, DM_E_NOMEM, "out of memory");
-		goto out;
-	}
-	p[0] = dm_buf_cstr(&dom);
-	p[1] = dm_buf_cstr(&ids);
-	p[2] = dm_buf_cstr(&begins);
-	res = store_pq_params(s->conn, "SELECT dmarcd.rollup_add($1::text[], "
-	    "$2::bigint[], $3::timestamptz[])", 3, p, err);
-	if (res == NULL)
-		goto out;
-	store_pq.PQclear(res);
-	rc = 0;
-out:
-	free(doms);
-	dm_buf_free(&dom);
-	dm_buf_free(&ids);
-	dm_buf_free(&begins);
-	return rc;
+	if (s->b_roll.lines > 0 &&
+	    (store_pq_exec(s->conn, ROLL_TABLE, err) != 0 ||
+	    copy_spool(s, &s->b_roll, COPY_ROLL, err) != 0 ||
+	    store_pq_exec(s->conn, ROLL_MERGE, err) != 0))
+		return -1;
+	if (keys_rollup_add(s, 1, err) != 0 || keys_rollup_add(s, -1, err) != 0)
+		return -1;
+	return 0;
 }
 
 /* ---- policy_published ---- */
@@ -1137,6 +1178,7 @@ on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
 	int64_t first_id = 0;
 
 	s->rep_state = REP_SKIP;
+	s->rep_rolled = 0;
 	s->known_count = 0;
 	free(s->domain);
 	s->domain = lower_dup(pp->domain);
@@ -1170,6 +1212,8 @@ on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
 		if (s->reporter < 0 || reserve_id(s, s->rep_id) != 0)
 			return cb_fail(s, err);
 		mark_batch(s, &s->rep_marks);
+		store_rollup_days(s->rollup, r->begin, r->end);
+		s->rep_rolled = 1;
 		s->rep_state = REP_DEFER;
 		return 0;
 	}
@@ -1358,6 +1402,13 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
 		if (rc != 0 || spool_add(spf, l, err) != 0)
 			return rc ? dm_error_set(err, DM_E_NOMEM, "out of "
 			    "memory") : -1;
+	}
+	if (s->rep_state == REP_DEFER && s->rep_rolled) {
+		dm_buf_reset(l);
+		if (store_rollup_lines(s->rollup, s->domain, rec, l) != 0)
+			return dm_error_set(err, DM_E_NOMEM, "out of memory");
+		if (l->len > 0 && spool_add(&s->b_roll, l, err) != 0)
+			return -1;
 	}
 	if (!defer && b->len >= COPY_FLUSH) {
 		if (copy_put(s, b->data, b->len, err) != 0) {
@@ -1857,6 +1908,7 @@ late_begin(struct store *s, const struct dm_report *r, struct dm_error *err)
 		s->rep_state = REP_SKIP;
 	/* The held rows pass as text: its rollup is read back from them. */
 	s->rollup_sql = 1;
+	s->rep_rolled = 0;
 	if (spool_lines(&s->late_rec, late_row, s, 0, err) != 0 ||
 	    spool_lines(&s->late_dkim, late_row, s, 1, err) != 0 ||
 	    spool_lines(&s->late_spf, late_row, s, 2, err) != 0)
@@ -2089,7 +2141,7 @@ on_problem(void *ctx, const struct dm_problem *pr, struct dm_error *err)
 /* ---- inputs and batches ---- */
 
 /* Every spool of the store, for init and free. */
-#define SPOOLS	9
+#define SPOOLS	10
 static void
 spools(struct store *s, struct store_spool *all[SPOOLS])
 {
@@ -2102,6 +2154,7 @@ spools(struct store *s, struct store_spool *all[SPOOLS])
 	all[6] = &s->late_rec;
 	all[7] = &s->late_dkim;
 	all[8] = &s->late_spf;
+	all[9] = &s->b_roll;
 }
 
 int

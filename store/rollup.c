@@ -37,8 +37,8 @@ struct rollup_entry {
 
 struct store_rollup {
 	/* the report's days: [lo, hi) seconds from begin, of total */
-	int64_t first_day;		/* epoch day of day 0 */
 	int64_t lo[STORE_ROLLUP_DAYS], hi[STORE_ROLLUP_DAYS], total;
+	char date[STORE_ROLLUP_DAYS][16];	/* YYYY-MM-DD */
 	int ndays;
 	struct rollup_entry *entries;
 	size_t count;
@@ -116,28 +116,85 @@ clear(struct store_rollup *r)
 	dm_arena_reset(&r->text);
 }
 
-/* The days of [begin, end), as dmarcd.report_days() has them. */
+/* A report begins: the sums start from nothing. */
 void
 store_rollup_begin(struct store_rollup *r, int64_t begin, int64_t end)
 {
-	int64_t b = begin, e = end, d;
-
 	clear(r);
 	if (r->spill != NULL) {
 		fclose(r->spill);
 		r->spill = NULL;
 	}
 	r->failed = 0;
+	store_rollup_days(r, begin, end);
+}
+
+/* The days of [begin, end), as dmarcd.report_days() has them. */
+void
+store_rollup_days(struct store_rollup *r, int64_t begin, int64_t end)
+{
+	int64_t b = begin, e = end, d;
+
 	if (e - b <= 0 || e - b > 62 * (int64_t)DAY)
 		e = b + 1;
 	r->total = e - b;
 	d = b - (((b % DAY) + DAY) % DAY);
-	r->first_day = d / DAY;
 	for (r->ndays = 0; d < e && r->ndays < STORE_ROLLUP_DAYS; d += DAY) {
+		time_t t = (time_t)d;
+		struct tm tm;
+
 		r->lo[r->ndays] = (d > b ? d : b) - b;
 		r->hi[r->ndays] = (d + DAY < e ? d + DAY : e) - b;
+		gmtime_r(&t, &tm);
+		strftime(r->date[r->ndays], sizeof(r->date[0]), "%Y-%m-%d",
+		    &tm);
 		r->ndays++;
 	}
+}
+
+/* The messages of a count that fall on day i. */
+static unsigned __int128
+day_part(const struct store_rollup *r, int i, uint64_t count)
+{
+	unsigned __int128 n = count;
+
+	return n * (uint64_t)r->hi[i] / (uint64_t)r->total -
+	    n * (uint64_t)r->lo[i] / (uint64_t)r->total;
+}
+
+/*
+ * store_rollup_lines - a record's rollup rows as COPY text lines appended
+ * to out, one per day it counts on (the days of store_rollup_days):
+ * domain, day, source_ip, header_from (as given: lower-cased on the
+ * server, like rollup_add()), dkim and spf aligned, disposition,
+ * messages. For reports stored at the batch's end, whose rows are merged
+ * there (STORE_ROLLUP_COPY).
+ */
+int
+store_rollup_lines(const struct store_rollup *r, const char *domain,
+    const struct dm_record *rec, struct dm_buf *out)
+{
+	const char *disp = dm_enum_name(DM_ENUM_DISPOSITION, rec->disposition);
+	int i, rc = 0;
+
+	for (i = 0; i < r->ndays; i++) {
+		unsigned __int128 part = day_part(r, i, rec->count);
+		char num[48];
+
+		if (part == 0)
+			continue;
+		rc |= store_copy_escape(out, domain);
+		rc |= dm_buf_printf(out, "\t%s\t", r->date[i]);
+		rc |= store_copy_escape(out, rec->source_ip);
+		rc |= dm_buf_append(out, "\t", 1);
+		rc |= store_copy_escape(out, rec->header_from);
+		rc |= dm_buf_printf(out, "\t%c\t%c\t",
+		    rec->dkim == DM_VERDICT_PASS ? 't' : 'f',
+		    rec->spf == DM_VERDICT_PASS ? 't' : 'f');
+		rc |= store_copy_escape(out, disp != NULL ? disp : "");
+		rc |= dm_buf_printf(out, "\t%s\n", u128_text(part, num));
+	}
+	return rc ? -1 : 0;
 }
 
 /*
@@ -221,10 +278,7 @@ store_rollup_record(struct store_rollup *r, const struct dm_record *rec)
 	if (r->failed)
 		return;
 	for (i = 0; i < r->ndays; i++) {
-		unsigned __int128 n = rec->count;
-		unsigned __int128 part = n * (uint64_t)r->hi[i] /
-		    (uint64_t)r->total - n * (uint64_t)r->lo[i] /
-		    (uint64_t)r->total;
+		unsigned __int128 part = day_part(r, i, rec->count);
 
 		if (part == 0)
 			continue;
@@ -301,14 +355,9 @@ slice_add(struct store *s, struct store_rollup *r, struct slice *x,
     const char *domain, int day, const char *ip, const char *hf, int da,
     int sa, const char *disp, const char *n, struct dm_error *err)
 {
-	char date[16];
-	time_t t = (time_t)((r->first_day + day) * DAY);
-	struct tm tm;
 	int rc = 0;
 
-	gmtime_r(&t, &tm);
-	strftime(date, sizeof(date), "%Y-%m-%d", &tm);
-	rc |= elem(&x->day, date, x->rows);
+	rc |= elem(&x->day, r->date[day], x->rows);
 	rc |= elem(&x->ip, ip, x->rows);
 	rc |= elem(&x->hf, hf, x->rows);
 	rc |= elem(&x->da, da ? "t" : "f", x->rows);

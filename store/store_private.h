@@ -27,7 +27,7 @@ struct store_mark {		/* a spool's end, to go back to */
 };
 
 struct store_marks {		/* the batch's deferred rows at a point */
-	struct store_mark rec, dkim, spf;
+	struct store_mark rec, dkim, spf, roll;
 	size_t keys;
 };
 
@@ -36,6 +36,7 @@ struct store_batch_key {	/* a deferred report, for its rollup */
 	char id[24];
 	char begin[40];
 	int superseded;		/* a later revision in the batch */
+	int rolled;		/* its rollup rows are in b_roll */
 };
 
 struct store_known {		/* an earlier report with the same key */
@@ -76,6 +77,8 @@ struct store {
 
 	/* Rows of small reports, copied once per batch at commit. */
 	struct store_spool b_rec, b_dkim, b_spf;
+	struct store_spool b_roll;	/* their rollup rows (not merged) */
+	int rep_rolled;			/* the report's are in b_roll */
 	struct store_batch_key *b_keys;
 	size_t b_key_count, b_key_alloc;
 	struct store_marks input_marks, rep_marks;
@@ -104,6 +107,9 @@ struct store_rollup *store_rollup_new(void);
 void store_rollup_free(struct store_rollup *r);
 void store_rollup_begin(struct store_rollup *r, int64_t begin, int64_t end);
 void store_rollup_record(struct store_rollup *r, const struct dm_record *rec);
+void store_rollup_days(struct store_rollup *r, int64_t begin, int64_t end);
+int store_rollup_lines(const struct store_rollup *r, const char *domain,
+    const struct dm_record *rec, struct dm_buf *out);
 int store_rollup_flush(struct store *s, struct store_rollup *r,
     const char *domain, struct dm_error *err);
 

@@ -55,6 +55,11 @@ VARIANTS = [
                                  "--end", JAN1 + 13 * DAY - 1]),
     ("odd.example", 1500, 108, ["--begin", JAN1 + 20 * DAY + 7 * 3600 + 13,
                                 "--end", JAN1 + 23 * DAY + 7 * 3600 + 12]),
+    # Under 1 MiB: stored at its end, its rollup rows merged with the
+    # batch's (the two above are over 1 MiB).
+    ("smalldays.example", 1000, 110, ["--begin", JAN1 + 30 * DAY + 3 * 3600
+                                      + 7, "--end", JAN1 + 33 * DAY + 11 *
+                                      3600 + 5]),
     # Over 1 MiB: copied as parsed, its rollup added up on the way, with
     # more keys than the table holds (4 days x 6000 records).
     ("bigdays.example", 6000, 109, ["--begin", JAN1 + 25 * DAY + 5 * 3600,
