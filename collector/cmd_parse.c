@@ -456,7 +456,7 @@ on_problem(void *ctx, const struct dm_problem *p, struct dm_error *err)
 int
 cmd_worse(int a, int b)
 {
-	static const int order[] = { 0, 65, 66, 74, 70, 69, 78, 75 };
+	static const int order[] = { 0, 65, 66, 74, 70, 71, 69, 78, 75 };
 	int ra = 0, rb = 0;
 	size_t i;
 

@@ -17,9 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <nettle/sha2.h>
 
@@ -29,12 +31,6 @@
 #include "parser/unpack.h"
 #include "store/store.h"
 
-#define EX_OK		0
-#define EX_USAGE	64
-#define EX_DATAERR	65
-#define EX_NOINPUT	66
-#define EX_SOFTWARE	70
-#define EX_TEMPFAIL	75
 
 struct db_opts {
 	const char *config;
@@ -157,6 +153,8 @@ cmd_migrate(int argc, char **argv)
 }
 
 /* ---- ingest ---- */
+
+#define INGEST_MAX_JOBS	64
 
 struct pending_line {
 	char *text;
@@ -509,25 +507,46 @@ ingest_run_init(struct ingest_run *run, const struct dm_config *cfg)
 	run->t0 = now_s();
 }
 
-static void
-ingest_totals(struct ingest_run *run)
-{
-	double t = now_s() - run->t0;
+/* What an ingest did, for its last line; a job's, sent to the parent. */
+struct ingest_sums {
+	uint64_t inputs, stored, duplicates, revisions, failures, rejected;
+	uint64_t records, messages;
+	int status;
+};
 
-	if (run->quiet && run->status == EX_OK && !run->stopped)
+static void
+print_totals(const struct ingest_sums *u, int quiet, double t)
+{
+	if (quiet && u->status == EX_OK)
 		return;
-	fprintf(run->quiet ? stderr : stdout, "dmarcd ingest: %" PRIu64
+	fprintf(quiet ? stderr : stdout, "dmarcd ingest: %" PRIu64
 	    " input%s: %" PRIu64 " reports stored, %" PRIu64 " revisions, %"
 	    PRIu64 " failure reports, %" PRIu64 " duplicates, %" PRIu64
 	    " rejected; %" PRIu64 " records, %" PRIu64 " messages in %.2f s"
-	    " (%.0f inputs/s)\n", run->inputs, run->inputs == 1 ? "" : "s",
-	    run->stored, run->revisions, run->failures, run->duplicates,
-	    run->rejected, run->records, run->messages, t,
-	    t > 0 ? (double)run->inputs / t : 0.0);
+	    " (%.0f inputs/s)\n", u->inputs, u->inputs == 1 ? "" : "s",
+	    u->stored, u->revisions, u->failures, u->duplicates, u->rejected,
+	    u->records, u->messages, t, t > 0 ? (double)u->inputs / t : 0.0);
+}
+
+static void
+ingest_sums(const struct ingest_run *run, struct ingest_sums *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->inputs = run->inputs;
+	u->stored = run->stored;
+	u->duplicates = run->duplicates;
+	u->revisions = run->revisions;
+	u->failures = run->failures;
+	u->rejected = run->rejected;
+	u->records = run->records;
+	u->messages = run->messages;
+	/* A stopped run's last line is printed even when quiet. */
+	u->status = run->stopped && run->status == EX_OK ? EX_TEMPFAIL :
+	    run->status;
 }
 
 const char cmd_ingest_usage[] =
-    "usage: dmarcd ingest [--recursive] [--quiet] [--db CONNINFO]\n"
+    "usage: dmarcd ingest [--recursive] [--quiet] [--jobs N] [--db CONNINFO]\n"
     "                     [--config FILE] PATH... | -\n"
     "\n"
     "Store the reports in files, directories, maildirs, mbox files, single\n"
@@ -538,6 +557,9 @@ const char cmd_ingest_usage[] =
     "\n"
     "  -r, --recursive   descend into subdirectories\n"
     "  -q, --quiet       no line per input (totals only on trouble)\n"
+    "  -j, --jobs N      N processes (1 to 64, default 1), each with its own\n"
+    "                    share of the files (by a hash of the path) and its\n"
+    "                    own database connection; not for standard input\n"
     "      --progress    show progress (default: when stderr is a tty)\n"
     "      --no-progress\n"
     "\n"
@@ -545,12 +567,154 @@ const char cmd_ingest_usage[] =
     "(its raw bytes are kept), 66 a path does not exist, 75 PostgreSQL is\n"
     "unreachable (nothing half-stored: run again; an MTA retries).\n";
 
+/*
+ * ingest_paths - the ingest itself, of the files of iopt's share. The
+ * last line goes to stdout, or with sums_fd >= 0 as struct ingest_sums
+ * to that pipe (a job of ingest_jobs).
+ */
+static int
+ingest_paths(const struct db_opts *o, struct inputs_options *iopt,
+    char *const *paths, size_t n, int quiet, int show_progress, int sums_fd)
+{
+	struct inputs_callbacks cb;
+	struct ingest_run run;
+	struct ingest_sums sums;
+	struct dm_config cfg;
+	struct store *s;
+	struct dm_error err;
+	int rc;
+
+	if ((rc = open_store("ingest", o, &cfg, &s)) != 0)
+		return rc;
+	ingest_run_init(&run, &cfg);
+	run.quiet = quiet;
+	run.progress = show_progress;
+	run.store = s;
+	dm_error_clear(&err);
+	if (store_check_schema(s, &err) != 0)
+		return close_store("ingest", s, &cfg, &err);
+	store_set_batch(s, cfg.batch_reports, cfg.batch_ms);
+	iopt->tmpdir = cfg.tmpdir[0] != '\0' ? cfg.tmpdir : NULL;
+	memset(&cb, 0, sizeof(cb));
+	cb.ctx = &run;
+	cb.item = on_item;
+	cb.error = on_error;
+	cb.note = on_note;
+	inputs_walk(paths, n, iopt, &cb, NULL);
+	if (!run.stopped)
+		commit(&run);
+	progress_clear(&run);
+	if (run.stopped) {
+		fprintf(stderr, "dmarcd ingest: %s\n", run.fatal.msg);
+		run.status = cmd_worse(run.status, exit_for(&run.fatal));
+	}
+	ingest_sums(&run, &sums);
+	if (sums_fd < 0)
+		print_totals(&sums, run.quiet, now_s() - run.t0);
+	else if (write(sums_fd, &sums, sizeof(sums)) != (ssize_t)sizeof(sums))
+		run.status = cmd_worse(run.status, EX_IOERR);
+	free(run.lines);
+	store_free(s);
+	dm_config_free(&cfg);
+	return run.status;
+}
+
+/*
+ * ingest_jobs - jobs processes share the files: each walks all paths and
+ * reads the files that hash to its share, over its own connection (the
+ * store is safe for concurrent collectors, docs/scaling.md). Their lines
+ * go to stdout as they commit; one last line sums them up. The status is
+ * the worst of theirs.
+ */
+static int
+ingest_jobs(const struct db_opts *o, struct inputs_options *iopt,
+    char *const *paths, size_t n, int quiet, unsigned jobs)
+{
+	pid_t pids[INGEST_MAX_JOBS];
+	int fds[INGEST_MAX_JOBS];
+	struct ingest_sums all, one;
+	double t0 = now_s();
+	unsigned k, started = 0;
+	int status = EX_OK, ws;
+
+	memset(&all, 0, sizeof(all));
+	fflush(stdout);
+	fflush(stderr);
+	for (k = 0; k < jobs; k++) {
+		int p[2];
+
+		if (pipe(p) != 0)
+			break;
+		pids[k] = fork();
+		if (pids[k] < 0) {
+			close(p[0]);
+			close(p[1]);
+			break;
+		}
+		if (pids[k] == 0) {
+			unsigned j;
+
+			close(p[0]);
+			for (j = 0; j < k; j++)
+				close(fds[j]);
+			/* A line per write: the jobs' lines do not mix. */
+			setvbuf(stdout, NULL, _IOLBF, 0);
+			iopt->share = k;
+			iopt->shares = jobs;
+			exit(ingest_paths(o, iopt, paths, n, quiet, 0, p[1]));
+		}
+		close(p[1]);
+		fds[k] = p[0];
+		started++;
+	}
+	if (started < jobs) {
+		fprintf(stderr, "dmarcd ingest: cannot start job %u of %u: "
+		    "%s\n", started + 1, jobs, strerror(errno));
+		status = EX_OSERR;
+	}
+	for (k = 0; k < started; k++) {
+		size_t got = 0;
+		ssize_t r;
+
+		memset(&one, 0, sizeof(one));
+		while (got < sizeof(one) && ((r = read(fds[k], (char *)&one +
+		    got, sizeof(one) - got)) > 0 || (r < 0 && errno == EINTR)))
+			got += r > 0 ? (size_t)r : 0;
+		close(fds[k]);
+		while (waitpid(pids[k], &ws, 0) < 0 && errno == EINTR)
+			;
+		if (WIFEXITED(ws))
+			status = cmd_worse(status, WEXITSTATUS(ws));
+		else {
+			fprintf(stderr, "dmarcd ingest: job %u ended by signal "
+			    "%d; what it had not committed is not stored: run "
+			    "again\n", k + 1, WIFSIGNALED(ws) ? WTERMSIG(ws) :
+			    0);
+			status = cmd_worse(status, EX_SOFTWARE);
+		}
+		if (got < sizeof(one))
+			continue;	/* it stopped before its last line */
+		all.inputs += one.inputs;
+		all.stored += one.stored;
+		all.duplicates += one.duplicates;
+		all.revisions += one.revisions;
+		all.failures += one.failures;
+		all.rejected += one.rejected;
+		all.records += one.records;
+		all.messages += one.messages;
+	}
+	all.status = status;
+	print_totals(&all, quiet, now_s() - t0);
+	return status;
+}
+
 int
 cmd_ingest(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "recursive", no_argument, NULL, 'r' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "jobs", required_argument, NULL, 'j' },
 		{ "progress", no_argument, NULL, 'p' },
 		{ "no-progress", no_argument, NULL, 'P' },
 		{ "db", required_argument, NULL, 'D' },
@@ -559,21 +723,31 @@ cmd_ingest(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct db_opts o = { NULL, NULL };
-	struct inputs_options iopt = { 0, NULL };
-	struct inputs_callbacks cb;
-	struct ingest_run run;
-	struct dm_config cfg;
-	struct store *s;
-	struct dm_error err;
-	int c, rc, progress_opt = -1;
+	struct inputs_options iopt;
+	char *end;
+	unsigned long jobs = 1;
+	int c, i, quiet = 0, progress_opt = -1;
 
+	memset(&iopt, 0, sizeof(iopt));
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "rqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "rqj:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			iopt.recursive = 1;
 			break;
 		case 'q':
+			quiet = 1;
+			break;
+		case 'j':
+			errno = 0;
+			jobs = strtoul(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    jobs < 1 || jobs > INGEST_MAX_JOBS) {
+				fprintf(stderr, "dmarcd ingest: --jobs %s: not "
+				    "a number from 1 to %d\n", optarg,
+				    INGEST_MAX_JOBS);
+				return EX_USAGE;
+			}
 			break;
 		case 'p':
 			progress_opt = 1;
@@ -595,39 +769,18 @@ cmd_ingest(int argc, char **argv)
 		fputs(cmd_ingest_usage, stderr);
 		return EX_USAGE;
 	}
-	if ((rc = open_store("ingest", &o, &cfg, &s)) != 0)
-		return rc;
-	ingest_run_init(&run, &cfg);
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "rqh", longopts, NULL)) != -1)
-		if (c == 'q')
-			run.quiet = 1;
-	run.progress = progress_opt >= 0 ? progress_opt : isatty(2);
-	run.store = s;
-	dm_error_clear(&err);
-	if (store_check_schema(s, &err) != 0) {
-		return close_store("ingest", s, &cfg, &err);
+	if (jobs > 1) {
+		for (i = optind; i < argc; i++)
+			if (strcmp(argv[i], "-") == 0) {
+				fprintf(stderr, "dmarcd ingest: --jobs: "
+				    "standard input cannot be shared\n");
+				return EX_USAGE;
+			}
+		return ingest_jobs(&o, &iopt, argv + optind,
+		    (size_t)(argc - optind), quiet, (unsigned)jobs);
 	}
-	store_set_batch(s, cfg.batch_reports, cfg.batch_ms);
-	iopt.tmpdir = cfg.tmpdir[0] != '\0' ? cfg.tmpdir : NULL;
-	memset(&cb, 0, sizeof(cb));
-	cb.ctx = &run;
-	cb.item = on_item;
-	cb.error = on_error;
-	cb.note = on_note;
-	inputs_walk(argv + optind, (size_t)(argc - optind), &iopt, &cb, NULL);
-	if (!run.stopped)
-		commit(&run);
-	progress_clear(&run);
-	if (run.stopped) {
-		fprintf(stderr, "dmarcd ingest: %s\n", run.fatal.msg);
-		run.status = cmd_worse(run.status, exit_for(&run.fatal));
-	}
-	ingest_totals(&run);
-	free(run.lines);
-	store_free(s);
-	dm_config_free(&cfg);
-	return run.status;
+	return ingest_paths(&o, &iopt, argv + optind, (size_t)(argc - optind),
+	    quiet, progress_opt >= 0 ? progress_opt : isatty(2), -1);
 }
 
 /* ---- stats ---- */

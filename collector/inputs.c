@@ -64,9 +64,29 @@ errno_error(struct dm_error *err, const char *doing, const char *path,
 	    strerror(errnum));
 }
 
+unsigned
+inputs_share(const char *path, unsigned shares)
+{
+	uint32_t h = 2166136261U;
+
+	for (; *path != '\0'; path++)
+		h = (h ^ (unsigned char)*path) * 16777619U;
+	return shares > 1 ? h % shares : 0;
+}
+
+/* Whether this walk reads (and speaks of) path. */
+static int
+owns(const struct walk *w, const char *path)
+{
+	return w->opt->shares <= 1 ||
+	    inputs_share(path, w->opt->shares) == w->opt->share;
+}
+
 static void
 walk_error(struct walk *w, const char *path, const struct dm_error *err)
 {
+	if (!owns(w, path))
+		return;
 	w->errors++;
 	if (w->cb->error != NULL)
 		w->cb->error(w->cb->ctx, path, err);
@@ -84,7 +104,7 @@ walk_errno(struct walk *w, const char *path, const char *doing, int errnum)
 static void
 walk_note(struct walk *w, const char *path, const char *text)
 {
-	if (w->cb->note != NULL)
+	if (owns(w, path) && w->cb->note != NULL)
 		w->cb->note(w->cb->ctx, path, text);
 }
 
@@ -290,6 +310,8 @@ walk_file(struct walk *w, const char *path, int may_split, int listed)
 	struct stat st;
 	int fd, r;
 
+	if (!owns(w, path))
+		return WALK_ON;
 	/* O_NONBLOCK: should a FIFO take the file's place, do not hang. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {

@@ -90,7 +90,17 @@ struct inputs_callbacks {
 struct inputs_options {
 	int recursive;
 	const char *tmpdir;	/* for the spool; NULL: $TMPDIR, then /tmp */
+	/*
+	 * With shares > 1, one of several processes walking the same paths:
+	 * only the files whose path hashes to share (inputs_share) are
+	 * read, and only such paths' errors and notes reported. 0 or 1:
+	 * every file.
+	 */
+	unsigned share, shares;
 };
+
+/* inputs_share - which of shares a path belongs to (FNV-1a of it). */
+unsigned inputs_share(const char *path, unsigned shares);
 
 /*
  * inputs_walk - every input under paths[0..n), in order. Returns 0, or -1

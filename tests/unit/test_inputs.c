@@ -888,6 +888,77 @@ test_read_within_range(void **state)
 	close(fd);
 }
 
+/*
+ * Three walks with shares = 3 over the same maildir, an mbox and a missing
+ * path: every file is read by exactly one of them (an mbox's messages all
+ * by the same one), each under its path's share, and the missing path's
+ * error is reported once.
+ */
+static void
+test_shares(void **state)
+{
+	struct fixture *fx = *state;
+	char mbox[sizeof(msg1) + sizeof(msg2)];
+	char md[PATH_MAX], box[PATH_MAX], missing[PATH_MAX];
+	char *paths[3] = { md, box, missing };
+	struct inputs_options opt;
+	struct inputs_callbacks cb;
+	unsigned k, seen[3] = { 0, 0, 0 }, items = 0, errors = 0, used = 0;
+	size_t i;
+
+	mkdir_in(fx, "md");
+	mkdir_in(fx, "md/cur");
+	mkdir_in(fx, "md/new");
+	mkdir_in(fx, "md/tmp");
+	for (i = 0; i < 30; i++) {
+		char rel[64];
+
+		snprintf(rel, sizeof(rel), "md/new/%zu.host", i);
+		put_str(fx, rel, "a message\n");
+	}
+	snprintf(mbox, sizeof(mbox), "%s%s", msg1, msg2);
+	put_str(fx, "inbox", mbox);
+	fx_path(fx, "md", md, sizeof(md));
+	fx_path(fx, "inbox", box, sizeof(box));
+	fx_path(fx, "no-such-file", missing, sizeof(missing));
+	for (k = 0; k < 3; k++) {
+		memset(&opt, 0, sizeof(opt));
+		opt.tmpdir = fx->dir;
+		opt.share = k;
+		opt.shares = 3;
+		memset(&cb, 0, sizeof(cb));
+		cb.ctx = &fx->rec;
+		cb.item = rec_item;
+		cb.error = rec_error;
+		cb.note = rec_note;
+		assert_int_equal(inputs_walk(paths, 3, &opt, &cb, NULL), 0);
+		for (i = 0; i < fx->rec.count; i++) {
+			const char *path = fx->rec.items[i].path;
+
+			assert_int_equal(inputs_share(path, 3), k);
+			if (strcmp(path, box) == 0)
+				seen[k] |= 1;
+		}
+		if (fx->rec.count > 0)
+			used++;
+		for (i = 0; i < fx->rec.error_count; i++) {
+			assert_string_equal(fx->rec.error_paths[i], missing);
+			assert_int_equal(inputs_share(missing, 3), k);
+		}
+		items += (unsigned)fx->rec.count;
+		errors += (unsigned)fx->rec.error_count;
+		recorder_free(&fx->rec);
+	}
+	/* 30 maildir files and the mbox's two messages, each once. */
+	assert_int_equal(items, 32);
+	assert_int_equal(errors, 1);
+	assert_int_equal(seen[0] + seen[1] + seen[2], 1);
+	/* The hash spreads 30 names over the three shares. */
+	assert_int_equal(used, 3);
+	assert_int_equal(inputs_share(md, 1), 0);
+	assert_int_equal(inputs_share(md, 0), 0);
+}
+
 int
 main(void)
 {
@@ -909,6 +980,7 @@ main(void)
 		T(test_named_pipe_spooled),
 		T(test_item_stops_walk),
 		T(test_read_within_range),
+		T(test_shares),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
