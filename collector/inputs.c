@@ -708,7 +708,7 @@ walk_path(struct walk *w, const char *path)
 	if (S_ISREG(st.st_mode))
 		return walk_file(w, path, 1, 0);
 	if (S_ISFIFO(st.st_mode))
-		return walk_fifo(w, path);
+		return owns(w, path) ? walk_fifo(w, path) : WALK_ON;
 	dm_error_set(&err, DM_E_NOINPUT, "cannot read %s: not a regular "
 	    "file, a directory or a pipe", path);
 	walk_error(w, path, &err);

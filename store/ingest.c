@@ -1164,10 +1164,29 @@ reserve_id(struct store *s, char out[24])
 	return 0;
 }
 
+static int	race_lost(struct store *, const struct dm_report *,
+		    struct dm_error *);
+#define RACE_TRIES	5
+
+static int report_begin(struct store *s, const struct dm_report *r,
+    struct dm_error *err, int tries);
+
 static int
 on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
 {
-	struct store *s = ctx;
+	return report_begin(ctx, r, err, 0);
+}
+
+/*
+ * report_begin - a report begins: small ones are decided at their end; a
+ * bigger one is looked up by its key now and, unless known, its row
+ * inserted and its records copied as they come. tries: how often its row
+ * met another collector's version of it (which took its revision).
+ */
+static int
+report_begin(struct store *s, const struct dm_report *r,
+    struct dm_error *err, int tries)
+{
 	const struct dm_policy_published *pp = &r->policy;
 	char *key;
 	const char *p[17 + POLICY_PARAMS];
@@ -1292,6 +1311,22 @@ on_report_begin(void *ctx, const struct dm_report *r, struct dm_error *err)
 		res = params(s, s->sql_begin, 17 + POLICY_PARAMS, p);
 		free((void *)p[5]);
 		dm_buf_free(&eb);
+	}
+	if (res == NULL && strstr(s->cb_err.msg, "SQLSTATE 23505") != NULL &&
+	    store_pq.PQstatus(s->conn) == CONNECTION_OK) {
+		/*
+		 * Another collector stored a version of this report with the
+		 * revision this one was to have, and has committed: looked up
+		 * again, it is known now (a duplicate or a revision of it,
+		 * as for any known report).
+		 */
+		if (tries + 1 >= RACE_TRIES)
+			return race_lost(s, r, err);
+		if (exec(s, "ROLLBACK TO SAVEPOINT report") != 0 ||
+		    exec(s, "RELEASE SAVEPOINT report") != 0)
+			return cb_fail(s, err);
+		s->cb_failed = 0;
+		return report_begin(s, r, err, tries + 1);
 	}
 	if (res == NULL)
 		return cb_fail(s, err);
@@ -1609,7 +1644,11 @@ count_duplicate(struct store *s, int64_t id, const char *table)
 	return 0;
 }
 
-/* Another collector committed the same report meanwhile: a duplicate. */
+/*
+ * raced - another collector committed a report of the same key meanwhile.
+ * When it is this very payload, a duplicate (0); 1 when it is another
+ * version (it took the revision this one was to have), -1 on error.
+ */
 static int
 raced(struct store *s, const struct dm_report *r)
 {
@@ -1632,11 +1671,7 @@ raced(struct store *s, const struct dm_report *r)
 		return -1;
 	if (store_pq.PQntuples(res) == 0) {
 		store_pq.PQclear(res);
-		dm_error_set(&s->cb_err, DM_E_TEMP, "report %s of %s: a "
-		    "concurrent insert vanished; try again", r->report_id,
-		    r->org_name);
-		s->cb_failed = 1;
-		return -1;
+		return 1;
 	}
 	id = strtoll(store_pq.PQgetvalue(res, 0, 0), NULL, 10);
 	store_pq.PQclear(res);
@@ -1696,6 +1731,19 @@ defer_sql(void)
 	return sql;
 }
 
+/* The error when a report kept losing its revision to other collectors'
+ * versions of it (each try waits for one's commit): run again. */
+static int
+race_lost(struct store *s, const struct dm_report *r, struct dm_error *err)
+{
+	dm_error_set(err, DM_E_TEMP, "report %s of %s: other versions of it "
+	    "were being stored at the same moment, %d times; try again",
+	    r->report_id, r->org_name, RACE_TRIES);
+	s->cb_err = *err;
+	s->cb_failed = 1;
+	return -1;
+}
+
 /* defer_end - a deferred report is complete: one statement decides. */
 static int
 defer_end(struct store *s, const struct dm_report *r, struct dm_error *err)
@@ -1710,7 +1758,7 @@ defer_end(struct store *s, const struct dm_report *r, struct dm_error *err)
 	size_t data_len = 0;
 	struct dm_buf wl, wt, wn, eb;
 	PGresult *res = NULL;
-	int rc = -1, revision;
+	int rc = -1, revision, tries = 0, lost;
 
 	if (!s->defer_prepared) {
 		res = store_pq.PQprepare(s->conn, "dmarcd_defer_end",
@@ -1778,6 +1826,7 @@ defer_end(struct store *s, const struct dm_report *r, struct dm_error *err)
 	len[29] = (int)data_len;
 	fmt[29] = 1;	/* binary: the bytes as they are */
 	policy_params(pp, p + 30, pct);
+again:
 	res = store_pq.PQexecPrepared(s->conn, "dmarcd_defer_end",
 	    DEFER_PARAMS, p, len, fmt, 0);
 	if (res == NULL || store_pq.PQresultStatus(res) != PGRES_TUPLES_OK ||
@@ -1797,8 +1846,22 @@ defer_end(struct store *s, const struct dm_report *r, struct dm_error *err)
 		goto out;
 	}
 	if (store_pq.PQgetisnull(res, 0, 1)) {
-		/* Another collector stored it meanwhile. */
-		if (undo_batch(s, &s->rep_marks) != 0 || raced(s, r) != 0) {
+		/*
+		 * Another collector stored a report of this key meanwhile:
+		 * this one, a duplicate; or another version, which took the
+		 * revision: this one is the next (the statement again sees
+		 * that one, committed).
+		 */
+		lost = raced(s, r);
+		if (lost == 1 && ++tries < RACE_TRIES) {
+			store_pq.PQclear(res);
+			goto again;
+		}
+		if (lost == 1) {
+			race_lost(s, r, err);
+			goto out;
+		}
+		if (lost != 0 || undo_batch(s, &s->rep_marks) != 0) {
 			*err = s->cb_err;
 			goto out;
 		}
@@ -1987,10 +2050,16 @@ on_report_end(void *ctx, const struct dm_report *r, struct dm_error *err)
 		    store_pq.PQstatus(s->conn) == CONNECTION_OK) {
 			if (exec(s, "ROLLBACK TO SAVEPOINT report") != 0 ||
 			    (state == REP_DEFER &&
-			    undo_batch(s, &s->rep_marks) != 0) ||
-			    raced(s, r) != 0)
+			    undo_batch(s, &s->rep_marks) != 0))
 				return cb_fail(s, err);
-			return 0;
+			switch (raced(s, r)) {
+			case 0:
+				return 0;
+			case 1:
+				return race_lost(s, r, err);
+			default:
+				return cb_fail(s, err);
+			}
 		}
 		s->cb_failed = 1;
 		return cb_fail(s, err);

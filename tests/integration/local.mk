@@ -10,9 +10,10 @@ TESTS += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
 	tests/integration/dedupe.py tests/integration/order.py \
-	tests/integration/jobs.py
+	tests/integration/jobs.py tests/integration/race.py
 EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
 	tests/integration/dedupe.py tests/integration/order.py \
-	tests/integration/jobs.py tests/integration/pg.sh tests/integration/pgharness.py
+	tests/integration/jobs.py tests/integration/race.py \
+	tests/integration/pg.sh tests/integration/pgharness.py
