@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,6 +445,13 @@ ingest_item(struct ingest_run *run, const struct inputs_item *item,
 		if (!tally.replay)
 			break;
 	}
+	if (tally.replay) {
+		/* Other collectors kept storing versions of its reports. */
+		dm_error_set(&err, DM_E_TEMP, "%s: its reports were being "
+		    "stored by other collectors at the same time, %d times; "
+		    "try again", item->name, pass);
+		goto fatal;
+	}
 	run->last = tally;
 	run->b_inputs++;
 	run->b_stored += tally.stored;
@@ -619,6 +627,20 @@ ingest_paths(const struct db_opts *o, struct inputs_options *iopt,
 	return run.status;
 }
 
+/* The jobs running, for a signal to the parent to reach them too. */
+static pid_t job_pids[INGEST_MAX_JOBS];
+static volatile sig_atomic_t job_count;
+
+static void
+pass_on(int sig)
+{
+	sig_atomic_t i;
+
+	for (i = 0; i < job_count; i++)
+		if (job_pids[i] > 0)
+			kill(job_pids[i], sig);
+}
+
 /*
  * ingest_jobs - jobs processes share the files: each walks all paths and
  * reads the files that hash to its share, over its own connection (the
@@ -630,14 +652,20 @@ static int
 ingest_jobs(const struct db_opts *o, struct inputs_options *iopt,
     char *const *paths, size_t n, int quiet, unsigned jobs)
 {
-	pid_t pids[INGEST_MAX_JOBS];
+	pid_t *pids = job_pids;
 	int fds[INGEST_MAX_JOBS];
 	struct ingest_sums all, one;
+	struct sigaction sa;
 	double t0 = now_s();
 	unsigned k, started = 0;
 	int status = EX_OK, ws;
 
 	memset(&all, 0, sizeof(all));
+	/* Its jobs are waited for here, whatever the parent was given. */
+	signal(SIGCHLD, SIG_DFL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = pass_on;
+	sigemptyset(&sa.sa_mask);
 	fflush(stdout);
 	fflush(stderr);
 	for (k = 0; k < jobs; k++) {
@@ -654,6 +682,9 @@ ingest_jobs(const struct db_opts *o, struct inputs_options *iopt,
 		if (pids[k] == 0) {
 			unsigned j;
 
+			signal(SIGTERM, SIG_DFL);
+			signal(SIGINT, SIG_DFL);
+			signal(SIGHUP, SIG_DFL);
 			close(p[0]);
 			for (j = 0; j < k; j++)
 				close(fds[j]);
@@ -666,11 +697,20 @@ ingest_jobs(const struct db_opts *o, struct inputs_options *iopt,
 		close(p[1]);
 		fds[k] = p[0];
 		started++;
+		job_count = (sig_atomic_t)started;
+		if (started == 1) {
+			sigaction(SIGTERM, &sa, NULL);
+			sigaction(SIGINT, &sa, NULL);
+			sigaction(SIGHUP, &sa, NULL);
+		}
 	}
 	if (started < jobs) {
+		/* The shares not started would go unread: stop them all. */
 		fprintf(stderr, "dmarcd ingest: cannot start job %u of %u: "
-		    "%s\n", started + 1, jobs, strerror(errno));
-		status = EX_OSERR;
+		    "%s; stopping the others (what they committed stays): run "
+		    "again\n", started + 1, jobs, strerror(errno));
+		status = EX_TEMPFAIL;
+		pass_on(SIGTERM);
 	}
 	for (k = 0; k < started; k++) {
 		size_t got = 0;
@@ -681,16 +721,25 @@ ingest_jobs(const struct db_opts *o, struct inputs_options *iopt,
 		    got, sizeof(one) - got)) > 0 || (r < 0 && errno == EINTR)))
 			got += r > 0 ? (size_t)r : 0;
 		close(fds[k]);
-		while (waitpid(pids[k], &ws, 0) < 0 && errno == EINTR)
+		ws = 0;
+		while ((r = waitpid(pids[k], &ws, 0)) < 0 && errno == EINTR)
 			;
-		if (WIFEXITED(ws))
+		if (r < 0) {
+			fprintf(stderr, "dmarcd ingest: job %u: %s\n", k + 1,
+			    strerror(errno));
+			status = cmd_worse(status, EX_OSERR);
+		} else if (WIFEXITED(ws))
 			status = cmd_worse(status, WEXITSTATUS(ws));
 		else {
 			fprintf(stderr, "dmarcd ingest: job %u ended by signal "
 			    "%d; what it had not committed is not stored: run "
 			    "again\n", k + 1, WIFSIGNALED(ws) ? WTERMSIG(ws) :
 			    0);
-			status = cmd_worse(status, EX_SOFTWARE);
+			/* Stopped: run again. Crashed: a bug. */
+			status = cmd_worse(status, WIFSIGNALED(ws) &&
+			    (WTERMSIG(ws) == SIGTERM || WTERMSIG(ws) == SIGINT ||
+			    WTERMSIG(ws) == SIGHUP || WTERMSIG(ws) == SIGKILL) ?
+			    EX_TEMPFAIL : EX_SOFTWARE);
 		}
 		if (got < sizeof(one))
 			continue;	/* it stopped before its last line */
@@ -703,6 +752,7 @@ ingest_jobs(const struct db_opts *o, struct inputs_options *iopt,
 		all.records += one.records;
 		all.messages += one.messages;
 	}
+	job_count = 0;
 	all.status = status;
 	print_totals(&all, quiet, now_s() - t0);
 	return status;

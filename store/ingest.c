@@ -379,6 +379,19 @@ params(struct store *s, const char *sql, int n, const char *const *v)
 	return res;
 }
 
+/* params() on the connection that commits on its own (store_aux). */
+static PGresult *
+aux_params(struct store *s, const char *sql, int n, const char *const *v)
+{
+	PGconn *aux = store_aux(s, &s->cb_err);
+	PGresult *res = aux != NULL ? store_pq_params(aux, sql, n, v,
+	    &s->cb_err) : NULL;
+
+	if (res == NULL)
+		s->cb_failed = 1;
+	return res;
+}
+
 static int
 cb_fail(struct store *s, struct dm_error *err)
 {
@@ -401,7 +414,9 @@ begin_batch(struct store *s)
 {
 	if (s->in_txn)
 		return 0;
-	if (exec(s, "BEGIN") != 0)
+	/* Read committed (whatever the role's default): a statement that
+	 * waited for another collector's commit sees its rows after. */
+	if (exec(s, "BEGIN ISOLATION LEVEL READ COMMITTED") != 0)
 		return -1;
 	s->in_txn = 1;
 	s->batch_count = 0;
@@ -785,6 +800,7 @@ reporter_id(struct store *s, const struct dm_report *r)
 	const char *p[3];
 	PGresult *res;
 	int64_t id;
+	int tries = 0;
 
 	for (c = s->reporters; c != NULL; c = c->next)
 		if (strcmp(c->org, r->org_name) == 0 &&
@@ -793,14 +809,21 @@ reporter_id(struct store *s, const struct dm_report *r)
 	p[0] = r->org_name;
 	p[1] = email;
 	p[2] = r->extra_contact_info;
-	res = params(s, "WITH i AS (INSERT INTO dmarcd.reporters (org_name, "
-	    "email, extra_contact_info) VALUES ($1, $2, $3) ON CONFLICT DO "
-	    "NOTHING RETURNING id) SELECT id FROM i UNION ALL SELECT id FROM "
-	    "dmarcd.reporters WHERE org_name = $1 AND email = $2", 3, p);
+	/* Committed at once: the batch never holds a new reporter's row. */
+again:
+	res = aux_params(s, "WITH i AS (INSERT INTO dmarcd.reporters "
+	    "(org_name, email, extra_contact_info) VALUES ($1, $2, $3) ON "
+	    "CONFLICT DO NOTHING RETURNING id) SELECT id FROM i UNION ALL "
+	    "SELECT id FROM dmarcd.reporters WHERE org_name = $1 AND "
+	    "email = $2", 3, p);
 	if (res == NULL)
 		return -1;
 	if (store_pq.PQntuples(res) < 1) {
 		store_pq.PQclear(res);
+		/* Another collector inserted it while this statement ran,
+		 * after its snapshot: the next statement sees it. */
+		if (++tries < 3)
+			goto again;
 		dm_error_set(&s->cb_err, DM_E_INTERNAL, "reporter '%s' not "
 		    "found after insert", r->org_name);
 		s->cb_failed = 1;
@@ -808,7 +831,7 @@ reporter_id(struct store *s, const struct dm_report *r)
 	}
 	id = strtoll(store_pq.PQgetvalue(res, 0, 0), NULL, 10);
 	store_pq.PQclear(res);
-	/* Only committed ids are safe to cache: a rollback forgets it. */
+	/* Committed already (aux_params): safe to keep. */
 	c = calloc(1, sizeof(*c));
 	if (c != NULL) {
 		c->id = id;
@@ -851,7 +874,8 @@ ensure_month(struct store *s, int64_t begin)
 		if (s->months[i] == month)
 			return 0;
 	p[0] = s->begin_ts;
-	res = params(s, "SELECT dmarcd.ensure_month($1)", 1, p);
+	/* Committed at once: the batch never holds a partition's locks. */
+	res = aux_params(s, "SELECT dmarcd.ensure_month($1)", 1, p);
 	if (res == NULL)
 		return -1;
 	store_pq.PQclear(res);
@@ -1241,13 +1265,23 @@ report_begin(struct store *s, const struct dm_report *r,
 	p[2] = r->report_id;
 	p[3] = s->begin_ts;
 	p[4] = s->end_ts;
-	res = params(s, "SELECT id, payload_sha256, revision FROM "
-	    "dmarcd.reports WHERE domain = $1 AND org_name = $2 AND "
-	    "report_id = $3 AND begin_time = $4 AND end_time = $5 AND "
-	    "payload_sha256 IS NOT NULL ORDER BY id", 5, p);
+	/*
+	 * The newest versions (a duplicate of an older one still meets its
+	 * unique key at the end); the highest revision and the first id of
+	 * all of them.
+	 */
+	res = params(s, "SELECT id, payload_sha256, revision, max(revision) "
+	    "OVER (), min(id) OVER () FROM dmarcd.reports WHERE domain = $1 "
+	    "AND org_name = $2 AND report_id = $3 AND begin_time = $4 AND "
+	    "end_time = $5 AND payload_sha256 IS NOT NULL ORDER BY revision "
+	    "DESC, id DESC LIMIT " STORE_MAX_REVISIONS_TEXT, 5, p);
 	if (res == NULL)
 		return cb_fail(s, err);
 	rows = store_pq.PQntuples(res);
+	if (rows > 0) {
+		max_rev = atoi(store_pq.PQgetvalue(res, 0, 3));
+		first_id = strtoll(store_pq.PQgetvalue(res, 0, 4), NULL, 10);
+	}
 	for (i = 0; i < rows && s->known_count < STORE_MAX_REVISIONS; i++) {
 		struct store_known *k = &s->known[s->known_count];
 
@@ -1255,10 +1289,6 @@ report_begin(struct store *s, const struct dm_report *r,
 		k->revision = atoi(store_pq.PQgetvalue(res, i, 2));
 		if (unhex_sha(store_pq.PQgetvalue(res, i, 1), k->sha) != 0)
 			continue;
-		if (first_id == 0)
-			first_id = k->id;
-		if (k->revision > max_rev)
-			max_rev = k->revision;
 		s->known_count++;
 	}
 	store_pq.PQclear(res);
@@ -1320,12 +1350,12 @@ report_begin(struct store *s, const struct dm_report *r,
 		 * again, it is known now (a duplicate or a revision of it,
 		 * as for any known report).
 		 */
-		if (tries + 1 >= RACE_TRIES)
-			return race_lost(s, r, err);
 		if (exec(s, "ROLLBACK TO SAVEPOINT report") != 0 ||
 		    exec(s, "RELEASE SAVEPOINT report") != 0)
 			return cb_fail(s, err);
 		s->cb_failed = 0;
+		if (tries + 1 >= RACE_TRIES)
+			return race_lost(s, r, err);
 		return report_begin(s, r, err, tries + 1);
 	}
 	if (res == NULL)

@@ -27,21 +27,19 @@ notice_quiet(void *arg, const char *message)
 	(void)message;	/* "relation already exists, skipping" and such */
 }
 
-int
-store_connect(struct store **store_r, const char *conninfo,
-    struct dm_error *err)
+/* open_conn - a connection set up as dmarcd's are; NULL with err. */
+static PGconn *
+open_conn(const char *conninfo, struct dm_error *err)
 {
-	struct store *s;
 	PGconn *conn;
 	const char *msg;
 
-	*store_r = NULL;
-	if (store_pq_load(err) != 0)
-		return -1;
 	conn = store_pq.PQconnectdb(conninfo != NULL ? conninfo : "");
-	if (conn == NULL)
-		return dm_error_set(err, DM_E_NOMEM, "cannot allocate a "
-		    "PostgreSQL connection");
+	if (conn == NULL) {
+		dm_error_set(err, DM_E_NOMEM, "cannot allocate a PostgreSQL "
+		    "connection");
+		return NULL;
+	}
 	if (store_pq.PQstatus(conn) != CONNECTION_OK) {
 		msg = store_pq.PQerrorMessage(conn);
 		/* A conninfo libpq cannot read is the user's to fix. */
@@ -58,22 +56,35 @@ store_connect(struct store **store_r, const char *conninfo,
 			if (*p == '\n' || *p == '\t')
 				*p = (p[1] == '\0') ? '\0' : ' ';
 		store_pq.PQfinish(conn);
-		return -1;
+		return NULL;
 	}
 	store_pq.PQsetNoticeProcessor(conn, notice_quiet, NULL);
-	/*
-	 * Prepared statements are planned each time: a plan kept from the
-	 * first reports into a new database would scan whole tables (they
-	 * were empty then) for as long as the run goes on.
-	 */
 	if (store_pq_exec(conn, "SET client_encoding = 'UTF8'; "
 	    "SET timezone = 'UTC'; SET application_name = 'dmarcd'; "
 	    "SET client_min_messages = warning", err) != 0) {
 		store_pq.PQfinish(conn);
-		return -1;
+		return NULL;
 	}
+	return conn;
+}
+
+int
+store_connect(struct store **store_r, const char *conninfo,
+    struct dm_error *err)
+{
+	struct store *s;
+	PGconn *conn;
+
+	*store_r = NULL;
+	if (store_pq_load(err) != 0)
+		return -1;
+	conn = open_conn(conninfo, err);
+	if (conn == NULL)
+		return -1;
 	s = calloc(1, sizeof(*s));
-	if (s == NULL) {
+	if (s == NULL || (s->conninfo = strdup(conninfo != NULL ? conninfo :
+	    "")) == NULL) {
+		free(s);
 		store_pq.PQfinish(conn);
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
 	}
@@ -88,6 +99,24 @@ store_connect(struct store **store_r, const char *conninfo,
 	return 0;
 }
 
+/*
+ * store_aux - the second connection, opened when first needed: what
+ * commits on its own, outside the batch (reporters, partitions), so that
+ * collectors running side by side never wait on each other's batch for
+ * them. NULL with err.
+ */
+PGconn *
+store_aux(struct store *s, struct dm_error *err)
+{
+	if (s->aux != NULL && store_pq.PQstatus(s->aux) != CONNECTION_OK) {
+		store_pq.PQfinish(s->aux);
+		s->aux = NULL;
+	}
+	if (s->aux == NULL)
+		s->aux = open_conn(s->conninfo, err);
+	return s->aux;
+}
+
 void
 store_free(struct store *s)
 {
@@ -96,6 +125,9 @@ store_free(struct store *s)
 	store_ingest_free(s);
 	if (s->conn != NULL)
 		store_pq.PQfinish(s->conn);
+	if (s->aux != NULL)
+		store_pq.PQfinish(s->aux);
+	free(s->conninfo);
 	free(s);
 }
 

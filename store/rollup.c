@@ -167,8 +167,8 @@ day_part(const struct store_rollup *r, int i, uint64_t count)
  * to out, one per day it counts on (the days of store_rollup_days):
  * domain, day, source_ip, header_from (as given: lower-cased on the
  * server, like rollup_add()), dkim and spf aligned, disposition,
- * messages. For reports stored at the batch's end, whose rows are merged
- * there (STORE_ROLLUP_COPY).
+ * messages. For small reports, whose rows are merged at the batch's end
+ * (ingest.c, flush_batch).
  */
 int
 store_rollup_lines(const struct store_rollup *r, const char *domain,

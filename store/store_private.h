@@ -12,6 +12,7 @@
 #include "store/store.h"
 
 #define STORE_MAX_REVISIONS	32	/* compared at a report's end */
+#define STORE_MAX_REVISIONS_TEXT "32"	/* the same, in SQL */
 #define STORE_MAX_MONTHS	64	/* partitions known to exist */
 #define STORE_ID_BLOCK		64	/* report ids taken at a time */
 #define STORE_ROLLUP_DAYS	64	/* UTC days a report may span */
@@ -47,6 +48,8 @@ struct store_known {		/* an earlier report with the same key */
 
 struct store {
 	PGconn *conn;
+	PGconn *aux;			/* store_aux(): commits on its own */
+	char *conninfo;
 	unsigned batch_inputs, batch_ms;
 	int in_txn;
 	unsigned batch_count;
@@ -112,6 +115,8 @@ int store_rollup_lines(const struct store_rollup *r, const char *domain,
     const struct dm_record *rec, struct dm_buf *out);
 int store_rollup_flush(struct store *s, struct store_rollup *r,
     const char *domain, struct dm_error *err);
+
+PGconn *store_aux(struct store *s, struct dm_error *err);
 
 int store_ingest_init(struct store *s, struct dm_error *err);
 void store_ingest_free(struct store *s);

@@ -95,12 +95,7 @@ def as_dict(rows):
 
 
 def main(tap):
-    env = h.setup()
-    gen = h.generator(env)
-    if gen is None:
-        h.skip_all("no gen_aggregate.py in %s/tools" % env.shared)
-    work = os.path.join(env.work, "generated")
-    os.makedirs(work)
+    env, gen, work = h.setup_with_generator("generated")
     truths = {}
     paths = {}
     for domain, records, seed, options in VARIANTS:

@@ -14,12 +14,18 @@ Prints TAP; skipped without PostgreSQL or the generator.
   exist: the rejected input has its one line, the missing path its one
   error (not one per job), the status is the worse of the two (66);
 * --jobs with standard input, --jobs 0 and --jobs 65: usage errors (64);
-* --jobs 2 with PostgreSQL unreachable: 75.
+* --jobs 2 with PostgreSQL unreachable: 75;
+* SIGTERM to the parent while its jobs run: it reaches the jobs, the
+  parent exits 75, no job is left behind (no connection stays), nothing
+  is half-stored.
 """
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +37,6 @@ REPORTS = 150
 
 
 def make_reports(gen, directory):
-    os.makedirs(directory)
     for i in range(REPORTS):
         begin = JAN1 + (i % 40) * DAY + (3600 * (i % 7) if i % 3 else 0)
         end = begin + (2 * DAY - 1 if i % 9 == 0 else DAY - 1)
@@ -64,11 +69,7 @@ def lines_per_input(out, prefix):
 
 
 def main(tap):
-    env = h.setup()
-    gen = h.generator(env)
-    if gen is None:
-        h.skip_all("no gen_aggregate.py in %s/tools" % env.shared)
-    directory = os.path.join(env.work, "reports")
+    env, gen, directory = h.setup_with_generator("reports")
     make_reports(gen, directory)
     names = sorted(os.path.join(directory, n) for n in os.listdir(directory))
 
@@ -184,6 +185,41 @@ def main(tap):
                directory])
     tap.check("--jobs 2 with PostgreSQL unreachable: exit 75",
               [] if r.rc == 75 else [r.describe()])
+
+    d = cluster.new_db()
+    name = d.conninfo.split("dbname=")[1].split()[0]
+    config = os.path.join(env.work, "slow.conf")
+    with open(config, "w") as f:
+        f.write("[ingest]\nbatch_reports = 3\n")
+    p = subprocess.Popen([env.dmarcd, "ingest", "--jobs", "2", "--db",
+                          d.conninfo, "--config", config, directory],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=h.clean_env())
+    p.stdout.readline()
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=h.TIMEOUT)
+    problems = []
+    if p.returncode != 75:
+        problems.append("exit %d, expected 75: %s" % (
+            p.returncode, err.decode(errors="replace").strip()))
+    left = None
+    for _ in range(100):
+        left = d.int("SELECT count(*) FROM pg_stat_activity WHERE datname "
+                     "= '%s' AND pid <> pg_backend_pid()" % name)
+        if left == 0:
+            break
+        time.sleep(0.1)
+    if left:
+        problems.append("%d connections of the jobs still open 10 s after "
+                        "the parent ended" % left)
+    stored = d.int("SELECT count(*) FROM dmarcd.reports")
+    if stored >= REPORTS:
+        problems.append("all %d reports stored: the signal came too late "
+                        "to test anything" % stored)
+    problems += d.consistency()
+    tap.check("SIGTERM to the parent of --jobs 2: passed on, exit 75, no "
+              "job left running, nothing half-stored (%s of %d reports "
+              "stored)" % (stored, REPORTS), problems)
 
 
 if __name__ == "__main__":

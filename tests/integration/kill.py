@@ -47,7 +47,6 @@ REPORTS = 200
 KILLS = 20
 
 def make_reports(gen, directory, rng):
-    os.makedirs(directory)
     for i in range(REPORTS):
         begin = JAN1 + rng.randrange(0, 90) * DAY + rng.choice(
             (0, 0, 0, 3600 * rng.randrange(1, 23)))
@@ -65,16 +64,12 @@ def make_reports(gen, directory, rng):
 
 
 def main(tap):
-    env = h.setup()
-    gen = h.generator(env)
-    if gen is None:
-        h.skip_all("no gen_aggregate.py in %s/tools" % env.shared)
+    env, gen, directory = h.setup_with_generator("reports")
     seed = int(os.environ.get("DMARCD_TEST_SEED") or
                random.SystemRandom().randrange(1 << 30))
     tap.note("random seed %d (DMARCD_TEST_SEED=%d replays it)"
              % (seed, seed))
     rng = random.Random(seed)
-    directory = os.path.join(env.work, "reports")
     # The reports themselves do not depend on the seed.
     make_reports(gen, directory, random.Random(1))
     config = os.path.join(env.work, "dmarcd.conf")

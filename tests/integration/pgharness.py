@@ -507,6 +507,18 @@ class Generator:
         return truth
 
 
+def setup_with_generator(name):
+    """setup(), the report generator (the whole test skipped without it)
+    and a new work directory of that name: (env, gen, directory)."""
+    env = setup()
+    gen = generator(env)
+    if gen is None:
+        skip_all("no gen_aggregate.py in %s/tools" % env.shared)
+    work = os.path.join(env.work, name)
+    os.makedirs(work)
+    return env, gen, work
+
+
 def generator(env):
     path = os.path.join(env.shared, "tools", "gen_aggregate.py")
     if not os.path.isfile(path):

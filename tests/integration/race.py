@@ -17,8 +17,10 @@ begins, its records copied as they come):
 * the same payload: both exit 0; one row, B counted a duplicate.
 
 And a database from before migration 0004, where such a race left two
-rows of one report as revision 1: migrating numbers them 1 and 2 (in the
-order they were stored) and adds the key.
+rows of one report as revision 1, both counted in rollup_daily:
+migrating numbers them 1 and 2 (in the order they were stored), makes
+the second a revision of the first, counts only the newest in the rollup
+and adds the key.
 """
 import os
 import re
@@ -97,12 +99,7 @@ def scenario(tap, env, cluster, config, x1, x2, filler, warm):
 
 
 def main(tap):
-    env = h.setup()
-    gen = h.generator(env)
-    if gen is None:
-        h.skip_all("no gen_aggregate.py in %s/tools" % env.shared)
-    work = os.path.join(env.work, "race")
-    os.makedirs(work)
+    env, gen, work = h.setup_with_generator("race")
     config = os.path.join(env.work, "race.conf")
     with open(config, "w") as f:
         f.write("[ingest]\nbatch_reports = 1000\nbatch_ms = 60000\n")
@@ -166,28 +163,51 @@ def main(tap):
     x2 = os.path.join(work, "x2-40.xml")
     r = db.dmarcd("ingest", x1, x2)
     problems = [] if r.rc == 0 else [r.describe()]
+    # As the race left them: both revision 1, neither a revision of the
+    # other, both counted in the rollup (the first one added back).
     r = db.psql("ALTER TABLE dmarcd.reports DROP CONSTRAINT "
                 "reports_revision_key; UPDATE dmarcd.reports SET revision "
-                "= 1; DELETE FROM dmarcd.schema_migrations WHERE version "
-                "= 4")
+                "= 1, revision_of = NULL; SELECT dmarcd.rollup_add("
+                "array_agg(domain), array_agg(id), array_agg(begin_time)) "
+                "FROM (SELECT * FROM dmarcd.reports WHERE domain = "
+                "'race.example' ORDER BY id LIMIT 1) f; DELETE FROM "
+                "dmarcd.schema_migrations WHERE version = 4")
+    both = db.int("SELECT sum(message_count) FROM dmarcd.reports WHERE "
+                  "domain = 'race.example'")
     if r.rc != 0:
         problems.append("going back to before 0004: " + r.describe())
     elif db.rows("SELECT revision FROM dmarcd.reports WHERE domain = "
-                 "'race.example'") != [("1",), ("1",)]:
-        problems.append("going back to before 0004: revisions not both 1")
+                 "'race.example'") != [("1",), ("1",)] or \
+            db.int("SELECT sum(messages) FROM dmarcd.rollup_daily WHERE "
+                   "domain = 'race.example'") != both:
+        problems.append("going back to before 0004: revisions not both 1, "
+                        "or the rollup not counting both")
     r = db.dmarcd("migrate")
     if r.rc != 0:
         problems.append("migrate: " + r.describe())
-    rows = db.rows("SELECT revision FROM dmarcd.reports WHERE domain = "
-                   "'race.example' ORDER BY id")
-    if rows != [("1",), ("2",)]:
-        problems.append("revisions after migrating %r, expected 1, 2"
-                        % rows)
+    rows = db.rows("SELECT revision, revision_of, id, message_count FROM "
+                   "dmarcd.reports WHERE domain = 'race.example' ORDER BY "
+                   "id")
+    if [x[:2] for x in rows] != [("1", None), ("2", rows[0][2])]:
+        problems.append("(revision, revision_of) after migrating %r, "
+                        "expected (1, None), (2, the first's id %s)"
+                        % ([x[:2] for x in rows], rows[0][2]))
+    else:
+        rollup = db.int("SELECT sum(messages) FROM dmarcd.rollup_daily "
+                        "WHERE domain = 'race.example'")
+        if rollup != int(rows[1][3]):
+            problems.append("rollup_daily holds %s messages after "
+                            "migrating, the newest revision %s"
+                            % (rollup, rows[1][3]))
+    # The other domains' rollups are as they were.
+    problems += db.consistency()
     if not db.int("SELECT count(*) FROM pg_constraint WHERE conname = "
                   "'reports_revision_key'"):
         problems.append("no reports_revision_key after migrating")
-    tap.check("migration 0004 on two rows of one report both revision 1: "
-              "numbered 1 and 2, the key added", problems)
+    tap.check("migration 0004 on two rows of one report both revision 1 "
+              "and both in the rollup: numbered 1 and 2, the second a "
+              "revision of the first, the rollup counts the newest only, "
+              "the key added", problems)
 
 
 if __name__ == "__main__":
