@@ -759,6 +759,10 @@ reject(struct store *s, const char *where, const struct dm_error *why)
 	};
 	struct dm_error err;
 
+	/* The store failed, not the input: its error stands (the open
+	 * transaction may be aborted, and nothing is kept). */
+	if (s->cb_failed)
+		return -1;
 	s->tally->rejected++;
 	if (s->tally->first_error[0] == '\0')
 		snprintf(s->tally->first_error, sizeof(s->tally->first_error),
