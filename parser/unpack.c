@@ -383,6 +383,7 @@ describe_bytes(const unsigned char *b, size_t n, char *out, size_t size)
 #define RING_SLOTS	8
 #define RING_CHUNK	(128 * 1024)
 #define PIPELINE_MIN	(256 * 1024)
+#define SMALL_CHUNK_BELOW	(16 * 1024 * 1024)
 
 struct ring_slot {
 	unsigned char data[RING_CHUNK];
@@ -536,6 +537,18 @@ do_xml(struct unpack *u, struct stream *s, const char *where)
 	ao.hash_elsewhere = rd != NULL;
 	ao.threads = threads;
 	ao.chunk = u->opt->parse_chunk;
+	/*
+	 * An input known to be under SMALL_CHUNK_BELOW goes in chunks half
+	 * the default size: more of them per thread, so less time waiting
+	 * for the first and the last (measured at 8 MB: 3% faster; at 80 MB
+	 * the default size is 5% faster).
+	 */
+	if (ao.chunk == 0 && threads > 1) {
+		uint64_t size = s->mem != NULL ? s->mem_len : s->size_hint;
+
+		if (size > 0 && size < SMALL_CHUNK_BELOW)
+			ao.chunk = AGG_CHUNK_DEFAULT / 2;
+	}
 	p = agg_new(&ao, &u->tap, &u->stop_err);
 	if (p == NULL) {
 		rc = -1;
