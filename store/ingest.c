@@ -537,16 +537,23 @@ raw_load(struct store *s, const unsigned char **data, size_t *len,
 	return 1;
 }
 
+/* Whether text is one of v[0..n). */
+static int
+listed(char *const *v, size_t n, const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i], text) == 0)
+			return 1;
+	return 0;
+}
+
 /* raw_stored - whether the input's bytes are kept under domain already. */
 static int
 raw_stored(const struct store *s, const char *domain)
 {
-	size_t i;
-
-	for (i = 0; i < s->raw_domain_count; i++)
-		if (strcmp(s->raw_domains[i], domain) == 0)
-			return 1;
-	return 0;
+	return listed(s->raw_domains, s->raw_domain_count, domain);
 }
 
 static int
@@ -902,12 +909,7 @@ report_key(const char *domain, const struct dm_report *r)
 static int
 replaying(struct store *s, const char *key)
 {
-	size_t i;
-
-	for (i = 0; i < s->replay_count; i++)
-		if (strcmp(s->replay_keys[i], key) == 0)
-			return 1;
-	return 0;
+	return listed(s->replay_keys, s->replay_count, key);
 }
 
 /* ---- the batch's deferred rows ---- */
