@@ -1194,6 +1194,43 @@ reserve_id(struct store *s, char out[24])
 	return 0;
 }
 
+/* key_params - a report's key as parameters $1 to $5: domain, org_name,
+ * report_id, begin, end. */
+static void
+key_params(const struct store *s, const struct dm_report *r, const char **p)
+{
+	p[0] = s->domain;
+	p[1] = r->org_name;
+	p[2] = r->report_id;
+	p[3] = s->begin_ts;
+	p[4] = s->end_ts;
+}
+
+/*
+ * report_params - the first 13 parameters of a report's row, as both the
+ * big report's INSERT and the small one's statement take them: domain,
+ * org_name, report_id, begin, end, reporter, schema, namespace, version,
+ * email, extra_contact_info, generator, errors (eb holds that array).
+ * -1 when out of memory.
+ */
+static int
+report_params(const struct store *s, const struct dm_report *r,
+    const char *reporter, struct dm_buf *eb, const char **p)
+{
+	if (pg_array(eb, r->errors, r->error_count) != 0)
+		return -1;
+	key_params(s, r, p);
+	p[5] = reporter;
+	p[6] = dm_schema_name(r->schema);
+	p[7] = r->namespace_uri;
+	p[8] = r->version;
+	p[9] = r->email;
+	p[10] = r->extra_contact_info;
+	p[11] = r->generator;
+	p[12] = dm_buf_cstr(eb);
+	return 0;
+}
+
 static int	race_lost(struct store *, const struct dm_report *,
 		    struct dm_error *);
 #define RACE_TRIES	5
@@ -1266,11 +1303,7 @@ report_begin(struct store *s, const struct dm_report *r,
 		s->rep_state = REP_DEFER;
 		return 0;
 	}
-	p[0] = s->domain;
-	p[1] = r->org_name;
-	p[2] = r->report_id;
-	p[3] = s->begin_ts;
-	p[4] = s->end_ts;
+	key_params(s, r, p);
 	/*
 	 * The newest versions (a duplicate of an older one still meets its
 	 * unique key at the end); the highest revision and the first id of
@@ -1317,27 +1350,16 @@ report_begin(struct store *s, const struct dm_report *r,
 		return cb_fail(s, err);
 	snprintf(rev, sizeof(rev), "%d", s->known_count > 0 ? max_rev + 1 : 1);
 	snprintf(revof, sizeof(revof), "%" PRId64, first_id);
-	p[5] = NULL;
 	{
 		char rep[24];
-		char errors[DM_MAX_META_ERRORS * 64 + 16];
 		struct dm_buf eb;
 
 		snprintf(rep, sizeof(rep), "%" PRId64, reporter);
-		p[5] = strdup(rep);
-		dm_buf_init(&eb, sizeof(errors) * 4 + DM_MAX_TEXT);
-		if (pg_array(&eb, r->errors, r->error_count) != 0) {
+		dm_buf_init(&eb, DM_MAX_META_ERRORS * 256 + DM_MAX_TEXT);
+		if (report_params(s, r, rep, &eb, p) != 0) {
 			dm_buf_free(&eb);
-			free((void *)p[5]);
 			return dm_error_set(err, DM_E_NOMEM, "out of memory");
 		}
-		p[6] = dm_schema_name(r->schema);
-		p[7] = r->namespace_uri;
-		p[8] = r->version;
-		p[9] = r->email;
-		p[10] = r->extra_contact_info;
-		p[11] = r->generator;
-		p[12] = dm_buf_cstr(&eb);
 		p[13] = rev;
 		p[14] = s->known_count > 0 ? revof : NULL;
 		p[15] = s->input->message_id != NULL ? s->input->message_id :
@@ -1345,7 +1367,6 @@ report_begin(struct store *s, const struct dm_report *r,
 		p[16] = r->where;
 		policy_params(pp, p + 17, pct);
 		res = params(s, s->sql_begin, 17 + POLICY_PARAMS, p);
-		free((void *)p[5]);
 		dm_buf_free(&eb);
 	}
 	if (res == NULL && strstr(s->cb_err.msg, "SQLSTATE 23505") != NULL &&
@@ -1528,6 +1549,38 @@ warnings_arrays(const struct dm_warnings *w, struct dm_buf *lines,
 	return rc ? -1 : 0;
 }
 
+/* What a complete report's row gets, as text parameters. */
+struct report_end {
+	char sha[67], rawsha[67], bytes[24], recs[24], msgs[24], wc[24];
+	struct dm_buf wl, wt, wn;	/* its warnings: lines, texts, counts */
+};
+
+/* report_end_init - e for r; -1 when out of memory (free e all the same). */
+static int
+report_end_init(struct report_end *e, const struct store *s,
+    const struct dm_report *r)
+{
+	dm_buf_init(&e->wl, 1 << 20);
+	dm_buf_init(&e->wt, 4 << 20);
+	dm_buf_init(&e->wn, 1 << 20);
+	bytea_param(r->payload_sha256, 32, e->sha);
+	bytea_param(s->input->raw.sha256, 32, e->rawsha);
+	snprintf(e->bytes, sizeof(e->bytes), "%" PRIu64, r->payload_bytes);
+	snprintf(e->recs, sizeof(e->recs), "%" PRIu64, r->record_count);
+	snprintf(e->msgs, sizeof(e->msgs), "%" PRIu64, r->message_count);
+	snprintf(e->wc, sizeof(e->wc), "%zu", r->warnings != NULL ?
+	    r->warnings->count : 0);
+	return warnings_arrays(r->warnings, &e->wl, &e->wt, &e->wn);
+}
+
+static void
+report_end_free(struct report_end *e)
+{
+	dm_buf_free(&e->wl);
+	dm_buf_free(&e->wt);
+	dm_buf_free(&e->wn);
+}
+
 /*
  * unroll - a revision replaces report id (of s->domain, begun at
  * s->begin_ts) in the rollups: its messages are taken away (its rows
@@ -1578,8 +1631,7 @@ static int
 finish_report(struct store *s, const struct dm_report *r, int state,
     struct dm_error *err)
 {
-	char sha[67], rawsha[67], bytes[24], recs[24], msgs[24], wc[24];
-	struct dm_buf wl, wt, wn;
+	struct report_end e;
 	const char *p[12];
 	PGresult *res;
 	int rc = -1, direct = state == REP_COPY;
@@ -1597,32 +1649,22 @@ finish_report(struct store *s, const struct dm_report *r, int state,
 		spool_reset(&s->spf);
 	}
 	s->rep_state = REP_NONE;
-	dm_buf_init(&wl, 1 << 20);
-	dm_buf_init(&wt, 4 << 20);
-	dm_buf_init(&wn, 1 << 20);
-	if (warnings_arrays(r->warnings, &wl, &wt, &wn) != 0) {
+	if (report_end_init(&e, s, r) != 0) {
 		dm_error_set(err, DM_E_NOMEM, "out of memory");
 		goto out;
 	}
-	bytea_param(r->payload_sha256, 32, sha);
-	bytea_param(s->input->raw.sha256, 32, rawsha);
-	snprintf(bytes, sizeof(bytes), "%" PRIu64, r->payload_bytes);
-	snprintf(recs, sizeof(recs), "%" PRIu64, r->record_count);
-	snprintf(msgs, sizeof(msgs), "%" PRIu64, r->message_count);
-	snprintf(wc, sizeof(wc), "%zu", r->warnings != NULL ?
-	    r->warnings->count : 0);
 	p[0] = s->domain;
 	p[1] = s->rep_id;
-	p[2] = sha;
-	p[3] = bytes;
-	p[4] = recs;
-	p[5] = msgs;
-	p[6] = wc;
+	p[2] = e.sha;
+	p[3] = e.bytes;
+	p[4] = e.recs;
+	p[5] = e.msgs;
+	p[6] = e.wc;
 	p[7] = s->begin_ts;
-	p[8] = dm_buf_cstr(&wl);
-	p[9] = dm_buf_cstr(&wt);
-	p[10] = dm_buf_cstr(&wn);
-	p[11] = rawsha;
+	p[8] = dm_buf_cstr(&e.wl);
+	p[9] = dm_buf_cstr(&e.wt);
+	p[10] = dm_buf_cstr(&e.wn);
+	p[11] = e.rawsha;
 	res = store_pq_params(s->conn,
 	    "WITH u AS (UPDATE dmarcd.reports SET payload_sha256 = $3, "
 	    "payload_bytes = $4, record_count = $5, message_count = $6, "
@@ -1653,9 +1695,7 @@ finish_report(struct store *s, const struct dm_report *r, int state,
 		goto out;
 	rc = 0;
 out:
-	dm_buf_free(&wl);
-	dm_buf_free(&wt);
-	dm_buf_free(&wn);
+	report_end_free(&e);
 	return rc;
 }
 
@@ -1694,11 +1734,7 @@ raced(struct store *s, const struct dm_report *r)
 	int64_t id;
 
 	bytea_param(r->payload_sha256, 32, sha);
-	p[0] = s->domain;
-	p[1] = r->org_name;
-	p[2] = r->report_id;
-	p[3] = s->begin_ts;
-	p[4] = s->end_ts;
+	key_params(s, r, p);
 	p[5] = sha;
 	res = params(s, "SELECT id FROM dmarcd.reports WHERE domain = $1 AND "
 	    "org_name = $2 AND report_id = $3 AND begin_time = $4 AND "
@@ -1787,12 +1823,12 @@ defer_end(struct store *s, const struct dm_report *r, struct dm_error *err)
 	const struct dm_policy_published *pp = &r->policy;
 	const char *p[DEFER_PARAMS];
 	int len[DEFER_PARAMS] = { 0 }, fmt[DEFER_PARAMS] = { 0 };
-	char reporter[24], sha[67], rawsha[67], bytes[24], recs[24], msgs[24];
-	char wc[24], size[24], stored[24], pct[16], prev[24];
+	char reporter[24], size[24], stored[24], pct[16], prev[24];
 	const unsigned char *data = NULL;
 	unsigned char *keep = NULL;
 	size_t data_len = 0;
-	struct dm_buf wl, wt, wn, eb;
+	struct report_end e;
+	struct dm_buf eb;
 	PGresult *res = NULL;
 	int rc = -1, revision, tries = 0, lost;
 
@@ -1806,54 +1842,31 @@ defer_end(struct store *s, const struct dm_report *r, struct dm_error *err)
 		store_pq.PQclear(res);
 		s->defer_prepared = 1;
 	}
-	dm_buf_init(&wl, 1 << 20);
-	dm_buf_init(&wt, 4 << 20);
-	dm_buf_init(&wn, 1 << 20);
+	snprintf(reporter, sizeof(reporter), "%" PRId64, s->reporter);
 	dm_buf_init(&eb, DM_MAX_META_ERRORS * 256 + DM_MAX_TEXT);
-	if (warnings_arrays(r->warnings, &wl, &wt, &wn) != 0 ||
-	    pg_array(&eb, r->errors, r->error_count) != 0) {
+	if (report_end_init(&e, s, r) != 0 ||
+	    report_params(s, r, reporter, &eb, p) != 0) {
 		dm_error_set(err, DM_E_NOMEM, "out of memory");
 		goto out;
 	}
 	if (!raw_stored(s, s->domain) &&
 	    raw_load(s, &data, &data_len, &keep, err) < 0)
 		goto out;
-	snprintf(reporter, sizeof(reporter), "%" PRId64, s->reporter);
-	bytea_param(r->payload_sha256, 32, sha);
-	bytea_param(s->input->raw.sha256, 32, rawsha);
-	snprintf(bytes, sizeof(bytes), "%" PRIu64, r->payload_bytes);
-	snprintf(recs, sizeof(recs), "%" PRIu64, r->record_count);
-	snprintf(msgs, sizeof(msgs), "%" PRIu64, r->message_count);
-	snprintf(wc, sizeof(wc), "%zu", r->warnings != NULL ?
-	    r->warnings->count : 0);
 	snprintf(size, sizeof(size), "%" PRIu64, s->input->raw.size);
 	snprintf(stored, sizeof(stored), "%zu", data_len);
-	p[0] = s->domain;
-	p[1] = r->org_name;
-	p[2] = r->report_id;
-	p[3] = s->begin_ts;
-	p[4] = s->end_ts;
-	p[5] = reporter;
-	p[6] = dm_schema_name(r->schema);
-	p[7] = r->namespace_uri;
-	p[8] = r->version;
-	p[9] = r->email;
-	p[10] = r->extra_contact_info;
-	p[11] = r->generator;
-	p[12] = dm_buf_cstr(&eb);
 	p[13] = s->input->message_id != NULL ? s->input->message_id :
 	    s->input->source;
 	p[14] = r->where;
 	p[15] = s->rep_id;
-	p[16] = sha;
-	p[17] = bytes;
-	p[18] = recs;
-	p[19] = msgs;
-	p[20] = wc;
-	p[21] = rawsha;
-	p[22] = dm_buf_cstr(&wl);
-	p[23] = dm_buf_cstr(&wt);
-	p[24] = dm_buf_cstr(&wn);
+	p[16] = e.sha;
+	p[17] = e.bytes;
+	p[18] = e.recs;
+	p[19] = e.msgs;
+	p[20] = e.wc;
+	p[21] = e.rawsha;
+	p[22] = dm_buf_cstr(&e.wl);
+	p[23] = dm_buf_cstr(&e.wt);
+	p[24] = dm_buf_cstr(&e.wn);
 	p[25] = data != NULL ? "true" : "false";
 	p[26] = size;
 	p[27] = stored;
@@ -1921,9 +1934,7 @@ out:
 	if (res != NULL)
 		store_pq.PQclear(res);
 	free(keep);
-	dm_buf_free(&wl);
-	dm_buf_free(&wt);
-	dm_buf_free(&wn);
+	report_end_free(&e);
 	dm_buf_free(&eb);
 	return rc;
 }
