@@ -6,11 +6,19 @@
  * INI_HANDLER_LINENO the library was built with), refuses a line longer
  * than libinih's buffer (libinih would cut it and parse the rest as a new
  * line), a NUL byte and an unknown [section], and stops at the first
- * error. The file is parsed into a copy of the configuration, which
- * replaces the caller's only when the whole file is good.
+ * error. The reader also keeps the current [section] itself: libinih cuts
+ * a section name at 49 bytes, shorter than "account " and a NAME. The
+ * file is parsed into a new configuration, which replaces the caller's
+ * only when the whole file is good and every account in it is complete.
+ *
+ * A struct dm_config owns its accounts: inside this file a struct is
+ * assigned only to move it (the source is dropped, never freed), and
+ * dm_config_copy() copies one.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <syslog.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <ini.h>
 
@@ -43,20 +52,39 @@ enum key_kind {
 	KIND_UNSIGNED,	/* unsigned, min..max */
 	KIND_SIZE,	/* uint64_t, K/M/G, min..max */
 	KIND_BOOL,	/* int */
-	KIND_PATH,	/* char[DM_CONFIG_PATH_MAX], absolute */
-	KIND_LOG_LEVEL	/* int, a syslog priority */
+	KIND_PATH,	/* char[size], absolute */
+	KIND_LOG_LEVEL,	/* int, a syslog priority */
+	KIND_TEXT,	/* char[size]: not empty, no control character */
+	KIND_HOST,	/* KIND_TEXT without white space */
+	KIND_FOLDER,	/* KIND_TEXT, a mailbox name */
+	KIND_URL,	/* char[size]: https://, or http:// to loopback */
+	KIND_SECRET,	/* char[size]: KIND_TEXT, never quoted */
+	KIND_SECRET_FILE, /* char[size]: the line of a private file */
+	KIND_TLS,	/* int, enum dm_tls (account) */
+	KIND_AUTH,	/* int, enum dm_auth */
+	KIND_MAILBOXES	/* the account's mailbox list */
 };
 
 struct key {
-	const char *section;
+	const char *section;	/* "account": in every [account NAME] */
 	const char *name;
 	enum key_kind kind;
-	size_t offset;		/* in struct dm_config */
+	size_t offset;		/* in struct dm_config or dm_account */
+	size_t size;		/* of the field */
 	uint64_t min, max;
 };
 
+#define FIELD_SIZE(type, f)	sizeof(((type *)0)->f)
+
 #define KEY(s, n, k, f, lo, hi) \
-	{ s, n, k, offsetof(struct dm_config, f), lo, hi }
+	{ s, n, k, offsetof(struct dm_config, f), \
+	  FIELD_SIZE(struct dm_config, f), lo, hi }
+
+/* Keys that write the same field (a secret and its _file) exclude each
+ * other. */
+#define AKEY(n, k, f, lo, hi) \
+	{ "account", n, k, offsetof(struct dm_account, f), \
+	  FIELD_SIZE(struct dm_account, f), lo, hi }
 
 static const struct key keys[] = {
 	KEY("database", "conninfo", KIND_CONNINFO, conninfo, 0, 0),
@@ -71,9 +99,50 @@ static const struct key keys[] = {
 	KEY("limits", "max_message_bytes", KIND_SIZE, max_message_bytes, 1,
 	    UINT64_MAX),
 	KEY("log", "level", KIND_LOG_LEVEL, log_level, 0, 0),
+	KEY("log", "syslog", KIND_BOOL, log_syslog, 0, 0),
+	KEY("daemon", "poll_interval", KIND_UNSIGNED, poll_interval_s, 1,
+	    86400),
+	KEY("daemon", "idle_restart", KIND_UNSIGNED, idle_restart_s, 10,
+	    1740),
+	KEY("daemon", "reconnect_max", KIND_UNSIGNED, reconnect_max_s, 1,
+	    3600),
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
+
+static const struct key account_keys[] = {
+	AKEY("host", KIND_HOST, host, 0, 0),
+	AKEY("port", KIND_UNSIGNED, port, 1, 65535),
+	AKEY("tls", KIND_TLS, tls, 0, 0),
+	AKEY("tls_verify", KIND_BOOL, tls_verify, 0, 0),
+	AKEY("ca_file", KIND_PATH, ca_file, 0, 0),
+	AKEY("user", KIND_TEXT, user, 0, 0),
+	AKEY("password", KIND_SECRET, password, 0, 0),
+	AKEY("password_file", KIND_SECRET_FILE, password, 0, 0),
+	AKEY("auth", KIND_AUTH, auth, 0, 0),
+	AKEY("mailboxes", KIND_MAILBOXES, mailboxes, 0, 0),
+	AKEY("processed_folder", KIND_FOLDER, processed_folder, 0, 0),
+	AKEY("rejected_folder", KIND_FOLDER, rejected_folder, 0, 0),
+	AKEY("delete_after_store", KIND_BOOL, delete_after_store, 0, 0),
+	AKEY("fetch_batch", KIND_UNSIGNED, fetch_batch, 1, 1000),
+	AKEY("timeout", KIND_UNSIGNED, timeout_s, 1, 3600),
+	AKEY("oauth2_token_url", KIND_URL, oauth2_token_url, 0, 0),
+	AKEY("oauth2_client_id", KIND_TEXT, oauth2_client_id, 0, 0),
+	AKEY("oauth2_client_secret", KIND_SECRET, oauth2_client_secret, 0,
+	    0),
+	AKEY("oauth2_client_secret_file", KIND_SECRET_FILE,
+	    oauth2_client_secret, 0, 0),
+	AKEY("oauth2_refresh_token", KIND_SECRET, oauth2_refresh_token, 0,
+	    0),
+	AKEY("oauth2_refresh_token_file", KIND_SECRET_FILE,
+	    oauth2_refresh_token, 0, 0),
+};
+
+#define NACCOUNT_KEYS	(sizeof(account_keys) / sizeof(account_keys[0]))
+
+/* The largest field a *_file fills, and room for a CR LF after it. */
+#define SECRET_READ_MAX	(FIELD_SIZE(struct dm_account, \
+	oauth2_refresh_token) + 2)
 
 static const struct {
 	const char *name;
@@ -85,9 +154,28 @@ static const struct {
 	{ "debug", LOG_DEBUG },
 };
 
+static const char *const tls_names[] = {
+	[DM_TLS_IMAPS] = "imaps",
+	[DM_TLS_STARTTLS] = "starttls",
+	[DM_TLS_NONE] = "none",
+};
+
+static const char *const auth_names[] = {
+	[DM_AUTH_AUTO] = "auto",
+	[DM_AUTH_LOGIN] = "login",
+	[DM_AUTH_PLAIN] = "plain",
+	[DM_AUTH_XOAUTH2] = "xoauth2",
+};
+
+/* What the parse knows of one [account NAME] besides its values. */
+struct account_lines {
+	int section_line;		/* of [account NAME] */
+	int seen_line[NACCOUNT_KEYS];	/* 0: not set */
+};
+
 /* One parse of one file. */
 struct parse {
-	struct dm_config *config;	/* the copy being filled */
+	struct dm_config *config;	/* the new configuration */
 	const char *path;
 	FILE *fp;
 	int line;		/* lines handed to libinih so far */
@@ -95,8 +183,85 @@ struct parse {
 	int error_line;		/* of that error */
 	int read_errno;
 	int seen_line[NKEYS];	/* where each key was set, 0: not yet */
+	/* The current section, as read_line() saw it: "" before any. */
+	char section[256];
+	struct dm_account *account;	/* in an [account NAME], or NULL */
+	struct account_lines *account_lines;	/* of that account */
+	int key_in_section;	/* a key line since the last [section] */
+	/* This file's accounts, in order. */
+	struct dm_account *accounts;
+	struct account_lines *lines;
+	size_t naccounts;
+	size_t accounts_cap;
 	struct dm_error *err;
 };
+
+static void
+account_init(struct dm_account *a, const char *name)
+{
+	memset(a, 0, sizeof(*a));
+	snprintf(a->name, sizeof(a->name), "%s", name);
+	a->port = 0;
+	a->tls = DM_TLS_IMAPS;
+	a->tls_verify = 1;
+	a->auth = DM_AUTH_AUTO;
+	snprintf(a->processed_folder, sizeof(a->processed_folder), "%s",
+	    DM_CONFIG_PROCESSED_FOLDER);
+	snprintf(a->rejected_folder, sizeof(a->rejected_folder), "%s",
+	    DM_CONFIG_REJECTED_FOLDER);
+	a->fetch_batch = DM_CONFIG_FETCH_BATCH;
+	a->timeout_s = DM_CONFIG_TIMEOUT_S;
+}
+
+/* account_clear - free the mailboxes, then zero all (the secrets too). */
+static void
+account_clear(struct dm_account *a)
+{
+	unsigned i;
+
+	for (i = 0; i < a->nmailboxes; i++)
+		free(a->mailboxes[i]);
+	explicit_bzero(a, sizeof(*a));
+}
+
+static void
+accounts_free(struct dm_account *accounts, size_t count)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		account_clear(&accounts[i]);
+	free(accounts);
+}
+
+/* account_copy - dst (overwritten) as a deep copy of src; -1 on ENOMEM,
+ * with dst cleared. */
+static int
+account_copy(struct dm_account *dst, const struct dm_account *src)
+{
+	unsigned i;
+
+	*dst = *src;
+	dst->nmailboxes = 0;
+	for (i = 0; i < src->nmailboxes; i++) {
+		dst->mailboxes[i] = strdup(src->mailboxes[i]);
+		if (dst->mailboxes[i] == NULL) {
+			account_clear(dst);
+			return -1;
+		}
+		dst->nmailboxes++;
+	}
+	return 0;
+}
+
+/* settings_copy - all of src but its accounts, which dst does not get. */
+static void
+settings_copy(struct dm_config *dst, const struct dm_config *src)
+{
+	*dst = *src;
+	dst->accounts = NULL;
+	dst->naccounts = 0;
+}
 
 void
 dm_config_init(struct dm_config *c)
@@ -112,12 +277,59 @@ dm_config_init(struct dm_config *c)
 	c->max_ratio = DM_MAX_RATIO;
 	c->max_message_bytes = DM_MAX_MESSAGE_BYTES;
 	c->log_level = LOG_INFO;
+	c->log_syslog = 0;
+	c->poll_interval_s = DM_CONFIG_POLL_INTERVAL_S;
+	c->idle_restart_s = DM_CONFIG_IDLE_RESTART_S;
+	c->reconnect_max_s = DM_CONFIG_RECONNECT_MAX_S;
+	c->accounts = NULL;
+	c->naccounts = 0;
 }
 
 void
 dm_config_free(struct dm_config *c)
 {
+	accounts_free(c->accounts, c->naccounts);
 	dm_config_init(c);
+}
+
+int
+dm_config_copy(struct dm_config *dst, const struct dm_config *src,
+    struct dm_error *err)
+{
+	struct dm_account *accounts = NULL;
+	size_t i;
+
+	if (src->naccounts > 0) {
+		accounts = calloc(src->naccounts, sizeof(*accounts));
+		if (accounts == NULL)
+			goto nomem;
+		for (i = 0; i < src->naccounts; i++) {
+			if (account_copy(&accounts[i], &src->accounts[i]) !=
+			    0) {
+				accounts_free(accounts, i);
+				goto nomem;
+			}
+		}
+	}
+	settings_copy(dst, src);
+	dst->accounts = accounts;
+	dst->naccounts = src->naccounts;
+	return 0;
+nomem:
+	dm_config_init(dst);
+	return dm_error_set(err, DM_E_NOMEM, "out of memory copying the "
+	    "configuration");
+}
+
+const struct dm_account *
+dm_config_account(const struct dm_config *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->naccounts; i++)
+		if (strcmp(c->accounts[i].name, name) == 0)
+			return &c->accounts[i];
+	return NULL;
 }
 
 const char *
@@ -238,6 +450,123 @@ parse_bool(const char *text, int *value_r)
 	return -1;
 }
 
+/* An index in names (count entries), or -1; any case. */
+static int
+parse_name(const char *text, const char *const *names, size_t count)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		if (strcasecmp(text, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Whether len bytes at s hold a byte below 0x20 or DEL (NUL too). */
+static int
+has_control(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 1;
+	return 0;
+}
+
+static int
+has_space(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (isspace((unsigned char)*s))
+			return 1;
+	return 0;
+}
+
+/* 127.0.0.0/8, ::1 (bracketed or not) or localhost: len bytes at host. */
+static int
+host_is_loopback(const char *host, size_t len)
+{
+	char text[INET6_ADDRSTRLEN + 2];
+	struct in_addr v4;
+	struct in6_addr v6;
+
+	if (len == 9 && strncasecmp(host, "localhost", 9) == 0)
+		return 1;
+	if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
+		host++;
+		len -= 2;
+	}
+	if (len >= sizeof(text))
+		return 0;
+	memcpy(text, host, len);
+	text[len] = '\0';
+	if (inet_pton(AF_INET, text, &v4) == 1)
+		return (ntohl(v4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, text, &v6) == 1)
+		return memcmp(&v6, &in6addr_loopback, sizeof(v6)) == 0;
+	return 0;
+}
+
+/* https://HOST..., or http://HOST... with a loopback HOST. */
+static int
+url_ok(const char *url)
+{
+	const char *host, *end, *at, *colon;
+	int secure;
+
+	if (strncasecmp(url, "https://", 8) == 0) {
+		secure = 1;
+		host = url + 8;
+	} else if (strncasecmp(url, "http://", 7) == 0) {
+		secure = 0;
+		host = url + 7;
+	} else
+		return 0;
+	if (has_space(url) || has_control(url, strlen(url)))
+		return 0;
+	end = host + strcspn(host, "/?#");
+	at = memchr(host, '@', (size_t)(end - host));
+	if (at != NULL)
+		host = at + 1;
+	if (host[0] == '[') {
+		colon = memchr(host, ']', (size_t)(end - host));
+		if (colon == NULL)
+			return 0;
+		colon++;
+	} else {
+		colon = memchr(host, ':', (size_t)(end - host));
+		if (colon == NULL)
+			colon = end;
+	}
+	if (colon == host)
+		return 0;
+	return secure || host_is_loopback(host, (size_t)(colon - host));
+}
+
+/* Mailbox names: INBOX is the same in any case (RFC 3501 5.1). */
+static int
+mailbox_equal(const char *a, const char *b)
+{
+	if (strcasecmp(a, "INBOX") == 0 && strcasecmp(b, "INBOX") == 0)
+		return 1;
+	return strcmp(a, b) == 0;
+}
+
+static int
+account_name_ok(const char *name)
+{
+	size_t len = strlen(name), i;
+
+	if (len == 0 || len > DM_CONFIG_ACCOUNT_NAME_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!isalnum((unsigned char)name[i]) && name[i] != '.' &&
+		    name[i] != '_' && name[i] != '-')
+			return 0;
+	return 1;
+}
+
 static int
 section_known(const char *section)
 {
@@ -249,35 +578,200 @@ section_known(const char *section)
 	return 0;
 }
 
-static int DM_PRINTF(2, 3)
-parse_fail(struct parse *p, const char *fmt, ...)
+static int DM_PRINTF(3, 0)
+vfail_at(struct parse *p, int line, const char *fmt, va_list ap)
 {
 	char why[DM_ERROR_MSG_MAX];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	dm_error_set(p->err, DM_E_USAGE, "%s:%d: %s", p->path, p->line, why);
+	dm_error_set(p->err, DM_E_USAGE, "%s:%d: %s", p->path, line, why);
 	p->failed = 1;
-	p->error_line = p->line;
+	p->error_line = line;
 	return 0;		/* to libinih: an error */
 }
 
-/* Store one value; the message quotes it unless it is a conninfo. */
-static int
-store(struct parse *p, const struct key *k, const char *value)
+static int DM_PRINTF(3, 4)
+fail_at(struct parse *p, int line, const char *fmt, ...)
 {
-	char *field = (char *)p->config + k->offset;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail_at(p, line, fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+static int DM_PRINTF(2, 3)
+parse_fail(struct parse *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail_at(p, p->line, fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+static int
+parse_nomem(struct parse *p)
+{
+	dm_error_set(p->err, DM_E_NOMEM, "%s:%d: out of memory", p->path,
+	    p->line);
+	p->failed = 1;
+	p->error_line = p->line;
+	return 0;
+}
+
+/*
+ * read_secret_file - the one line of file, a regular file that only its
+ * owner may use, into out (size bytes, terminated). The message names
+ * the file, never what it holds.
+ */
+static int
+read_secret_file(struct parse *p, const char *section, const char *key,
+    const char *file, char *out, size_t size)
+{
+	char buf[SECRET_READ_MAX + 1], extra;
+	size_t len = 0, want = size + 1;	/* the line, a CR and a LF */
+	struct stat st;
+	ssize_t n = 0;
+	int fd, saved;
+
+	if (file[0] != '/')
+		return parse_fail(p, "[%s] %s: '%s' is not an absolute path",
+		    section, key, file);
+	/* O_NONBLOCK: opening a FIFO must not hang; it is refused below. */
+	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return parse_fail(p, "[%s] %s: cannot open %s: %s", section,
+		    key, file, strerror(errno));
+	if (fstat(fd, &st) != 0) {
+		saved = errno;
+		close(fd);
+		return parse_fail(p, "[%s] %s: cannot stat %s: %s", section,
+		    key, file, strerror(saved));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return parse_fail(p, "[%s] %s: %s is not a regular file",
+		    section, key, file);
+	}
+	if ((st.st_mode & 077) != 0) {
+		close(fd);
+		return parse_fail(p, "[%s] %s: %s is %s by others (mode "
+		    "%04o); chmod 600 it", section, key, file,
+		    (st.st_mode & 044) != 0 ? "readable" :
+		    (st.st_mode & 022) != 0 ? "writable" : "executable",
+		    (unsigned)(st.st_mode & 07777));
+	}
+	while (len < want) {
+		n = read(fd, buf + len, want - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (n >= 0 && len == want) {
+		do
+			n = read(fd, &extra, 1);
+		while (n < 0 && errno == EINTR);
+	}
+	saved = errno;
+	close(fd);
+	if (n < 0) {
+		explicit_bzero(buf, sizeof(buf));
+		return parse_fail(p, "[%s] %s: cannot read %s: %s", section,
+		    key, file, strerror(saved));
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	if (n > 0 || len >= size) {
+		explicit_bzero(buf, sizeof(buf));
+		return parse_fail(p, "[%s] %s: %s holds more than %zu bytes",
+		    section, key, file, size - 1);
+	}
+	if (len == 0)
+		return parse_fail(p, "[%s] %s: %s is empty", section, key,
+		    file);
+	if (has_control(buf, len)) {
+		explicit_bzero(buf, sizeof(buf));
+		return parse_fail(p, "[%s] %s: %s holds more than one line or "
+		    "a control character", section, key, file);
+	}
+	memcpy(out, buf, len);
+	out[len] = '\0';
+	explicit_bzero(buf, sizeof(buf));
+	return 1;
+}
+
+/* "a, b ,c": trimmed, not empty, not twice, at most the cap. */
+static int
+store_mailboxes(struct parse *p, struct dm_account *a, const char *section,
+    const char *key, const char *value)
+{
+	const char *item = value, *start, *end, *stop;
+	char name[DM_CONFIG_MAILBOX_MAX + 1];
+	size_t len;
+	unsigned i;
+
+	for (;;) {
+		stop = item + strcspn(item, ",");
+		for (start = item; start < stop && isspace((unsigned char)
+		    *start); start++)
+			;
+		for (end = stop; end > start && isspace((unsigned char)
+		    end[-1]); end--)
+			;
+		len = (size_t)(end - start);
+		if (len == 0)
+			return parse_fail(p, "[%s] %s: an empty name in '%s'",
+			    section, key, value);
+		if (len > DM_CONFIG_MAILBOX_MAX)
+			return parse_fail(p, "[%s] %s: a name longer than %d "
+			    "bytes", section, key, DM_CONFIG_MAILBOX_MAX);
+		memcpy(name, start, len);
+		name[len] = '\0';
+		if (has_control(name, len))
+			return parse_fail(p, "[%s] %s: '%s' holds a control "
+			    "character", section, key, name);
+		for (i = 0; i < a->nmailboxes; i++)
+			if (mailbox_equal(a->mailboxes[i], name))
+				return parse_fail(p, "[%s] %s: '%s' is listed "
+				    "twice", section, key, name);
+		if (a->nmailboxes == DM_CONFIG_MAX_MAILBOXES)
+			return parse_fail(p, "[%s] %s: more than %d mailboxes",
+			    section, key, DM_CONFIG_MAX_MAILBOXES);
+		a->mailboxes[a->nmailboxes] = strdup(name);
+		if (a->mailboxes[a->nmailboxes] == NULL)
+			return parse_nomem(p);
+		a->nmailboxes++;
+		if (*stop == '\0')
+			return 1;
+		item = stop + 1;
+	}
+}
+
+/*
+ * Store one value in base (the configuration or an account; section is
+ * how messages name it). The message quotes the value unless it is a
+ * conninfo or a secret.
+ */
+static int
+store(struct parse *p, const struct key *k, char *base, const char *section,
+    const char *value)
+{
+	char *field = base + k->offset;
+	size_t len = strlen(value);
 	uint64_t number;
 	int overflow, flag;
 	size_t i;
 
 	switch (k->kind) {
 	case KIND_CONNINFO:
-		if (strlen(value) >= DM_CONFIG_CONNINFO_MAX)
+		if (len >= DM_CONFIG_CONNINFO_MAX)
 			return parse_fail(p, "[%s] %s: longer than %d bytes",
-			    k->section, k->name, DM_CONFIG_CONNINFO_MAX - 1);
+			    section, k->name, DM_CONFIG_CONNINFO_MAX - 1);
 		snprintf(field, DM_CONFIG_CONNINFO_MAX, "%s", value);
 		if (field == p->config->api_conninfo)
 			p->config->api_conninfo_set = 1;
@@ -286,10 +780,10 @@ store(struct parse *p, const struct key *k, const char *value)
 		if (parse_unsigned(value, &number, &overflow) != 0 &&
 		    !overflow)
 			return parse_fail(p, "[%s] %s: '%s' is not a whole "
-			    "number", k->section, k->name, value);
+			    "number", section, k->name, value);
 		if (overflow || number < k->min || number > k->max)
 			return parse_fail(p, "[%s] %s: '%s' is not between "
-			    "%llu and %llu", k->section, k->name, value,
+			    "%llu and %llu", section, k->name, value,
 			    (unsigned long long)k->min,
 			    (unsigned long long)k->max);
 		*(unsigned *)(void *)field = (unsigned)number;
@@ -298,28 +792,28 @@ store(struct parse *p, const struct key *k, const char *value)
 		if (dm_config_parse_size(value, &number) != 0)
 			return parse_fail(p, "[%s] %s: '%s' is not a size "
 			    "(a number of bytes, or with K, M or G: 64M)",
-			    k->section, k->name, value);
+			    section, k->name, value);
 		if (number < k->min || number > k->max)
 			return parse_fail(p, "[%s] %s: '%s' is less than %llu "
-			    "byte", k->section, k->name, value,
+			    "byte", section, k->name, value,
 			    (unsigned long long)k->min);
 		*(uint64_t *)(void *)field = number;
 		return 1;
 	case KIND_BOOL:
 		if (parse_bool(value, &flag) != 0)
 			return parse_fail(p, "[%s] %s: '%s' is not a boolean "
-			    "(true/false, yes/no, on/off, 1/0)", k->section,
+			    "(true/false, yes/no, on/off, 1/0)", section,
 			    k->name, value);
 		*(int *)(void *)field = flag;
 		return 1;
 	case KIND_PATH:
 		if (value[0] != '/')
 			return parse_fail(p, "[%s] %s: '%s' is not an absolute "
-			    "path", k->section, k->name, value);
-		if (strlen(value) >= DM_CONFIG_PATH_MAX)
-			return parse_fail(p, "[%s] %s: longer than %d bytes",
-			    k->section, k->name, DM_CONFIG_PATH_MAX - 1);
-		snprintf(field, DM_CONFIG_PATH_MAX, "%s", value);
+			    "path", section, k->name, value);
+		if (len >= k->size)
+			return parse_fail(p, "[%s] %s: longer than %zu bytes",
+			    section, k->name, k->size - 1);
+		memcpy(field, value, len + 1);
 		return 1;
 	case KIND_LOG_LEVEL:
 		for (i = 0; i < sizeof(log_levels) / sizeof(log_levels[0]);
@@ -330,13 +824,111 @@ store(struct parse *p, const struct key *k, const char *value)
 			}
 		}
 		return parse_fail(p, "[%s] %s: '%s' is not a level (error, "
-		    "warning, info or debug)", k->section, k->name, value);
+		    "warning, info or debug)", section, k->name, value);
+	case KIND_TEXT:
+	case KIND_HOST:
+	case KIND_FOLDER:
+	case KIND_URL:
+		if (len == 0)
+			return parse_fail(p, "[%s] %s: empty", section,
+			    k->name);
+		if (has_control(value, len))
+			return parse_fail(p, "[%s] %s: '%s' holds a control "
+			    "character", section, k->name, value);
+		if (k->kind == KIND_HOST && has_space(value))
+			return parse_fail(p, "[%s] %s: '%s' is not a host name "
+			    "nor an address", section, k->name, value);
+		if (k->kind == KIND_URL && !url_ok(value))
+			return parse_fail(p, "[%s] %s: '%s' is not an https:// "
+			    "URL (http:// only to a loopback host)", section,
+			    k->name, value);
+		if (len >= k->size ||
+		    (k->kind == KIND_FOLDER && len > DM_CONFIG_MAILBOX_MAX))
+			return parse_fail(p, "[%s] %s: longer than %zu bytes",
+			    section, k->name, k->size - 1);
+		memcpy(field, value, len + 1);
+		return 1;
+	case KIND_SECRET:
+		/* Never quoted, nor any part of it. */
+		if (len == 0)
+			return parse_fail(p, "[%s] %s: empty", section,
+			    k->name);
+		if (has_control(value, len))
+			return parse_fail(p, "[%s] %s: holds a control "
+			    "character", section, k->name);
+		if (len >= k->size)
+			return parse_fail(p, "[%s] %s: longer than %zu bytes",
+			    section, k->name, k->size - 1);
+		memcpy(field, value, len + 1);
+		break;
+	case KIND_SECRET_FILE:
+		if (read_secret_file(p, section, k->name, value, field,
+		    k->size) == 0)
+			return 0;
+		break;
+	case KIND_TLS:
+		flag = parse_name(value, tls_names,
+		    sizeof(tls_names) / sizeof(tls_names[0]));
+		if (flag < 0)
+			return parse_fail(p, "[%s] %s: '%s' is not imaps, "
+			    "starttls or none", section, k->name, value);
+		*(int *)(void *)field = flag;
+		/* Plain text to a remote host: allowed, as it was asked
+		 * for; recorded so that the connection can warn. */
+		if (flag == DM_TLS_NONE)
+			p->account->tls_none_explicit = 1;
+		return 1;
+	case KIND_AUTH:
+		flag = parse_name(value, auth_names,
+		    sizeof(auth_names) / sizeof(auth_names[0]));
+		if (flag < 0)
+			return parse_fail(p, "[%s] %s: '%s' is not auto, "
+			    "login, plain or xoauth2", section, k->name,
+			    value);
+		*(int *)(void *)field = flag;
+		return 1;
+	case KIND_MAILBOXES:
+		return store_mailboxes(p, p->account, section, k->name,
+		    value);
 	}
-	return parse_fail(p, "[%s] %s: no parser (a bug)", k->section,
-	    k->name);
+	if (k->kind == KIND_SECRET || k->kind == KIND_SECRET_FILE) {
+		if (k->offset == offsetof(struct dm_account, password))
+			p->account->password_set = 1;
+		return 1;
+	}
+	return parse_fail(p, "[%s] %s: no parser (a bug)", section, k->name);
 }
 
-/* libinih's handler: one "name = value" in section; 0 means error. */
+/* A key of the current [account NAME]. */
+static int
+on_account_value(struct parse *p, const char *name, const char *value)
+{
+	struct account_lines *lines = p->account_lines;
+	char section[sizeof("account ") + DM_CONFIG_ACCOUNT_NAME_MAX];
+	size_t i, j;
+
+	snprintf(section, sizeof(section), "account %s", p->account->name);
+	for (i = 0; i < NACCOUNT_KEYS; i++)
+		if (strcmp(account_keys[i].name, name) == 0)
+			break;
+	if (i == NACCOUNT_KEYS)
+		return parse_fail(p, "[%s] %s: unknown key", section, name);
+	if (lines->seen_line[i] != 0)
+		return parse_fail(p, "[%s] %s: set again (first on line %d)",
+		    section, name, lines->seen_line[i]);
+	/* A secret and its _file fill the same field: one or the other. */
+	for (j = 0; j < NACCOUNT_KEYS; j++)
+		if (j != i && lines->seen_line[j] != 0 &&
+		    account_keys[j].offset == account_keys[i].offset)
+			return parse_fail(p, "[%s] %s: %s is set too (line "
+			    "%d): give one of them", section, name,
+			    account_keys[j].name, lines->seen_line[j]);
+	lines->seen_line[i] = p->line;
+	return store(p, &account_keys[i], (char *)p->account, section, value);
+}
+
+/* libinih's handler: one "name = value"; 0 means error. The section is
+ * the one read_line() saw (libinih's is cut at 49 bytes). */
 static int
 on_value(void *user, const char *section, const char *name,
     const char *value)
@@ -344,37 +936,117 @@ on_value(void *user, const char *section, const char *name,
 	struct parse *p = user;
 	size_t i;
 
+	(void)section;
 	if (p->failed)
 		return 0;
-	if (section[0] == '\0')
+	p->key_in_section = 1;
+	if (p->account != NULL)
+		return on_account_value(p, name, value);
+	if (p->section[0] == '\0')
 		return parse_fail(p, "%s: a key before any [section]", name);
-	if (!section_known(section))
-		return parse_fail(p, "unknown section [%s]", section);
 	for (i = 0; i < NKEYS; i++)
-		if (strcmp(keys[i].section, section) == 0 &&
+		if (strcmp(keys[i].section, p->section) == 0 &&
 		    strcmp(keys[i].name, name) == 0)
 			break;
 	if (i == NKEYS)
-		return parse_fail(p, "[%s] %s: unknown key", section, name);
+		return parse_fail(p, "[%s] %s: unknown key", p->section, name);
 	/* Also catches a continuation line, which libinih passes as the
 	 * same key again. */
 	if (p->seen_line[i] != 0)
 		return parse_fail(p, "[%s] %s: set again (first on line %d)",
-		    section, name, p->seen_line[i]);
+		    p->section, name, p->seen_line[i]);
 	p->seen_line[i] = p->line;
-	return store(p, &keys[i], value);
+	return store(p, &keys[i], (char *)p->config, p->section, value);
 }
 
-/* An unknown [section] is an error even if it holds no key. */
+/* [account NAME]: rest is what follows "account". */
+static void
+begin_account(struct parse *p, const char *rest)
+{
+	char name[DM_CONFIG_ACCOUNT_NAME_MAX + 16];
+	const char *end;
+	struct dm_account *accounts;
+	struct account_lines *lines;
+	size_t i, cap;
+
+	while (*rest == ' ' || *rest == '\t')
+		rest++;
+	end = rest + strlen(rest);
+	while (end > rest && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (end == rest) {
+		parse_fail(p, "[account]: a section [account NAME] needs a "
+		    "NAME");
+		return;
+	}
+	snprintf(name, sizeof(name), "%.*s", (int)(end - rest), rest);
+	if (!account_name_ok(name) || (size_t)(end - rest) >= sizeof(name)) {
+		parse_fail(p, "[account %s]: not an account NAME (1 to %d "
+		    "letters, digits, '.', '_' or '-')", name,
+		    DM_CONFIG_ACCOUNT_NAME_MAX);
+		return;
+	}
+	for (i = 0; i < p->naccounts; i++) {
+		if (strcmp(p->accounts[i].name, name) == 0) {
+			parse_fail(p, "[account %s]: a second section of that "
+			    "name (first on line %d)", name,
+			    p->lines[i].section_line);
+			return;
+		}
+	}
+	if (p->naccounts == DM_CONFIG_MAX_ACCOUNTS) {
+		parse_fail(p, "[account %s]: more than %d accounts", name,
+		    DM_CONFIG_MAX_ACCOUNTS);
+		return;
+	}
+	if (p->naccounts == p->accounts_cap) {
+		cap = p->accounts_cap == 0 ? 4 : p->accounts_cap * 2;
+		if (cap > DM_CONFIG_MAX_ACCOUNTS)
+			cap = DM_CONFIG_MAX_ACCOUNTS;
+		accounts = realloc(p->accounts, cap * sizeof(*accounts));
+		if (accounts == NULL) {
+			parse_nomem(p);
+			return;
+		}
+		p->accounts = accounts;
+		lines = realloc(p->lines, cap * sizeof(*lines));
+		if (lines == NULL) {
+			parse_nomem(p);
+			return;
+		}
+		p->lines = lines;
+		p->accounts_cap = cap;
+	}
+	p->account = &p->accounts[p->naccounts];
+	p->account_lines = &p->lines[p->naccounts];
+	p->naccounts++;
+	account_init(p->account, name);
+	memset(p->account_lines, 0, sizeof(*p->account_lines));
+	p->account_lines->section_line = p->line;
+	snprintf(p->section, sizeof(p->section), "account %s", name);
+}
+
+/*
+ * A [section] line: the current section from now on. An unknown
+ * [section] is an error even if it holds no key.
+ */
 static void
 check_section_line(struct parse *p, const char *line)
 {
-	const char *start, *end;
-	char name[64];
+	const char *first, *start, *end;
+	char name[sizeof(p->section)];	/* more than a line holds */
 
+	/* As libinih: a UTF-8 BOM on line 1 is skipped. */
+	if (p->line == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0)
+		line += 3;
+	first = line;
 	while (isspace((unsigned char)*line))
 		line++;
 	if (*line != '[')
+		return;
+	/* libinih reads an indented line after a key as more of its
+	 * value: on_value() is told, and refuses it. */
+	if (line > first && p->key_in_section)
 		return;
 	start = line + 1;
 	end = strchr(start, ']');
@@ -386,8 +1058,19 @@ check_section_line(struct parse *p, const char *line)
 	}
 	memcpy(name, start, (size_t)(end - start));
 	name[end - start] = '\0';
-	if (!section_known(name))
+	p->key_in_section = 0;
+	p->account = NULL;
+	p->account_lines = NULL;
+	if (strncmp(name, "account", 7) == 0 &&
+	    (name[7] == '\0' || name[7] == ' ' || name[7] == '\t')) {
+		begin_account(p, name + 7);
+		return;
+	}
+	if (!section_known(name)) {
 		parse_fail(p, "unknown section [%s]", name);
+		return;
+	}
+	snprintf(p->section, sizeof(p->section), "%s", name);
 }
 
 /* libinih's reader, fgets-like: one whole line or NULL. */
@@ -429,16 +1112,153 @@ read_line(char *str, int num, void *stream)
 	return p->failed ? NULL : str;
 }
 
-int
-dm_config_load_file(struct dm_config *c, const char *path,
-    struct dm_error *err)
+/*
+ * check_account - what only the whole [account NAME] can tell; fills in
+ * the defaults that depend on other keys. Errors name the section line,
+ * or the line of the key at fault.
+ */
+static int
+check_account(struct parse *p, struct dm_account *a,
+    const struct account_lines *lines)
 {
-	struct dm_config next = *c;
+	static const size_t folders[] = {
+		offsetof(struct dm_account, processed_folder),
+		offsetof(struct dm_account, rejected_folder),
+	};
+	int line = lines->section_line, mailboxes_line = 0, folder_line;
+	const char *folder;
+	size_t i, k;
+	unsigned m;
+
+	if (a->host[0] == '\0')
+		return fail_at(p, line, "[account %s] host: not set "
+		    "(required)", a->name);
+	if (a->user[0] == '\0')
+		return fail_at(p, line, "[account %s] user: not set "
+		    "(required)", a->name);
+	if (a->auth == DM_AUTH_AUTO && a->oauth2_token_url[0] != '\0')
+		a->auth = DM_AUTH_XOAUTH2;
+	if (a->auth == DM_AUTH_XOAUTH2) {
+		if (a->oauth2_token_url[0] == '\0')
+			return fail_at(p, line, "[account %s] "
+			    "oauth2_token_url: not set (required with auth "
+			    "= xoauth2)", a->name);
+		if (a->oauth2_client_id[0] == '\0')
+			return fail_at(p, line, "[account %s] "
+			    "oauth2_client_id: not set (required for "
+			    "XOAUTH2)", a->name);
+		if (a->oauth2_refresh_token[0] == '\0')
+			return fail_at(p, line, "[account %s] "
+			    "oauth2_refresh_token: not set (it or "
+			    "oauth2_refresh_token_file is required for "
+			    "XOAUTH2)", a->name);
+	} else if (!a->password_set)
+		return fail_at(p, line, "[account %s] password: not set "
+		    "(password or password_file is required unless auth = "
+		    "xoauth2)", a->name);
+	if (a->port == 0)
+		a->port = a->tls == DM_TLS_IMAPS ? DM_CONFIG_IMAPS_PORT :
+		    DM_CONFIG_IMAP_PORT;
+	for (k = 0; k < NACCOUNT_KEYS; k++)
+		if (account_keys[k].kind == KIND_MAILBOXES)
+			mailboxes_line = lines->seen_line[k];
+	if (a->nmailboxes == 0) {
+		a->mailboxes[0] = strdup(DM_CONFIG_MAILBOX);
+		if (a->mailboxes[0] == NULL) {
+			p->line = line;
+			return parse_nomem(p);
+		}
+		a->nmailboxes = 1;
+	}
+	for (i = 0; i < sizeof(folders) / sizeof(folders[0]); i++) {
+		folder = (const char *)a + folders[i];
+		for (m = 0; m < a->nmailboxes; m++)
+			if (mailbox_equal(a->mailboxes[m], folder))
+				break;
+		if (m == a->nmailboxes)
+			continue;
+		folder_line = mailboxes_line != 0 ? mailboxes_line : line;
+		for (k = 0; k < NACCOUNT_KEYS; k++)
+			if (account_keys[k].offset == folders[i] &&
+			    lines->seen_line[k] != 0)
+				folder_line = lines->seen_line[k];
+		for (k = 0; k < NACCOUNT_KEYS; k++)
+			if (account_keys[k].offset == folders[i])
+				break;
+		return fail_at(p, folder_line, "[account %s] %s: '%s' is "
+		    "also one of the mailboxes", a->name,
+		    account_keys[k].name, folder);
+	}
+	return 1;
+}
+
+/*
+ * merge_accounts - into next: c's accounts (copied) but those this file
+ * gives again, then the file's (moved out of p). -1 with err filled.
+ */
+static int
+merge_accounts(const struct dm_config *c, struct parse *p,
+    struct dm_config *next, struct dm_error *err)
+{
+	struct dm_account *merged;
+	size_t i, j, count = 0;
+
+	if (c->naccounts + p->naccounts == 0)
+		return 0;
+	merged = calloc(c->naccounts + p->naccounts, sizeof(*merged));
+	if (merged == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "%s: out of memory",
+		    p->path);
+	for (i = 0; i < c->naccounts; i++) {
+		for (j = 0; j < p->naccounts; j++)
+			if (strcmp(c->accounts[i].name,
+			    p->accounts[j].name) == 0)
+				break;
+		if (j < p->naccounts)
+			continue;	/* replaced */
+		if (account_copy(&merged[count], &c->accounts[i]) != 0) {
+			accounts_free(merged, count);
+			return dm_error_set(err, DM_E_NOMEM, "%s: out of "
+			    "memory", p->path);
+		}
+		count++;
+	}
+	if (count + p->naccounts > DM_CONFIG_MAX_ACCOUNTS) {
+		accounts_free(merged, count);
+		return dm_error_set(err, DM_E_USAGE, "%s: more than %d "
+		    "accounts with those loaded before", p->path,
+		    DM_CONFIG_MAX_ACCOUNTS);
+	}
+	if (p->naccounts > 0) {
+		memcpy(&merged[count], p->accounts,
+		    p->naccounts * sizeof(*merged));
+		count += p->naccounts;
+		/* Moved: the mailboxes now belong to merged. */
+		free(p->accounts);
+		p->accounts = NULL;
+		p->naccounts = 0;
+	}
+	next->accounts = merged;
+	next->naccounts = count;
+	return 0;
+}
+
+/*
+ * load_file - c and the file at path into next, which owns memory of its
+ * own when this returns 0 and holds nothing when it returns -1. c is not
+ * changed.
+ */
+static int
+load_file(const struct dm_config *c, const char *path,
+    struct dm_config *next, struct dm_error *err)
+{
 	struct parse p;
 	struct stat st;
 	FILE *fp;
+	size_t i;
 	int rc, saved;
 
+	dm_config_init(next);
 	fp = fopen(path, "re");
 	if (fp == NULL)
 		return dm_error_set(err, DM_E_NOINPUT, "cannot open %s: %s",
@@ -454,18 +1274,19 @@ dm_config_load_file(struct dm_config *c, const char *path,
 		return dm_error_set(err, DM_E_NOINPUT, "%s is not a regular "
 		    "file", path);
 	}
-	if (strlen(path) >= sizeof(next.path)) {
+	if (strlen(path) >= sizeof(next->path)) {
 		fclose(fp);
 		return dm_error_set(err, DM_E_USAGE, "%s: a path longer than "
-		    "%zu bytes", path, sizeof(next.path) - 1);
+		    "%zu bytes", path, sizeof(next->path) - 1);
 	}
 	if (dm_dl_need(&inih_lib, err) != 0) {
 		fclose(fp);
 		return -1;
 	}
 
+	settings_copy(next, c);
 	memset(&p, 0, sizeof(p));
-	p.config = &next;
+	p.config = next;
 	p.path = path;
 	p.fp = fp;
 	p.err = err;
@@ -476,21 +1297,44 @@ dm_config_load_file(struct dm_config *c, const char *path,
 	/* libinih returns the first bad line: its own (a line that is not
 	 * "[section]" nor "key = value") or one of ours, which p says. */
 	if (rc > 0 && (!p.failed || rc < p.error_line))
-		return dm_error_set(err, DM_E_USAGE, "%s:%d: not a [section] "
+		rc = dm_error_set(err, DM_E_USAGE, "%s:%d: not a [section] "
 		    "nor a 'key = value' line", path, rc);
-	if (p.failed)
-		return -1;
-	if (p.read_errno != 0)
-		return dm_error_set(err, DM_E_IO, "cannot read %s: %s", path,
+	else if (p.failed)
+		rc = -1;
+	else if (p.read_errno != 0)
+		rc = dm_error_set(err, DM_E_IO, "cannot read %s: %s", path,
 		    strerror(p.read_errno));
-	if (rc == -2)
-		return dm_error_set(err, DM_E_NOMEM, "%s: out of memory",
+	else if (rc == -2)
+		rc = dm_error_set(err, DM_E_NOMEM, "%s: out of memory",
 		    path);
-	if (rc != 0)
-		return dm_error_set(err, DM_E_INTERNAL, "%s: libinih failed "
+	else if (rc != 0)
+		rc = dm_error_set(err, DM_E_INTERNAL, "%s: libinih failed "
 		    "(%d)", path, rc);
-	snprintf(next.path, sizeof(next.path), "%s", path);
-	*c = next;
+	for (i = 0; rc == 0 && i < p.naccounts; i++)
+		if (check_account(&p, &p.accounts[i], &p.lines[i]) == 0)
+			rc = -1;
+	if (rc == 0)
+		rc = merge_accounts(c, &p, next, err);
+	accounts_free(p.accounts, p.naccounts);
+	free(p.lines);
+	if (rc != 0) {
+		dm_config_init(next);
+		return -1;
+	}
+	snprintf(next->path, sizeof(next->path), "%s", path);
+	return 0;
+}
+
+int
+dm_config_load_file(struct dm_config *c, const char *path,
+    struct dm_error *err)
+{
+	struct dm_config next;
+
+	if (load_file(c, path, &next, err) != 0)
+		return -1;
+	dm_config_free(c);
+	*c = next;		/* a move: next is dropped */
 	return 0;
 }
 
@@ -498,7 +1342,7 @@ int
 dm_config_load(struct dm_config *c, const char *explicit_path,
     struct dm_error *err)
 {
-	struct dm_config next = *c;
+	struct dm_config next;
 	const char *path = explicit_path, *db;
 	struct stat st;
 
@@ -507,23 +1351,24 @@ dm_config_load(struct dm_config *c, const char *explicit_path,
 		if (path != NULL && path[0] == '\0')
 			path = NULL;
 	}
+	if (path == NULL && (stat(DM_CONFIG_DEFAULT_PATH, &st) == 0 ||
+	    (errno != ENOENT && errno != ENOTDIR)))
+		path = DM_CONFIG_DEFAULT_PATH;	/* absent is fine, not
+						 * unreadable */
 	if (path != NULL) {
-		if (dm_config_load_file(&next, path, err) != 0)
+		if (load_file(c, path, &next, err) != 0)
 			return -1;
-	} else if (stat(DM_CONFIG_DEFAULT_PATH, &st) == 0 ||
-	    (errno != ENOENT && errno != ENOTDIR)) {
-		/* Absent is fine; present but unreadable is not. */
-		if (dm_config_load_file(&next, DM_CONFIG_DEFAULT_PATH,
-		    err) != 0)
-			return -1;
-	}
+	} else if (dm_config_copy(&next, c, err) != 0)
+		return -1;
 	db = getenv(DM_CONFIG_ENV_DB);
 	if (db != NULL && db[0] != '\0' &&
 	    dm_config_set_db(&next, db, err) != 0) {
+		dm_config_free(&next);
 		dm_error_prefix(err, "%s", DM_CONFIG_ENV_DB);
 		return -1;
 	}
-	*c = next;
+	dm_config_free(c);
+	*c = next;		/* a move: next is dropped */
 	return 0;
 }
 

@@ -26,6 +26,16 @@
  *	max_message_bytes = 64M
  *	[log]
  *	level = info			; error|warning|info|debug
+ *	syslog = no			; key=value lines to syslog (mail)
+ *	[daemon]
+ *	poll_interval = 60		; 1..86400 seconds
+ *	idle_restart = 1740		; 10..1740 seconds
+ *	reconnect_max = 300		; 1..3600 seconds
+ *	[account NAME]			; any number, up to 64: IMAP
+ *	host = imap.example.com		; required
+ *	user = dmarc@example.com	; required
+ *	password_file = /etc/dmarcd/imap.pass	; or password = ...
+ *	...				; see docs/imap.md
  *
  * contrib/dmarcd.conf.example documents each key. The file is strict: a
  * key may appear once; a key outside a section, an unknown section or key,
@@ -33,18 +43,52 @@
  * after white space starts a comment (libinih), so a value cannot hold
  * " ;".
  *
+ * Accounts: NAME is 1 to 64 letters, digits, '.', '_' or '-', compared
+ * exactly; a section [account NAME] may appear once per file. Once the
+ * whole file is read each account is checked: host and user are
+ * required; a password (password or password_file) unless auth is
+ * xoauth2; with xoauth2 (auth = auto with oauth2_token_url set is turned
+ * into DM_AUTH_XOAUTH2 here) oauth2_token_url, oauth2_client_id and a
+ * refresh token (oauth2_refresh_token or its _file). The *_file keys
+ * (password_file, oauth2_client_secret_file, oauth2_refresh_token_file)
+ * are read at load time: an absolute path to a regular file that group
+ * and others cannot use at all (mode & 077 == 0), one line (trailing
+ * CR/LF dropped), not empty, short enough for its field. A key and its
+ * _file may not both be set. mailboxes is a comma-separated list (names
+ * trimmed, not empty, at most DM_CONFIG_MAX_MAILBOXES, no name twice;
+ * INBOX in any case is INBOX); neither folder may be one of them.
+ * oauth2_token_url is https://, or http:// to a loopback host (127/8,
+ * [::1], localhost). Passwords, secrets and tokens hold no control
+ * character. A second file loaded into the same struct replaces an
+ * account of the same NAME whole and keeps the others.
+ *
  * DIAGNOSTICS
  *	All functions that can fail return 0 or -1 and fill err:
- *	DM_E_USAGE	a bad file: "PATH:LINE: [section] key: why", or
- *			"PATH:LINE: why" for a line libinih cannot parse;
- *			a DMARCD_DB or --db longer than DM_CONFIG_CONNINFO_MAX
+ *	DM_E_USAGE	a bad file: "PATH:LINE: [section] key: why"
+ *			("PATH:LINE: [account NAME] key: why" in an account;
+ *			a check made once the whole file is read names the
+ *			[account NAME] line), or "PATH:LINE: why" for a line
+ *			libinih cannot parse; a *_file that cannot be opened
+ *			or read, is not a regular file, or is open to group
+ *			or others ("PATH:LINE: [account NAME] password_file:
+ *			FILE is readable by others (mode 0644); chmod 600
+ *			it"); a DMARCD_DB or --db longer than
+ *			DM_CONFIG_CONNINFO_MAX
  *	DM_E_NOINPUT	the file named by --config or DMARCD_CONFIG does
  *			not exist; a file that exists cannot be opened
  *			(strerror) or is not a regular file
- *	DM_E_IO		a read error (strerror)
+ *	DM_E_IO		a read error of the file (strerror)
  *	DM_E_UNAVAILABLE libinih cannot be loaded (only if there is a file)
- *	Messages never quote the value of a conninfo: use dm_config_redact()
- *	to show one.
+ *	DM_E_NOMEM	out of memory (accounts and mailboxes are allocated)
+ *	Messages never quote the value of a conninfo (use dm_config_redact()
+ *	to show one), of a password, a client secret or a token, nor the
+ *	content of a *_file.
+ *
+ * OWNERSHIP
+ *	A struct dm_config owns its accounts (and their mailboxes): never
+ *	copy one by assignment or memcpy (both copies would free the same
+ *	memory); use dm_config_copy(). dm_config_free() releases them, after
+ *	zeroing the secrets.
  */
 #ifndef DM_CONFIG_H
 #define DM_CONFIG_H
@@ -67,10 +111,60 @@
 #define DM_CONFIG_BATCH_MS	500
 #define DM_CONFIG_TMPDIR	"/tmp"
 
-/* Strings are held in the struct: it needs no allocation, copies by
- * assignment, and dm_config_free() only resets it. */
+/* Defaults of [daemon]. */
+#define DM_CONFIG_POLL_INTERVAL_S	60
+#define DM_CONFIG_IDLE_RESTART_S	1740	/* RFC 2177: under 30 min */
+#define DM_CONFIG_RECONNECT_MAX_S	300
+
+/* Defaults of [account NAME]. */
+#define DM_CONFIG_IMAPS_PORT		993
+#define DM_CONFIG_IMAP_PORT		143	/* starttls and none */
+#define DM_CONFIG_MAILBOX		"INBOX"
+#define DM_CONFIG_PROCESSED_FOLDER	"dmarcd-processed"
+#define DM_CONFIG_REJECTED_FOLDER	"dmarcd-rejected"
+#define DM_CONFIG_FETCH_BATCH		50
+#define DM_CONFIG_TIMEOUT_S		60
+
+/* Other strings are held in the structs, with these sizes. */
 #define DM_CONFIG_CONNINFO_MAX	1024	/* with the NUL */
 #define DM_CONFIG_PATH_MAX	4096	/* with the NUL */
+
+#define DM_CONFIG_MAX_ACCOUNTS	64	/* all files loaded together */
+#define DM_CONFIG_MAX_MAILBOXES	32	/* per account */
+#define DM_CONFIG_ACCOUNT_NAME_MAX 64	/* without the NUL */
+#define DM_CONFIG_MAILBOX_MAX	255	/* a mailbox or folder name */
+
+enum dm_tls { DM_TLS_IMAPS, DM_TLS_STARTTLS, DM_TLS_NONE };
+enum dm_auth {
+	DM_AUTH_AUTO, DM_AUTH_LOGIN, DM_AUTH_PLAIN, DM_AUTH_XOAUTH2
+};
+
+/* One [account NAME]: what dm_config_load() checked (see above). */
+struct dm_account {
+	char name[DM_CONFIG_ACCOUNT_NAME_MAX + 1];
+	char host[256];
+	unsigned port;		/* 0 until loaded; 993 (imaps) or 143 */
+	int tls;			/* enum dm_tls */
+	int tls_none_explicit;		/* tls = none was written */
+	int tls_verify;			/* default 1 */
+	char ca_file[DM_CONFIG_PATH_MAX];	/* "" = system store */
+	char user[256];
+	char password[1024];		/* from password or password_file */
+	int password_set;
+	int auth;		/* enum dm_auth; not auto with a token URL */
+	char oauth2_token_url[1024];
+	char oauth2_client_id[512];
+	char oauth2_client_secret[1024]; /* the key or the _file; "": none */
+	char oauth2_refresh_token[4096];	/* from the key or the _file */
+	/* malloc'd; default one: "INBOX" */
+	char *mailboxes[DM_CONFIG_MAX_MAILBOXES];
+	unsigned nmailboxes;
+	char processed_folder[256];	/* default "dmarcd-processed" */
+	char rejected_folder[256];	/* default "dmarcd-rejected" */
+	int delete_after_store;
+	unsigned fetch_batch;		/* 1..1000, default 50 */
+	unsigned timeout_s;		/* 1..3600, default 60 */
+};
 
 struct dm_config {
 	char conninfo[DM_CONFIG_CONNINFO_MAX];	/* "": libpq's defaults */
@@ -84,11 +178,27 @@ struct dm_config {
 	unsigned max_ratio;		/* per layer; 0: no check */
 	uint64_t max_message_bytes;	/* a mail held for MIME parsing */
 	int log_level;		/* syslog(3): LOG_ERR .. LOG_DEBUG */
+	int log_syslog;		/* [log] syslog: also log to syslog */
+	unsigned poll_interval_s;	/* between polls without IDLE */
+	unsigned idle_restart_s;	/* IDLE is renewed after this */
+	unsigned reconnect_max_s;	/* longest wait between reconnects */
+	struct dm_account *accounts;	/* malloc'd, in file order */
+	size_t naccounts;
 	char path[DM_CONFIG_PATH_MAX];	/* the file read, or "" */
 };
 
-/* dm_config_init - the built-in defaults; never fails. */
+/*
+ * dm_config_init - the built-in defaults (no account); never fails. c is
+ * overwritten, not freed: use dm_config_free() on one that was loaded.
+ */
 void dm_config_init(struct dm_config *c);
+
+/*
+ * dm_config_copy - make dst a deep copy of src (dst is overwritten, not
+ * freed first). On error (DM_E_NOMEM) dst holds the defaults.
+ */
+int dm_config_copy(struct dm_config *dst, const struct dm_config *src,
+    struct dm_error *err);
 
 /*
  * dm_config_load - read the configuration file (see above) into c, then
@@ -112,8 +222,15 @@ int dm_config_set_db(struct dm_config *c, const char *conninfo,
 /* dm_config_api_conninfo - api_conninfo, or conninfo when that is unset. */
 const char *dm_config_api_conninfo(const struct dm_config *c);
 
-/* dm_config_free - release what c holds (nothing yet): back to defaults. */
+/*
+ * dm_config_free - release what c holds (the accounts, zeroed first):
+ * back to the defaults.
+ */
 void dm_config_free(struct dm_config *c);
+
+/* dm_config_account - the account named name (exactly), or NULL. */
+const struct dm_account *dm_config_account(const struct dm_config *c,
+    const char *name);
 
 /* dm_config_default_conninfo - the built-in conninfo: "" for now. */
 const char *dm_config_default_conninfo(void);

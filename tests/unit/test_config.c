@@ -13,7 +13,20 @@
  * dm_config_redact hides passwords in keyword/value form (quoted or not),
  * in URIs (user info and query) and in a dbname that is a connection
  * string, and leaves a conninfo without one unchanged.
+ *
+ * IMAP accounts and [daemon]: an account's defaults (port by tls, INBOX,
+ * the folders) and every key; [daemon] and [log] syslog; each bad value,
+ * a missing required key (host, user, a password, XOAUTH2's three), a bad
+ * or repeated [account NAME], a secret given twice, too many accounts or
+ * mailboxes, all fail with "PATH:LINE: [account NAME] key: why" and leave
+ * the configuration as it was; a *_file is read only when its mode
+ * leaves group and others out (a real file, chmod 644 vs 600), one line,
+ * not empty, not too long; no message ever holds a password, secret or
+ * token, nor a byte of a *_file; several accounts, dm_config_account(),
+ * a second file replacing an account by NAME, dm_config_copy() and
+ * dm_config_free() (run under valgrind or ASan for the leaks).
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -77,6 +90,12 @@ assert_defaults(const struct dm_config *c)
 	assert_int_equal(c->max_ratio, DM_MAX_RATIO);
 	assert_true(c->max_message_bytes == DM_MAX_MESSAGE_BYTES);
 	assert_int_equal(c->log_level, LOG_INFO);
+	assert_int_equal(c->log_syslog, 0);
+	assert_int_equal(c->poll_interval_s, 60);
+	assert_int_equal(c->idle_restart_s, 1740);
+	assert_int_equal(c->reconnect_max_s, 300);
+	assert_null(c->accounts);
+	assert_int_equal(c->naccounts, 0);
 	assert_string_equal(c->path, "");
 }
 
@@ -606,20 +625,962 @@ test_redact_bounded(void **state)
 	assert_int_equal(out[0], '\0');
 }
 
+/* IMAP accounts, [daemon] and [log] syslog */
+
+/* A minimal good account, 4 lines. */
+#define ACCT	"[account a]\nhost = h\nuser = u\npassword = p\n"
+
+/* A value no message may ever show, nor any part of it. */
+#define SECRET	"Zq9-secret-VALUE"
+
+static const char *DM_PRINTF(2, 3)
+write_filef(const char *name, const char *fmt, ...)
+{
+	char text[32768];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	assert_true(n >= 0 && (size_t)n < sizeof(text));
+	return write_file(name, text);
+}
+
+/* A *_file: text in tmpdir/name with that mode; its path into path. */
+static void
+write_secret(const char *name, const char *text, mode_t mode, char *path,
+    size_t size)
+{
+	snprintf(path, size, "%s", write_file(name, text));
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static int
+load_text(struct dm_config *c, const char *text, struct dm_error *err)
+{
+	dm_config_init(c);
+	dm_error_clear(err);
+	return dm_config_load_file(c, write_file("acct.conf", text), err);
+}
+
+static void
+load_ok(struct dm_config *c, const char *text)
+{
+	struct dm_error err;
+
+	if (load_text(c, text, &err) != 0)
+		fail_msg("%s", err.msg);
+}
+
+/* The load fails with DM_E_USAGE and "PATH:" why, and changes nothing;
+ * the message is left in err_r if not NULL. */
+static void
+load_fails(const char *text, const char *why, struct dm_error *err_r)
+{
+	struct dm_config c;
+	struct dm_error err;
+	char expected[DM_ERROR_MSG_MAX];
+	const char *path;
+
+	dm_config_init(&c);
+	path = write_file("acct.conf", text);
+	dm_error_clear(&err);
+	assert_int_equal(dm_config_load_file(&c, path, &err), -1);
+	snprintf(expected, sizeof(expected), "%s:%s", path, why);
+	if (strcmp(err.msg, expected) != 0)
+		fail_msg("got '%s', expected '%s'", err.msg, expected);
+	assert_int_equal(err.code, DM_E_USAGE);
+	assert_defaults(&c);
+	if (err_r != NULL)
+		*err_r = err;
+}
+
+static void
+test_account_defaults(void **state)
+{
+	const struct dm_account *a;
+	struct dm_config c;
+
+	(void)state;
+	load_ok(&c, "[account example]\nhost = imap.example.com\n"
+	    "user = dmarc@example.com\npassword = pw\n");
+	assert_int_equal(c.naccounts, 1);
+	a = &c.accounts[0];
+	assert_string_equal(a->name, "example");
+	assert_string_equal(a->host, "imap.example.com");
+	assert_int_equal(a->port, 993);
+	assert_int_equal(a->tls, DM_TLS_IMAPS);
+	assert_int_equal(a->tls_none_explicit, 0);
+	assert_int_equal(a->tls_verify, 1);
+	assert_string_equal(a->ca_file, "");
+	assert_string_equal(a->user, "dmarc@example.com");
+	assert_string_equal(a->password, "pw");
+	assert_int_equal(a->password_set, 1);
+	assert_int_equal(a->auth, DM_AUTH_AUTO);
+	assert_string_equal(a->oauth2_token_url, "");
+	assert_string_equal(a->oauth2_client_id, "");
+	assert_string_equal(a->oauth2_client_secret, "");
+	assert_string_equal(a->oauth2_refresh_token, "");
+	assert_int_equal(a->nmailboxes, 1);
+	assert_string_equal(a->mailboxes[0], "INBOX");
+	assert_string_equal(a->processed_folder, "dmarcd-processed");
+	assert_string_equal(a->rejected_folder, "dmarcd-rejected");
+	assert_int_equal(a->delete_after_store, 0);
+	assert_int_equal(a->fetch_batch, 50);
+	assert_int_equal(a->timeout_s, 60);
+	/* The rest keeps its defaults. */
+	assert_int_equal(c.poll_interval_s, 60);
+	assert_int_equal(c.idle_restart_s, 1740);
+	assert_int_equal(c.reconnect_max_s, 300);
+	assert_int_equal(c.log_syslog, 0);
+	dm_config_free(&c);
+	assert_defaults(&c);
+
+	/* Without TLS on connect, the port is 143. */
+	load_ok(&c, ACCT "tls = starttls\n");
+	assert_int_equal(c.accounts[0].tls, DM_TLS_STARTTLS);
+	assert_int_equal(c.accounts[0].port, 143);
+	assert_int_equal(c.accounts[0].tls_none_explicit, 0);
+	dm_config_free(&c);
+	/* tls = none to a remote host: allowed, as it is written. */
+	load_ok(&c, "[account a]\nhost = imap.example.com\nuser = u\n"
+	    "password = p\ntls = None\n");
+	assert_int_equal(c.accounts[0].tls, DM_TLS_NONE);
+	assert_int_equal(c.accounts[0].tls_none_explicit, 1);
+	assert_int_equal(c.accounts[0].port, 143);
+	dm_config_free(&c);
+	/* A port given stays whatever tls is. */
+	load_ok(&c, ACCT "tls = imaps\nport = 10993\n");
+	assert_int_equal(c.accounts[0].port, 10993);
+	dm_config_free(&c);
+	load_ok(&c, ACCT "tls = none\nport = 993\n");
+	assert_int_equal(c.accounts[0].port, 993);
+	dm_config_free(&c);
+}
+
+static void
+test_account_every_key(void **state)
+{
+	char pass[256], csecret[256], rtoken[256];
+	const struct dm_account *a;
+	struct dm_config c;
+	struct dm_error err;
+	const char *path;
+
+	(void)state;
+	write_secret("imap.pass", "s3cret from file\n", 0600, pass,
+	    sizeof(pass));
+	write_secret("client.secret", "client-secret\r\n", 0400, csecret,
+	    sizeof(csecret));
+	write_secret("refresh.token", "1//refresh-token\n\n", 0600, rtoken,
+	    sizeof(rtoken));
+	path = write_filef("every.conf",
+	    "[log]\nlevel = debug\n"
+	    "[account full]\n"
+	    "host = 127.0.0.1\n"
+	    "port = 1143\n"
+	    "tls = starttls\n"
+	    "tls_verify = no\n"
+	    "ca_file = /etc/dmarcd/ca.pem\n"
+	    "user = dmarc@example.com\n"
+	    "password_file = %s\n"
+	    "auth = PLAIN\n"
+	    "mailboxes =  INBOX , Reports/DMARC,Archive \n"
+	    "processed_folder = Done\n"
+	    "rejected_folder = Bad mail\n"
+	    "delete_after_store = yes\n"
+	    "fetch_batch = 1000\n"
+	    "timeout = 1\n"
+	    "oauth2_token_url = https://oauth2.googleapis.com/token\n"
+	    "oauth2_client_id = 1234.apps.googleusercontent.com\n"
+	    "oauth2_client_secret_file = %s\n"
+	    "oauth2_refresh_token_file = %s\n"
+	    "\n"
+	    "[account google]\n"
+	    "host = imap.gmail.com\n"
+	    "user = dmarc@example.com\n"
+	    "auth = xoauth2\n"
+	    "oauth2_token_url = https://oauth2.googleapis.com/token\n"
+	    "oauth2_client_id = id-2\n"
+	    "oauth2_client_secret = csecret\n"
+	    "oauth2_refresh_token = rtoken\n"
+	    "[ingest]\nbatch_ms = 7\n",
+	    pass, csecret, rtoken);
+	dm_config_init(&c);
+	if (dm_config_load_file(&c, path, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(c.log_level, LOG_DEBUG);
+	assert_int_equal(c.batch_ms, 7);	/* a section after accounts */
+	assert_int_equal(c.naccounts, 2);
+	a = &c.accounts[0];
+	assert_string_equal(a->name, "full");
+	assert_string_equal(a->host, "127.0.0.1");
+	assert_int_equal(a->port, 1143);
+	assert_int_equal(a->tls, DM_TLS_STARTTLS);
+	assert_int_equal(a->tls_none_explicit, 0);
+	assert_int_equal(a->tls_verify, 0);
+	assert_string_equal(a->ca_file, "/etc/dmarcd/ca.pem");
+	assert_string_equal(a->user, "dmarc@example.com");
+	assert_string_equal(a->password, "s3cret from file");
+	assert_int_equal(a->password_set, 1);
+	/* An explicit method stays, even with a token URL. */
+	assert_int_equal(a->auth, DM_AUTH_PLAIN);
+	assert_int_equal(a->nmailboxes, 3);
+	assert_string_equal(a->mailboxes[0], "INBOX");
+	assert_string_equal(a->mailboxes[1], "Reports/DMARC");
+	assert_string_equal(a->mailboxes[2], "Archive");
+	assert_string_equal(a->processed_folder, "Done");
+	assert_string_equal(a->rejected_folder, "Bad mail");
+	assert_int_equal(a->delete_after_store, 1);
+	assert_int_equal(a->fetch_batch, 1000);
+	assert_int_equal(a->timeout_s, 1);
+	assert_string_equal(a->oauth2_token_url,
+	    "https://oauth2.googleapis.com/token");
+	assert_string_equal(a->oauth2_client_id,
+	    "1234.apps.googleusercontent.com");
+	assert_string_equal(a->oauth2_client_secret, "client-secret");
+	assert_string_equal(a->oauth2_refresh_token, "1//refresh-token");
+
+	a = &c.accounts[1];
+	assert_string_equal(a->name, "google");
+	assert_int_equal(a->auth, DM_AUTH_XOAUTH2);
+	assert_int_equal(a->password_set, 0);
+	assert_string_equal(a->password, "");
+	assert_string_equal(a->oauth2_client_id, "id-2");
+	assert_string_equal(a->oauth2_client_secret, "csecret");
+	assert_string_equal(a->oauth2_refresh_token, "rtoken");
+	dm_config_free(&c);
+	assert_defaults(&c);
+}
+
+static void
+test_account_oauth2(void **state)
+{
+	static const char *const urls[] = {
+		"https://login.microsoftonline.com/common/oauth2/v2.0/token",
+		"HTTPS://example.com",
+		"https://user@example.com:8443/token?x=1",
+		"http://localhost:8080/token",
+		"http://127.0.0.1/token",
+		"http://127.9.8.7:1/",
+		"http://[::1]:8080/token",
+	};
+	struct dm_config c;
+	char text[512];
+	size_t i;
+
+	(void)state;
+	/* auto with a token URL is XOAUTH2: no password needed; the
+	 * client secret is optional. */
+	load_ok(&c, "[account o]\nhost = h\nuser = u\n"
+	    "oauth2_token_url = https://example.com/token\n"
+	    "oauth2_client_id = id\noauth2_refresh_token = rt\n");
+	assert_int_equal(c.accounts[0].auth, DM_AUTH_XOAUTH2);
+	assert_string_equal(c.accounts[0].oauth2_client_secret, "");
+	assert_int_equal(c.accounts[0].password_set, 0);
+	dm_config_free(&c);
+	/* A password may be there too: XOAUTH2 still. */
+	load_ok(&c, ACCT "oauth2_token_url = https://example.com/token\n"
+	    "oauth2_client_id = id\noauth2_refresh_token = rt\n");
+	assert_int_equal(c.accounts[0].auth, DM_AUTH_XOAUTH2);
+	dm_config_free(&c);
+	/* auto without one stays auto (PLAIN or LOGIN, the server tells). */
+	load_ok(&c, ACCT "auth = auto\n");
+	assert_int_equal(c.accounts[0].auth, DM_AUTH_AUTO);
+	dm_config_free(&c);
+	load_ok(&c, ACCT "auth = login\n");
+	assert_int_equal(c.accounts[0].auth, DM_AUTH_LOGIN);
+	dm_config_free(&c);
+
+	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		snprintf(text, sizeof(text), "[account o]\nhost = h\n"
+		    "user = u\noauth2_token_url = %s\n"
+		    "oauth2_client_id = id\noauth2_refresh_token = rt\n",
+		    urls[i]);
+		load_ok(&c, text);
+		assert_string_equal(c.accounts[0].oauth2_token_url, urls[i]);
+		dm_config_free(&c);
+	}
+}
+
+static void
+test_daemon_and_syslog(void **state)
+{
+	struct dm_config c;
+
+	(void)state;
+	load_ok(&c, "[daemon]\npoll_interval = 86400\nidle_restart = 10\n"
+	    "reconnect_max = 1\n[log]\nsyslog = yes\n");
+	assert_int_equal(c.poll_interval_s, 86400);
+	assert_int_equal(c.idle_restart_s, 10);
+	assert_int_equal(c.reconnect_max_s, 1);
+	assert_int_equal(c.log_syslog, 1);
+	assert_int_equal(c.naccounts, 0);
+	load_ok(&c, "[daemon]\npoll_interval = 1\nidle_restart = 1740\n"
+	    "reconnect_max = 3600\n[log]\nsyslog = off\n");
+	assert_int_equal(c.poll_interval_s, 1);
+	assert_int_equal(c.idle_restart_s, 1740);
+	assert_int_equal(c.reconnect_max_s, 3600);
+	assert_int_equal(c.log_syslog, 0);
+}
+
+/* The reader follows [section] lines as libinih does: after a UTF-8
+ * BOM, indented when no key comes before, with a comment after (and an
+ * indented one after a key is more of its value: see test_bad_accounts). */
+static void
+test_section_lines(void **state)
+{
+	struct dm_config c;
+
+	(void)state;
+	load_ok(&c, "\xEF\xBB\xBF[log]\nlevel = debug\n");
+	assert_int_equal(c.log_level, LOG_DEBUG);
+	load_ok(&c, "  [log]\nlevel = debug\n");
+	assert_int_equal(c.log_level, LOG_DEBUG);
+	load_ok(&c, "; accounts\n[account a] ; the first\nhost = h\n"
+	    "user = u\npassword = p\n\n[daemon]\n"
+	    "poll_interval = 5\n");
+	assert_int_equal(c.naccounts, 1);
+	assert_int_equal(c.poll_interval_s, 5);
+	dm_config_free(&c);
+}
+
+static void
+test_bad_accounts(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *why;	/* after "PATH:" */
+	} cases[] = {
+		/* [daemon] and [log] syslog */
+		{ "[daemon]\npoll_interval = 0\n",
+		  "2: [daemon] poll_interval: '0' is not between 1 and "
+		  "86400" },
+		{ "[daemon]\npoll_interval = 86401\n",
+		  "2: [daemon] poll_interval: '86401' is not between 1 and "
+		  "86400" },
+		{ "[daemon]\nidle_restart = 9\n",
+		  "2: [daemon] idle_restart: '9' is not between 10 and "
+		  "1740" },
+		{ "[daemon]\nidle_restart = 1741\n",
+		  "2: [daemon] idle_restart: '1741' is not between 10 and "
+		  "1740" },
+		{ "[daemon]\nreconnect_max = 0\n",
+		  "2: [daemon] reconnect_max: '0' is not between 1 and "
+		  "3600" },
+		{ "[daemon]\nreconnect_max = 3601\n",
+		  "2: [daemon] reconnect_max: '3601' is not between 1 and "
+		  "3600" },
+		{ "[daemon]\npoll = 5\n", "2: [daemon] poll: unknown key" },
+		{ "[daemon]\npoll_interval = 5\n[daemon]\npoll_interval = 6\n",
+		  "4: [daemon] poll_interval: set again (first on line 2)" },
+		{ "[log]\nsyslog = sometimes\n",
+		  "2: [log] syslog: 'sometimes' is not a boolean (true/false, "
+		  "yes/no, on/off, 1/0)" },
+		/* Sections */
+		{ "[account]\n",
+		  "1: [account]: a section [account NAME] needs a NAME" },
+		{ "[account \t ]\n",
+		  "1: [account]: a section [account NAME] needs a NAME" },
+		{ "[account a b]\n",
+		  "1: [account a b]: not an account NAME (1 to 64 letters, "
+		  "digits, '.', '_' or '-')" },
+		{ "[account a/b]\n",
+		  "1: [account a/b]: not an account NAME (1 to 64 letters, "
+		  "digits, '.', '_' or '-')" },
+		{ "[account caf\xc3\xa9]\n",
+		  "1: [account caf\xc3\xa9]: not an account NAME (1 to 64 "
+		  "letters, digits, '.', '_' or '-')" },
+		{ "[accounts]\n", "1: unknown section [accounts]" },
+		{ "[Account a]\n", "1: unknown section [Account a]" },
+		{ ACCT "\n[account a]\nhost = h\n",
+		  "6: [account a]: a second section of that name (first on "
+		  "line 1)" },
+		{ ACCT "prot = 993\n", "5: [account a] prot: unknown key" },
+		{ ACCT "conninfo = x\n",
+		  "5: [account a] conninfo: unknown key" },
+		{ ACCT "[log]\nhost = h\n", "6: [log] host: unknown key" },
+		{ ACCT "host = h2\n",
+		  "5: [account a] host: set again (first on line 2)" },
+		/* An indented line after a key is more of its value. */
+		{ ACCT "  [account b]\n",
+		  "5: [account a] password: set again (first on line 4)" },
+		/* Values */
+		{ ACCT "port = 0\n",
+		  "5: [account a] port: '0' is not between 1 and 65535" },
+		{ ACCT "port = 65536\n",
+		  "5: [account a] port: '65536' is not between 1 and 65535" },
+		{ ACCT "port = imaps\n",
+		  "5: [account a] port: 'imaps' is not a whole number" },
+		{ ACCT "tls = ssl\n",
+		  "5: [account a] tls: 'ssl' is not imaps, starttls or none" },
+		{ ACCT "tls_verify = maybe\n",
+		  "5: [account a] tls_verify: 'maybe' is not a boolean "
+		  "(true/false, yes/no, on/off, 1/0)" },
+		{ ACCT "ca_file = ca.pem\n",
+		  "5: [account a] ca_file: 'ca.pem' is not an absolute path" },
+		{ ACCT "auth = cram-md5\n",
+		  "5: [account a] auth: 'cram-md5' is not auto, login, plain "
+		  "or xoauth2" },
+		{ ACCT "fetch_batch = 0\n",
+		  "5: [account a] fetch_batch: '0' is not between 1 and "
+		  "1000" },
+		{ ACCT "fetch_batch = 1001\n",
+		  "5: [account a] fetch_batch: '1001' is not between 1 and "
+		  "1000" },
+		{ ACCT "timeout = 0\n",
+		  "5: [account a] timeout: '0' is not between 1 and 3600" },
+		{ ACCT "timeout = 3601\n",
+		  "5: [account a] timeout: '3601' is not between 1 and 3600" },
+		{ ACCT "delete_after_store = 2\n",
+		  "5: [account a] delete_after_store: '2' is not a boolean "
+		  "(true/false, yes/no, on/off, 1/0)" },
+		{ "[account a]\nhost =\n", "2: [account a] host: empty" },
+		{ "[account a]\nhost = imap example.com\n",
+		  "2: [account a] host: 'imap example.com' is not a host name "
+		  "nor an address" },
+		{ "[account a]\nhost = imap\texample.com\n",
+		  "2: [account a] host: 'imap\texample.com' holds a control "
+		  "character" },
+		{ "[account a]\nuser =\n", "2: [account a] user: empty" },
+		{ ACCT "processed_folder =\n",
+		  "5: [account a] processed_folder: empty" },
+		{ ACCT "oauth2_client_id =\n",
+		  "5: [account a] oauth2_client_id: empty" },
+		/* mailboxes */
+		{ ACCT "mailboxes =\n",
+		  "5: [account a] mailboxes: an empty name in ''" },
+		{ ACCT "mailboxes = INBOX,,Archive\n",
+		  "5: [account a] mailboxes: an empty name in "
+		  "'INBOX,,Archive'" },
+		{ ACCT "mailboxes = INBOX, \n",
+		  "5: [account a] mailboxes: an empty name in 'INBOX,'" },
+		{ ACCT "mailboxes = A, B ,A\n",
+		  "5: [account a] mailboxes: 'A' is listed twice" },
+		{ ACCT "mailboxes = INBOX, Inbox\n",
+		  "5: [account a] mailboxes: 'Inbox' is listed twice" },
+		{ ACCT "mailboxes = A\x01" "B\n",
+		  "5: [account a] mailboxes: 'A\x01" "B' holds a control "
+		  "character" },
+		{ ACCT "mailboxes = Archive\nprocessed_folder = Archive\n",
+		  "6: [account a] processed_folder: 'Archive' is also one of "
+		  "the mailboxes" },
+		{ ACCT "mailboxes = INBOX, dmarcd-rejected\n",
+		  "5: [account a] rejected_folder: 'dmarcd-rejected' is also "
+		  "one of the mailboxes" },
+		{ ACCT "rejected_folder = inbox\n",
+		  "5: [account a] rejected_folder: 'inbox' is also one of the "
+		  "mailboxes" },
+		/* oauth2_token_url */
+		{ ACCT "oauth2_token_url = http://oauth.example.com/token\n",
+		  "5: [account a] oauth2_token_url: "
+		  "'http://oauth.example.com/token' is not an https:// URL "
+		  "(http:// only to a loopback host)" },
+		{ ACCT "oauth2_token_url = http://128.0.0.1/token\n",
+		  "5: [account a] oauth2_token_url: 'http://128.0.0.1/token' "
+		  "is not an https:// URL (http:// only to a loopback host)" },
+		{ ACCT "oauth2_token_url = http://localhost.example.com/\n",
+		  "5: [account a] oauth2_token_url: "
+		  "'http://localhost.example.com/' is not an https:// URL "
+		  "(http:// only to a loopback host)" },
+		{ ACCT "oauth2_token_url = http://127.0.0.1@evil.example/\n",
+		  "5: [account a] oauth2_token_url: "
+		  "'http://127.0.0.1@evil.example/' is not an https:// URL "
+		  "(http:// only to a loopback host)" },
+		{ ACCT "oauth2_token_url = ftp://example.com/token\n",
+		  "5: [account a] oauth2_token_url: 'ftp://example.com/token' "
+		  "is not an https:// URL (http:// only to a loopback host)" },
+		{ ACCT "oauth2_token_url = https:///token\n",
+		  "5: [account a] oauth2_token_url: 'https:///token' is not an "
+		  "https:// URL (http:// only to a loopback host)" },
+		{ ACCT "oauth2_token_url = example.com/token\n",
+		  "5: [account a] oauth2_token_url: 'example.com/token' is not "
+		  "an https:// URL (http:// only to a loopback host)" },
+		/* Checked once the whole file is read: the section's line. */
+		{ "[account a]\nuser = u\npassword = p\n",
+		  "1: [account a] host: not set (required)" },
+		{ "[log]\nlevel = info\n\n[account a]\nhost = h\n"
+		  "password = p\n[ingest]\nbatch_ms = 5\n",
+		  "4: [account a] user: not set (required)" },
+		{ "[account a]\nhost = h\nuser = u\n",
+		  "1: [account a] password: not set (password or "
+		  "password_file is required unless auth = xoauth2)" },
+		{ "[account a]\nhost = h\nuser = u\nauth = plain\n"
+		  "oauth2_token_url = https://example.com/\n",
+		  "1: [account a] password: not set (password or "
+		  "password_file is required unless auth = xoauth2)" },
+		{ "[account a]\nhost = h\nuser = u\nauth = xoauth2\n"
+		  "password = p\n",
+		  "1: [account a] oauth2_token_url: not set (required with "
+		  "auth = xoauth2)" },
+		{ "[account a]\nhost = h\nuser = u\n"
+		  "oauth2_token_url = https://example.com/\n"
+		  "oauth2_refresh_token = rt\n",
+		  "1: [account a] oauth2_client_id: not set (required for "
+		  "XOAUTH2)" },
+		{ "[account a]\nhost = h\nuser = u\nauth = XOAUTH2\n"
+		  "oauth2_token_url = https://example.com/\n"
+		  "oauth2_client_id = id\noauth2_client_secret = cs\n",
+		  "1: [account a] oauth2_refresh_token: not set (it or "
+		  "oauth2_refresh_token_file is required for XOAUTH2)" },
+		/* The first account is good, the second is not. */
+		{ ACCT "[account b]\nhost = h\n",
+		  "5: [account b] user: not set (required)" },
+		/* Both a secret and its file. */
+		{ ACCT "password_file = /nonexistent\n",
+		  "5: [account a] password_file: password is set too (line "
+		  "4): give one of them" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		load_fails(cases[i].text, cases[i].why, NULL);
+}
+
+static void
+test_account_names_and_limits(void **state)
+{
+	char name[80], why[256], list[512];
+	static char text[16384];
+	struct dm_config c;
+	size_t len, i;
+
+	(void)state;
+	/* 64 bytes: more than libinih keeps of a section name. */
+	memset(name, 'n', 64);
+	name[0] = 'A';
+	name[63] = 'Z';
+	name[64] = '\0';
+	snprintf(text, sizeof(text), "[account %s]\nhost = h\nuser = u\n"
+	    "password = p\n[account %.63sY]\nhost = h2\nuser = u\n"
+	    "password = p\n", name, name);
+	load_ok(&c, text);
+	assert_int_equal(c.naccounts, 2);
+	assert_string_equal(c.accounts[0].name, name);
+	assert_string_equal(c.accounts[0].host, "h");
+	assert_string_equal(c.accounts[1].host, "h2");
+	assert_non_null(dm_config_account(&c, name));
+	dm_config_free(&c);
+	/* Other characters allowed. */
+	load_ok(&c, "[account \tmail.example-2_b ]\nhost = h\nuser = u\n"
+	    "password = p\n");
+	assert_string_equal(c.accounts[0].name, "mail.example-2_b");
+	dm_config_free(&c);
+	/* 65 is too long. */
+	memcpy(name + 64, "x", 2);
+	snprintf(text, sizeof(text), "[account %s]\n", name);
+	snprintf(why, sizeof(why), "1: [account %s]: not an account NAME "
+	    "(1 to 64 letters, digits, '.', '_' or '-')", name);
+	load_fails(text, why, NULL);
+
+	/* 64 accounts, not 65. */
+	len = 0;
+	for (i = 0; i < DM_CONFIG_MAX_ACCOUNTS; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len,
+		    "[account a%zu]\nhost = h%zu\nuser = u\npassword = p\n",
+		    i, i);
+	load_ok(&c, text);
+	assert_int_equal(c.naccounts, DM_CONFIG_MAX_ACCOUNTS);
+	for (i = 0; i < DM_CONFIG_MAX_ACCOUNTS; i++) {
+		snprintf(name, sizeof(name), "a%zu", i);
+		assert_string_equal(c.accounts[i].name, name);
+		assert_ptr_equal(dm_config_account(&c, name),
+		    &c.accounts[i]);
+		snprintf(name, sizeof(name), "h%zu", i);
+		assert_string_equal(c.accounts[i].host, name);
+	}
+	dm_config_free(&c);
+	snprintf(text + len, sizeof(text) - len, "[account a64]\n");
+	load_fails(text, "257: [account a64]: more than 64 accounts", NULL);
+
+	/* 32 mailboxes, not 33. */
+	len = 0;
+	for (i = 0; i < DM_CONFIG_MAX_MAILBOXES; i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len,
+		    "%sm%zu", i > 0 ? "," : "", i);
+	snprintf(text, sizeof(text), ACCT "mailboxes = %s\n", list);
+	load_ok(&c, text);
+	assert_int_equal(c.accounts[0].nmailboxes, DM_CONFIG_MAX_MAILBOXES);
+	assert_string_equal(c.accounts[0].mailboxes[31], "m31");
+	dm_config_free(&c);
+	snprintf(text, sizeof(text), ACCT "mailboxes = %s,m32\n", list);
+	load_fails(text, "5: [account a] mailboxes: more than 32 mailboxes",
+	    NULL);
+}
+
+static void
+test_secret_file_mode(void **state)
+{
+	static const struct {
+		mode_t mode;
+		const char *why;
+	} refused[] = {
+		{ 0644, "readable by others (mode 0644)" },
+		{ 0640, "readable by others (mode 0640)" },
+		{ 0604, "readable by others (mode 0604)" },
+		{ 0620, "writable by others (mode 0620)" },
+		{ 0602, "writable by others (mode 0602)" },
+		{ 0610, "executable by others (mode 0610)" },
+	};
+	struct dm_config c;
+	struct dm_error err;
+	char pass[256], text[512], why[768];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		write_secret("mode.pass", SECRET "\n", refused[i].mode, pass,
+		    sizeof(pass));
+		snprintf(text, sizeof(text), "[account a]\nhost = h\n"
+		    "password_file = %s\nuser = u\n", pass);
+		snprintf(why, sizeof(why), "3: [account a] password_file: %s "
+		    "is %s; chmod 600 it", pass, refused[i].why);
+		load_fails(text, why, &err);
+		assert_null(strstr(err.msg, "Zq9"));
+	}
+	/* chmod 600 (or 400): read, the newline dropped. */
+	assert_int_equal(chmod(pass, 0600), 0);
+	load_ok(&c, text);
+	assert_string_equal(c.accounts[0].password, SECRET);
+	assert_int_equal(c.accounts[0].password_set, 1);
+	dm_config_free(&c);
+	assert_int_equal(chmod(pass, 0400), 0);
+	load_ok(&c, text);
+	assert_string_equal(c.accounts[0].password, SECRET);
+	dm_config_free(&c);
+}
+
+/* A good account but for the *_file key i, which comes on *line_r. */
+static const char *
+before_file_key(size_t i, int *line_r)
+{
+	*line_r = i == 0 ? 4 : 5;
+	return i == 0 ? "[account a]\nhost = h\nuser = u\n" : ACCT;
+}
+
+/* key (the i-th *_file key) = path fails with "PATH: why", and the
+ * message holds nothing of the file. */
+static void
+file_key_fails(size_t i, const char *key, const char *path,
+    const char *why)
+{
+	char text[512], expected[768];
+	struct dm_error err;
+	const char *head;
+	int line;
+
+	head = before_file_key(i, &line);
+	snprintf(text, sizeof(text), "%s%s = %s\n", head, key, path);
+	snprintf(expected, sizeof(expected), "%d: [account a] %s: %s", line,
+	    key, why);
+	load_fails(text, expected, &err);
+	assert_null(strstr(err.msg, "Zq9"));
+	assert_null(strstr(err.msg, "VALUE"));
+}
+
+/* Each *_file key refuses a file that is not one good line. */
+static void
+test_secret_file_content(void **state)
+{
+	static const char *const keys[] = {
+		"password_file", "oauth2_client_secret_file",
+		"oauth2_refresh_token_file",
+	};
+	static const size_t sizes[] = { 1024, 1024, 4096 };
+	static char content[8192];
+	static const char *const bad_lines[] = {
+		SECRET "\n" SECRET "\n", "Zq9\tVALUE", "Zq9\rVALUE\n",
+		"Zq9\x1bVALUE\n",
+	};
+	struct dm_config c;
+	char path[256], text[512], why[768];
+	size_t i, j;
+
+	(void)state;
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		file_key_fails(i, keys[i], "imap.pass",
+		    "'imap.pass' is not an absolute path");
+
+		snprintf(path, sizeof(path), "%s/absent.pass", tmpdir);
+		snprintf(why, sizeof(why), "cannot open %s: %s", path,
+		    strerror(ENOENT));
+		file_key_fails(i, keys[i], path, why);
+
+		/* A directory, a FIFO (which must not hang). */
+		snprintf(path, sizeof(path), "%s/dir.pass", tmpdir);
+		if (i == 0)
+			assert_int_equal(mkdir(path, 0700), 0);
+		snprintf(why, sizeof(why), "%s is not a regular file", path);
+		file_key_fails(i, keys[i], path, why);
+		snprintf(path, sizeof(path), "%s/fifo.pass", tmpdir);
+		if (i == 0)
+			assert_int_equal(mkfifo(path, 0600), 0);
+		snprintf(why, sizeof(why), "%s is not a regular file", path);
+		file_key_fails(i, keys[i], path, why);
+
+		/* Empty, or only line ends. */
+		write_secret("s.pass", "", 0600, path, sizeof(path));
+		snprintf(why, sizeof(why), "%s is empty", path);
+		file_key_fails(i, keys[i], path, why);
+		write_secret("s.pass", "\r\n\n", 0600, path, sizeof(path));
+		file_key_fails(i, keys[i], path, why);
+
+		/* Two lines, a control character, a NUL byte. */
+		snprintf(why, sizeof(why), "%s holds more than one line or a "
+		    "control character", path);
+		for (j = 0; j < sizeof(bad_lines) / sizeof(bad_lines[0]);
+		    j++) {
+			write_secret("s.pass", bad_lines[j], 0600, path,
+			    sizeof(path));
+			file_key_fails(i, keys[i], path, why);
+		}
+		write_file_len("s.pass", "Zq9\0VALUE\n", 10);
+		file_key_fails(i, keys[i], path, why);
+
+		/* As long as the field holds, with CR LF: read. */
+		memset(content, 'Z', sizes[i] - 1);
+		memcpy(content + sizes[i] - 1, "\r\n", 3);
+		write_secret("s.pass", content, 0600, path, sizeof(path));
+		if (i == 0)
+			snprintf(text, sizeof(text), "[account a]\nhost = h\n"
+			    "user = u\n%s = %s\n", keys[i], path);
+		else
+			snprintf(text, sizeof(text), ACCT "oauth2_token_url = "
+			    "https://example.com/\noauth2_client_id = id\n"
+			    "%s%s = %s\n", i == 2 ? "" :
+			    "oauth2_refresh_token = rt\n", keys[i], path);
+		load_ok(&c, text);
+		content[sizes[i] - 1] = '\0';
+		if (i == 0)
+			assert_string_equal(c.accounts[0].password, content);
+		else if (i == 1)
+			assert_string_equal(c.accounts[0].oauth2_client_secret,
+			    content);
+		else
+			assert_string_equal(c.accounts[0].oauth2_refresh_token,
+			    content);
+		dm_config_free(&c);
+
+		/* One byte more, or far more: refused. */
+		memset(content, 'Z', sizes[i]);
+		memcpy(content, "Zq9", 3);
+		memcpy(content + sizes[i], "\n", 2);
+		write_secret("s.pass", content, 0600, path, sizeof(path));
+		snprintf(why, sizeof(why), "%s holds more than %zu bytes",
+		    path, sizes[i] - 1);
+		file_key_fails(i, keys[i], path, why);
+		memset(content, 'Z', sizeof(content) - 1);
+		memcpy(content, "Zq9", 3);
+		content[sizeof(content) - 1] = '\0';
+		write_secret("s.pass", content, 0600, path, sizeof(path));
+		file_key_fails(i, keys[i], path, why);
+	}
+}
+
+/* Whatever is wrong with a password, a secret or a token, the message
+ * names the key, never the value. */
+static void
+test_secrets_never_quoted(void **state)
+{
+	static const char *const keys[] = {
+		"password", "oauth2_client_secret", "oauth2_refresh_token",
+	};
+	struct dm_error err;
+	char path[256], text[1024], why[1024];
+	size_t i;
+
+	(void)state;
+	write_secret("good.pass", SECRET "\n", 0600, path, sizeof(path));
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		/* A control character. */
+		snprintf(text, sizeof(text), "[account a]\nhost = h\n"
+		    "%s = Zq9\x7fVALUE\n", keys[i]);
+		snprintf(why, sizeof(why), "3: [account a] %s: holds a "
+		    "control character", keys[i]);
+		load_fails(text, why, &err);
+		assert_null(strstr(err.msg, "Zq9"));
+		assert_null(strstr(err.msg, "VALUE"));
+		snprintf(text, sizeof(text), "[account a]\nhost = h\n"
+		    "%s = Zq9\tVALUE\n", keys[i]);
+		load_fails(text, why, &err);
+		assert_null(strstr(err.msg, "Zq9"));
+		/* Empty. */
+		snprintf(text, sizeof(text), "[account a]\nhost = h\n%s =\n",
+		    keys[i]);
+		snprintf(why, sizeof(why), "3: [account a] %s: empty",
+		    keys[i]);
+		load_fails(text, why, NULL);
+		/* Twice. */
+		snprintf(text, sizeof(text), "[account a]\n%s = " SECRET "\n"
+		    "%s = " SECRET "2\n", keys[i], keys[i]);
+		snprintf(why, sizeof(why), "3: [account a] %s: set again "
+		    "(first on line 2)", keys[i]);
+		load_fails(text, why, &err);
+		assert_null(strstr(err.msg, "Zq9"));
+		/* With its _file, either way round. */
+		snprintf(text, sizeof(text), "[account a]\n%s = " SECRET "\n"
+		    "%s_file = %s\n", keys[i], keys[i], path);
+		snprintf(why, sizeof(why), "3: [account a] %s_file: %s is set "
+		    "too (line 2): give one of them", keys[i], keys[i]);
+		load_fails(text, why, &err);
+		assert_null(strstr(err.msg, "Zq9"));
+		snprintf(text, sizeof(text), "[account a]\n%s_file = %s\n"
+		    "%s = " SECRET "\n", keys[i], path, keys[i]);
+		snprintf(why, sizeof(why), "3: [account a] %s: %s_file is set "
+		    "too (line 2): give one of them", keys[i], keys[i]);
+		load_fails(text, why, &err);
+		assert_null(strstr(err.msg, "Zq9"));
+		/* A continuation line: the same key again. */
+		snprintf(text, sizeof(text), "[account a]\n%s = Zq9\n"
+		    "  VALUE\n", keys[i]);
+		snprintf(why, sizeof(why), "3: [account a] %s: set again "
+		    "(first on line 2)", keys[i]);
+		load_fails(text, why, &err);
+		assert_null(strstr(err.msg, "Zq9"));
+		assert_null(strstr(err.msg, "VALUE"));
+	}
+	/* Not a key = value line; a misspelt key: its name only. */
+	load_fails("[account a]\n" SECRET "\n",
+	    "2: not a [section] nor a 'key = value' line", &err);
+	assert_null(strstr(err.msg, "Zq9"));
+	load_fails("[account a]\npasword = " SECRET "\n",
+	    "2: [account a] pasword: unknown key", &err);
+	assert_null(strstr(err.msg, "Zq9"));
+}
+
+static void
+test_several_accounts(void **state)
+{
+	const struct dm_account *a;
+	struct dm_config c, copy;
+	struct dm_error err;
+	const char *path;
+	char *first_mailbox;
+
+	(void)state;
+	load_ok(&c, "[account a]\nhost = ha\nuser = u\npassword = p\n"
+	    "mailboxes = A1, A2\n"
+	    "[log]\nsyslog = 1\n"
+	    "[account b.c]\nhost = hb\nuser = u\npassword = p\n"
+	    "[account x_y-z]\nhost = hx\nuser = u\npassword = p\n"
+	    "mailboxes = X\n");
+	assert_int_equal(c.log_syslog, 1);
+	assert_int_equal(c.naccounts, 3);
+	a = dm_config_account(&c, "a");
+	assert_ptr_equal(a, &c.accounts[0]);
+	assert_string_equal(a->host, "ha");
+	assert_int_equal(a->nmailboxes, 2);
+	assert_string_equal(a->mailboxes[1], "A2");
+	a = dm_config_account(&c, "b.c");
+	assert_ptr_equal(a, &c.accounts[1]);
+	assert_string_equal(a->host, "hb");
+	assert_string_equal(a->mailboxes[0], "INBOX");
+	a = dm_config_account(&c, "x_y-z");
+	assert_ptr_equal(a, &c.accounts[2]);
+	assert_string_equal(a->mailboxes[0], "X");
+	assert_null(dm_config_account(&c, "A"));
+	assert_null(dm_config_account(&c, "b"));
+	assert_null(dm_config_account(&c, ""));
+
+	/* A bad second file changes nothing. */
+	path = write_file("second.conf", "[account b.c]\nhost = new\n");
+	assert_int_equal(dm_config_load_file(&c, path, &err), -1);
+	assert_int_equal(c.naccounts, 3);
+	assert_string_equal(c.accounts[1].host, "hb");
+	assert_int_equal(c.log_syslog, 1);
+
+	/* A good one replaces b.c whole and adds d; a and x_y-z stay. */
+	path = write_file("second.conf", "[account b.c]\nhost = new\n"
+	    "user = u2\npassword = p2\nmailboxes = B\n"
+	    "[account d]\nhost = hd\nuser = u\npassword = p\n");
+	assert_int_equal(dm_config_load_file(&c, path, &err), 0);
+	assert_int_equal(c.naccounts, 4);
+	assert_int_equal(c.log_syslog, 1);
+	assert_string_equal(c.accounts[0].name, "a");
+	assert_string_equal(c.accounts[0].mailboxes[1], "A2");
+	assert_string_equal(c.accounts[1].name, "x_y-z");
+	assert_string_equal(c.accounts[2].name, "b.c");
+	assert_string_equal(c.accounts[2].host, "new");
+	assert_string_equal(c.accounts[2].mailboxes[0], "B");
+	assert_string_equal(c.accounts[3].name, "d");
+	assert_string_equal(dm_config_account(&c, "b.c")->user, "u2");
+
+	/* A deep copy outlives the original. */
+	assert_int_equal(dm_config_copy(&copy, &c, &err), 0);
+	assert_int_equal(copy.naccounts, 4);
+	assert_ptr_not_equal(copy.accounts, c.accounts);
+	assert_ptr_not_equal(copy.accounts[0].mailboxes[0],
+	    c.accounts[0].mailboxes[0]);
+	first_mailbox = c.accounts[0].mailboxes[0];
+	assert_string_equal(first_mailbox, "A1");
+	dm_config_free(&c);
+	assert_defaults(&c);
+	assert_string_equal(copy.accounts[0].mailboxes[0], "A1");
+	assert_string_equal(copy.accounts[3].host, "hd");
+	assert_int_equal(copy.log_syslog, 1);
+	dm_config_free(&copy);
+	assert_defaults(&copy);
+	/* Freeing twice is harmless: free leaves the defaults. */
+	dm_config_free(&copy);
+	/* So is copying a configuration without accounts. */
+	dm_config_init(&c);
+	assert_int_equal(dm_config_copy(&copy, &c, &err), 0);
+	assert_defaults(&copy);
+}
+
+/* dm_config_load() too: DMARCD_DB after the file, the accounts kept; a
+ * bad DMARCD_DB leaves c as it was, its accounts included. */
+static void
+test_load_with_accounts(void **state)
+{
+	struct dm_config c;
+	struct dm_error err;
+	const char *path;
+	char big[DM_CONFIG_CONNINFO_MAX + 10];
+
+	(void)state;
+	path = write_file("load.conf",
+	    ACCT "[database]\nconninfo = dbname=f\n");
+	dm_config_init(&c);
+	setenv(DM_CONFIG_ENV_DB, "dbname=env", 1);
+	assert_int_equal(dm_config_load(&c, path, &err), 0);
+	assert_string_equal(c.conninfo, "dbname=env");
+	assert_int_equal(c.naccounts, 1);
+	assert_string_equal(c.accounts[0].host, "h");
+	/* Again, without a file: what c had stays (with its accounts). */
+	unsetenv(DM_CONFIG_ENV_DB);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	setenv(DM_CONFIG_ENV_DB, big, 1);
+	assert_int_equal(dm_config_load(&c, path, &err), -1);
+	assert_int_equal(err.code, DM_E_USAGE);
+	assert_string_equal(c.conninfo, "dbname=env");
+	assert_int_equal(c.naccounts, 1);
+	assert_string_equal(c.accounts[0].mailboxes[0], "INBOX");
+	unsetenv(DM_CONFIG_ENV_DB);
+	dm_config_free(&c);
+}
+
 static int
 remove_tmpdir(void)
 {
-	static const char *const names[] = {
-		"lazy.conf", "full.conf", "empty.conf", "bool.conf",
-		"bad.conf", "long.conf", "nul.conf", "env.conf",
-		"explicit.conf", "db.conf", "api.conf",
-	};
-	char path[256];
-	size_t i;
+	struct dirent *entry;
+	char path[512];
+	DIR *dir;
 
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
-		unlink(path);
+	dir = opendir(tmpdir);
+	if (dir != NULL) {
+		while ((entry = readdir(dir)) != NULL) {
+			if (entry->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", tmpdir,
+			    entry->d_name);
+			if (unlink(path) != 0)
+				rmdir(path);
+		}
+		closedir(dir);
 	}
 	return rmdir(tmpdir);
 }
@@ -644,6 +1605,18 @@ main(void)
 		cmocka_unit_test_setup(test_redact_keywords, setup),
 		cmocka_unit_test_setup(test_redact_uri, setup),
 		cmocka_unit_test_setup(test_redact_bounded, setup),
+		cmocka_unit_test_setup(test_account_defaults, setup),
+		cmocka_unit_test_setup(test_account_every_key, setup),
+		cmocka_unit_test_setup(test_account_oauth2, setup),
+		cmocka_unit_test_setup(test_daemon_and_syslog, setup),
+		cmocka_unit_test_setup(test_section_lines, setup),
+		cmocka_unit_test_setup(test_bad_accounts, setup),
+		cmocka_unit_test_setup(test_account_names_and_limits, setup),
+		cmocka_unit_test_setup(test_secret_file_mode, setup),
+		cmocka_unit_test_setup(test_secret_file_content, setup),
+		cmocka_unit_test_setup(test_secrets_never_quoted, setup),
+		cmocka_unit_test_setup(test_several_accounts, setup),
+		cmocka_unit_test_setup(test_load_with_accounts, setup),
 	};
 	int failed;
 
