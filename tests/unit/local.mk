@@ -40,3 +40,14 @@ tests_unit_test_inputs_SOURCES = tests/unit/test_inputs.c \
 	collector/inputs.c collector/inputs.h
 tests_unit_test_inputs_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_inputs_LDADD = common/libcommon.a $(CMOCKA_LIBS)
+
+# collector/oauth2.c is linked in directly; libcurl is loaded on first use.
+# The test's own HTTPS server uses GnuTLS.
+check_PROGRAMS += tests/unit/test_oauth2
+TESTS += tests/unit/test_oauth2
+tests_unit_test_oauth2_SOURCES = tests/unit/test_oauth2.c \
+	collector/oauth2.c collector/oauth2.h
+tests_unit_test_oauth2_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
+	$(LIBCURL_CFLAGS) $(JANSSON_CFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_oauth2_LDADD = common/libcommon.a $(JANSSON_LIBS) \
+	$(GNUTLS_LIBS) $(CMOCKA_LIBS)
