@@ -27,20 +27,16 @@
 #include <nettle/sha2.h>
 
 #include "collector/commands.h"
+#include "collector/ingest.h"
 #include "collector/inputs.h"
 #include "common/config.h"
 #include "parser/unpack.h"
 #include "store/store.h"
 
 
-struct db_opts {
-	const char *config;
-	const char *db;
-};
-
 /* The options every database command shares; 0 or an exit status. */
-static int
-db_option(int c, const char *arg, struct db_opts *o)
+int
+cmd_db_option(int c, const char *arg, struct cmd_db_opts *o)
 {
 	if (c == 'C')
 		o->config = arg;
@@ -51,16 +47,16 @@ db_option(int c, const char *arg, struct db_opts *o)
 	return 0;
 }
 
-static int
-exit_for(const struct dm_error *err)
+int
+cmd_exit_for(const struct dm_error *err)
 {
 	int code = dm_error_exit_code(err->code);
 
 	return code != 0 ? code : EX_SOFTWARE;
 }
 
-static int
-open_store(const char *cmd, const struct db_opts *o, struct dm_config *cfg,
+int
+cmd_open_store(const char *cmd, const struct cmd_db_opts *o, struct dm_config *cfg,
     struct store **s)
 {
 	struct dm_error err;
@@ -70,11 +66,13 @@ open_store(const char *cmd, const struct db_opts *o, struct dm_config *cfg,
 	if (dm_config_load(cfg, o->config, &err) != 0 ||
 	    (o->db != NULL && dm_config_set_db(cfg, o->db, &err) != 0)) {
 		fprintf(stderr, "dmarcd %s: %s\n", cmd, err.msg);
-		return exit_for(&err);
+		dm_config_free(cfg);
+		return cmd_exit_for(&err);
 	}
 	if (store_connect(s, cfg->conninfo, &err) != 0) {
 		fprintf(stderr, "dmarcd %s: %s\n", cmd, err.msg);
-		return exit_for(&err);
+		dm_config_free(cfg);
+		return cmd_exit_for(&err);
 	}
 	return 0;
 }
@@ -83,8 +81,8 @@ open_store(const char *cmd, const struct db_opts *o, struct dm_config *cfg,
  * close_store - done with the database: 0, or with err the message on
  * stderr and its exit status.
  */
-static int
-close_store(const char *cmd, struct store *s, struct dm_config *cfg,
+int
+cmd_close_store(const char *cmd, struct store *s, struct dm_config *cfg,
     const struct dm_error *err)
 {
 	store_free(s);
@@ -92,7 +90,7 @@ close_store(const char *cmd, struct store *s, struct dm_config *cfg,
 	if (err == NULL)
 		return 0;
 	fprintf(stderr, "dmarcd %s: %s\n", cmd, err->msg);
-	return exit_for(err);
+	return cmd_exit_for(err);
 }
 
 /* ---- migrate ---- */
@@ -114,7 +112,7 @@ cmd_migrate(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL };
 	struct dm_config cfg;
 	struct store *s;
 	struct dm_error err;
@@ -127,7 +125,7 @@ cmd_migrate(int argc, char **argv)
 		else if (c == 'h') {
 			fputs(cmd_migrate_usage, stdout);
 			return 0;
-		} else if (db_option(c, optarg, &o) != 0) {
+		} else if (cmd_db_option(c, optarg, &o) != 0) {
 			fputs(cmd_migrate_usage, stderr);
 			return EX_USAGE;
 		}
@@ -136,7 +134,7 @@ cmd_migrate(int argc, char **argv)
 		fputs(cmd_migrate_usage, stderr);
 		return EX_USAGE;
 	}
-	if ((rc = open_store("migrate", &o, &cfg, &s)) != 0)
+	if ((rc = cmd_open_store("migrate", &o, &cfg, &s)) != 0)
 		return rc;
 	dm_error_clear(&err);
 	if (status_only)
@@ -145,7 +143,7 @@ cmd_migrate(int argc, char **argv)
 		rc = store_migrate(s, stdout, &err);
 	if (rc != 0) {
 		fprintf(stderr, "dmarcd migrate: %s\n", err.msg);
-		rc = exit_for(&err);
+		rc = cmd_exit_for(&err);
 	} else if (status_only && pending > 0)
 		rc = 1;
 	store_free(s);
@@ -157,33 +155,8 @@ cmd_migrate(int argc, char **argv)
 
 #define INGEST_MAX_JOBS	64
 
-struct pending_line {
-	char *text;
-	int status;
-};
-
-struct ingest_run {
-	struct store *store;
-	struct unpack_options uopt;
-	int quiet, progress, status;
-	struct pending_line *lines;	/* printed once committed */
-	size_t nlines, alloc;
-	/* totals, of committed inputs */
-	uint64_t inputs, stored, duplicates, revisions, failures, rejected;
-	uint64_t records, messages;
-	/* of the open batch */
-	uint64_t b_inputs, b_stored, b_duplicates, b_revisions, b_failures;
-	uint64_t b_rejected, b_records, b_messages;
-	double t0, last_progress;
-	int progress_shown;
-	struct dm_error fatal;
-	int stopped;
-	/* rejected retry: the outcome of the last input */
-	struct store_tally last;
-};
-
-static double
-now_s(void)
+double
+ingest_now(void)
 {
 	struct timespec ts;
 
@@ -191,8 +164,8 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void
-progress_clear(struct ingest_run *run)
+void
+ingest_progress_clear(struct ingest_run *run)
 {
 	if (run->progress_shown) {
 		fputs("\r\033[K", stderr);
@@ -203,7 +176,7 @@ progress_clear(struct ingest_run *run)
 static void
 progress(struct ingest_run *run, int force)
 {
-	double t = now_s(), rate;
+	double t = ingest_now(), rate;
 
 	if (!run->progress || (!force && t - run->last_progress < 0.2))
 		return;
@@ -248,7 +221,7 @@ flush_lines(struct ingest_run *run, int committed)
 {
 	size_t i;
 
-	progress_clear(run);
+	ingest_progress_clear(run);
 	for (i = 0; i < run->nlines; i++) {
 		if (committed && !run->quiet)
 			printf("%s\n", run->lines[i].text);
@@ -268,8 +241,8 @@ flush_lines(struct ingest_run *run, int committed)
 		run->records += run->b_records;
 		run->messages += run->b_messages;
 	} else if (run->b_inputs > 0)
-		fprintf(stderr, "dmarcd ingest: the last %" PRIu64 " input(s) "
-		    "were not stored (rolled back); run again\n",
+		fprintf(stderr, "dmarcd %s: the last %" PRIu64 " input(s) "
+		    "were not stored (rolled back); run again\n", run->cmd,
 		    run->b_inputs);
 	run->b_inputs = run->b_stored = run->b_duplicates = 0;
 	run->b_revisions = run->b_failures = run->b_rejected = 0;
@@ -277,19 +250,26 @@ flush_lines(struct ingest_run *run, int committed)
 	fflush(stdout);
 }
 
-static int
-commit(struct ingest_run *run)
+int
+ingest_commit(struct ingest_run *run)
 {
 	struct dm_error err;
 
 	dm_error_clear(&err);
-	if (store_commit(run->store, &err) != 0) {
+	if ((run->hooks.before_commit != NULL &&
+	    run->hooks.before_commit(run->hooks.ctx, &err) != 0) ||
+	    store_commit(run->store, &err) != 0) {
+		store_rollback(run->store);
 		run->fatal = err;
 		run->stopped = 1;
 		flush_lines(run, 0);
+		if (run->hooks.after_commit != NULL)
+			run->hooks.after_commit(run->hooks.ctx, 0);
 		return -1;
 	}
 	flush_lines(run, 1);
+	if (run->hooks.after_commit != NULL)
+		run->hooks.after_commit(run->hooks.ctx, 1);
 	return 0;
 }
 
@@ -412,7 +392,7 @@ describe(const char *name, const struct store_tally *t, int *status)
 	return text;
 }
 
-static int
+int
 ingest_item(struct ingest_run *run, const struct inputs_item *item,
     const char *source)
 {
@@ -431,9 +411,10 @@ ingest_item(struct ingest_run *run, const struct inputs_item *item,
 	in.raw.ctx = &rc;
 	dm_error_clear(&err);
 	if (raw_scan(item, &in.raw, &err) != 0) {
-		progress_clear(run);
-		fprintf(stderr, "dmarcd ingest: %s: %s\n", item->name, err.msg);
-		run->status = cmd_worse(run->status, exit_for(&err));
+		ingest_progress_clear(run);
+		fprintf(stderr, "dmarcd %s: %s: %s\n", run->cmd, item->name,
+		    err.msg);
+		run->status = cmd_worse(run->status, cmd_exit_for(&err));
 		return 0;
 	}
 	for (pass = 0; pass < 3; pass++) {
@@ -461,12 +442,14 @@ ingest_item(struct ingest_run *run, const struct inputs_item *item,
 	run->b_rejected += tally.rejected;
 	run->b_records += tally.records;
 	run->b_messages += tally.messages;
+	if (run->hooks.item_done != NULL)
+		run->hooks.item_done(run->hooks.ctx, &tally);
 	line = describe(item->name, &tally, &status);
 	if (line == NULL || queue_line(run, line, status) != 0) {
 		dm_error_set(&err, DM_E_NOMEM, "out of memory");
 		goto fatal;
 	}
-	if (store_batch_due(run->store) && commit(run) != 0)
+	if (store_batch_due(run->store) && ingest_commit(run) != 0)
 		return -1;
 	progress(run, 0);
 	return 0;
@@ -474,6 +457,8 @@ fatal:
 	run->fatal = err;
 	run->stopped = 1;
 	flush_lines(run, 0);
+	if (run->hooks.after_commit != NULL)
+		run->hooks.after_commit(run->hooks.ctx, 0);
 	return -1;
 }
 
@@ -488,10 +473,10 @@ on_error(void *ctx, const char *path, const struct dm_error *err)
 {
 	struct ingest_run *run = ctx;
 
-	progress_clear(run);
+	ingest_progress_clear(run);
 	fprintf(stderr, "dmarcd ingest: %s\n", err->msg);
 	(void)path;
-	run->status = cmd_worse(run->status, exit_for(err));
+	run->status = cmd_worse(run->status, cmd_exit_for(err));
 }
 
 static void
@@ -499,45 +484,41 @@ on_note(void *ctx, const char *path, const char *text)
 {
 	struct ingest_run *run = ctx;
 
-	progress_clear(run);
+	ingest_progress_clear(run);
 	fprintf(stderr, "dmarcd ingest: %s: %s\n", path, text);
 }
 
-static void
+void
 ingest_run_init(struct ingest_run *run, const struct dm_config *cfg)
 {
 	memset(run, 0, sizeof(*run));
+	run->cmd = "ingest";
 	unpack_options_init(&run->uopt);
 	run->uopt.limits.max_input_bytes = cfg->max_input_bytes;
 	run->uopt.limits.max_ratio = cfg->max_ratio;
 	run->uopt.limits.max_message_bytes = cfg->max_message_bytes;
 	run->uopt.keep_bodies = cfg->keep_bodies;
-	run->t0 = now_s();
+	run->t0 = ingest_now();
 }
 
-/* What an ingest did, for its last line; a job's, sent to the parent. */
-struct ingest_sums {
-	uint64_t inputs, stored, duplicates, revisions, failures, rejected;
-	uint64_t records, messages;
-	int status;
-};
 
-static void
-print_totals(const struct ingest_sums *u, int quiet, double t)
+void
+ingest_print_totals(const char *cmd, const struct ingest_sums *u, int quiet,
+    double t)
 {
 	if (quiet && u->status == EX_OK)
 		return;
-	fprintf(quiet ? stderr : stdout, "dmarcd ingest: %" PRIu64
+	fprintf(quiet ? stderr : stdout, "dmarcd %s: %" PRIu64
 	    " input%s: %" PRIu64 " reports stored, %" PRIu64 " revisions, %"
 	    PRIu64 " failure reports, %" PRIu64 " duplicates, %" PRIu64
 	    " rejected; %" PRIu64 " records, %" PRIu64 " messages in %.2f s"
-	    " (%.0f inputs/s)\n", u->inputs, u->inputs == 1 ? "" : "s",
+	    " (%.0f inputs/s)\n", cmd, u->inputs, u->inputs == 1 ? "" : "s",
 	    u->stored, u->revisions, u->failures, u->duplicates, u->rejected,
 	    u->records, u->messages, t, t > 0 ? (double)u->inputs / t : 0.0);
 }
 
-static void
-ingest_sums(const struct ingest_run *run, struct ingest_sums *u)
+void
+ingest_sums_of(const struct ingest_run *run, struct ingest_sums *u)
 {
 	memset(u, 0, sizeof(*u));
 	u->inputs = run->inputs;
@@ -581,7 +562,7 @@ const char cmd_ingest_usage[] =
  * to that pipe (a job of ingest_jobs).
  */
 static int
-ingest_paths(const struct db_opts *o, struct inputs_options *iopt,
+ingest_paths(const struct cmd_db_opts *o, struct inputs_options *iopt,
     char *const *paths, size_t n, int quiet, int show_progress, int sums_fd)
 {
 	struct inputs_callbacks cb;
@@ -592,7 +573,7 @@ ingest_paths(const struct db_opts *o, struct inputs_options *iopt,
 	struct dm_error err;
 	int rc;
 
-	if ((rc = open_store("ingest", o, &cfg, &s)) != 0)
+	if ((rc = cmd_open_store("ingest", o, &cfg, &s)) != 0)
 		return rc;
 	ingest_run_init(&run, &cfg);
 	run.quiet = quiet;
@@ -600,7 +581,7 @@ ingest_paths(const struct db_opts *o, struct inputs_options *iopt,
 	run.store = s;
 	dm_error_clear(&err);
 	if (store_check_schema(s, &err) != 0)
-		return close_store("ingest", s, &cfg, &err);
+		return cmd_close_store("ingest", s, &cfg, &err);
 	store_set_batch(s, cfg.batch_reports, cfg.batch_ms);
 	iopt->tmpdir = cfg.tmpdir[0] != '\0' ? cfg.tmpdir : NULL;
 	memset(&cb, 0, sizeof(cb));
@@ -610,15 +591,15 @@ ingest_paths(const struct db_opts *o, struct inputs_options *iopt,
 	cb.note = on_note;
 	inputs_walk(paths, n, iopt, &cb, NULL);
 	if (!run.stopped)
-		commit(&run);
-	progress_clear(&run);
+		ingest_commit(&run);
+	ingest_progress_clear(&run);
 	if (run.stopped) {
 		fprintf(stderr, "dmarcd ingest: %s\n", run.fatal.msg);
-		run.status = cmd_worse(run.status, exit_for(&run.fatal));
+		run.status = cmd_worse(run.status, cmd_exit_for(&run.fatal));
 	}
-	ingest_sums(&run, &sums);
+	ingest_sums_of(&run, &sums);
 	if (sums_fd < 0)
-		print_totals(&sums, run.quiet, now_s() - run.t0);
+		ingest_print_totals("ingest", &sums, run.quiet, ingest_now() - run.t0);
 	else if (write(sums_fd, &sums, sizeof(sums)) != (ssize_t)sizeof(sums))
 		run.status = cmd_worse(run.status, EX_IOERR);
 	free(run.lines);
@@ -649,14 +630,14 @@ pass_on(int sig)
  * the worst of theirs.
  */
 static int
-ingest_jobs(const struct db_opts *o, struct inputs_options *iopt,
+ingest_jobs(const struct cmd_db_opts *o, struct inputs_options *iopt,
     char *const *paths, size_t n, int quiet, unsigned jobs)
 {
 	pid_t *pids = job_pids;
 	int fds[INGEST_MAX_JOBS];
 	struct ingest_sums all, one;
 	struct sigaction sa;
-	double t0 = now_s();
+	double t0 = ingest_now();
 	unsigned k, started = 0;
 	int status = EX_OK, ws;
 
@@ -754,7 +735,7 @@ ingest_jobs(const struct db_opts *o, struct inputs_options *iopt,
 	}
 	job_count = 0;
 	all.status = status;
-	print_totals(&all, quiet, now_s() - t0);
+	ingest_print_totals("ingest", &all, quiet, ingest_now() - t0);
 	return status;
 }
 
@@ -772,7 +753,7 @@ cmd_ingest(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL };
 	struct inputs_options iopt;
 	char *end;
 	unsigned long jobs = 1;
@@ -809,7 +790,7 @@ cmd_ingest(int argc, char **argv)
 			fputs(cmd_ingest_usage, stdout);
 			return 0;
 		default:
-			if (db_option(c, optarg, &o) != 0) {
+			if (cmd_db_option(c, optarg, &o) != 0) {
 				fputs(cmd_ingest_usage, stderr);
 				return EX_USAGE;
 			}
@@ -887,7 +868,7 @@ cmd_stats(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL };
 	struct dm_config cfg;
 	struct store *s;
 	struct dm_error err;
@@ -908,7 +889,7 @@ cmd_stats(int argc, char **argv)
 		} else if (c == 'h') {
 			fputs(cmd_stats_usage, stdout);
 			return 0;
-		} else if (db_option(c, optarg, &o) != 0) {
+		} else if (cmd_db_option(c, optarg, &o) != 0) {
 			fputs(cmd_stats_usage, stderr);
 			return EX_USAGE;
 		}
@@ -917,7 +898,7 @@ cmd_stats(int argc, char **argv)
 		fputs(cmd_stats_usage, stderr);
 		return EX_USAGE;
 	}
-	if ((rc = open_store("stats", &o, &cfg, &s)) != 0)
+	if ((rc = cmd_open_store("stats", &o, &cfg, &s)) != 0)
 		return rc;
 	dm_error_clear(&err);
 	if (store_check_schema(s, &err) != 0)
@@ -957,9 +938,9 @@ cmd_stats(int argc, char **argv)
 		    NULL, print_row, NULL, &err) != 0)
 			goto fail;
 	}
-	return close_store("", s, &cfg, NULL);
+	return cmd_close_store("", s, &cfg, NULL);
 fail:
-	return close_store("stats", s, &cfg, &err);
+	return cmd_close_store("stats", s, &cfg, &err);
 }
 
 /* ---- rejected ---- */
@@ -1039,7 +1020,7 @@ retry_one(struct ingest_run *run, struct store *s, int64_t id,
 	dm_error_clear(&err);
 	if (store_rejected_get(s, id, &r, &err) != 0) {
 		fprintf(stderr, "dmarcd rejected: %s\n", err.msg);
-		return exit_for(&err);
+		return cmd_exit_for(&err);
 	}
 	if (r.resolved) {
 		printf("%" PRId64 ": already resolved\n", id);
@@ -1059,7 +1040,7 @@ retry_one(struct ingest_run *run, struct store *s, int64_t id,
 		close(fd);
 		fprintf(stderr, "dmarcd rejected: %" PRId64 ": %s\n", id,
 		    err.msg[0] ? err.msg : "bad hash");
-		return exit_for(&err);
+		return cmd_exit_for(&err);
 	}
 	memset(&item, 0, sizeof(item));
 	snprintf(name, sizeof(name), "rejected #%" PRId64, id);
@@ -1073,12 +1054,12 @@ retry_one(struct ingest_run *run, struct store *s, int64_t id,
 	close(fd);
 	if (rc != 0)
 		return EX_TEMPFAIL;
-	if (commit(run) != 0)
+	if (ingest_commit(run) != 0)
 		return EX_TEMPFAIL;
 	if (run->last.rejected == 0) {
 		if (store_rejected_resolve(s, id, &err) != 0) {
 			fprintf(stderr, "dmarcd rejected: %s\n", err.msg);
-			return exit_for(&err);
+			return cmd_exit_for(&err);
 		}
 		printf("%" PRId64 ": resolved\n", id);
 		return EX_OK;
@@ -1098,7 +1079,7 @@ cmd_rejected(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL };
 	struct dm_config cfg;
 	struct store *s;
 	struct dm_error err;
@@ -1121,7 +1102,7 @@ cmd_rejected(int argc, char **argv)
 		else if (c == 'h') {
 			fputs(cmd_rejected_usage, stdout);
 			return 0;
-		} else if (db_option(c, optarg, &o) != 0) {
+		} else if (cmd_db_option(c, optarg, &o) != 0) {
 			fputs(cmd_rejected_usage, stderr);
 			return EX_USAGE;
 		}
@@ -1147,7 +1128,7 @@ cmd_rejected(int argc, char **argv)
 		fputs(cmd_rejected_usage, stderr);
 		return EX_USAGE;
 	}
-	if ((rc = open_store("rejected", &o, &cfg, &s)) != 0)
+	if ((rc = cmd_open_store("rejected", &o, &cfg, &s)) != 0)
 		return rc;
 	dm_error_clear(&err);
 	if (store_check_schema(s, &err) != 0)
@@ -1199,10 +1180,10 @@ cmd_rejected(int argc, char **argv)
 			    run.fatal.msg);
 		free(run.lines);
 	}
-	close_store("", s, &cfg, NULL);
+	cmd_close_store("", s, &cfg, NULL);
 	return rc;
 fail:
-	return close_store("rejected", s, &cfg, &err);
+	return cmd_close_store("rejected", s, &cfg, &err);
 }
 
 /* ---- summary ---- */
@@ -1272,7 +1253,7 @@ cmd_summary(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL };
 	struct dm_config cfg;
 	struct store *s;
 	struct dm_error err;
@@ -1297,7 +1278,7 @@ cmd_summary(int argc, char **argv)
 		else if (c == 'h') {
 			fputs(cmd_summary_usage, stdout);
 			return 0;
-		} else if (db_option(c, optarg, &o) != 0) {
+		} else if (cmd_db_option(c, optarg, &o) != 0) {
 			fputs(cmd_summary_usage, stderr);
 			return EX_USAGE;
 		}
@@ -1306,7 +1287,7 @@ cmd_summary(int argc, char **argv)
 		fputs(cmd_summary_usage, stderr);
 		return EX_USAGE;
 	}
-	if ((rc = open_store("summary", &o, &cfg, &s)) != 0)
+	if ((rc = cmd_open_store("summary", &o, &cfg, &s)) != 0)
 		return rc;
 	dm_error_clear(&err);
 	if (store_check_schema(s, &err) != 0)
@@ -1333,7 +1314,7 @@ cmd_summary(int argc, char **argv)
 	    "lower($2)) GROUP BY r.domain ORDER BY 2 DESC", 2, p, domain_row,
 	    &sc, &err) != 0)
 		goto fail;
-	return close_store("", s, &cfg, NULL);
+	return cmd_close_store("", s, &cfg, NULL);
 fail:
-	return close_store("summary", s, &cfg, &err);
+	return cmd_close_store("summary", s, &cfg, &err);
 }

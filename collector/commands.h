@@ -25,10 +25,34 @@ int cmd_summary(int argc, char **argv);
 extern const char cmd_migrate_usage[], cmd_ingest_usage[], cmd_stats_usage[],
     cmd_rejected_usage[], cmd_summary_usage[];
 
+int cmd_fetch(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+extern const char cmd_fetch_usage[], cmd_run_usage[];
+
 /* cmd_worse - the exit status that matters more of two. */
 int cmd_worse(int a, int b);
 
 /* cmd_parse_size - "64M" -> bytes; -1 if not a size. */
 int cmd_parse_size(const char *text, unsigned long long *value_r);
+
+/* The options of every database command: --config FILE, --db CONNINFO. */
+struct cmd_db_opts {
+	const char *config;
+	const char *db;
+};
+struct dm_config;
+struct dm_error;
+struct store;
+/* cmd_db_option - take option c ('C' or 'D'); -1 if it is neither. */
+int cmd_db_option(int c, const char *arg, struct cmd_db_opts *o);
+/* cmd_exit_for - the sysexits status of an error. */
+int cmd_exit_for(const struct dm_error *err);
+/* cmd_open_store - configuration and connection; 0 or the exit status
+ * (the message printed as "dmarcd CMD: ..."). */
+int cmd_open_store(const char *cmd, const struct cmd_db_opts *o,
+    struct dm_config *cfg, struct store **s);
+/* cmd_close_store - free both; with err, print it: its exit status. */
+int cmd_close_store(const char *cmd, struct store *s, struct dm_config *cfg,
+    const struct dm_error *err);
 
 #endif

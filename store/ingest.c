@@ -412,11 +412,19 @@ lower_dup(const char *text)
 static int
 begin_batch(struct store *s)
 {
+	return store_batch_open(s, &s->cb_err) != 0 ? (s->cb_failed = 1,
+	    -1) : 0;
+}
+
+int
+store_batch_open(struct store *s, struct dm_error *err)
+{
 	if (s->in_txn)
 		return 0;
 	/* Read committed (whatever the role's default): a statement that
 	 * waited for another collector's commit sees its rows after. */
-	if (exec(s, "BEGIN ISOLATION LEVEL READ COMMITTED") != 0)
+	if (store_pq_exec(s->conn, "BEGIN ISOLATION LEVEL READ COMMITTED",
+	    err) != 0)
 		return -1;
 	s->in_txn = 1;
 	s->batch_count = 0;

@@ -148,6 +148,46 @@ int store_raw_write(struct store *store, const char *domain,
 int store_rejected_resolve(struct store *store, int64_t id,
     struct dm_error *err);
 
+/*
+ * IMAP mailboxes (dmarcd fetch): what was stored from each, kept in the
+ * same transaction as its reports, and the moves the stored messages
+ * still need.
+ */
+struct store_mailbox {
+	uint32_t uidvalidity;
+	uint32_t last_uid;	/* highest UID stored; 0: none */
+	int known;		/* 0: never fetched */
+};
+int store_mailbox_get(struct store *store, const char *account,
+    const char *mailbox, struct store_mailbox *m, struct dm_error *err);
+
+struct store_move {
+	uint32_t uid;
+	const char *folder;	/* NULL: delete the message */
+};
+/*
+ * store_mailbox_checkpoint - in the open batch (one is begun if none is):
+ * the mailbox's UIDVALIDITY and highest stored UID, and the moves of the
+ * messages stored since the last checkpoint. Commit with store_commit().
+ */
+int store_mailbox_checkpoint(struct store *store, const char *account,
+    const char *mailbox, uint32_t uidvalidity, uint32_t last_uid,
+    const struct store_move *moves, size_t n, struct dm_error *err);
+/*
+ * store_moves_pending - the moves of the mailbox recorded for
+ * uidvalidity, in UID order; each() gets them one at a time (folder NULL:
+ * delete). Moves recorded under another UIDVALIDITY are dropped: those
+ * UIDs name nothing any more.
+ */
+int store_moves_pending(struct store *store, const char *account,
+    const char *mailbox, uint32_t uidvalidity,
+    int (*each)(void *ctx, const struct store_move *m), void *ctx,
+    struct dm_error *err);
+/* store_moves_done - forget moves made (outside a batch; commits). */
+int store_moves_done(struct store *store, const char *account,
+    const char *mailbox, uint32_t uidvalidity, const uint32_t *uids,
+    size_t n, struct dm_error *err);
+
 /* store_exec_text - run a read-only query, the rows as text lines. */
 int store_query_lines(struct store *store, const char *sql,
     int nparams, const char *const *params,

@@ -117,6 +117,8 @@ int store_rollup_flush(struct store *s, struct store_rollup *r,
     const char *domain, struct dm_error *err);
 
 PGconn *store_aux(struct store *s, struct dm_error *err);
+/* store_batch_open - begin the batch's transaction unless it is open. */
+int store_batch_open(struct store *s, struct dm_error *err);
 
 int store_ingest_init(struct store *s, struct dm_error *err);
 void store_ingest_free(struct store *s);

@@ -1,5 +1,6 @@
 # tests/bench/local.mk - make bench: dmarcd parse against a libxml2 SAX floor,
-# dmarcd ingest against psql \copy (tests/bench/ingest-bench.sh).
+# dmarcd ingest against psql \copy (tests/bench/ingest-bench.sh), dmarcd
+# fetch over IMAPS from a throwaway Dovecot (tests/bench/imap-bench.sh).
 #
 # Not part of make check (it generates ~850 MB and runs for minutes).
 # sax_floor is an EXTRA program: built only when bench asks for it.
@@ -11,7 +12,7 @@ tests_bench_sax_floor_CFLAGS = $(AM_CFLAGS) $(XML2_CFLAGS)
 tests_bench_sax_floor_LDADD = $(XML2_LIBS)
 CLEANFILES += tests/bench/sax_floor$(EXEEXT)
 EXTRA_DIST += tests/bench/parse-bench.sh tests/bench/ingest-bench.sh \
-	tests/bench/gen_small.py
+	tests/bench/imap-bench.sh tests/bench/gen_small.py
 
 .PHONY: bench
 bench: collector/dmarcd$(EXEEXT) tests/bench/sax_floor$(EXEEXT)
@@ -23,4 +24,6 @@ bench: collector/dmarcd$(EXEEXT) tests/bench/sax_floor$(EXEEXT)
 	$(SHELL) $(top_srcdir)/tests/bench/parse-bench.sh || \
 	{ rc=$$?; test $$rc -eq 77 || exit $$rc; }; \
 	$(SHELL) $(top_srcdir)/tests/bench/ingest-bench.sh || \
+	{ rc=$$?; test $$rc -eq 77 || exit $$rc; }; \
+	$(SHELL) $(top_srcdir)/tests/bench/imap-bench.sh || \
 	{ rc=$$?; test $$rc -eq 77 || exit $$rc; }
