@@ -20,7 +20,8 @@
 # Prints PASS/FAIL lines; exits 0 unless a tool fails or a total is wrong,
 # 77 when something it needs is missing. Not part of make check.
 #
-# Environment: DMARCD, PYTHON3, BENCH_MAILS.
+# Environment: DMARCD, PYTHON3, BENCH_MAILS, BENCH_EXTRA (more lines for
+# the [account] section, e.g. "fetch_batch = 200").
 set -u
 
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -72,6 +73,7 @@ tls = imaps
 ca_file = $IMAP_CA
 user = $IMAP_USER
 password = $IMAP_PASS
+${BENCH_EXTRA:-}
 EOF
 "$DMARCD" migrate --config "$tmp/dmarcd.conf" >/dev/null ||
     die "dmarcd migrate failed"
