@@ -699,6 +699,10 @@ cmd_fetch(int argc, char **argv)
 	if (run.stopped) {
 		fprintf(stderr, "dmarcd fetch: %s\n", run.fatal.msg);
 		status = cmd_worse(status, cmd_exit_for(&run.fatal));
+	} else if (stop_requested) {
+		fprintf(stderr, "dmarcd fetch: stopped by a signal: what was "
+		    "stored is committed, the rest is fetched next time\n");
+		status = cmd_worse(status, EX_TEMPFAIL);
 	}
 	ingest_sums_of(&run, &sums);
 	sums.status = cmd_worse(sums.status, status);

@@ -77,7 +77,7 @@ static struct dm_dl_lib imap_lib = DM_DL_LIB(LIBETPAN_SONAME,
 	X(a, gnutls_handshake_set_timeout) X(a, gnutls_error_is_fatal)	\
 	X(a, gnutls_strerror) X(a, gnutls_record_recv)			\
 	X(a, gnutls_record_send) X(a, gnutls_record_check_pending)	\
-	X(a, gnutls_bye)
+	X(a, gnutls_bye) X(a, gnutls_record_get_direction)
 
 static struct tls_api {
 	DM_DL_FIELDS(TLS_SYMS)
@@ -401,7 +401,9 @@ start_tls(struct imap_conn *c, const struct imap_params *p,
 	tls.gnutls_handshake_set_timeout(s, (unsigned)l->timeout_ms);
 	do {
 		r = tls.gnutls_handshake(s);
-		if (r == GNUTLS_E_AGAIN && wait_fd(l, POLLIN | POLLOUT) != 0) {
+		if (r == GNUTLS_E_AGAIN && wait_fd(l,
+		    tls.gnutls_record_get_direction(s) ? POLLOUT : POLLIN)
+		    != 0) {
 			r = GNUTLS_E_TIMEDOUT;
 			break;
 		}
