@@ -450,14 +450,15 @@ on_problem(void *ctx, const struct dm_problem *p, struct dm_error *err)
 }
 
 /*
- * Worse exit codes win: temporary (an MTA must retry) > configuration >
- * unavailable > internal > I/O > no input > data.
+ * Worse exit codes win: temporary (an MTA must retry) > usage or
+ * configuration > unavailable > internal > I/O > no input > data; any
+ * other non-zero code beats success.
  */
 int
 cmd_worse(int a, int b)
 {
-	static const int order[] = { 0, 65, 66, 74, 70, 71, 69, 78, 75 };
-	int ra = 0, rb = 0;
+	static const int order[] = { 0, 65, 66, 74, 70, 71, 69, 78, 64, 75 };
+	int ra = a != 0, rb = b != 0;
 	size_t i;
 
 	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
