@@ -10,6 +10,11 @@
 #   sh dovecot.sh restart "$dir"   # start again in place: same ports, cert
 #   sh dovecot.sh stop "$dir"      # stop it and remove $dir
 #
+# kill is SIGKILL to the master and every process it started: an imap
+# process goes on serving its client when only the master dies. deliver
+# (doveadm) needs Dovecot running: doveadm asks its auth process for the
+# user.
+#
 # Dovecot 2.3 with its own configuration file (nothing of /etc/dovecot is
 # read): IMAP with STARTTLS and IMAPS on two free ports of 127.0.0.1, and
 # the same two ports on 127.0.0.2 (IMAP_ALT_HOST: a loopback address the
@@ -26,7 +31,10 @@
 #
 # Every IMAP session after login is written to $DOVECOT_RAWLOG (rawlog_dir:
 # one *.in and *.out file per session), so a test can see which commands
-# a client sent (UID MOVE, IDLE...).
+# a client sent (UID MOVE, IDLE...). Logins are logged ("imap-login:
+# Info: Login: user=<test>, method=..."). A failed login is answered at
+# once: auth_failure_delay = 0 and no anvil auth penalty (which would
+# otherwise delay the next logins from 127.0.0.1 by 2, 4, 8... s).
 #
 # Options, read by start (and kept by restart):
 #   DOVECOT_NOMOVE=1	MOVE is not advertised (imap_capability without it;
@@ -268,8 +276,8 @@ EOF
 }
 
 print_env() {
-	port=$(cat "$dir/ports" | cut -d' ' -f1)
-	sport=$(cat "$dir/ports" | cut -d' ' -f2)
+	port=$(cut -d' ' -f1 "$dir/ports")
+	sport=$(cut -d' ' -f2 "$dir/ports")
 	cat <<EOF
 IMAP_HOST=localhost
 IMAP_ALT_HOST=$alt_host
@@ -343,10 +351,18 @@ kill)
 	}
 	kill -STOP "$pid" 2>/dev/null || true
 	pids="$pid $(descendants "$pid")"
+	# shellcheck disable=SC2086 # a list of PIDs
 	kill -KILL $pids 2>/dev/null || true
 	for p in $pids; do
 		wait_gone "$p" || true
 	done
+	# A process killed while it held a dotlock (dovecot-uidlist.lock)
+	# leaves the file. Dovecot takes it for stale only once its PID is
+	# gone, and a zombie nobody reaps keeps the PID: every later access
+	# to that mailbox would wait two minutes for it. Every process of
+	# this Dovecot is dead now, so each lock left is stale.
+	find "$dir/home" -name '*.lock' -type f -exec rm -f {} + \
+	    2>/dev/null || true
 	gone "$pid"
 	;;
 restart)

@@ -6,7 +6,8 @@
 # PG_BINDIR); corpus.py, generated.py and kill.py also without ../shared.
 # kill.py is the longest: it is listed first so that make -j starts it
 # early.
-TESTS += tests/integration/kill.py tests/integration/pgstop.py \
+TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
+	tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
 	tests/integration/dedupe.py tests/integration/order.py \
@@ -16,4 +17,6 @@ EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
 	tests/integration/dedupe.py tests/integration/order.py \
 	tests/integration/jobs.py tests/integration/race.py \
-	tests/integration/pg.sh tests/integration/pgharness.py
+	tests/integration/pg.sh tests/integration/pgharness.py \
+	tests/integration/imap_fetch.py tests/integration/dovecot.sh \
+	tests/integration/imapharness.py
