@@ -820,17 +820,23 @@ store_up(struct daemon *d)
 	return 0;
 }
 
-/* One pass over a watch's mailbox; the watch goes down on an error. */
-static void
+/*
+ * One pass over a watch's mailbox: 0, or -1 when it must be tried again
+ * (the watch is down, or PostgreSQL is: then at w->next).
+ */
+static int
 watch_fetch(struct daemon *d, struct watch *w)
 {
 	struct ingest_run run;
 	struct dm_error err;
 	unsigned fetched = 0;
+	int rc = 0;
 	char n[16];
 
-	if (store_up(d) != 0)
-		return;
+	if (store_up(d) != 0) {
+		w->next = d->store_next;
+		return -1;
+	}
 	dm_error_clear(&err);
 	ingest_run_init(&run, &d->cfg);
 	run.cmd = "run";
@@ -838,12 +844,11 @@ watch_fetch(struct daemon *d, struct watch *w)
 	run.store = d->store;
 	if (fetch_mailbox(&run, &w->ss, w->mailbox, d->spool, &fetched,
 	    &err) != 0) {
+		rc = -1;
 		if (run.stopped) {
 			/* PostgreSQL: the mail stays; IMAP is fine. */
 			store_down(d, &err);
 			w->next = d->store_next;
-			if (w->state == W_IDLE)
-				w->state = W_POLL;
 		} else
 			watch_down(d, w, &err);
 	}
@@ -861,6 +866,7 @@ watch_fetch(struct daemon *d, struct watch *w)
 		    "rejected", rj, "records", rec, NULL);
 	}
 	free(run.lines);
+	return rc;
 }
 
 static void
@@ -977,8 +983,9 @@ daemon_step(struct daemon *d)
 			now = ingest_now();
 		}
 		if (w->state == W_POLL && now >= w->next) {
-			watch_fetch(d, w);
-			watch_wait(d, w);
+			/* IDLE only once the mailbox is read to its end. */
+			if (watch_fetch(d, w) == 0)
+				watch_wait(d, w);
 			now = ingest_now();
 		}
 		if (w->state == W_IDLE) {
