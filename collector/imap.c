@@ -451,6 +451,7 @@ login(struct imap_conn *c, const struct imap_params *p, struct dm_error *err)
 		break;
 	case DM_AUTH_PLAIN:
 		how = "AUTHENTICATE PLAIN";
+		im->imap_response = NULL;	/* see below */
 		r = etp.mailimap_authenticate(im, "PLAIN", p->host, NULL, NULL,
 		    p->user, p->user, p->password != NULL ? p->password : "",
 		    NULL);
@@ -465,6 +466,16 @@ login(struct imap_conn *c, const struct imap_params *p, struct dm_error *err)
 		return 0;
 	if (r == MAILIMAP_ERROR_STREAM)
 		return failed(c, r, how, err);
+	/*
+	 * No answer parsed: Cyrus SASL could not start PLAIN on this side,
+	 * nothing was sent. (imap_response points into libetpan's buffer;
+	 * parse_response() clears it the same way.)
+	 */
+	if (auth == DM_AUTH_PLAIN && im->imap_response == NULL)
+		return dm_error_set(err, DM_E_USAGE, "%s: AUTHENTICATE PLAIN "
+		    "cannot start here: Cyrus SASL has no PLAIN mechanism "
+		    "(Debian: install libsasl2-modules), or set auth = login",
+		    c->name);
 	c->auth_refused = 1;
 	return dm_error_set(err, DM_E_TEMP, "%s: %s as %s refused: %s",
 	    c->name, how, p->user, said(c));

@@ -4,7 +4,7 @@
 #   dir=$(mktemp -d); eval "$(sh dovecot.sh start "$dir")"
 #	-> IMAP_PORT (STARTTLS) IMAPS_PORT IMAP_HOST IMAP_ALT_HOST
 #	   IMAP_USER IMAP_PASS IMAP_CA OTHER_CA DOVECOT_CONF DOVECOT_LOG
-#	   DOVECOT_RAWLOG DOVECOT_PID
+#	   DOVECOT_RAWLOG DOVECOT_LOGIN_RAWLOG DOVECOT_PID
 #   sh dovecot.sh deliver "$dir" msg.eml [FOLDER]  # doveadm save, user test
 #   sh dovecot.sh kill "$dir"      # SIGKILL Dovecot: gone mid-fetch
 #   sh dovecot.sh restart "$dir"   # start again in place: same ports, cert
@@ -31,10 +31,15 @@
 #
 # Every IMAP session after login is written to $DOVECOT_RAWLOG (rawlog_dir:
 # one *.in and *.out file per session), so a test can see which commands
-# a client sent (UID MOVE, IDLE...). Logins are logged ("imap-login:
-# Info: Login: user=<test>, method=..."). A failed login is answered at
-# once: auth_failure_delay = 0 and no anvil auth penalty (which would
-# otherwise delay the next logins from 127.0.0.1 by 2, 4, 8... s).
+# a client sent (UID MOVE, IDLE...). What comes before (CAPABILITY,
+# STARTTLS, LOGIN or AUTHENTICATE) goes to $DOVECOT_LOGIN_RAWLOG
+# (imap-login -R) as it was on the wire: the commands can be read only
+# without TLS, but a ClientHello (with its SNI) is in the clear. Logins
+# are logged ("imap-login: Info: Login: user=<test>, method=..."; the
+# LOGIN command is method=PLAIN in Dovecot 2.3.19, as AUTHENTICATE PLAIN
+# is). A failed login is answered at once: auth_failure_delay = 0 and no
+# anvil auth penalty (which would otherwise delay the next logins from
+# 127.0.0.1 by 2, 4, 8... s).
 #
 # Options, read by start (and kept by restart):
 #   DOVECOT_NOMOVE=1	MOVE is not advertised (imap_capability without it;
@@ -46,6 +51,11 @@
 #			posts the token (introspection_mode = post) to that
 #			URL and wants {"active": true, "username": "test"}.
 #			PLAIN and LOGIN still use the passwd-file.
+#   DOVECOT_SNI=1	the certificate is chosen by SNI: the default
+#			ssl_cert names only wrong.example (signed by the same
+#			CA), and a local_name localhost block serves the
+#			right one. A client that sends no SNI, or another
+#			name, gets the wrong certificate.
 #
 # Only the master this script started is ever signalled: its PID is read
 # from $dir/run/master.pid. PID 1 of a container may not reap it: a
@@ -129,26 +139,58 @@ make_ca() {	# make_ca NAME CN
 	    -keyout "$dir/$1.key" -out "$dir/$1.pem" 2>"$dir/openssl.err"
 }
 
-make_certs() {
-	make_ca ca "dmarcd test CA $$"
-	make_ca other-ca "dmarcd unrelated CA $$"
-	rm -f "$dir/other-ca.key"
+# make_cert CERT KEY CN SAN: a server certificate signed by ca.pem.
+make_cert() {
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-	    -nodes -subj /CN=localhost -keyout "$dir/key.pem" \
-	    -out "$dir/cert.csr" 2>"$dir/openssl.err"
+	    -nodes -subj "/CN=$3" -keyout "$dir/$2" \
+	    -out "$dir/cert.csr" 2>"$dir/openssl.err" || return 1
 	cat >"$dir/cert.ext" <<EOF
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost,IP:127.0.0.1
+subjectAltName = $4
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 EOF
 	openssl x509 -req -in "$dir/cert.csr" -CA "$dir/ca.pem" \
 	    -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
-	    -extfile "$dir/cert.ext" -out "$dir/cert.pem" 2>"$dir/openssl.err"
+	    -extfile "$dir/cert.ext" -out "$dir/$1" 2>"$dir/openssl.err" ||
+	    return 1
 	rm -f "$dir/cert.csr" "$dir/ca.srl"
-	chmod 600 "$dir/key.pem" "$dir/ca.key"
+	chmod 600 "$dir/$2"
+}
+
+make_certs() {
+	make_ca ca "dmarcd test CA $$" || return 1
+	make_ca other-ca "dmarcd unrelated CA $$" || return 1
+	rm -f "$dir/other-ca.key"
+	chmod 600 "$dir/ca.key"
+	make_cert cert.pem key.pem localhost DNS:localhost,IP:127.0.0.1 ||
+	    return 1
+	if [ "${DOVECOT_SNI:-}" = 1 ]; then
+		make_cert wrong.pem wrong.key wrong.example DNS:wrong.example ||
+		    return 1
+	fi
+}
+
+# The certificate: the one, or with DOVECOT_SNI wrong.example unless the
+# client asked for localhost.
+ssl_cert_setting() {
+	if [ "${DOVECOT_SNI:-}" = 1 ]; then
+		cat <<EOF
+ssl_cert = <$dir/wrong.pem
+ssl_key = <$dir/wrong.key
+local_name localhost {
+  ssl_cert = <$dir/cert.pem
+  ssl_key = <$dir/key.pem
+}
+EOF
+	else
+		cat <<EOF
+ssl_cert = <$dir/cert.pem
+ssl_key = <$dir/key.pem
+EOF
+	fi
 }
 
 # The capabilities Dovecot 2.3.19 advertises after login, less those the
@@ -186,8 +228,10 @@ write_config() {	# write_config PORT SPORT
 		iu=$mu
 		lu=$mu
 	fi
-	mkdir -p "$dir/home/test" "$dir/rawlog"
+	mkdir -p "$dir/home/test" "$dir/rawlog" "$dir/run/login/rawlog"
 	chown -R "$mu:$mg" "$dir/home" "$dir/rawlog"
+	chown "$lu" "$dir/run/login/rawlog"
+	chmod 700 "$dir/run/login/rawlog"
 	echo "test:{PLAIN}secret::::" >"$dir/users"
 	mechanisms="plain login"
 	oauth2_passdb=
@@ -211,6 +255,7 @@ EOF
 	cat >"$conf" <<EOF
 # Written by tests/integration/dovecot.sh; options: NOMOVE=${DOVECOT_NOMOVE:-}
 # NOIDLE=${DOVECOT_NOIDLE:-} OAUTH2_URL=${DOVECOT_OAUTH2_URL:-}
+# SNI=${DOVECOT_SNI:-}
 protocols = imap
 listen = 127.0.0.1, $alt_host
 base_dir = $dir/run
@@ -220,8 +265,7 @@ log_path = $dir/dovecot.log
 default_internal_user = $iu
 default_login_user = $lu
 ssl = yes
-ssl_cert = <$dir/cert.pem
-ssl_key = <$dir/key.pem
+$(ssl_cert_setting)
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
 auth_mechanisms = $mechanisms
@@ -262,6 +306,9 @@ namespace inbox {
   }
 }
 service imap-login {
+  # The pre-login rawlog: relative to the login process's chroot,
+  # $dir/run/login.
+  executable = imap-login -R rawlog
   inet_listener imap {
     address = 127.0.0.1, $alt_host
     port = $1
@@ -290,6 +337,7 @@ OTHER_CA=$dir/other-ca.pem
 DOVECOT_CONF=$conf
 DOVECOT_LOG=$dir/dovecot.log
 DOVECOT_RAWLOG=$dir/rawlog
+DOVECOT_LOGIN_RAWLOG=$dir/run/login/rawlog
 DOVECOT_PID=$(master_pid)
 EOF
 }

@@ -29,6 +29,18 @@ reports' source).
   stderr names the certificate, no login reaches Dovecot, nothing
   fetched; with the right CA STARTTLS and IMAPS both work, the login over
   TLS; tls_verify = no: works, with a warning;
+* SNI: Dovecot serves the right certificate only to a ClientHello that
+  asks for localhost (else one for wrong.example, same CA; checked
+  first). host = localhost over IMAPS and STARTTLS: exit 0, stored, and
+  the ClientHello in imap-login's rawlog names localhost; host =
+  127.0.0.1: no SNI (an address), so the wrong certificate: exit 75,
+  the certificate named, no login;
+* auth = login and auth = plain, over IMAPS and over tls = none (where
+  imap-login's rawlog shows the command): exit 0, stored, LOGIN or
+  AUTHENTICATE PLAIN sent and not the other (Dovecot logs both as
+  method=PLAIN); a wrong password with each: exit 75, stderr says the
+  login was refused and names the mechanism, the password nowhere in
+  the output, no login in Dovecot's log;
 * MOVE not offered: UID COPY, UID STORE +FLAGS (\\Deleted), UID EXPUNGE,
   no MOVE sent; INBOX empty, all in dmarcd-processed;
 * delete_after_store = yes: INBOX empty, nothing in dmarcd-processed;
@@ -1232,9 +1244,196 @@ def bad_configs(tap, c):
         dc.stop()
 
 
+def sni(tap, c):
+    work = os.path.join(c.env.work, "sni")
+    mails = make_mails(c.gen, os.path.join(work, "mails"), 3, "n", 131)
+    dc = ih.Dovecot(c.env, sni=True)
+    try:
+        problems = []
+        for starttls in (False, True):
+            how = "STARTTLS" if starttls else "IMAPS"
+            for asked, want in ((dc.host, [dc.host]),
+                                (None, ["wrong.example"])):
+                got = dc.served_names(asked, starttls)
+                if got != want:
+                    problems.append("%s, SNI %s: a certificate for %r, "
+                                    "expected %r" % (how, asked, got, want))
+        tap.check("SNI: Dovecot serves the certificate for localhost only "
+                  "when asked for it by SNI, else one for wrong.example "
+                  "(IMAPS and STARTTLS)", problems)
+
+        db = c.cluster.new_db()
+        for i, mode in enumerate(("imaps", "starttls")):
+            deliver(dc, mails[i:i + 1])
+            conf = ih.write_config(c.env, "sni%d.conf" % i, dc, tls=mode)
+            since = dc.log_size()
+            dc.clear_login_rawlog()
+            r = fetch(db, conf, timeout=120)
+            problems = [] if r.rc == 0 else [r.describe()]
+            problems += folder_problems(dc, inbox=0, processed=i + 1)
+            if reports(db) != i + 1:
+                problems.append("%s reports stored, expected %d"
+                                % (reports(db), i + 1))
+            logins = dc.login_lines(since)
+            if not logins or not all(", TLS," in l for l in logins):
+                problems.append("logins not over TLS: %r" % logins)
+            names = dc.client_hello_sni()
+            if not names or any(n != dc.host for n in names):
+                problems.append("the ClientHellos asked for %r" % names)
+            tap.check("SNI: %s to %s: exit 0, stored; the ClientHello "
+                      "names %s" % (mode, dc.host, dc.host), problems)
+
+        deliver(dc, mails[2:])
+        for i, mode in enumerate(("imaps", "starttls")):
+            conf = ih.write_config(c.env, "sni-ip%d.conf" % i, dc,
+                                   tls=mode, host="127.0.0.1")
+            before = (dc.counts(), reports(db))
+            since = dc.log_size()
+            dc.clear_login_rawlog()
+            r = fetch(db, conf, timeout=120)
+            problems = []
+            if r.rc != 75:
+                problems.append("exit %s, expected 75: %s"
+                                % (r.rc, r.describe()))
+            if not re.search(r"(?i)certificate", r.err):
+                problems.append("stderr does not name the certificate: "
+                                "%r" % r.err[-500:])
+            if dc.login_lines(since):
+                problems.append("logins: %r" % dc.login_lines(since))
+            names = dc.client_hello_sni()
+            if names != [None]:
+                problems.append("ClientHellos asking for %r, expected one "
+                                "without SNI" % names)
+            if (dc.counts(), reports(db)) != before:
+                problems.append("folders and reports %r, before %r"
+                                % ((dc.counts(), reports(db)), before))
+            tap.check("SNI: %s to 127.0.0.1: no SNI for an address, the "
+                      "certificate for wrong.example: exit 75, the "
+                      "certificate named, no login" % mode, problems)
+    finally:
+        dc.stop()
+
+
+def auth_mechanisms(tap, c):
+    """auth = login and plain; Dovecot's log says method=PLAIN for both
+    (its LOGIN command is PLAIN inside), so which command was sent is read
+    from imap-login's rawlog of a connection without TLS."""
+    work = os.path.join(c.env.work, "auth")
+    mails = make_mails(c.gen, os.path.join(work, "mails"), 5, "a", 141)
+    dc = ih.Dovecot(c.env)
+    try:
+        db = c.cluster.new_db()
+        commands = (("login", "LOGIN"), ("plain", "AUTHENTICATE PLAIN"))
+        stored = 0
+        for auth, command in commands:
+            other = [x for _, x in commands if x != command][0]
+            for mode in ("imaps", "none"):
+                deliver(dc, mails[stored:stored + 1])
+                stored += 1
+                conf = ih.write_config(c.env, "auth-%s-%s.conf"
+                                       % (auth, mode), dc, tls=mode,
+                                       auth=auth)
+                since = dc.log_size()
+                dc.clear_login_rawlog()
+                r = fetch(db, conf, timeout=120)
+                problems = [] if r.rc == 0 else [r.describe()]
+                problems += folder_problems(dc, inbox=0, processed=stored)
+                if reports(db) != stored:
+                    problems.append("%s reports stored, expected %d"
+                                    % (reports(db), stored))
+                logins = dc.login_lines(since)
+                if len(logins) != 1 or "method=PLAIN," not in logins[0]:
+                    problems.append("logins: %r" % logins)
+                if mode == "none":
+                    sent = [x.upper() for x in dc.login_commands()]
+                    if not any(x.startswith(command + " ") or x == command
+                               for x in sent):
+                        problems.append("no %s sent: %r" % (command, sent))
+                    if any(x.startswith(other + " ") or x == other
+                           for x in sent):
+                        problems.append("%s sent: %r" % (other, sent))
+                    what = "%s sent (imap-login's rawlog)" % command
+                    tap.note("auth = %s, tls = none: before login: %s"
+                             % (auth, ", ".join(" ".join(x.split()[:2])
+                                                for x in sent)))
+                else:
+                    what = "method=PLAIN in Dovecot's log"
+                tap.check("auth = %s, tls = %s: exit 0, stored, %s"
+                          % (auth, mode, what), problems)
+
+        deliver(dc, mails[4:])
+        wrong = "wrong-%d-pass" % c.seed
+        path = ih.write_secret(os.path.join(work, "wrong.pass"), wrong)
+        for auth, command in commands:
+            conf = ih.write_config(c.env, "auth-%s-wrong.conf" % auth, dc,
+                                   auth=auth, password_file=path)
+            before = (dc.counts(), reports(db))
+            since = dc.log_size()
+            r = fetch(db, conf, timeout=120)
+            problems = []
+            if r.rc != 75:
+                problems.append("exit %s, expected 75: %s"
+                                % (r.rc, r.describe()))
+            if not re.search(r"\b%s\b[^\n]*\brefused\b" % command,
+                             r.err):
+                problems.append("stderr does not say %s was refused: %r"
+                                % (command, r.err[-500:]))
+            if wrong in r.out or wrong in r.err:
+                problems.append("the password is in the output")
+            if dc.login_lines(since):
+                problems.append("logins: %r" % dc.login_lines(since))
+            if "Password mismatch" not in dc.log()[since:]:
+                problems.append("no password mismatch in Dovecot's log: "
+                                "the login did not reach it")
+            if (dc.counts(), reports(db)) != before:
+                problems.append("folders and reports %r, before %r"
+                                % ((dc.counts(), reports(db)), before))
+            tap.note("auth = %s, a wrong password: %s"
+                     % (auth, r.err.strip().splitlines()[-1:]))
+            tap.check("auth = %s with a wrong password: exit 75, %s named "
+                      "as refused, the password not shown, no login"
+                      % (auth, command), problems)
+
+        # Cyrus SASL without its plain plugin (SASL_PATH: an empty
+        # directory): nothing can be sent, and retrying will not help.
+        empty = os.path.join(work, "no-sasl-plugins")
+        os.makedirs(empty, exist_ok=True)
+        conf = ih.write_config(c.env, "auth-plain-nosasl.conf", dc,
+                               auth="plain")
+        before = (dc.counts(), reports(db))
+        since = dc.log_size()
+        saved = os.environ.get("SASL_PATH")
+        os.environ["SASL_PATH"] = empty
+        try:
+            r = fetch(db, conf, timeout=120)
+        finally:
+            if saved is None:
+                del os.environ["SASL_PATH"]
+            else:
+                os.environ["SASL_PATH"] = saved
+        problems = []
+        if r.rc != 64:
+            problems.append("exit %s, expected 64: %s" % (r.rc,
+                                                          r.describe()))
+        if "libsasl2-modules" not in r.err:
+            problems.append("stderr does not name libsasl2-modules: %r"
+                            % r.err[-500:])
+        if "Password mismatch" in dc.log()[since:] or \
+                dc.login_lines(since):
+            problems.append("an authentication reached Dovecot")
+        if (dc.counts(), reports(db)) != before:
+            problems.append("folders or reports changed")
+        tap.check("auth = plain without Cyrus SASL's plain plugin: exit 64, "
+                  "libsasl2-modules named, nothing sent", problems)
+    finally:
+        dc.stop()
+
+
 SCENARIOS = [
     ("corpus and generated mails, fetched twice", corpus_and_generated),
     ("TLS", tls),
+    ("SNI", sni),
+    ("login mechanisms (auth = login, plain)", auth_mechanisms),
     ("MOVE not offered", no_move),
     ("delete_after_store", delete_after_store),
     ("a rejected mail", rejected_mail),

@@ -26,15 +26,21 @@ is tested end to end.
 
 Dovecot options (see dovecot.sh): nomove (MOVE not advertised), noidle
 (IDLE not advertised), oauth2_url (XOAUTH2 and OAUTHBEARER through that
-introspection URL). kill() is SIGKILL to Dovecot's master and every
-process it started (a session would outlive the master alone),
-restart() starts it again in place: same ports, same certificate, same
-mail. deliver(), count(), status(), folders(), message_ids() and uids()
-go through doveadm, which needs Dovecot running (it asks the auth
-process for the user); messages() logs in over IMAPS and returns each
-message as IMAP serves it. What the server saw: login_lines() (Dovecot's
-log) and commands() (every command a client sent after login, from
-rawlog_dir).
+introspection URL), sni (the certificate chosen by SNI: without SNI for
+localhost, Dovecot serves one for wrong.example). kill() is SIGKILL to
+Dovecot's master and every process it started (a session would outlive
+the master alone), restart() starts it again in place: same ports, same
+certificate, same mail. deliver(), count(), status(), folders(),
+message_ids() and uids() go through doveadm, which needs Dovecot running
+(it asks the auth process for the user); messages() logs in over IMAPS
+and returns each message as IMAP serves it. What the server saw:
+login_lines() (Dovecot's log) and commands() (every command a client
+sent after login, from rawlog_dir); before login, login_sessions() (the
+bytes each client sent, from imap-login's rawlog: text without TLS, else
+the TLS records), login_commands() (their text lines before any TLS) and
+client_hello_sni() (the server name a TLS ClientHello asked for);
+served_names() is what certificate Dovecot serves to a handshake with or
+without SNI.
 
 write_config() writes a dmarcd.conf with an [account] for that Dovecot
 (docs/imap.md), password or OAuth2 secrets in files of mode 0600;
@@ -61,6 +67,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -147,10 +154,11 @@ class Dovecot:
     (STARTTLS), imaps_port, host ("localhost"), alt_host (127.0.0.2: a
     loopback address the certificate does not name), user, password, ca
     (the CA that signed the server's certificate), other_ca (an unrelated
-    CA), conf, log_path, rawlog (directory), pid, dir."""
+    CA), conf, log_path, rawlog and login_rawlog (directories), pid,
+    dir."""
 
     def __init__(self, env=None, nomove=False, noidle=False,
-                 oauth2_url=None):
+                 oauth2_url=None, sni=False):
         self.env = env
         self.dir = tempfile.mkdtemp(prefix="dmarcd-dovecot.")
         self.stopped = False
@@ -163,11 +171,14 @@ class Dovecot:
             self.options["DOVECOT_NOIDLE"] = "1"
         if oauth2_url:
             self.options["DOVECOT_OAUTH2_URL"] = oauth2_url
+        if sni:
+            self.options["DOVECOT_SNI"] = "1"
         self._read_env(self._sh("start"))
 
     def _sh(self, *args, input_path=None, check=True):
         env = h.clean_env()
-        for k in ("DOVECOT_NOMOVE", "DOVECOT_NOIDLE", "DOVECOT_OAUTH2_URL"):
+        for k in ("DOVECOT_NOMOVE", "DOVECOT_NOIDLE", "DOVECOT_OAUTH2_URL",
+                  "DOVECOT_SNI"):
             env.pop(k, None)
         env.update(self.options)
         env["PYTHON3"] = sys.executable
@@ -210,6 +221,7 @@ class Dovecot:
         self.conf = v["DOVECOT_CONF"]
         self.log_path = v["DOVECOT_LOG"]
         self.rawlog = v["DOVECOT_RAWLOG"]
+        self.login_rawlog = v["DOVECOT_LOGIN_RAWLOG"]
         self.pid = int(v["DOVECOT_PID"])
 
     # Mail.
@@ -377,6 +389,76 @@ class Dovecot:
             except OSError:
                 pass
 
+    def login_sessions(self):
+        """The bytes each client sent before login (imap-login's rawlog
+        *.in files, the timestamps taken out), oldest first; with TLS
+        from its ClientHello on as it was on the wire. Connections that
+        sent nothing are left out."""
+        paths = glob.glob(os.path.join(self.login_rawlog, "*.in"))
+        out = []
+        for path in sorted(paths, key=lambda p: (os.path.getmtime(p), p)):
+            with open(path, "rb") as f:
+                data = _unrawlog(f.read())
+            if data:
+                out.append(data)
+        return out
+
+    def login_commands(self):
+        """The command lines clients sent before login, without the tag
+        (["CAPABILITY", "LOGIN test \"secret\"", "AUTHENTICATE PLAIN",
+        ...]): of each session what comes before its TLS. Untagged lines
+        (the client's SASL responses) are left out."""
+        out = []
+        for data in self.login_sessions():
+            text = data[:_tls_start(data)].decode("utf-8", "replace")
+            for line in text.split("\r\n"):
+                parts = line.split(" ", 1)
+                if len(parts) == 2:
+                    out.append(parts[1])
+        return out
+
+    def client_hello_sni(self):
+        """For each session of login_sessions() that started TLS (IMAPS,
+        or after STARTTLS): the host name its ClientHello asked for, or
+        None when it sent no SNI."""
+        out = []
+        for data in self.login_sessions():
+            start = _tls_start(data)
+            if start < len(data):
+                out.append(_sni(data[start:]))
+        return out
+
+    def clear_login_rawlog(self):
+        for path in glob.glob(os.path.join(self.login_rawlog, "*")):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def served_names(self, sni=None, starttls=False):
+        """The DNS names (subjectAltName) of the certificate Dovecot
+        serves to a TLS handshake that asks for sni (None: no SNI) over
+        IMAPS or STARTTLS; the chain is verified against the test CA, the
+        name is not."""
+        ctx = ssl.create_default_context(cafile=self.ca)
+        ctx.check_hostname = False
+        port = self.port if starttls else self.imaps_port
+        with socket.create_connection(("127.0.0.1", port), 10) as sock:
+            if starttls:
+                f = sock.makefile("rb")
+                f.readline()
+                sock.sendall(b"s STARTTLS\r\n")
+                while True:
+                    line = f.readline()
+                    if not line or line.startswith(b"s "):
+                        break
+                if not line.startswith(b"s OK"):
+                    raise RuntimeError("STARTTLS: %r" % line)
+            with ctx.wrap_socket(sock, server_hostname=sni) as tls:
+                cert = tls.getpeercert()
+        return sorted(v for k, v in cert.get("subjectAltName", ())
+                      if k == "DNS")
+
     # Life.
     def kill(self):
         """SIGKILL to the master: every session ends, nothing listens."""
@@ -394,6 +476,60 @@ class Dovecot:
         except Exception:
             pass
         shutil.rmtree(self.dir, True)
+
+
+_RAWLOG_STAMP = re.compile(rb"^\d+\.\d{6} ")
+
+
+def _unrawlog(data):
+    """A rawlog file (Dovecot's iostream-rawlog: "SECONDS.MICROS " at
+    the start and after every LF of the data) as the bytes that were
+    sent."""
+    lines = data.split(b"\n")
+    return b"\n".join(_RAWLOG_STAMP.sub(b"", line, count=1)
+                      for line in lines)
+
+
+def _tls_start(data):
+    """Where the first TLS handshake record starts in a client's bytes
+    (at the start of a line), len(data) when none does."""
+    for m in re.finditer(rb"(?:^|\n)\x16\x03[\x01-\x04]", data):
+        return m.start() + (data[m.start():m.start() + 1] == b"\n")
+    return len(data)
+
+
+def _sni(record):
+    """The server_name (RFC 6066) of the ClientHello at the start of
+    record, None when it has none."""
+    def u(data, at, n):
+        if at + n > len(data):
+            raise ValueError("truncated ClientHello")
+        return int.from_bytes(data[at:at + n], "big"), at + n
+
+    if record[:1] != b"\x16" or record[5:6] != b"\x01":
+        raise ValueError("no ClientHello: %r" % record[:8])
+    at = 5 + 4 + 2 + 32                 # header, type+length, version, random
+    n, at = u(record, at, 1)            # session id
+    at += n
+    n, at = u(record, at, 2)            # cipher suites
+    at += n
+    n, at = u(record, at, 1)            # compression methods
+    at += n
+    if at == len(record):
+        return None
+    total, at = u(record, at, 2)
+    end = at + total
+    while at + 4 <= end:
+        kind, at = u(record, at, 2)
+        n, at = u(record, at, 2)
+        if kind == 0:                   # server_name
+            _, p = u(record, at, 2)     # the list's length
+            name_type, p = u(record, p, 1)
+            length, p = u(record, p, 2)
+            if name_type == 0:
+                return record[p:p + length].decode("ascii", "replace")
+        at += n
+    return None
 
 
 class OAuthServer:
