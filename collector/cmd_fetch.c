@@ -235,6 +235,7 @@ struct fetch {
 	size_t nmoves, amoves;
 	uint32_t max_uid;
 	int imap_failed;		/* moves could not be made */
+	int db_failed;			/* a store_* call failed */
 	struct dm_error imap_err;
 	int stopping;			/* SIGTERM: finish this one */
 	unsigned fetched;
@@ -318,10 +319,13 @@ make_moves(struct fetch *f, const struct store_move *moves, size_t n,
 			    (folder == NULL || strcmp(folder,
 			    moves[j].folder) == 0))
 				uids[k++] = moves[j].uid;
-		if (imap_move(f->ss->conn, uids, k, folder, err) != 0 ||
-		    store_moves_done(f->run->store, f->ss->acct->name,
-		    f->mailbox, f->uidvalidity, uids, k, err) != 0)
+		if (imap_move(f->ss->conn, uids, k, folder, err) != 0)
 			rc = -1;
+		else if (store_moves_done(f->run->store, f->ss->acct->name,
+		    f->mailbox, f->uidvalidity, uids, k, err) != 0) {
+			f->db_failed = 1;
+			rc = -1;
+		}
 	}
 	free(uids);
 	return rc;
@@ -440,6 +444,8 @@ leftover_moves(struct fetch *f, struct dm_error *err)
 	f->nmoves = 0;
 	rc = store_moves_pending(f->run->store, f->ss->acct->name, f->mailbox,
 	    f->uidvalidity, collect_move, f, err);
+	if (rc < 0)
+		f->db_failed = 1;
 	if (rc > 0)
 		rc = dm_error_set(err, DM_E_NOMEM, "out of memory");
 	if (rc == 0 && f->nmoves > 0) {
@@ -454,12 +460,12 @@ leftover_moves(struct fetch *f, struct dm_error *err)
 }
 
 /*
- * fetch_mailbox - store what is new in one mailbox. 0, or -1 with err:
- * run->stopped says whether the store failed (else it was IMAP).
+ * fetch_mailbox - store what is new in one mailbox. 0, or -1 with err and
+ * *db_r saying whether PostgreSQL failed (else it was IMAP).
  */
 static int
 fetch_mailbox(struct ingest_run *run, struct session *ss, const char *mailbox,
-    int spool, unsigned *fetched_r, struct dm_error *err)
+    int spool, unsigned *fetched_r, int *db_r, struct dm_error *err)
 {
 	struct fetch f;
 	struct store_mailbox m;
@@ -481,9 +487,12 @@ fetch_mailbox(struct ingest_run *run, struct session *ss, const char *mailbox,
 			return -1;
 		ss->folders_ok = 1;
 	}
-	if (imap_select(ss->conn, mailbox, &f.uidvalidity, err) != 0 ||
-	    store_mailbox_get(run->store, a->name, mailbox, &m, err) != 0)
+	if (imap_select(ss->conn, mailbox, &f.uidvalidity, err) != 0)
 		goto out;
+	if (store_mailbox_get(run->store, a->name, mailbox, &m, err) != 0) {
+		f.db_failed = 1;
+		goto out;
+	}
 	if (leftover_moves(&f, err) != 0)
 		goto out;
 	after = m.known && m.uidvalidity == f.uidvalidity ? m.last_uid : 0;
@@ -541,6 +550,7 @@ out:
 	run->hooks.after_commit = NULL;
 	if (fetched_r != NULL)
 		*fetched_r = f.fetched;
+	*db_r = run->stopped || f.db_failed;
 	free(uids);
 	free(f.moves);
 	return rc;
@@ -613,10 +623,11 @@ cmd_fetch(int argc, char **argv)
 	struct ingest_run run;
 	struct ingest_sums sums;
 	struct oauth2_token *tokens = NULL;
-	struct dm_error err;
+	struct dm_error err, db_err;
 	size_t i, j;
-	int c, quiet = 0, rc, status = EX_OK, spool = -1;
+	int c, quiet = 0, rc, status = EX_OK, spool = -1, db = 0;
 
+	dm_error_clear(&db_err);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -685,16 +696,27 @@ cmd_fetch(int argc, char **argv)
 		}
 		for (j = 0; j < ss.acct->nmailboxes && !stop_requested; j++) {
 			if (fetch_mailbox(&run, &ss, ss.acct->mailboxes[j],
-			    spool, NULL, &err) == 0)
+			    spool, NULL, &db, &err) == 0)
 				continue;
 			if (run.stopped)
 				break;	/* reported below */
+			if (db) {
+				/* PostgreSQL: no use going on. */
+				db_err = err;
+				break;
+			}
 			fprintf(stderr, "dmarcd fetch: %s/%s: %s\n",
 			    ss.acct->name, ss.acct->mailboxes[j], err.msg);
 			status = cmd_worse(status, cmd_exit_for(&err));
 			break;	/* the connection is not to be trusted */
 		}
 		session_close(&ss, !run.stopped && j == ss.acct->nmailboxes);
+		if (db_err.code != DM_E_NONE)
+			break;
+	}
+	if (db_err.code != DM_E_NONE) {
+		fprintf(stderr, "dmarcd fetch: %s\n", db_err.msg);
+		status = cmd_worse(status, cmd_exit_for(&db_err));
 	}
 	if (run.stopped) {
 		fprintf(stderr, "dmarcd fetch: %s\n", run.fatal.msg);
@@ -830,7 +852,7 @@ watch_fetch(struct daemon *d, struct watch *w)
 	struct ingest_run run;
 	struct dm_error err;
 	unsigned fetched = 0;
-	int rc = 0;
+	int rc = 0, db = 0;
 	char n[16];
 
 	if (store_up(d) != 0) {
@@ -842,10 +864,10 @@ watch_fetch(struct daemon *d, struct watch *w)
 	run.cmd = "run";
 	run.quiet = 1;
 	run.store = d->store;
-	if (fetch_mailbox(&run, &w->ss, w->mailbox, d->spool, &fetched,
+	if (fetch_mailbox(&run, &w->ss, w->mailbox, d->spool, &fetched, &db,
 	    &err) != 0) {
 		rc = -1;
-		if (run.stopped) {
+		if (db) {
 			/* PostgreSQL: the mail stays; IMAP is fine. */
 			store_down(d, &err);
 			w->next = d->store_next;

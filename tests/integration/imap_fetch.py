@@ -1039,6 +1039,96 @@ def daemon(tap, c, noidle):
         dc.stop()
 
 
+def daemon_recovers(tap, c):
+    """dmarcd run outlives its servers: Dovecot killed and started again,
+    PostgreSQL stopped and started again (the mail waits in INBOX
+    meanwhile), then SIGHUP with a second mailbox in the configuration."""
+    work = os.path.join(c.env.work, "run-recover")
+    mails = make_mails(c.gen, os.path.join(work, "mails"), 5, "v", 171)
+    dc = ih.Dovecot(c.env)
+    run = None
+
+    def stored_within(n, seconds):
+        return ih.wait_for(lambda: reports(db) == n, seconds, 0.1)
+
+    try:
+        db = c.cluster.new_db()
+        daemon_keys = {"daemon": {"reconnect_max": 2}}
+        conf = ih.write_config(c.env, "recover.conf", dc,
+                               sections=daemon_keys)
+        deliver(dc, mails[:1])
+        run = ih.running_dmarcd(db, "run", config=conf)
+        problems = [] if stored_within(1, 30) else ["the first mail was "
+                                                    "not stored"]
+        time.sleep(1)
+        dc.kill()
+        dc.restart()
+        deliver(dc, mails[1:2])
+        t0 = time.monotonic()
+        if not stored_within(2, 20):
+            problems.append("a mail delivered after Dovecot came back was "
+                            "not stored within 20 s")
+        took = time.monotonic() - t0
+        if "event=imap_error" not in run.stderr() or \
+                "retry_in_s=" not in run.stderr():
+            problems.append("no imap_error with retry_in_s logged: %r"
+                            % run.stderr()[-800:])
+        if not run.running():
+            problems.append("dmarcd run ended: " + run.describe())
+        tap.check("dmarcd run: Dovecot killed and started again, the "
+                  "connection comes back (%.1f s) and the next mail is "
+                  "stored" % took, problems)
+
+        c.cluster.kill()
+        deliver(dc, mails[2:3])
+        time.sleep(3)
+        problems = []
+        if dc.count("INBOX") != 1:
+            problems.append("INBOX holds %s mails while PostgreSQL is "
+                            "down, expected 1" % dc.count("INBOX"))
+        c.cluster.restart()
+        t0 = time.monotonic()
+        if not stored_within(3, 20):
+            problems.append("not stored within 20 s of PostgreSQL's "
+                            "return")
+        took = time.monotonic() - t0
+        if not ih.wait_for(lambda: dc.count("INBOX") == 0, 10, 0.2):
+            problems.append("not moved out of INBOX")
+        if "event=db_error" not in run.stderr():
+            problems.append("no db_error logged")
+        if not run.running():
+            problems.append("dmarcd run ended: " + run.describe())
+        problems += db.consistency()
+        tap.check("dmarcd run: PostgreSQL down, the mail waits in INBOX; "
+                  "back, it is stored (%.1f s) and moved" % took, problems)
+
+        dc.doveadm("mailbox", "create", "-u", dc.user, "ruf")
+        dc.deliver(mails[3].path, "ruf")
+        ih.write_config(c.env, "recover.conf", dc, sections=daemon_keys,
+                        mailboxes="INBOX, ruf")
+        run.signal(signal.SIGHUP)
+        problems = [] if stored_within(4, 20) else [
+            "the mail in ruf was not stored within 20 s of SIGHUP"]
+        if "event=reloaded" not in run.stderr():
+            problems.append("no reloaded logged")
+        deliver(dc, mails[4:5])
+        if not stored_within(5, 10):
+            problems.append("INBOX no longer watched after the reload")
+        problems += folder_problems(dc, inbox=0, processed=5)
+        tap.check("dmarcd run: SIGHUP reads the configuration again (a "
+                  "second mailbox is watched, INBOX still is)", problems)
+
+        run.signal(signal.SIGTERM)
+        rc = run.wait(10)
+        tap.check("dmarcd run: SIGTERM after all that, exit 0",
+                  [] if rc == 0 else ["exit %s: %s" % (rc, run.describe())])
+    finally:
+        if run is not None:
+            run.signal(signal.SIGKILL)
+            run.wait(10)
+        dc.stop()
+
+
 def xoauth2(tap, c):
     work = os.path.join(c.env.work, "oauth")
     mails = make_mails(c.gen, os.path.join(work, "mails"), 8, "o", 101)
@@ -1444,6 +1534,7 @@ SCENARIOS = [
     ("fetch killed with SIGKILL", kill9),
     ("dmarcd run with IDLE", lambda t, c: daemon(t, c, False)),
     ("dmarcd run without IDLE", lambda t, c: daemon(t, c, True)),
+    ("dmarcd run recovers", daemon_recovers),
     ("XOAUTH2", xoauth2),
     ("UIDVALIDITY", uidvalidity),
     ("bad configurations", bad_configs),
