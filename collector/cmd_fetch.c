@@ -112,7 +112,7 @@ static void
 warn_cb(void *ctx, const char *text)
 {
 	(void)ctx;
-	logkv(LOG_WARNING, "tls_verify_off", "msg", text, NULL);
+	logkv(LOG_WARNING, "warning", "msg", text, NULL);
 }
 
 /* ---- signals ---- */
@@ -188,7 +188,9 @@ session_open(struct session *ss, struct dm_error *err)
 			oc.client_id = a->oauth2_client_id;
 			oc.client_secret = a->oauth2_client_secret;
 			oc.refresh_token = a->oauth2_refresh_token;
-			oc.ca_file = a->ca_file[0] != '\0' ? a->ca_file : NULL;
+			/* The IMAP server's ca_file is not the token
+			 * endpoint's (Google, Microsoft: public CAs). */
+			oc.ca_file = NULL;
 			oc.timeout_s = a->timeout_s;
 			if (oauth2_access_token(&oc, ss->token, err) != 0)
 				return -1;
@@ -236,6 +238,7 @@ struct fetch {
 	uint32_t max_uid;
 	int imap_failed;		/* moves could not be made */
 	int db_failed;			/* a store_* call failed */
+	int recorded;			/* item_done saw the message */
 	struct dm_error imap_err;
 	int stopping;			/* SIGTERM: finish this one */
 	unsigned fetched;
@@ -261,8 +264,8 @@ on_item_done(void *ctx, const struct store_tally *t)
 
 		m = realloc(f->moves, n * sizeof(*m));
 		if (m == NULL) {
-			/* Not recorded: the message stays and is read again
-			 * next time (a duplicate then). */
+			/* Not recorded: spool_end() stops the pass below
+			 * this UID; it is read again next time. */
 			return;
 		}
 		f->moves = m;
@@ -271,6 +274,7 @@ on_item_done(void *ctx, const struct store_tally *t)
 	f->moves[f->nmoves].uid = f->uid;
 	f->moves[f->nmoves].folder = folder_for(f->ss->acct, t);
 	f->nmoves++;
+	f->recorded = 1;
 	if (f->uid > f->max_uid)
 		f->max_uid = f->uid;
 	if (t->rejected > 0)
@@ -398,10 +402,18 @@ spool_end(void *ctx, struct dm_error *err)
 	item.offset = 0;
 	item.length = f->spool_len;
 	item.whole_file = 1;
+	f->recorded = 0;
 	if (ingest_item(f->run, &item, NULL) != 0) {
 		*err = f->run->fatal;
 		return -1;
 	}
+	/*
+	 * Not recorded (its spool could not be read, or no memory for its
+	 * move): nothing after it may move the mailbox's mark past it.
+	 */
+	if (!f->recorded)
+		return dm_error_set(err, DM_E_IO, "%s: could not be stored or "
+		    "recorded (see above); the pass stops before it", f->name);
 	f->fetched++;
 	if (stop_requested) {
 		f->stopping = 1;
@@ -421,7 +433,7 @@ collect_move(void *ctx, const struct store_move *m)
 
 		n = realloc(f->moves, a * sizeof(*n));
 		if (n == NULL)
-			return -1;
+			return 1;	/* out of memory, not the database */
 		f->moves = n;
 		f->amoves = a;
 	}
@@ -429,7 +441,7 @@ collect_move(void *ctx, const struct store_move *m)
 	f->moves[f->nmoves].folder = m->folder != NULL ? strdup(m->folder) :
 	    NULL;
 	if (m->folder != NULL && f->moves[f->nmoves].folder == NULL)
-		return -1;
+		return 1;
 	f->nmoves++;
 	return 0;
 }
@@ -508,6 +520,15 @@ fetch_mailbox(struct ingest_run *run, struct session *ss, const char *mailbox,
 	}
 	if (imap_search_after(ss->conn, after, &uids, &n, err) != 0)
 		goto out;
+	/* A mailbox new to us, or renumbered, and empty: remember its
+	 * UIDVALIDITY now (else the change is news on every pass). */
+	if (n == 0 && (!m.known || m.uidvalidity != f.uidvalidity) &&
+	    (store_mailbox_checkpoint(run->store, a->name, mailbox,
+	    f.uidvalidity, 0, NULL, 0, err) != 0 ||
+	    store_commit(run->store, err) != 0)) {
+		f.db_failed = 1;
+		goto out;
+	}
 	run->hooks.ctx = &f;
 	run->hooks.item_done = on_item_done;
 	run->hooks.before_commit = on_before_commit;
@@ -730,6 +751,7 @@ cmd_fetch(int argc, char **argv)
 	sums.status = cmd_worse(sums.status, status);
 	ingest_print_totals("fetch", &sums, quiet, ingest_now() - run.t0);
 	free(run.lines);
+	explicit_bzero(tokens, cfg.naccounts * sizeof(*tokens));
 	free(tokens);
 	close(spool);
 	store_free(s);
@@ -838,7 +860,6 @@ store_up(struct daemon *d)
 	store_set_batch(d->store, d->cfg.batch_reports, d->cfg.batch_ms);
 	if (d->store_failures > 0)
 		logkv(LOG_INFO, "db_connected", NULL);
-	d->store_failures = 0;
 	return 0;
 }
 
@@ -851,7 +872,7 @@ watch_fetch(struct daemon *d, struct watch *w)
 {
 	struct ingest_run run;
 	struct dm_error err;
-	unsigned fetched = 0;
+	unsigned fetched = 0, passes;
 	int rc = 0, db = 0;
 	char n[16];
 
@@ -864,15 +885,33 @@ watch_fetch(struct daemon *d, struct watch *w)
 	run.cmd = "run";
 	run.quiet = 1;
 	run.store = d->store;
-	if (fetch_mailbox(&run, &w->ss, w->mailbox, d->spool, &fetched, &db,
-	    &err) != 0) {
-		rc = -1;
-		if (db) {
-			/* PostgreSQL: the mail stays; IMAP is fine. */
-			store_down(d, &err);
-			w->next = d->store_next;
-		} else
-			watch_down(d, w, &err);
+	/*
+	 * Again until a pass finds nothing: news of mail that came during a
+	 * pass was taken in by its commands, and IDLE would not tell it
+	 * again.
+	 */
+	for (passes = 0; passes < 16 && !stop_requested; passes++) {
+		unsigned got = 0;
+
+		if (fetch_mailbox(&run, &w->ss, w->mailbox, d->spool, &got,
+		    &db, &err) != 0) {
+			rc = -1;
+			if (db) {
+				/* PostgreSQL: the mail stays; IMAP is
+				 * fine. */
+				store_down(d, &err);
+				w->next = d->store_next;
+			} else
+				watch_down(d, w, &err);
+			break;
+		}
+		fetched += got;
+		if (got == 0)
+			break;
+	}
+	if (rc == 0) {
+		w->failures = 0;
+		d->store_failures = 0;
 	}
 	if (fetched > 0 || run.inputs > 0) {
 		char st[24], du[24], rj[24], rec[24];
@@ -906,7 +945,8 @@ watch_connect(struct daemon *d, struct watch *w)
 	    imap_has_idle(w->ss.conn) ? "yes" : "no", NULL);
 	w->state = W_POLL;
 	w->next = ingest_now();
-	w->failures = 0;
+	/* failures is reset by a complete pass, not by a login: a server
+	 * that takes the login and fails the pass is not hammered. */
 }
 
 static void
@@ -978,6 +1018,9 @@ daemon_teardown(struct daemon *d)
 	free(d->w);
 	d->w = NULL;
 	d->nw = 0;
+	if (d->tokens != NULL)
+		explicit_bzero(d->tokens, d->cfg.naccounts *
+		    sizeof(*d->tokens));
 	free(d->tokens);
 	d->tokens = NULL;
 	if (d->spool >= 0)

@@ -458,14 +458,16 @@ int
 cmd_worse(int a, int b)
 {
 	static const int order[] = { 0, 65, 66, 74, 70, 71, 69, 78, 64, 75 };
+	/* Ranks are 2 * index; an unknown non-zero code ranks 1: above
+	 * success, below every known failure, whatever the order. */
 	int ra = a != 0, rb = b != 0;
 	size_t i;
 
 	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		if (order[i] == a)
-			ra = (int)i;
+			ra = 2 * (int)i;
 		if (order[i] == b)
-			rb = (int)i;
+			rb = 2 * (int)i;
 	}
 	return rb > ra ? b : a;
 }

@@ -53,7 +53,7 @@
 	X(a, mailimap_create) X(a, mailimap_list)			\
 	X(a, mailimap_list_result_free) X(a, mailimap_idle)		\
 	X(a, mailimap_idle_done) X(a, mailimap_noop)			\
-	X(a, mailstream_new) X(a, mailstream_low_new)
+	X(a, mailstream_new) X(a, mailstream_low_new) X(a, mailstream_close)
 
 static struct imap_api {
 	DM_DL_FIELDS(IMAP_SYMS)
@@ -101,11 +101,15 @@ struct link {
 
 struct imap_conn {
 	mailimap *imap;
-	struct link *link;	/* owned by imap's stream */
+	struct link *link;	/* owned by imap's stream once link_owned */
+	int link_owned;
 	gnutls_certificate_credentials_t cred;
 	char name[300];
 	int auth_refused;
 	int idling;
+	int warned_uidplus;
+	void (*warn)(void *ctx, const char *text);
+	void *warn_ctx;
 };
 
 /* ---- the stream driver ---- */
@@ -202,6 +206,17 @@ link_free(mailstream_low *s)
 	link_close(s);
 	free(s->data);
 	free(s);
+}
+
+/* A link no stream took: closed and freed here. */
+static void
+link_release(struct link *l)
+{
+	if (l->tls != NULL)
+		tls.gnutls_deinit(l->tls);
+	if (l->fd >= 0)
+		close(l->fd);
+	free(l);
 }
 
 static struct mailstream_cancel *
@@ -511,6 +526,8 @@ imap_open(struct imap_conn **c_r, const struct imap_params *p,
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
 	*c_r = c;
 	snprintf(c->name, sizeof(c->name), "%s:%u", p->host, port);
+	c->warn = p->warn;
+	c->warn_ctx = p->warn_ctx;
 	if (p->tls == DM_TLS_NONE && !p->tls_none_explicit &&
 	    !imap_is_loopback(p->host))
 		return dm_error_set(err, DM_E_USAGE, "%s: plain IMAP (no TLS) "
@@ -541,9 +558,10 @@ imap_open(struct imap_conn **c_r, const struct imap_params *p,
 		free(low);
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
 	}
+	/* The stream (and the link with it) belongs to imap from here. */
+	c->link_owned = 1;
 	etp.mailimap_set_timeout(c->imap, (time_t)(p->timeout_s > 0 ?
 	    p->timeout_s : 60));
-	/* The stream (and the link with it) belongs to imap from here. */
 	r = etp.mailimap_connect(c->imap, stream);
 	if (!IMAP_OK(r))
 		return failed(c, r, "the greeting", err);
@@ -577,15 +595,17 @@ imap_abandon(struct imap_conn *c)
 {
 	if (c == NULL)
 		return;
-	if (c->imap != NULL)
+	if (c->imap != NULL) {
+		/* mailimap_free() would LOGOUT and wait for the answer of a
+		 * server that may be gone: close the stream first. */
+		if (c->imap->imap_stream != NULL) {
+			etp.mailstream_close(c->imap->imap_stream);
+			c->imap->imap_stream = NULL;
+		} else if (!c->link_owned && c->link != NULL)
+			link_release(c->link);
 		etp.mailimap_free(c->imap);
-	else if (c->link != NULL) {
-		if (c->link->tls != NULL)
-			tls.gnutls_deinit(c->link->tls);
-		if (c->link->fd >= 0)
-			close(c->link->fd);
-		free(c->link);
-	}
+	} else if (c->link != NULL)
+		link_release(c->link);
 	if (c->cred != NULL)
 		tls.gnutls_certificate_free_credentials(c->cred);
 	free(c);
@@ -832,48 +852,192 @@ uid_fetch(struct imap_conn *c, const uint32_t *uids, size_t n, int body,
 	return 0;
 }
 
-/* One big message, in parts. */
+/* Whether the message uid is still in the selected mailbox. */
 static int
-fetch_parts(struct imap_conn *c, uint32_t uid, uint64_t size,
-    const struct imap_fetch_cb *cb, struct dm_error *err)
+still_there(struct imap_conn *c, uint32_t uid, int *there_r,
+    struct dm_error *err)
+{
+	struct mailimap_set *set = etp.mailimap_set_new_empty();
+	struct mailimap_search_key *key;
+	clist *res = NULL;
+	clistiter *it;
+	int r;
+
+	*there_r = 0;
+	if (set == NULL || etp.mailimap_set_add_single(set, uid) !=
+	    MAILIMAP_NO_ERROR) {
+		if (set != NULL)
+			etp.mailimap_set_free(set);
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	}
+	key = etp.mailimap_search_key_new_uid(set);
+	if (key == NULL) {
+		etp.mailimap_set_free(set);
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	}
+	r = etp.mailimap_uid_search(c->imap, NULL, key, &res);
+	etp.mailimap_search_key_free(key);
+	if (!IMAP_OK(r))
+		return failed(c, r, "UID SEARCH", err);
+	for (it = res != NULL ? clist_begin(res) : NULL; it != NULL;
+	    it = clist_next(it))
+		if (*(uint32_t *)clist_content(it) == uid)
+			*there_r = 1;
+	if (res != NULL)
+		etp.mailimap_search_result_free(res);
+	return 0;
+}
+
+/*
+ * A message the server did not send: gone (expunged meanwhile: skip it,
+ * 0), or there all the same (a FETCH answered NO in part): an error, so
+ * that nothing after it is stored and the mailbox's mark stays below it.
+ */
+static int
+not_sent(struct imap_conn *c, uint32_t uid, const char *said_before,
+    struct dm_error *err)
+{
+	char before[256];
+	int there;
+
+	/* said_before points into libetpan's buffer: the search reuses it. */
+	snprintf(before, sizeof(before), "%s", said_before);
+	if (still_there(c, uid, &there, err) != 0)
+		return -1;
+	if (!there)
+		return 0;
+	return dm_error_set(err, DM_E_TEMP, "%s: UID %" PRIu32 " is there "
+	    "but the server did not send it (%s); it and what comes after "
+	    "it are left for the next pass", c->name, uid, before);
+}
+
+/* Index of uid in the ascending uids[0..n), or -1. */
+static ssize_t
+find_uid(const uint32_t *uids, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (uids[mid] == uid)
+			return (ssize_t)mid;
+		if (uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/*
+ * One big message, in parts of IMAP_PART until a part comes short:
+ * RFC822.SIZE is only an estimate on some servers (Exchange), so it
+ * decides nothing here.
+ */
+static int
+fetch_parts(struct imap_conn *c, uint32_t uid, const struct imap_fetch_cb *cb,
+    struct dm_error *err)
 {
 	uint64_t off = 0;
-	clist *res;
-	int rc = 0;
+	int begun = 0;
 
-	if (cb->begin(cb->ctx, uid, size, err) != 0)
-		return -1;
-	while (rc == 0 && off < size) {
+	for (;;) {
 		struct fetched f;
+		clist *res;
 		clistiter *i;
-		int got = 0;
+		size_t got = 0;
+		int found = 0, rc = 0;
 
-		if (off > UINT32_MAX)
+		if (off > UINT32_MAX - IMAP_PART)
 			return dm_error_set(err, DM_E_LIMIT, "%s: UID %" PRIu32
 			    " is over 4 GiB", c->name, uid);
 		if (uid_fetch(c, &uid, 1, 1, 1, (uint32_t)off, IMAP_PART, &res,
 		    err) != 0)
 			return -1;
-		for (i = res != NULL ? clist_begin(res) : NULL; i != NULL &&
-		    rc == 0; i = clist_next(i)) {
+		for (i = res != NULL ? clist_begin(res) : NULL; i != NULL;
+		    i = clist_next(i)) {
 			fetched_of(clist_content(i), &f);
-			if (f.uid != uid || !f.has_body)
+			if (f.uid != uid || !f.has_body || found)
 				continue;
-			got = 1;
-			if (f.body_len > 0)
-				rc = cb->data(cb->ctx, f.body, f.body_len, err);
-			off += f.body_len;
-			if (f.body_len == 0)
-				off = size;	/* it was smaller than said */
+			found = 1;
+			got = f.body_len;
+			if (!begun && cb->begin(cb->ctx, uid, 0, err) != 0)
+				rc = -1;
+			begun = 1;
+			if (rc == 0 && got > 0 && cb->data(cb->ctx, f.body, got,
+			    err) != 0)
+				rc = -1;
 		}
 		if (res != NULL)
 			etp.mailimap_fetch_list_free(res);
-		if (rc == 0 && !got)
-			return dm_error_set(err, DM_E_TEMP, "%s: UID %" PRIu32
-			    " vanished while it was being fetched", c->name,
-			    uid);
+		if (rc != 0)
+			return -1;
+		if (!found) {
+			if (begun)
+				return dm_error_set(err, DM_E_TEMP, "%s: UID %"
+				    PRIu32 " vanished while it was being "
+				    "fetched", c->name, uid);
+			return not_sent(c, uid, said(c), err);
+		}
+		if (got < IMAP_PART)
+			break;
+		off += got;
 	}
-	return rc != 0 ? -1 : cb->end(cb->ctx, err);
+	return cb->end(cb->ctx, err);
+}
+
+/* Bytes of small messages asked for in one UID FETCH (libetpan holds the
+ * whole answer, and again as parsed). */
+#define RUN_BYTES	(8U << 20)
+
+/* Small messages uids[0..n) in one UID FETCH, delivered in UID order. */
+static int
+fetch_run(struct imap_conn *c, const uint32_t *uids, size_t n,
+    const struct imap_fetch_cb *cb, struct dm_error *err)
+{
+	struct mailimap_msg_att **line;
+	struct fetched f;
+	clist *res = NULL;
+	clistiter *i;
+	size_t j;
+	int rc = -1;
+
+	line = calloc(n, sizeof(*line));
+	if (line == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	if (uid_fetch(c, uids, n, 1, 0, 0, 0, &res, err) != 0)
+		goto out;
+	/* Only what was asked, once each: a server may add FETCH lines of
+	 * its own (flag changes, with their UID). */
+	for (i = res != NULL ? clist_begin(res) : NULL; i != NULL;
+	    i = clist_next(i)) {
+		ssize_t k;
+
+		fetched_of(clist_content(i), &f);
+		if (f.uid == 0 || !f.has_body ||
+		    (k = find_uid(uids, n, f.uid)) < 0 || line[k] != NULL)
+			continue;
+		line[k] = clist_content(i);
+	}
+	for (j = 0; j < n; j++) {
+		if (line[j] == NULL) {
+			if (not_sent(c, uids[j], said(c), err) != 0)
+				goto out;
+			continue;
+		}
+		fetched_of(line[j], &f);
+		if (cb->begin(cb->ctx, f.uid, f.body_len, err) != 0 ||
+		    (f.body_len > 0 && cb->data(cb->ctx, f.body, f.body_len,
+		    err) != 0) || cb->end(cb->ctx, err) != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (res != NULL)
+		etp.mailimap_fetch_list_free(res);
+	free(line);
+	return rc;
 }
 
 int
@@ -883,81 +1047,66 @@ imap_fetch(struct imap_conn *c, const uint32_t *uids, size_t n,
 	clist *res = NULL;
 	clistiter *i;
 	struct fetched f;
-	uint32_t *whole = NULL;
-	uint64_t *big_size = NULL;
-	uint32_t *big = NULL;
-	size_t nwhole = 0, nbig = 0, k;
+	uint64_t *size;
+	unsigned char *seen;
+	size_t j, k;
+	uint64_t bytes;
 	int rc = -1;
 
 	if (n == 0)
 		return 0;
-	/* The sizes first: who fits in one FETCH, who comes in parts. */
-	if (uid_fetch(c, uids, n, 0, 0, 0, 0, &res, err) != 0)
-		return -1;
-	whole = malloc(n * sizeof(*whole));
-	big = malloc(n * sizeof(*big));
-	big_size = malloc(n * sizeof(*big_size));
-	if (whole == NULL || big == NULL || big_size == NULL) {
+	for (j = 1; j < n; j++)
+		if (uids[j] <= uids[j - 1])
+			return dm_error_set(err, DM_E_INTERNAL, "imap_fetch: "
+			    "UIDs not ascending");
+	size = calloc(n, sizeof(*size));
+	seen = calloc(n, 1);
+	if (size == NULL || seen == NULL) {
 		dm_error_set(err, DM_E_NOMEM, "out of memory");
 		goto out;
 	}
+	/* The sizes first: who fits in one FETCH, who comes in parts. */
+	if (uid_fetch(c, uids, n, 0, 0, 0, 0, &res, err) != 0)
+		goto out;
 	for (i = res != NULL ? clist_begin(res) : NULL; i != NULL;
 	    i = clist_next(i)) {
+		ssize_t x;
+
 		fetched_of(clist_content(i), &f);
-		if (f.uid == 0)
+		if (f.uid == 0 || (x = find_uid(uids, n, f.uid)) < 0 ||
+		    seen[x])
 			continue;
-		if (f.size <= max_whole)
-			whole[nwhole++] = f.uid;
-		else {
-			big_size[nbig] = f.size;
-			big[nbig++] = f.uid;
-		}
+		seen[x] = 1;
+		size[x] = f.size;
 	}
 	if (res != NULL)
 		etp.mailimap_fetch_list_free(res);
 	res = NULL;
-	qsort(whole, nwhole, sizeof(*whole), cmp_u32);
-	/* In UID order overall: small ones in runs, big ones between. */
-	{
-		size_t w = 0, b = 0;
-
-		while (w < nwhole || b < nbig) {
-			if (b < nbig && (w == nwhole || big[b] < whole[w])) {
-				if (fetch_parts(c, big[b], big_size[b], cb,
-				    err) != 0)
-					goto out;
-				b++;
-				continue;
-			}
-			for (k = w; k < nwhole && (b == nbig ||
-			    whole[k] < big[b]); k++)
-				;
-			if (uid_fetch(c, whole + w, k - w, 1, 0, 0, 0, &res,
-			    err) != 0)
+	for (j = 0; j < n; j = k) {
+		if (!seen[j]) {
+			if (not_sent(c, uids[j], said(c), err) != 0)
 				goto out;
-			for (i = res != NULL ? clist_begin(res) : NULL;
-			    i != NULL; i = clist_next(i)) {
-				fetched_of(clist_content(i), &f);
-				if (f.uid == 0 || !f.has_body)
-					continue;
-				if (cb->begin(cb->ctx, f.uid, f.body_len,
-				    err) != 0 || (f.body_len > 0 &&
-				    cb->data(cb->ctx, f.body, f.body_len,
-				    err) != 0) || cb->end(cb->ctx, err) != 0)
-					goto out;
-			}
-			etp.mailimap_fetch_list_free(res);
-			res = NULL;
-			w = k;
+			k = j + 1;
+			continue;
 		}
+		if (size[j] > max_whole) {
+			if (fetch_parts(c, uids[j], cb, err) != 0)
+				goto out;
+			k = j + 1;
+			continue;
+		}
+		/* A run of small ones, up to RUN_BYTES. */
+		bytes = 0;
+		for (k = j; k < n && seen[k] && size[k] <= max_whole &&
+		    (k == j || bytes + size[k] <= RUN_BYTES); k++)
+			bytes += size[k];
+		if (fetch_run(c, uids + j, k - j, cb, err) != 0)
+			goto out;
 	}
 	rc = 0;
 out:
-	if (res != NULL)
-		etp.mailimap_fetch_list_free(res);
-	free(whole);
-	free(big);
-	free(big_size);
+	free(size);
+	free(seen);
 	return rc;
 }
 
@@ -1002,13 +1151,28 @@ imap_move(struct imap_conn *c, const uint32_t *uids, size_t n,
 		etp.mailimap_set_free(set);
 		return failed(c, r, "UID STORE +FLAGS (\\Deleted)", err);
 	}
-	/* Without UIDPLUS, EXPUNGE also removes what others marked. */
-	if (etp.mailimap_has_extension(c->imap, "UIDPLUS"))
-		r = etp.mailimap_uid_expunge(c->imap, set);
-	else
-		r = etp.mailimap_expunge(c->imap);
+	/*
+	 * Without UIDPLUS there is no UID EXPUNGE, and EXPUNGE would also
+	 * remove what other clients marked \Deleted: the messages stay,
+	 * marked (and are not read again: their UIDs are behind the mark).
+	 */
+	if (!etp.mailimap_has_extension(c->imap, "UIDPLUS")) {
+		etp.mailimap_set_free(set);
+		if (!c->warned_uidplus && c->warn != NULL) {
+			char text[700];
+
+			snprintf(text, sizeof(text), "%s: the server has no "
+			    "UIDPLUS: moved or stored messages are marked "
+			    "\\Deleted but not expunged (EXPUNGE would also "
+			    "remove other clients' deleted mail)", c->name);
+			c->warn(c->warn_ctx, text);
+		}
+		c->warned_uidplus = 1;
+		return 0;
+	}
+	r = etp.mailimap_uid_expunge(c->imap, set);
 	etp.mailimap_set_free(set);
-	return IMAP_OK(r) ? 0 : failed(c, r, "EXPUNGE", err);
+	return IMAP_OK(r) ? 0 : failed(c, r, "UID EXPUNGE", err);
 }
 
 int
