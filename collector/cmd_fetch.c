@@ -149,6 +149,7 @@ signals(int daemon)
 	}
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
+	imap_set_stop_flag(&stop_requested);
 }
 
 /* ---- one account's session ---- */
@@ -896,7 +897,12 @@ watch_fetch(struct daemon *d, struct watch *w)
 		if (fetch_mailbox(&run, &w->ss, w->mailbox, d->spool, &got,
 		    &db, &err) != 0) {
 			rc = -1;
-			if (db) {
+			if (stop_requested && !db) {
+				/* A wait the signal cut short: the session is
+				 * in no state for a LOGOUT. */
+				session_close(&w->ss, 0);
+				w->state = W_DOWN;
+			} else if (db) {
 				/* PostgreSQL: the mail stays; IMAP is
 				 * fine. */
 				store_down(d, &err);

@@ -11,6 +11,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,14 @@ struct imap_conn {
 
 /* ---- the stream driver ---- */
 
+static volatile sig_atomic_t *stop_flag;
+
+void
+imap_set_stop_flag(volatile sig_atomic_t *flag)
+{
+	stop_flag = flag;
+}
+
 static int
 wait_fd(struct link *l, short events)
 {
@@ -122,7 +131,7 @@ wait_fd(struct link *l, short events)
 
 	do
 		r = poll(&pfd, 1, l->timeout_ms);
-	while (r < 0 && errno == EINTR);
+	while (r < 0 && errno == EINTR && (stop_flag == NULL || !*stop_flag));
 	return r > 0 ? 0 : -1;
 }
 

@@ -34,6 +34,7 @@
 #ifndef COLLECTOR_IMAP_H
 #define COLLECTOR_IMAP_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -129,6 +130,13 @@ int imap_idle_start(struct imap_conn *c, struct dm_error *err);
 int imap_idle_fd(struct imap_conn *c);
 int imap_idle_pending(struct imap_conn *c);
 int imap_idle_done(struct imap_conn *c, struct dm_error *err);
+
+/*
+ * imap_set_stop_flag - a flag a signal handler sets: a wait for the
+ * network that a signal interrupts gives up when it is set (the command
+ * fails as if the connection broke) instead of waiting out the timeout.
+ */
+void imap_set_stop_flag(volatile sig_atomic_t *flag);
 
 /* imap_is_loopback - 127.0.0.0/8, ::1, "localhost". */
 int imap_is_loopback(const char *host);
