@@ -278,6 +278,11 @@ failed(struct imap_conn *c, int r, const char *what, struct dm_error *err)
 	if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_CONNECTION_REFUSED)
 		return dm_error_set(err, DM_E_TEMP, "%s: %s: the connection "
 		    "broke or timed out", c->name, what);
+	if (r == MAILIMAP_ERROR_PARSE && (c->imap == NULL ||
+	    c->imap->imap_response == NULL))
+		return dm_error_set(err, DM_E_TEMP, "%s: %s: no answer that "
+		    "reads as IMAP (the server closed the connection, or sent "
+		    "something else)", c->name, what);
 	return dm_error_set(err, DM_E_TEMP, "%s: %s failed: %s", c->name,
 	    what, said(c));
 }
@@ -582,14 +587,19 @@ imap_open(struct imap_conn **c_r, const struct imap_params *p,
 			    "does not offer STARTTLS; nothing was sent",
 			    c->name);
 		r = etp.mailimap_starttls(c->imap);
-		if (!IMAP_OK(r))
-			return failed(c, r, "STARTTLS", err);
-		/* Bytes after the answer would pass for TLS-protected. */
-		if (c->imap->imap_stream->read_buffer_len > 0)
+		/*
+		 * Bytes after the answer would pass for TLS-protected.
+		 * Debian's libetpan (CVE-2020-15953) fails STARTTLS itself
+		 * then, with the OK's text: say what it is first.
+		 */
+		if (c->imap->imap_stream != NULL &&
+		    c->imap->imap_stream->read_buffer_len > 0)
 			return dm_error_set(err, DM_E_TEMP, "%s: the server "
 			    "sent data after its STARTTLS answer, before the "
 			    "handshake (an injection attempt?); refused",
 			    c->name);
+		if (!IMAP_OK(r))
+			return failed(c, r, "STARTTLS", err);
 		if (start_tls(c, p, err) != 0)
 			return -1;
 	}
@@ -766,6 +776,7 @@ struct fetched {
 	const char *body;
 	size_t body_len;
 	int has_body;
+	int has_size;
 };
 
 static void
@@ -787,6 +798,7 @@ fetched_of(struct mailimap_msg_att *ma, struct fetched *f)
 			break;
 		case MAILIMAP_MSG_ATT_RFC822_SIZE:
 			f->size = st->att_data.att_rfc822_size;
+			f->has_size = 1;
 			break;
 		case MAILIMAP_MSG_ATT_BODY_SECTION:
 			f->body = st->att_data.att_body_section->sec_body_part;
@@ -1082,8 +1094,9 @@ imap_fetch(struct imap_conn *c, const uint32_t *uids, size_t n,
 		ssize_t x;
 
 		fetched_of(clist_content(i), &f);
-		if (f.uid == 0 || (x = find_uid(uids, n, f.uid)) < 0 ||
-		    seen[x])
+		/* A line of flags the server adds is no answer. */
+		if (f.uid == 0 || !f.has_size ||
+		    (x = find_uid(uids, n, f.uid)) < 0 || seen[x])
 			continue;
 		seen[x] = 1;
 		size[x] = f.size;

@@ -7,7 +7,7 @@
 # kill.py is the longest: it is listed first so that make -j starts it
 # early.
 TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
-	tests/integration/pgstop.py \
+	tests/integration/imap_hostile.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
 	tests/integration/dedupe.py tests/integration/order.py \
@@ -19,4 +19,4 @@ EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/jobs.py tests/integration/race.py \
 	tests/integration/pg.sh tests/integration/pgharness.py \
 	tests/integration/imap_fetch.py tests/integration/dovecot.sh \
-	tests/integration/imapharness.py
+	tests/integration/imapharness.py tests/integration/imap_hostile.py
