@@ -1252,7 +1252,8 @@ do_mail(struct unpack *u, struct stream *s, const char *where, int depth)
 			    strncmp(err.msg, "larger", 6) == 0)
 				return problem(u, where, DM_KIND_UNKNOWN,
 				    DM_E_LIMIT, "mail larger than the limit of "
-				    "%llu bytes (--max-message)",
+				    "%llu bytes (--max-message, or [limits] "
+				    "max_message_bytes)",
 				    (unsigned long long)
 				    u->opt->limits.max_message_bytes);
 			return emit_problem(u, where, DM_KIND_UNKNOWN, &err);

@@ -838,7 +838,7 @@ def build():
          "error, not truncated and parsed",
          args="--max-message 4K",
          error=r"^mail larger than the limit of 4096 bytes "
-               r"\(--max-message\)")
+               r"\(--max-message, or \[limits\] max_message_bytes\)")
 
     msg = mail([("From", "dashboard@adversary.example"),
                 ("To", "dmarc@example.com"),
