@@ -69,8 +69,11 @@ kv_value(char *out, size_t size, const char *v)
 	out[n] = '\0';
 }
 
+/* The end of logkv()'s pairs: a null pointer of the type va_arg reads. */
+#define KV_END	((const char *)NULL)
+
 /*
- * logkv - one line: level, event, then "key", value pairs up to NULL.
+ * logkv - one line: level, event, then "key", value pairs up to KV_END.
  * To stderr with a UTC timestamp, or to syslog (facility mail).
  */
 static void
@@ -112,7 +115,7 @@ static void
 warn_cb(void *ctx, const char *text)
 {
 	(void)ctx;
-	logkv(LOG_WARNING, "warning", "msg", text, NULL);
+	logkv(LOG_WARNING, "warning", "msg", text, KV_END);
 }
 
 /* ---- signals ---- */
@@ -281,7 +284,7 @@ on_item_done(void *ctx, const struct store_tally *t)
 	if (t->rejected > 0)
 		logkv(LOG_WARNING, "rejected", "account", f->ss->acct->name,
 		    "mailbox", f->mailbox, "input", f->name, "reason",
-		    t->first_error, NULL);
+		    t->first_error, KV_END);
 }
 
 static int
@@ -463,7 +466,7 @@ leftover_moves(struct fetch *f, struct dm_error *err)
 		rc = dm_error_set(err, DM_E_NOMEM, "out of memory");
 	if (rc == 0 && f->nmoves > 0) {
 		logkv(LOG_INFO, "leftover_moves", "account", f->ss->acct->name,
-		    "mailbox", f->mailbox, NULL);
+		    "mailbox", f->mailbox, KV_END);
 		rc = make_moves(f, f->moves, f->nmoves, err);
 	}
 	for (i = 0; i < f->nmoves; i++)
@@ -517,7 +520,7 @@ fetch_mailbox(struct ingest_run *run, struct session *ss, const char *mailbox,
 		logkv(LOG_WARNING, "uidvalidity_changed", "account", a->name,
 		    "mailbox", mailbox, "was", was, "now", now, "msg",
 		    "reading the whole mailbox again; reports stored before "
-		    "count as duplicates", NULL);
+		    "count as duplicates", KV_END);
 	}
 	if (imap_search_after(ss->conn, after, &uids, &n, err) != 0)
 		goto out;
@@ -823,7 +826,7 @@ watch_down(struct daemon *d, struct watch *w, const struct dm_error *err)
 	t = jittered(w->failures - 1, d->cfg.reconnect_max_s);
 	snprintf(delay, sizeof(delay), "%.1f", t);
 	logkv(LOG_ERR, "imap_error", "account", w->acct->name, "mailbox",
-	    w->mailbox, "msg", err->msg, "retry_in_s", delay, NULL);
+	    w->mailbox, "msg", err->msg, "retry_in_s", delay, KV_END);
 	w->state = W_DOWN;
 	w->next = ingest_now() + t;
 }
@@ -839,7 +842,7 @@ store_down(struct daemon *d, const struct dm_error *err)
 	d->store_failures++;
 	t = jittered(d->store_failures - 1, d->cfg.reconnect_max_s);
 	snprintf(delay, sizeof(delay), "%.1f", t);
-	logkv(LOG_ERR, "db_error", "msg", err->msg, "retry_in_s", delay, NULL);
+	logkv(LOG_ERR, "db_error", "msg", err->msg, "retry_in_s", delay, KV_END);
 	d->store_next = ingest_now() + t;
 }
 
@@ -860,7 +863,7 @@ store_up(struct daemon *d)
 	}
 	store_set_batch(d->store, d->cfg.batch_reports, d->cfg.batch_ms);
 	if (d->store_failures > 0)
-		logkv(LOG_INFO, "db_connected", NULL);
+		logkv(LOG_INFO, "db_connected", KV_END);
 	return 0;
 }
 
@@ -930,7 +933,7 @@ watch_fetch(struct daemon *d, struct watch *w)
 		snprintf(rec, sizeof(rec), "%" PRIu64, run.records);
 		logkv(LOG_INFO, "fetched", "account", w->acct->name, "mailbox",
 		    w->mailbox, "messages", n, "stored", st, "duplicates", du,
-		    "rejected", rj, "records", rec, NULL);
+		    "rejected", rj, "records", rec, KV_END);
 	}
 	free(run.lines);
 	return rc;
@@ -948,7 +951,7 @@ watch_connect(struct daemon *d, struct watch *w)
 	}
 	logkv(LOG_INFO, "connected", "account", w->acct->name, "mailbox",
 	    w->mailbox, "server", imap_name(w->ss.conn), "idle",
-	    imap_has_idle(w->ss.conn) ? "yes" : "no", NULL);
+	    imap_has_idle(w->ss.conn) ? "yes" : "no", KV_END);
 	w->state = W_POLL;
 	w->next = ingest_now();
 	/* failures is reset by a complete pass, not by a login: a server
@@ -1134,7 +1137,7 @@ cmd_run(int argc, char **argv)
 		daemon_teardown(&d);
 		return cmd_exit_for(&err);
 	}
-	logkv(LOG_INFO, "started", "config", d.cfg.path, NULL);
+	logkv(LOG_INFO, "started", "config", d.cfg.path, KV_END);
 	while (!stop_requested) {
 		daemon_step(&d);
 		if (reload_requested && !stop_requested) {
@@ -1148,16 +1151,16 @@ cmd_run(int argc, char **argv)
 			if (daemon_setup(&next, &err) != 0) {
 				logkv(LOG_ERR, "reload_failed", "msg", err.msg,
 				    "msg2", "keeping the configuration in use",
-				    NULL);
+				    KV_END);
 				daemon_teardown(&next);
 				continue;
 			}
 			daemon_teardown(&d);
 			d = next;
-			logkv(LOG_INFO, "reloaded", "config", d.cfg.path, NULL);
+			logkv(LOG_INFO, "reloaded", "config", d.cfg.path, KV_END);
 		}
 	}
-	logkv(LOG_INFO, "stopping", NULL);
+	logkv(LOG_INFO, "stopping", KV_END);
 	daemon_teardown(&d);
 	return EX_OK;
 }

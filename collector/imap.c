@@ -952,6 +952,31 @@ find_uid(const uint32_t *uids, size_t n, uint32_t uid)
 }
 
 /*
+ * match_lines - line[k] = the FETCH line of uids[k] (ascending) in res,
+ * or NULL: only what was asked, once each (a server may add FETCH lines
+ * of its own, flag changes with their UID), and only a line that answers
+ * (with the body, or with RFC822.SIZE).
+ */
+static void
+match_lines(clist *res, const uint32_t *uids, size_t n, int body,
+    struct mailimap_msg_att **line)
+{
+	struct fetched f;
+	clistiter *i;
+	ssize_t k;
+
+	memset(line, 0, n * sizeof(*line));
+	for (i = res != NULL ? clist_begin(res) : NULL; i != NULL;
+	    i = clist_next(i)) {
+		fetched_of(clist_content(i), &f);
+		if (f.uid == 0 || !(body ? f.has_body : f.has_size) ||
+		    (k = find_uid(uids, n, f.uid)) < 0 || line[k] != NULL)
+			continue;
+		line[k] = clist_content(i);
+	}
+}
+
+/*
  * One big message, in parts of IMAP_PART until a part comes short:
  * RFC822.SIZE is only an estimate on some servers (Exchange), so it
  * decides nothing here.
@@ -1020,7 +1045,6 @@ fetch_run(struct imap_conn *c, const uint32_t *uids, size_t n,
 	struct mailimap_msg_att **line;
 	struct fetched f;
 	clist *res = NULL;
-	clistiter *i;
 	size_t j;
 	int rc = -1;
 
@@ -1029,18 +1053,7 @@ fetch_run(struct imap_conn *c, const uint32_t *uids, size_t n,
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
 	if (uid_fetch(c, uids, n, 1, 0, 0, 0, &res, err) != 0)
 		goto out;
-	/* Only what was asked, once each: a server may add FETCH lines of
-	 * its own (flag changes, with their UID). */
-	for (i = res != NULL ? clist_begin(res) : NULL; i != NULL;
-	    i = clist_next(i)) {
-		ssize_t k;
-
-		fetched_of(clist_content(i), &f);
-		if (f.uid == 0 || !f.has_body ||
-		    (k = find_uid(uids, n, f.uid)) < 0 || line[k] != NULL)
-			continue;
-		line[k] = clist_content(i);
-	}
+	match_lines(res, uids, n, 1, line);
 	for (j = 0; j < n; j++) {
 		if (line[j] == NULL) {
 			if (not_sent(c, uids[j], said(c), err) != 0)
@@ -1066,7 +1079,7 @@ imap_fetch(struct imap_conn *c, const uint32_t *uids, size_t n,
     size_t max_whole, const struct imap_fetch_cb *cb, struct dm_error *err)
 {
 	clist *res = NULL;
-	clistiter *i;
+	struct mailimap_msg_att **line = NULL;
 	struct fetched f;
 	uint64_t *size;
 	unsigned char *seen;
@@ -1082,25 +1095,21 @@ imap_fetch(struct imap_conn *c, const uint32_t *uids, size_t n,
 			    "UIDs not ascending");
 	size = calloc(n, sizeof(*size));
 	seen = calloc(n, 1);
-	if (size == NULL || seen == NULL) {
+	line = calloc(n, sizeof(*line));
+	if (size == NULL || seen == NULL || line == NULL) {
 		dm_error_set(err, DM_E_NOMEM, "out of memory");
 		goto out;
 	}
 	/* The sizes first: who fits in one FETCH, who comes in parts. */
 	if (uid_fetch(c, uids, n, 0, 0, 0, 0, &res, err) != 0)
 		goto out;
-	for (i = res != NULL ? clist_begin(res) : NULL; i != NULL;
-	    i = clist_next(i)) {
-		ssize_t x;
-
-		fetched_of(clist_content(i), &f);
-		/* A line of flags the server adds is no answer. */
-		if (f.uid == 0 || !f.has_size ||
-		    (x = find_uid(uids, n, f.uid)) < 0 || seen[x])
-			continue;
-		seen[x] = 1;
-		size[x] = f.size;
-	}
+	match_lines(res, uids, n, 0, line);
+	for (j = 0; j < n; j++)
+		if (line[j] != NULL) {
+			fetched_of(line[j], &f);
+			seen[j] = 1;
+			size[j] = f.size;
+		}
 	if (res != NULL)
 		etp.mailimap_fetch_list_free(res);
 	res = NULL;
@@ -1129,6 +1138,7 @@ imap_fetch(struct imap_conn *c, const uint32_t *uids, size_t n,
 out:
 	free(size);
 	free(seen);
+	free(line);
 	return rc;
 }
 

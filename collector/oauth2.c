@@ -109,9 +109,8 @@ fail(struct dm_error *err, const struct oauth2_client *c,
 
 	if (err == NULL)
 		return -1;
-	err->code = code;
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	dm_error_vset(err, code, fmt, ap);
 	va_end(ap);
 	if (c != NULL) {
 		blot(err->msg, c->refresh_token);

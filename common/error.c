@@ -8,16 +8,24 @@
 #include "common/error.h"
 
 int
+dm_error_vset(struct dm_error *err, enum dm_error_code code, const char *fmt,
+    va_list ap)
+{
+	if (err == NULL)
+		return -1;
+	err->code = code;
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	return -1;
+}
+
+int
 dm_error_set(struct dm_error *err, enum dm_error_code code, const char *fmt,
     ...)
 {
 	va_list ap;
 
-	if (err == NULL)
-		return -1;
-	err->code = code;
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	dm_error_vset(err, code, fmt, ap);
 	va_end(ap);
 	return -1;
 }

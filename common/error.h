@@ -13,6 +13,8 @@
 #ifndef DM_ERROR_H
 #define DM_ERROR_H
 
+#include <stdarg.h>
+
 #include <stddef.h>
 
 enum dm_error_code {
@@ -41,6 +43,9 @@ struct dm_error {
 /* dm_error_set - record an error; always returns -1. err may be NULL. */
 int dm_error_set(struct dm_error *err, enum dm_error_code code,
     const char *fmt, ...) DM_PRINTF(3, 4);
+/* dm_error_vset - the same with a va_list. */
+int dm_error_vset(struct dm_error *err, enum dm_error_code code,
+    const char *fmt, va_list ap) DM_PRINTF(3, 0);
 
 /* dm_error_prefix - put "context: " in front of the message. */
 void dm_error_prefix(struct dm_error *err, const char *fmt, ...)
