@@ -541,6 +541,10 @@ store_senders_sync(struct store *s, struct store_senders_tally *t,
 	    counts(s, SENDERS_LOCAL, 0, NULL, &t->local_platforms,
 	    &t->local_rules, err))
 		goto out;
+	/* The platforms stored with names (0008) follow the rules. */
+	if (t->rules_added + t->rules_removed > 0 && store_pq_exec(s->conn,
+	    "SELECT dmarcd.refresh_platforms()", err) != 0)
+		goto out;
 	if (store_pq_exec(s->conn, "COMMIT", err) != 0)
 		goto out;
 	in_txn = 0;

@@ -150,7 +150,9 @@ struct store_senders_tally {
 /*
  * store_senders_sync - load the built-in map in one transaction: upsert
  * its platforms, replace dmarcd's own rules with it, keep the rows a user
- * added (source 'local'). store_migrate calls it after the migrations.
+ * added (source 'local'); when rules changed, dmarcd.refresh_platforms()
+ * recomputes the platforms stored with names. store_migrate calls it
+ * after the migrations.
  */
 int store_senders_sync(struct store *store, struct store_senders_tally *t,
     struct dm_error *err);

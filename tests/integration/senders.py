@@ -15,7 +15,8 @@ Prints TAP; skipped ("1..0 # SKIP") without PostgreSQL binaries.
 * migrate again brings back what a user changed in dmarcd's rows (a fix
   edited, a rule deleted), removes dmarcd's rows that are no longer built
   in, keeps every local row as it was (a local rule of the same kind and
-  suffix as a built-in one wins), duplicates nothing, and a third run
+  suffix as a built-in one wins), duplicates nothing, recomputes the
+  platform stored with a PTR name (ip_names.platform), and a third run
   changes nothing;
 * dmarcd_reader and dmarcd_ingest may call platform_of(); the reader may
   not change the map;
@@ -204,6 +205,9 @@ def main(tap):
       WHERE name = 'Amazon SES';
     DELETE FROM dmarcd.sender_rules WHERE kind = 'ptr'
       AND suffix = 'amazonses.com';
+    INSERT INTO dmarcd.ip_names (ip, ptr, confirmed, status, expires_at)
+      VALUES ('192.0.2.7', 'a8-31.smtp-out.amazonses.com', true, 'ok',
+              now() + interval '1 day');
     """
     problems = []
     r = db.psql(setup)
@@ -236,6 +240,12 @@ def main(tap):
         if "1 built-in rules left out" not in m.group(8):
             problems.append("the shadowed built-in rule is not reported: "
                             + m.group(0))
+    ipp = db.value("SELECT platform FROM dmarcd.ip_names WHERE "
+                   "ip = '192.0.2.7'")
+    if ipp != "Amazon SES":
+        problems.append("ip_names.platform of a8-31.smtp-out.amazonses.com "
+                        "is %r after the rule came back, expected Amazon "
+                        "SES (refresh_platforms not run)" % ipp)
     local_after = db.rows("SELECT kind, suffix, platform FROM "
                           "dmarcd.sender_rules WHERE source = 'local' "
                           "ORDER BY 1, 2")
