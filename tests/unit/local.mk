@@ -51,3 +51,12 @@ tests_unit_test_oauth2_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
 	$(LIBCURL_CFLAGS) $(JANSSON_CFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_oauth2_LDADD = common/libcommon.a $(JANSSON_LIBS) \
 	$(GNUTLS_LIBS) $(CMOCKA_LIBS)
+
+# store/senders.c with the data files as built in (sql/senders.c): no
+# libpq needed, the checks run on the very text dmarcd carries.
+check_PROGRAMS += tests/unit/test_senders
+TESTS += tests/unit/test_senders
+tests_unit_test_senders_SOURCES = tests/unit/test_senders.c store/senders.c
+nodist_tests_unit_test_senders_SOURCES = sql/senders.c
+tests_unit_test_senders_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_senders_LDADD = common/libcommon.a $(CMOCKA_LIBS)
