@@ -11,4 +11,4 @@ api_libapi_a_SOURCES = \
 api_libapi_a_CPPFLAGS = $(AM_CPPFLAGS) $(MHD_CFLAGS) $(JANSSON_CFLAGS) \
 	$(LIBPQ_CFLAGS) $(NETTLE_CFLAGS) $(ZLIB_CFLAGS)
 API_LIBS = api/libapi.a
-EXTRA_DIST += api/openapi.yaml api/openapi.json
+EXTRA_DIST += api/openapi.yaml

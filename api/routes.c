@@ -606,7 +606,8 @@ get_params(struct api_req *r, int which, struct params *p)
 	int bad = 0;
 
 	memset(p, 0, sizeof(p[0]));
-	p->until = r->now;
+	/* until is exclusive: by default the current second is in. */
+	p->until = r->now + 1;
 	p->limit = API_LIMIT_DEFAULT;
 	p->days = API_DAYS_DEFAULT;
 	if (which & (P_RANGE | P_DAYS)) {

@@ -22,5 +22,6 @@ EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/pg.sh tests/integration/pgharness.py \
 	tests/integration/imap_fetch.py tests/integration/dovecot.sh \
 	tests/integration/imapharness.py tests/integration/imap_hostile.py \
+	tests/integration/api.py \
 	tests/integration/cli_report.py \
 	tests/integration/senders.py
