@@ -617,6 +617,9 @@ def main(tap):
               [] if ok[-1] == 200 and st2 == 200 else [repr((ok, st2,
                                                                doc2))])
 
+    # -- HTTPS and IPv6: a second server with tls_cert and tls_key
+    check_tls(tap, env, cluster, db)
+
     # -- stop
     srv.p.send_signal(signal.SIGTERM)
     try:
@@ -629,6 +632,69 @@ def main(tap):
     leaks = [n for n, t in tokens.items() if t and t in log]
     tap.check("no token in the server's output",
               ["%s appears" % n for n in leaks])
+
+
+def check_tls(tap, env, cluster, db):
+    import shutil
+    import ssl
+    if shutil.which("openssl") is None:
+        tap.skip("HTTPS with tls_cert and tls_key", "no openssl")
+        return
+    cert = os.path.join(env.work, "api.crt")
+    key = os.path.join(env.work, "api.key")
+    r = h.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+               "-keyout", key, "-out", cert, "-days", "2", "-subj",
+               "/CN=localhost", "-addext",
+               "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1"])
+    if r.rc != 0:
+        tap.skip("HTTPS with tls_cert and tls_key", "openssl: " + r.err)
+        return
+    config = os.path.join(env.work, "tls.conf")
+    with open(config, "w") as f:
+        f.write("[api]\nlisten = 127.0.0.1:0, [::1]:0\ndatabase = %s\n"
+                "tls_cert = %s\ntls_key = %s\n" % (
+                    cluster.conninfo_for(db.name, user=READER), cert, key))
+    try:
+        srv = Server(env, config)
+    except RuntimeError as ex:
+        tap.check("HTTPS with tls_cert and tls_key", [str(ex)])
+        return
+    ctx = ssl.create_default_context(cafile=cert)
+    problems = []
+    try:
+        conn = http.client.HTTPSConnection("127.0.0.1", srv.port,
+                                           context=ctx, timeout=10)
+        conn.request("GET", "/healthz")
+        resp = conn.getresponse()
+        if resp.status != 200 or b"ok" not in resp.read():
+            problems.append("HTTPS /healthz: %s" % resp.status)
+        conn.close()
+    except (OSError, ssl.SSLError) as ex:
+        problems.append("HTTPS: %r" % ex)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+        conn.request("GET", "/healthz")
+        st = conn.getresponse().status
+        problems.append("plain HTTP to the HTTPS port answered %s" % st)
+    except (OSError, http.client.HTTPException):
+        pass
+    m = re.search(r"\[::1\]:(\d+)", srv.log())
+    if m is None:
+        problems.append("no [::1] address in: %s" % srv.log())
+    else:
+        try:
+            conn = http.client.HTTPSConnection("::1", int(m.group(1)),
+                                               context=ctx, timeout=10)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status != 200:
+                problems.append("HTTPS over IPv6 failed")
+            conn.close()
+        except OSError as ex:
+            problems.append("IPv6: %r" % ex)
+    srv.p.send_signal(signal.SIGTERM)
+    srv.p.wait(timeout=15)
+    tap.check("HTTPS with tls_cert and tls_key, on IPv4 and IPv6",
+              problems)
 
 
 def check_openapi(spec, c, admin, com, ids):
