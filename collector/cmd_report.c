@@ -441,10 +441,14 @@ readiness_table(const json_t *j)
 	if (json_array_size(json_object_get(j, "blockers")) > 0)
 		printf("\n  blockers:\n");
 	json_array_foreach((json_t *)json_object_get(j, "blockers"), i, b) {
+		/* The platform, when the sender is named otherwise. */
+		int other = json_object_get(b, "platform") != NULL &&
+		    strcmp(str(b, "platform"), str(b, "sender")) != 0;
+
 		printf("  * %s%s%s%s: %lld of %lld messages fail (%.1f a day)\n",
-		    str(b, "sender"), json_object_get(b, "platform") ? " (" :
-		    "", str(b, "platform"), json_object_get(b, "platform") ?
-		    ")" : "", num(b, "failing"), num(b, "messages"),
+		    str(b, "sender"), other ? " (" : "",
+		    other ? str(b, "platform") : "", other ? ")" : "",
+		    num(b, "failing"), num(b, "messages"),
 		    real(b, "failing_per_day"));
 		fix_lines(json_object_get(b, "fix"), "    ");
 	}
