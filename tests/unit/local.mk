@@ -51,3 +51,10 @@ tests_unit_test_oauth2_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
 	$(LIBCURL_CFLAGS) $(JANSSON_CFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_oauth2_LDADD = common/libcommon.a $(JANSSON_LIBS) \
 	$(GNUTLS_LIBS) $(CMOCKA_LIBS)
+
+# common/align.c against the real Public Suffix List (libpsl).
+check_PROGRAMS += tests/unit/test_align
+TESTS += tests/unit/test_align
+tests_unit_test_align_SOURCES = tests/unit/test_align.c
+tests_unit_test_align_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(PSL_CFLAGS)
+tests_unit_test_align_LDADD = common/libcommon.a $(PSL_LIBS) $(CMOCKA_LIBS)
