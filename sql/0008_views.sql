@@ -625,6 +625,13 @@ BEGIN
 		    to_char(share * 100, 'FM990.0') || '%', data_days,
 		    steps[step + 1], nxt);
 	END IF;
+	-- No legitimate mail at all (a parked domain): no share to quote.
+	IF legit = 0 AND status IN ('enforced', 'ready') THEN
+		advice := format('No legitimate mail over %s days, only '
+		    'forwarded or unauthorised: %s.', data_days,
+		    CASE WHEN nxt IS NULL THEN 'p=reject is in force'
+		    ELSE format('move from %s to %s', steps[step + 1], nxt) END);
+	END IF;
 
 	IF (sub->>'failing')::bigint > 0 THEN
 		sub_advice := array_append(sub_advice, format('Legitimate mail from '

@@ -13,7 +13,8 @@ TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
 	tests/integration/dedupe.py tests/integration/order.py \
 	tests/integration/jobs.py tests/integration/race.py \
 	tests/integration/cli_report.py \
-	tests/integration/senders.py
+	tests/integration/senders.py \
+	tests/integration/analytics.py
 EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
@@ -24,4 +25,5 @@ EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/imapharness.py tests/integration/imap_hostile.py \
 	tests/integration/api.py \
 	tests/integration/cli_report.py \
-	tests/integration/senders.py
+	tests/integration/senders.py \
+	tests/integration/analytics.py

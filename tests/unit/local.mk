@@ -68,3 +68,10 @@ tests_unit_test_api_SOURCES = tests/unit/test_api.c \
 	api/params.c api/token.c api/api.h
 tests_unit_test_api_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(NETTLE_CFLAGS)
 tests_unit_test_api_LDADD = common/libcommon.a $(NETTLE_LIBS) $(CMOCKA_LIBS)
+
+# common/align.c against the real Public Suffix List (libpsl).
+check_PROGRAMS += tests/unit/test_align
+TESTS += tests/unit/test_align
+tests_unit_test_align_SOURCES = tests/unit/test_align.c
+tests_unit_test_align_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(PSL_CFLAGS)
+tests_unit_test_align_LDADD = common/libcommon.a $(PSL_LIBS) $(CMOCKA_LIBS)
