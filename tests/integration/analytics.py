@@ -247,12 +247,13 @@ def fix_problems(where, fix, s, domain):
                  % (where, fix.get("summary"), s["failing"], s["messages"]))
     pf = {x[0]: x for x in PLATFORMS}.get(s["platform"])
     want = []
-    if s["dk_al"] == 0:
+    # A step for each mechanism that does not align all the sender's mail.
+    if s["dk_al"] < s["messages"]:
         want.append(("dkim", "DKIM passes, but for the platform's domain"
                      if s["dk_un"] else "no DKIM signature of %s passes"
                      % domain, pf[3].replace("<domain>", domain) if pf else
                      "Have %s sign with your domain" % s["sender"]))
-    if s["sp_al"] == 0:
+    if s["sp_al"] < s["messages"]:
         want.append(("spf", "SPF passes, but for the envelope domain"
                      if s["sp_un"] else "SPF does not pass for %s" % domain,
                      pf[2].replace("<domain>", domain) if pf else

@@ -14,7 +14,8 @@ TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
 	tests/integration/jobs.py tests/integration/race.py \
 	tests/integration/cli_report.py \
 	tests/integration/senders.py \
-	tests/integration/analytics.py
+	tests/integration/analytics.py \
+	tests/integration/api.py
 EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \

@@ -273,7 +273,7 @@ check(const struct dm_policy_published *pp, const struct dm_record *rec,
     unsigned bits, const char *dkim_domain, const char *spf_domain,
     const char *override)
 {
-	struct dm_auth auth;
+	struct dm_alignment auth;
 
 	memset(&auth, 0x5a, sizeof(auth));	/* nothing left over counts */
 	auth.override = "garbage";
