@@ -30,6 +30,8 @@ static const struct cmd commands[] = {
 	    cmd_fetch_usage, cmd_fetch },
 	{ "run", "collect from IMAP as a daemon (IDLE), until SIGTERM",
 	    cmd_run_usage, cmd_run },
+	{ "resolve", "reverse DNS of the sources, DKIM/SPF org domains",
+	    cmd_resolve_usage, cmd_resolve },
 	{ "stats", "totals of what is stored, per domain",
 	    cmd_stats_usage, cmd_stats },
 	{ "summary", "per domain: DMARC pass rate and top sources",
