@@ -35,8 +35,6 @@
 #include "common/config.h"
 #include "store/store.h"
 
-#include <libpsl.h>
-
 #define RDNS_TRIES		2	/* rounds over the servers */
 #define RDNS_TRY_MIN_MS		100	/* shortest per-try timeout */
 #define RDNS_ANSWER_RRS		64	/* records read from one answer */
@@ -886,37 +884,6 @@ rdns_resolve(struct rdns *r, const char *const *ips, size_t count,
 
 /* ---- enrichment ---- */
 
-/*
- * org_domain - until common/align.h's dm_org_domain() lands: the
- * registrable domain by libpsl (the system's list, else the built-in).
- */
-static pthread_once_t psl_once = PTHREAD_ONCE_INIT;
-static psl_ctx_t *psl_ctx;
-
-static void
-psl_load(void)
-{
-	psl_ctx = psl_latest(NULL);
-}
-
-static int
-org_domain(const char *domain, char *out, size_t size)
-{
-	const char *reg;
-	size_t i, len;
-
-	pthread_once(&psl_once, psl_load);
-	if (psl_ctx == NULL)
-		return -1;
-	reg = psl_registrable_domain(psl_ctx, domain);
-	if (reg == NULL || (len = strlen(reg)) >= size)
-		return -1;
-	for (i = 0; i <= len; i++)
-		out[i] = (char)(reg[i] >= 'A' && reg[i] <= 'Z' ?
-		    reg[i] - 'A' + 'a' : reg[i]);
-	return 0;
-}
-
 /* Names listed from the store, copied. */
 struct listing {
 	char **items;
@@ -947,7 +914,7 @@ listing_clear(struct listing *l)
 	l->count = 0;
 }
 
-#define ORG_MAX	(RDNS_NAME_MAX + 1)
+#define ORG_MAX	RDNS_ORG_MAX
 
 static int
 enrich_domains(struct store *s, const char *since, struct listing *l,
@@ -978,7 +945,7 @@ enrich_domains(struct store *s, const char *since, struct listing *l,
 			break;
 		for (i = 0; i < l->count; i++) {
 			/* Not a domain: '' so that it is not asked again. */
-			if (org_domain(l->items[i], org_text[i], ORG_MAX) != 0)
+			if (rdns_org_domain(l->items[i], org_text[i], ORG_MAX) != 0)
 				org_text[i][0] = '\0';
 			orgs[i] = org_text[i];
 		}
@@ -1029,7 +996,7 @@ save_batch(struct store *s, const struct rdns_result *res, size_t count,
 		}
 		for (k = 0; k < r->name_count; k++)
 			names[n * RDNS_MAX_NAMES + k] = r->names[k];
-		if (!r->confirmed || org_domain(r->ptr, orgs[n], ORG_MAX) != 0)
+		if (!r->confirmed || rdns_org_domain(r->ptr, orgs[n], ORG_MAX) != 0)
 			orgs[n][0] = '\0';
 		row->ip = r->ip;
 		row->ptr = r->ptr;
@@ -1179,7 +1146,6 @@ rdns_bg_start(struct rdns_bg **bg_out, const struct dm_config *cfg,
 {
 	struct rdns_bg *bg;
 	sigset_t all, old;
-	char probe[ORG_MAX];
 	int rc;
 
 	*bg_out = NULL;
@@ -1196,8 +1162,6 @@ rdns_bg_start(struct rdns_bg **bg_out, const struct dm_config *cfg,
 	if (bg->deadline_s > cfg->resolve_deadline_s)
 		bg->deadline_s = cfg->resolve_deadline_s;
 	dm_error_clear(&bg->err);
-	/* The list loaded here, before a second thread may want it. */
-	(void)org_domain("example.com", probe, sizeof(probe));
 	/* Signals stay with the daemon's thread: its poll() wakes. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
