@@ -14,7 +14,11 @@
  *
  * c-ares gives each query `tries` rounds over the servers, the timeout
  * doubling each round: the per-try timeout is set so that all of them
- * together fit in the configured timeout.
+ * together fit in the configured timeout. A server that does not answer
+ * (or whose port is closed) makes c-ares try the next one; a SERVFAIL
+ * or REFUSED answer is taken as it is (ARES_FLAG_NOCHECKRESP: without
+ * it c-ares 1.18 ends such a query as ARES_ECONNREFUSED, which cannot be
+ * told from a dead server), so it is not asked of the next server.
  */
 #include <ares.h>
 #include <arpa/inet.h>
@@ -261,7 +265,7 @@ answer_free(struct answer *a)
  */
 static int
 answer_read(const unsigned char *buf, int len, const char *qname,
-    struct answer *a)
+    int qtype, struct answer *a)
 {
 	const unsigned char *p = buf + HFIXEDSZ, *end = buf + len;
 	unsigned qd, an, ns, i;
@@ -278,15 +282,18 @@ answer_read(const unsigned char *buf, int len, const char *qname,
 	qd = get16(buf + 4);
 	an = get16(buf + 6);
 	ns = get16(buf + 8);
-	for (i = 0; i < qd; i++) {
-		if (ares_expand_name(p, buf, len, &name, &enclen) !=
-		    ARES_SUCCESS)
-			return -1;
-		ares_free_string(name);
-		if (end - p < enclen + QFIXEDSZ)
-			return -1;
-		p += enclen + QFIXEDSZ;
-	}
+	/* The question must be ours: c-ares does not check it with
+	 * ARES_FLAG_NOCHECKRESP. */
+	if (qd != 1)
+		return -1;
+	if (ares_expand_name(p, buf, len, &name, &enclen) != ARES_SUCCESS)
+		return -1;
+	i = strcasecmp(name, qname) != 0;
+	ares_free_string(name);
+	if (i || end - p < enclen + QFIXEDSZ ||
+	    (int)get16(p + enclen) != qtype || get16(p + enclen + 2) != C_IN)
+		return -1;
+	p += enclen + QFIXEDSZ;
 	for (i = 0; i < an + ns && a->count < RDNS_ANSWER_RRS; i++) {
 		struct rr *r = &a->rrs[a->count];
 
@@ -520,7 +527,7 @@ on_forward(void *arg, int status, int timeouts, unsigned char *abuf,
 	if (cancelled(status))
 		j->cancelled = 1;
 	else if (status == ARES_SUCCESS) {
-		if (answer_read(abuf, alen, j->res->names[f->index], &a) == 0) {
+		if (answer_read(abuf, alen, j->res->names[f->index], type, &a) == 0) {
 			for (k = 0; k < a.count; k++)
 				if (!a.rrs[k].authority &&
 				    a.rrs[k].type == type &&
@@ -578,14 +585,14 @@ on_ptr(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	if (status != ARES_SUCCESS) {
 		has_ttl = 0;
 		if ((status == ARES_ENOTFOUND || status == ARES_ENODATA) &&
-		    answer_read(abuf, alen, j->qname, &a) == 0) {
+		    answer_read(abuf, alen, j->qname, T_PTR, &a) == 0) {
 			has_ttl = negative_ttl(&a, &ttl);
 			answer_free(&a);
 		}
 		finish(j, status_of(status), ttl, has_ttl);
 		return;
 	}
-	if (answer_read(abuf, alen, j->qname, &a) != 0) {
+	if (answer_read(abuf, alen, j->qname, T_PTR, &a) != 0) {
 		finish(j, RDNS_ERROR, 0, 0);
 		return;
 	}
@@ -701,8 +708,12 @@ channel_init(struct rdns *r, unsigned per_try_ms, const char *servers,
 	memset(&o, 0, sizeof(o));
 	o.timeout = (int)per_try_ms;
 	o.tries = RDNS_TRIES;
+	/* SERVFAIL and REFUSED answers reach the callback (else c-ares
+	 * ends such a query as ARES_ECONNREFUSED, like a dead server); the
+	 * question is checked in answer_read(). */
+	o.flags = ARES_FLAG_NOCHECKRESP;
 	rc = ares_init_options(&r->channel, &o, ARES_OPT_TIMEOUTMS |
-	    ARES_OPT_TRIES);
+	    ARES_OPT_TRIES | ARES_OPT_FLAGS);
 	if (rc != ARES_SUCCESS)
 		return dm_error_set(err, DM_E_UNAVAILABLE, "cannot set up "
 		    "the DNS resolver (c-ares): %s", ares_strerror(rc));
