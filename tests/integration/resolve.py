@@ -29,18 +29,24 @@ source addresses are the fixture's is ingested, then:
   deadline, retry in 15 min, what was known before kept; exit 69;
 * a deadline shorter than the timeout: the command ends at the deadline,
   exit 0, nothing stored;
-* PostgreSQL unreachable: exit 75; a bad --server or --since: exit 64.
+* PostgreSQL unreachable: exit 75; a bad --server or --since: exit 64;
+* `dmarcd run` (with Dovecot; skipped without it): the report mailed,
+  fetched and stored, and its sources resolved after the pass as
+  `dmarcd resolve` does ([resolve] servers in the configuration), logged
+  as event=resolved; SIGTERM still ends it at once.
 """
 import atexit
 import ipaddress
 import os
 import socket
 import sys
+import signal
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pgharness as h  # noqa: E402
+import imapharness as ih  # noqa: E402
 
 V6_ZONE = "8.b.d.0.1.0.0.2.ip6.arpa"
 
@@ -428,6 +434,55 @@ def main(tap):
         if r.rc != 64 or not r.err:
             problems.append(r.describe())
     tap.check("a bad --server or --since: exit 64 with a message", problems)
+
+    daemon(tap, env, cluster, server)
+
+
+def daemon(tap, env, cluster, server):
+    what = "dmarcd run: a report fetched, its sources resolved after the pass"
+    why = ih.dovecot_missing()
+    if why:
+        tap.skip(what, why)
+        return
+    db = cluster.new_db()
+    dc = ih.Dovecot(env)
+    run = None
+    try:
+        dc.deliver_bytes(ih.report_mail(report_xml(), "resolve-1.xml"))
+        conf = ih.write_config(env, "run.conf", dc, sections={
+            "resolve": {"servers": server, "timeout": 3}})
+        run = ih.running_dmarcd(db, "run", config=conf)
+        done = ih.wait_for(lambda: db.int(
+            "SELECT count(*) FROM dmarcd.ip_names") == len(EXPECTED), 30,
+            0.2)
+        problems = [] if done else [
+            "%s ip_names rows after 30 s, expected %d: %s" % (
+                db.int("SELECT count(*) FROM dmarcd.ip_names"),
+                len(EXPECTED), run.stderr()[-1500:])]
+        if db.int("SELECT count(*) FROM dmarcd.reports") != 1:
+            problems.append("the report was not stored")
+        check_rows(rows(db), sorted(EXPECTED), problems)
+        if done and not ih.wait_for(
+                lambda: "event=resolved" in run.stderr(), 10, 0.1):
+            problems.append("no event=resolved logged: %r"
+                            % run.stderr()[-1500:])
+        if db.int("SELECT count(*) FROM dmarcd.domain_orgs") != \
+                len(DOMAINS):
+            problems.append("domain_orgs not filled")
+        if not run.running():
+            problems.append("dmarcd run ended: " + run.describe())
+        t0 = time.monotonic()
+        run.signal(signal.SIGTERM)
+        rc = run.wait(10)
+        if rc != 0 or time.monotonic() - t0 > 5:
+            problems.append("SIGTERM: exit %s after %.1f s"
+                            % (rc, time.monotonic() - t0))
+        tap.check(what, problems)
+    finally:
+        if run is not None:
+            run.signal(signal.SIGKILL)
+            run.wait(10)
+        dc.stop()
 
 
 h.run_main(main)
