@@ -527,7 +527,8 @@ on_forward(void *arg, int status, int timeouts, unsigned char *abuf,
 	if (cancelled(status))
 		j->cancelled = 1;
 	else if (status == ARES_SUCCESS) {
-		if (answer_read(abuf, alen, j->res->names[f->index], type, &a) == 0) {
+		if (answer_read(abuf, alen, j->res->names[f->index], type,
+		    &a) == 0) {
 			for (k = 0; k < a.count; k++)
 				if (!a.rrs[k].authority &&
 				    a.rrs[k].type == type &&
@@ -956,7 +957,8 @@ enrich_domains(struct store *s, const char *since, struct listing *l,
 			break;
 		for (i = 0; i < l->count; i++) {
 			/* Not a domain: '' so that it is not asked again. */
-			if (rdns_org_domain(l->items[i], org_text[i], ORG_MAX) != 0)
+			if (rdns_org_domain(l->items[i], org_text[i],
+			    ORG_MAX) != 0)
 				org_text[i][0] = '\0';
 			orgs[i] = org_text[i];
 		}
@@ -1007,7 +1009,8 @@ save_batch(struct store *s, const struct rdns_result *res, size_t count,
 		}
 		for (k = 0; k < r->name_count; k++)
 			names[n * RDNS_MAX_NAMES + k] = r->names[k];
-		if (!r->confirmed || rdns_org_domain(r->ptr, orgs[n], ORG_MAX) != 0)
+		if (!r->confirmed ||
+		    rdns_org_domain(r->ptr, orgs[n], ORG_MAX) != 0)
 			orgs[n][0] = '\0';
 		row->ip = r->ip;
 		row->ptr = r->ptr;

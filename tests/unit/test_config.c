@@ -943,8 +943,9 @@ test_resolve(void **state)
 		const char *why;	/* after "PATH:" */
 	} bad[] = {
 		{ "[resolve]\nservers = ns1.example.com\n",
-		  "2: [resolve] servers: 'ns1.example.com' is not an IP address "
-		  "(with an optional :PORT; [IPv6]:PORT; no host names)" },
+		  "2: [resolve] servers: 'ns1.example.com' is not an IP "
+		  "address (with an optional :PORT; [IPv6]:PORT; no host "
+		  "names)" },
 		{ "[resolve]\nservers = 127.0.0.1:0\n",
 		  "2: [resolve] servers: '127.0.0.1:0': the port is not a "
 		  "number from 1 to 65535" },
