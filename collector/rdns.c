@@ -810,15 +810,17 @@ wait_events(struct rdns *r, double deadline)
 	struct pollfd pfd[ARES_GETSOCK_MAXNUM];
 	struct timeval max, tv, *tvp;
 	double left = deadline - rdns_now();
-	int bits, i, n = 0, ms;
+	unsigned bits;
+	int i, n = 0, ms;
 
-	bits = ares_getsock(r->channel, socks, ARES_GETSOCK_MAXNUM);
+	/* Not ARES_GETSOCK_WRITABLE(): its 1 << 31 overflows an int. */
+	bits = (unsigned)ares_getsock(r->channel, socks, ARES_GETSOCK_MAXNUM);
 	for (i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
 		short events = 0;
 
-		if (ARES_GETSOCK_READABLE(bits, i))
+		if (bits & (1U << i))
 			events |= POLLIN;
-		if (ARES_GETSOCK_WRITABLE(bits, i))
+		if (bits & (1U << (i + ARES_GETSOCK_MAXNUM)))
 			events |= POLLOUT;
 		if (events == 0)
 			continue;

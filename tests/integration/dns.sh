@@ -12,7 +12,8 @@
 # with a configuration of its own (nothing of /etc/nsd is read): on
 # 127.0.0.1 only, on a port the kernel says is free for UDP and TCP, no
 # privilege drop, no chroot, no zone database (zones are read as text),
-# no remote control; its PID file, log and state all in $dir. start waits
+# no remote control, no response rate limiting (a test asks thousands of
+# names at once); its PID file, log and state all in $dir. start waits
 # until the server answers a SOA query for the first zone (python3), and
 # tries another port if NSD could not bind the one chosen.
 #
@@ -91,6 +92,8 @@ server:
 	chroot: ""
 	server-count: 1
 	verbosity: 1
+	rrl-ratelimit: 0
+	rrl-whitelist-ratelimit: 0
 	zonesdir: "$dir/zones"
 	database: ""
 	zonelistfile: "$dir/zone.list"

@@ -29,6 +29,8 @@ source addresses are the fixture's is ingested, then:
   deadline, retry in 15 min, what was known before kept; exit 69;
 * a deadline shorter than the timeout: the command ends at the deadline,
   exit 0, nothing stored;
+* 2,500 addresses (three batches of at most 1000) in one run, each
+  stored once;
 * PostgreSQL unreachable: exit 75; a bad --server or --since: exit 64;
 * `dmarcd run` (with Dovecot; skipped without it): the report mailed,
   fetched and stored, and its sources resolved after the pass as
@@ -435,7 +437,34 @@ def main(tap):
             problems.append(r.describe())
     tap.check("a bad --server or --since: exit 64 with a message", problems)
 
+    many(tap, cluster, server, conf)
     daemon(tap, env, cluster, server)
+
+
+def many(tap, cluster, server, conf):
+    """2,500 addresses NSD refuses (no zone for 10/8): the batches."""
+    db = cluster.new_db()
+    r = db.psql("INSERT INTO dmarcd.rollup_daily (domain, day, source_ip, "
+                "header_from, dkim_aligned, spf_aligned, disposition, "
+                "messages) SELECT 'example.com', date '2026-01-01', "
+                "'10.0.0.0'::inet + g, 'example.com', false, false, 'none', "
+                "1 FROM generate_series(1, 2500) g")
+    if r.rc != 0:
+        raise RuntimeError(r.describe())
+    r = db.dmarcd("resolve", "--server", server, config=conf, timeout=120)
+    problems = [] if r.rc == 0 else [r.describe()]
+    want = "resolved 2500 addresses (0 confirmed, 2500 failed, 0 left " \
+        "for the next run), 0 domains\n"
+    if r.out != want:
+        problems.append("summary %r, expected %r" % (r.out, want))
+    counts = db.rows("SELECT count(*), count(DISTINCT ip), "
+                     "count(*) FILTER (WHERE status = 'refused') "
+                     "FROM dmarcd.ip_names")[0]
+    if counts != ("2500", "2500", "2500"):
+        problems.append("ip_names rows, distinct, refused: %r"
+                        % (counts,))
+    tap.check("2,500 addresses in one run, 1000 at a time: each stored "
+              "once (%.2f s)" % r.seconds, problems)
 
 
 def daemon(tap, env, cluster, server):
