@@ -207,7 +207,8 @@ BEGIN
 	IF failing = 0 THEN
 		RETURN NULL;
 	END IF;
-	IF dk_al = 0 THEN
+	-- A step for each mechanism that does not align all the mail.
+	IF dk_al < messages THEN
 		steps := steps || jsonb_build_object('mechanism', 'dkim',
 		    'problem', CASE WHEN dk_un > 0 THEN format('DKIM passes, '
 			'but for the platform''s domain, not %s', p_domain)
@@ -219,7 +220,7 @@ BEGIN
 			'signing on, so that mail carries d=<domain>.', who)),
 			'<domain>', p_domain));
 	END IF;
-	IF sp_al = 0 THEN
+	IF sp_al < messages THEN
 		steps := steps || jsonb_build_object('mechanism', 'spf',
 		    'problem', CASE WHEN sp_un > 0 THEN format('SPF passes, '
 			'but for the envelope domain of the platform, not %s',

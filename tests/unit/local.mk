@@ -61,3 +61,20 @@ tests_unit_test_rdns_SOURCES = tests/unit/test_rdns.c \
 tests_unit_test_rdns_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(CARES_CFLAGS)
 tests_unit_test_rdns_LDADD = $(STORE_LIBS) $(PARSER_LIBS) $(CARES_LIBS) \
 	$(CMOCKA_LIBS)
+
+# store/senders.c with the data files as built in (sql/senders.c): no
+# libpq needed, the checks run on the very text dmarcd carries.
+check_PROGRAMS += tests/unit/test_senders
+TESTS += tests/unit/test_senders
+tests_unit_test_senders_SOURCES = tests/unit/test_senders.c store/senders.c
+nodist_tests_unit_test_senders_SOURCES = sql/senders.c
+tests_unit_test_senders_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_senders_LDADD = common/libcommon.a $(CMOCKA_LIBS)
+
+# api/params.c and api/token.c linked in directly: no HTTP, no database.
+check_PROGRAMS += tests/unit/test_api
+TESTS += tests/unit/test_api
+tests_unit_test_api_SOURCES = tests/unit/test_api.c \
+	api/params.c api/token.c api/api.h
+tests_unit_test_api_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(NETTLE_CFLAGS)
+tests_unit_test_api_LDADD = common/libcommon.a $(NETTLE_LIBS) $(CMOCKA_LIBS)
