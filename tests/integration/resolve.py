@@ -16,7 +16,8 @@ source addresses are the fixture's is ingested, then:
   one confirms); a zone NSD does not serve is refused and a zone it could
   not load servfail; names under platform-like suffixes
   (o1.ptr1234.sendgrid.net, ...amazonses.com, a .co.uk) get their
-  organizational domain; expires_at - resolved_at is the TTL of the
+  organizational domain, and the first two their platform (sql/
+  sender_rules.tsv, by the ip_names trigger of sql/0008_views.sql); expires_at - resolved_at is the TTL of the
   answer clamped to [1 h, 7 d], the negative TTL (min of the SOA's TTL
   and minimum) clamped to [15 min, 1 d], or 15 min for a failure;
 * domain_orgs holds each DKIM and SPF domain of the rollup with its
@@ -312,6 +313,14 @@ def main(tap):
         if not before - 1 <= g[6] <= after + 1:
             problems.append("%s: resolved_at %.0f not within the run "
                             "(%.0f..%.0f)" % (ip, g[6], before, after))
+    platforms = dict(db.rows("SELECT host(ip), coalesce(platform, '') "
+                             "FROM dmarcd.ip_names"))
+    want = {"192.0.2.17": "SendGrid", "192.0.2.18": "Amazon SES"}
+    for ip, p in sorted(platforms.items()):
+        if p != want.get(ip, ""):
+            problems.append("%s: platform %r, expected %r (the sender "
+                            "rules of its confirmed ptr)"
+                            % (ip, p, want.get(ip, "")))
     tap.check("dmarcd resolve: each address as the zones say (ok, "
               "unconfirmed, spoofed, second name, junk, nxdomain, nodata, "
               "refused, servfail, CNAME, IPv6, platform suffixes), "
