@@ -32,6 +32,7 @@
 #include "collector/imap.h"
 #include "collector/ingest.h"
 #include "collector/oauth2.h"
+#include "collector/rdns.h"
 #include "common/config.h"
 #include "store/store.h"
 
@@ -775,7 +776,9 @@ const char cmd_run_usage[] =
     "A lost connection is tried again with a growing delay (with jitter,\n"
     "up to reconnect_max). SIGHUP reads the configuration again; SIGTERM\n"
     "finishes the message in hand, commits and exits 0. Logs key=value\n"
-    "lines to stderr, or to syslog with [log] syslog = yes.\n";
+    "lines to stderr, or to syslog with [log] syslog = yes. After a pass\n"
+    "that stored something, the new sources are resolved as `dmarcd\n"
+    "resolve` does, in a thread of its own, for at most 60 s.\n";
 
 enum { W_DOWN, W_IDLE, W_POLL };
 
@@ -814,7 +817,51 @@ struct daemon {
 	size_t nw;
 	struct oauth2_token *tokens;
 	int spool;
+	struct rdns_bg *rdns;	/* dmarcd resolve's work, in a thread */
+	int rdns_again;		/* more was stored meanwhile */
 };
+
+/* rdns_kick - after a pass that stored something: resolve the sources
+ * (docs/resolve.md) beside the daemon's work, bounded in time. */
+static void
+rdns_kick(struct daemon *d)
+{
+	struct dm_error err;
+
+	if (d->rdns != NULL) {
+		d->rdns_again = 1;
+		return;
+	}
+	dm_error_clear(&err);
+	if (rdns_bg_start(&d->rdns, &d->cfg, 0, &err) != 0)
+		logkv(LOG_ERR, "resolve_error", "msg", err.msg, KV_END);
+}
+
+/* rdns_reap - log what the resolver did once it is over. */
+static void
+rdns_reap(struct daemon *d)
+{
+	struct rdns_totals t;
+	struct dm_error err;
+	char n[24], ok[24], fail[24], left[24], dom[24];
+
+	if (rdns_bg_poll(&d->rdns, &t, &err) == 0)
+		return;
+	snprintf(n, sizeof(n), "%" PRIu64, t.resolved);
+	snprintf(ok, sizeof(ok), "%" PRIu64, t.confirmed);
+	snprintf(fail, sizeof(fail), "%" PRIu64, t.failed);
+	snprintf(left, sizeof(left), "%" PRIu64, t.unfinished);
+	snprintf(dom, sizeof(dom), "%" PRIu64, t.domains);
+	if (err.code != DM_E_NONE)
+		logkv(LOG_WARNING, "resolve_error", "msg", err.msg, KV_END);
+	if (t.resolved > 0 || t.domains > 0 || t.unfinished > 0)
+		logkv(LOG_INFO, "resolved", "addresses", n, "confirmed", ok,
+		    "failed", fail, "left", left, "domains", dom, KV_END);
+	if (d->rdns_again) {
+		d->rdns_again = 0;
+		rdns_kick(d);
+	}
+}
 
 static void
 watch_down(struct daemon *d, struct watch *w, const struct dm_error *err)
@@ -936,6 +983,8 @@ watch_fetch(struct daemon *d, struct watch *w)
 		    w->mailbox, "messages", n, "stored", st, "duplicates", du,
 		    "rejected", rj, "records", rec, KV_END);
 	}
+	if (run.stored + run.revisions > 0)
+		rdns_kick(d);
 	free(run.lines);
 	return rc;
 }
@@ -1018,6 +1067,7 @@ daemon_teardown(struct daemon *d)
 {
 	size_t i;
 
+	rdns_bg_stop(&d->rdns);
 	for (i = 0; i < d->nw; i++) {
 		struct dm_error err;
 
@@ -1050,6 +1100,7 @@ daemon_step(struct daemon *d)
 	size_t i, np = 0;
 	int r, ready = 0;
 
+	rdns_reap(d);
 	for (i = 0; i < d->nw && !stop_requested; i++) {
 		struct watch *w = &d->w[i];
 

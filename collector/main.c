@@ -30,6 +30,8 @@ static const struct cmd commands[] = {
 	    cmd_fetch_usage, cmd_fetch },
 	{ "run", "collect from IMAP as a daemon (IDLE), until SIGTERM",
 	    cmd_run_usage, cmd_run },
+	{ "resolve", "reverse DNS of the sources, DKIM/SPF org domains",
+	    cmd_resolve_usage, cmd_resolve },
 	{ "serve", "serve the HTTP API, until SIGTERM",
 	    cmd_serve_usage, cmd_serve },
 	{ "token", "add, list or revoke the HTTP API's tokens",

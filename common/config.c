@@ -63,6 +63,7 @@ enum key_kind {
 	KIND_TLS,	/* int, enum dm_tls (account) */
 	KIND_AUTH,	/* int, enum dm_auth */
 	KIND_MAILBOXES,	/* the account's mailbox list */
+	KIND_SERVERS,	/* char[size]: dm_config_parse_servers() */
 	KIND_LISTEN	/* [api] listen: the address list */
 };
 
@@ -107,6 +108,12 @@ static const struct key keys[] = {
 	    1740),
 	KEY("daemon", "reconnect_max", KIND_UNSIGNED, reconnect_max_s, 1,
 	    3600),
+	KEY("resolve", "servers", KIND_SERVERS, resolve_servers, 0, 0),
+	KEY("resolve", "concurrency", KIND_UNSIGNED, resolve_concurrency, 1,
+	    1024),
+	KEY("resolve", "timeout", KIND_UNSIGNED, resolve_timeout_s, 1, 60),
+	KEY("resolve", "deadline", KIND_UNSIGNED, resolve_deadline_s, 1,
+	    86400),
 	KEY("api", "listen", KIND_LISTEN, api_listen, 0, 0),
 	KEY("api", "database", KIND_CONNINFO, api_conninfo, 0, 0),
 	KEY("api", "threads", KIND_UNSIGNED, api_threads, 1, 256),
@@ -292,6 +299,10 @@ dm_config_init(struct dm_config *c)
 	c->poll_interval_s = DM_CONFIG_POLL_INTERVAL_S;
 	c->idle_restart_s = DM_CONFIG_IDLE_RESTART_S;
 	c->reconnect_max_s = DM_CONFIG_RECONNECT_MAX_S;
+	c->resolve_servers[0] = '\0';
+	c->resolve_concurrency = DM_CONFIG_RESOLVE_CONCURRENCY;
+	c->resolve_timeout_s = DM_CONFIG_RESOLVE_TIMEOUT_S;
+	c->resolve_deadline_s = DM_CONFIG_RESOLVE_DEADLINE_S;
 	c->api_threads = DM_CONFIG_API_THREADS;
 	c->api_max_connections = DM_CONFIG_API_MAX_CONNECTIONS;
 	c->api_request_timeout_s = DM_CONFIG_API_REQUEST_TIMEOUT_S;
@@ -1012,6 +1023,15 @@ store(struct parse *p, const struct key *k, char *base, const char *section,
 	case KIND_MAILBOXES:
 		return store_mailboxes(p, p->account, section, k->name,
 		    value);
+	case KIND_SERVERS: {
+		char why[256];
+
+		if (dm_config_parse_servers(value, field, k->size, why,
+		    sizeof(why)) != 0)
+			return parse_fail(p, "[%s] %s: %s", section, k->name,
+			    why);
+		return 1;
+	}
 	case KIND_LISTEN: {
 		char why[256];
 
@@ -1512,6 +1532,140 @@ dm_config_load(struct dm_config *c, const char *explicit_path,
 	dm_config_free(c);
 	*c = next;		/* a move: next is dropped */
 	return 0;
+}
+
+/* DNS servers */
+
+/* One item of a server list, trimmed: len bytes at item. */
+static int
+server_item(const char *item, size_t len, char *out, size_t size, char *why,
+    size_t why_size)
+{
+	char text[128], addr[INET6_ADDRSTRLEN];
+	const char *port_text = NULL, *close;
+	unsigned long port = 53;
+	struct in6_addr v6;
+	struct in_addr v4;
+	char *end;
+	int v6_form = 0;
+
+	if (len >= sizeof(text)) {
+		snprintf(why, why_size, "'%.32s...' is not an address", item);
+		return -1;
+	}
+	memcpy(text, item, len);
+	text[len] = '\0';
+	if (text[0] == '[') {
+		close = strchr(text, ']');
+		if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+			goto bad;
+		if ((size_t)(close - text - 1) >= sizeof(addr))
+			goto bad;
+		memcpy(addr, text + 1, (size_t)(close - text - 1));
+		addr[close - text - 1] = '\0';
+		if (close[1] == ':')
+			port_text = close + 2;
+		v6_form = 1;
+	} else if (strchr(text, ':') != strrchr(text, ':')) {
+		/* Two colons or more: an IPv6 address without a port. */
+		if (len >= sizeof(addr))
+			goto bad;
+		memcpy(addr, text, len + 1);
+		v6_form = 1;
+	} else {
+		close = strchr(text, ':');
+		if (close != NULL) {
+			port_text = close + 1;
+			len = (size_t)(close - text);
+		}
+		if (len >= sizeof(addr))
+			goto bad;
+		memcpy(addr, text, len);
+		addr[len] = '\0';
+	}
+	if (v6_form ? inet_pton(AF_INET6, addr, &v6) != 1 :
+	    inet_pton(AF_INET, addr, &v4) != 1)
+		goto bad;
+	if (port_text != NULL) {
+		if (port_text[0] < '0' || port_text[0] > '9')
+			goto bad_port;
+		errno = 0;
+		port = strtoul(port_text, &end, 10);
+		if (errno != 0 || *end != '\0' || port == 0 || port > 65535)
+			goto bad_port;
+	}
+	if ((size_t)snprintf(out, size, v6_form ? "[%s]:%lu" : "%s:%lu", addr,
+	    port) >= size) {
+		snprintf(why, why_size, "too many servers");
+		return -1;
+	}
+	return 0;
+bad:
+	snprintf(why, why_size, "'%s' is not an IP address (with an optional "
+	    ":PORT; [IPv6]:PORT; no host names)", text);
+	return -1;
+bad_port:
+	snprintf(why, why_size, "'%s': the port is not a number from 1 to "
+	    "65535", text);
+	return -1;
+}
+
+int
+dm_config_parse_servers(const char *text, char *out, size_t size, char *why,
+    size_t why_size)
+{
+	const char *item = text, *stop, *start, *end;
+	char one[80];
+	size_t used = 0, count = 0, n;
+
+	if (size == 0)
+		return -1;
+	out[0] = '\0';
+	for (;;) {
+		stop = item + strcspn(item, ",");
+		for (start = item; start < stop && isspace((unsigned char)
+		    *start); start++)
+			;
+		for (end = stop; end > start && isspace((unsigned char)
+		    end[-1]); end--)
+			;
+		if (end == start) {
+			snprintf(why, why_size, "an empty item in '%s'", text);
+			return -1;
+		}
+		if (count == DM_CONFIG_RESOLVE_MAX_SERVERS) {
+			snprintf(why, why_size, "more than %d servers",
+			    DM_CONFIG_RESOLVE_MAX_SERVERS);
+			return -1;
+		}
+		if (server_item(start, (size_t)(end - start), one,
+		    sizeof(one), why, why_size) != 0)
+			return -1;
+		/* none twice: compare with what out holds */
+		for (start = out; *start != '\0'; start += n + (start[n] ==
+		    ',')) {
+			n = strcspn(start, ",");
+			if (n == strlen(one) && strncmp(start, one, n) == 0) {
+				snprintf(why, why_size, "%s is listed twice",
+				    one);
+				return -1;
+			}
+		}
+		n = strlen(one);
+		if (used + (count > 0) + n + 1 > size) {
+			snprintf(why, why_size, "the list is longer than %zu "
+			    "bytes", size - 1);
+			return -1;
+		}
+		if (count > 0)
+			out[used++] = ',';
+		memcpy(out + used, one, n + 1);
+		used += n;
+		count++;
+		if (*stop == '\0')
+			return 0;
+		item = stop + 1;
+	}
 }
 
 /* Redaction */

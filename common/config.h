@@ -31,6 +31,11 @@
  *	poll_interval = 60		; 1..86400 seconds
  *	idle_restart = 1740		; 10..1740 seconds
  *	reconnect_max = 300		; 1..3600 seconds
+ *	[resolve]			; dmarcd resolve (docs/resolve.md)
+ *	servers = 127.0.0.1:5353, [::1]	; default: resolv.conf's
+ *	concurrency = 64		; 1..1024 addresses at once
+ *	timeout = 5			; 1..60 seconds per query
+ *	deadline = 600			; 1..86400 seconds per run
  *	[api]				; dmarcd serve, and run with listen
  *	listen = 127.0.0.1:8025, [::1]:8025	; up to 8 ADDR:PORT (port 0: any)
  *	database = ...			; a login with dmarcd_reader
@@ -51,6 +56,11 @@
  * a bad value and a line longer than libinih's buffer are all errors. ';'
  * after white space starts a comment (libinih), so a value cannot hold
  * " ;".
+ *
+ * [resolve] servers is a comma-separated list of up to
+ * DM_CONFIG_RESOLVE_MAX_SERVERS addresses (IPv4, IPv6, either with
+ * :PORT, an IPv6 address with a port in brackets), no host names: see
+ * dm_config_parse_servers().
  *
  * Accounts: NAME is 1 to 64 letters, digits, '.', '_' or '-', compared
  * exactly; a section [account NAME] may appear once per file. Once the
@@ -124,6 +134,14 @@
 #define DM_CONFIG_POLL_INTERVAL_S	60
 #define DM_CONFIG_IDLE_RESTART_S	1740	/* RFC 2177: under 30 min */
 #define DM_CONFIG_RECONNECT_MAX_S	300
+
+/* Defaults of [resolve]. */
+#define DM_CONFIG_RESOLVE_CONCURRENCY	64
+#define DM_CONFIG_RESOLVE_TIMEOUT_S	5
+#define DM_CONFIG_RESOLVE_DEADLINE_S	600
+#define DM_CONFIG_RESOLVE_MAX_SERVERS	8
+/* "[IPv6]:65535," per server, and the NUL. */
+#define DM_CONFIG_SERVERS_MAX	(DM_CONFIG_RESOLVE_MAX_SERVERS * 56 + 1)
 
 /* Defaults of [api]. */
 #define DM_CONFIG_API_THREADS		4
@@ -209,6 +227,11 @@ struct dm_config {
 	unsigned poll_interval_s;	/* between polls without IDLE */
 	unsigned idle_restart_s;	/* IDLE is renewed after this */
 	unsigned reconnect_max_s;	/* longest wait between reconnects */
+	/* [resolve]: "ADDR:PORT,..." (dm_config_parse_servers), or "" */
+	char resolve_servers[DM_CONFIG_SERVERS_MAX];
+	unsigned resolve_concurrency;	/* addresses resolved at once */
+	unsigned resolve_timeout_s;	/* per query, retries included */
+	unsigned resolve_deadline_s;	/* one dmarcd resolve */
 	/* [api]; api_conninfo above is [api] database */
 	struct dm_listen api_listen[DM_CONFIG_MAX_LISTEN];
 	unsigned api_nlisten;		/* 0: no listen: no API */
@@ -287,6 +310,17 @@ const char *dm_config_log_level_name(int level);
  * "64MB", "64MiB", "100B"). 0, or -1 for anything else and for overflow.
  */
 int dm_config_parse_size(const char *text, uint64_t *value_r);
+
+/*
+ * dm_config_parse_servers - a DNS server list ("127.0.0.1:5353, [::1]:53,
+ * 192.0.2.1, 2001:db8::1": addresses only, port 53 by default, at most
+ * DM_CONFIG_RESOLVE_MAX_SERVERS, none twice) into the form c-ares reads
+ * ("127.0.0.1:5353,[::1]:53,192.0.2.1:53,[2001:db8::1]:53") in out
+ * (size bytes). 0, or -1 with why (a sentence naming the item at fault,
+ * why_size bytes) for anything else.
+ */
+int dm_config_parse_servers(const char *text, char *out, size_t size,
+    char *why, size_t why_size);
 
 /*
  * dm_config_redact - copy conninfo into out (size bytes, always

@@ -8,6 +8,7 @@ store_libstore_a_SOURCES = \
 	store/rollup.c \
 	store/query.c \
 	store/mailbox.c \
+	store/enrich.c \
 	store/senders.c
 nodist_store_libstore_a_SOURCES = sql/migrations.c sql/senders.c
 store_libstore_a_CPPFLAGS = $(AM_CPPFLAGS) $(LIBPQ_CFLAGS) $(NETTLE_CFLAGS) \

@@ -250,6 +250,44 @@ int store_moves_done(struct store *store, const char *account,
     const char *mailbox, uint32_t uidvalidity, const uint32_t *uids,
     size_t n, struct dm_error *err);
 
+/*
+ * Source identity (dmarcd resolve, collector/rdns.c; enrich.c): the
+ * source addresses of dmarcd.rollup_daily (seen on day >= since, a
+ * YYYY-MM-DD or NULL for all) that dmarcd.ip_names lacks or holds
+ * expired, never-resolved ones first, then the longest expired, at most
+ * limit; the DKIM and SPF domains of the rollup (not '') that
+ * dmarcd.domain_orgs lacks, at most limit. Each one goes to each();
+ * a non-zero return stops the listing and is returned. Outside a batch.
+ */
+int store_ips_due(struct store *store, const char *since, size_t limit,
+    int (*each)(void *ctx, const char *ip), void *ctx, struct dm_error *err);
+int store_domains_due(struct store *store, const char *since, size_t limit,
+    int (*each)(void *ctx, const char *domain), void *ctx,
+    struct dm_error *err);
+
+/* One dmarcd.ip_names row. */
+struct store_ip_name {
+	const char *ip;
+	const char *ptr;		/* the confirmed name, or "" */
+	const char *const *names;	/* every PTR name */
+	size_t name_count;
+	int confirmed;
+	const char *org;		/* of ptr, or "" */
+	const char *status;		/* ok, unconfirmed, nxdomain, ... */
+	int temporary;			/* timeout, servfail, refused */
+	unsigned ttl_s;			/* expires_at = now() + ttl_s */
+};
+/*
+ * store_ip_names_save - upsert the rows in one transaction. A temporary
+ * failure keeps what an earlier row knew (ptr, names, confirmed, org) and
+ * sets only status, resolved_at and expires_at.
+ */
+int store_ip_names_save(struct store *store, const struct store_ip_name *rows,
+    size_t count, struct dm_error *err);
+/* store_domain_orgs_save - upsert (domain, org) rows in one transaction. */
+int store_domain_orgs_save(struct store *store, const char *const *domains,
+    const char *const *orgs, size_t count, struct dm_error *err);
+
 /* store_exec_text - run a read-only query, the rows as text lines. */
 int store_query_lines(struct store *store, const char *sql,
     int nparams, const char *const *params,

@@ -52,6 +52,16 @@ tests_unit_test_oauth2_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
 tests_unit_test_oauth2_LDADD = common/libcommon.a $(JANSSON_LIBS) \
 	$(GNUTLS_LIBS) $(CMOCKA_LIBS)
 
+# collector/rdns.c is linked in directly (with the store's library, which
+# loads libpq on first use); only its pure parts are called.
+check_PROGRAMS += tests/unit/test_rdns
+TESTS += tests/unit/test_rdns
+tests_unit_test_rdns_SOURCES = tests/unit/test_rdns.c \
+	collector/rdns.c collector/rdns.h collector/rdns_org.c
+tests_unit_test_rdns_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(CARES_CFLAGS)
+tests_unit_test_rdns_LDADD = $(STORE_LIBS) $(PARSER_LIBS) $(CARES_LIBS) \
+	$(CMOCKA_LIBS)
+
 # store/senders.c with the data files as built in (sql/senders.c): no
 # libpq needed, the checks run on the very text dmarcd carries.
 check_PROGRAMS += tests/unit/test_senders

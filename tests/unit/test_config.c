@@ -25,6 +25,12 @@
  * token, nor a byte of a *_file; several accounts, dm_config_account(),
  * a second file replacing an account by NAME, dm_config_copy() and
  * dm_config_free() (run under valgrind or ASan for the leaks).
+ *
+ * [resolve]: the defaults, every key, the server list normalised for
+ * c-ares (IPv4 and IPv6, with and without a port), and each bad value
+ * (a host name, a bad port, an empty item, a server twice, too many
+ * servers, out-of-range numbers) failing with "PATH:LINE: [resolve] key:
+ * why".
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -94,6 +100,10 @@ assert_defaults(const struct dm_config *c)
 	assert_int_equal(c->poll_interval_s, 60);
 	assert_int_equal(c->idle_restart_s, 1740);
 	assert_int_equal(c->reconnect_max_s, 300);
+	assert_string_equal(c->resolve_servers, "");
+	assert_int_equal(c->resolve_concurrency, 64);
+	assert_int_equal(c->resolve_timeout_s, 5);
+	assert_int_equal(c->resolve_deadline_s, 600);
 	assert_null(c->accounts);
 	assert_int_equal(c->naccounts, 0);
 	assert_string_equal(c->path, "");
@@ -925,6 +935,91 @@ test_daemon_and_syslog(void **state)
 	assert_int_equal(c.log_syslog, 0);
 }
 
+static void
+test_resolve(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *why;	/* after "PATH:" */
+	} bad[] = {
+		{ "[resolve]\nservers = ns1.example.com\n",
+		  "2: [resolve] servers: 'ns1.example.com' is not an IP "
+		  "address (with an optional :PORT; [IPv6]:PORT; no host "
+		  "names)" },
+		{ "[resolve]\nservers = 127.0.0.1:0\n",
+		  "2: [resolve] servers: '127.0.0.1:0': the port is not a "
+		  "number from 1 to 65535" },
+		{ "[resolve]\nservers = 127.0.0.1:65536\n",
+		  "2: [resolve] servers: '127.0.0.1:65536': the port is not a "
+		  "number from 1 to 65535" },
+		{ "[resolve]\nservers = 127.0.0.1:+53\n",
+		  "2: [resolve] servers: '127.0.0.1:+53': the port is not a "
+		  "number from 1 to 65535" },
+		{ "[resolve]\nservers = [::1]x\n",
+		  "2: [resolve] servers: '[::1]x' is not an IP address (with "
+		  "an optional :PORT; [IPv6]:PORT; no host names)" },
+		{ "[resolve]\nservers = [127.0.0.1]:53\n",
+		  "2: [resolve] servers: '[127.0.0.1]:53' is not an IP "
+		  "address (with an optional :PORT; [IPv6]:PORT; no host "
+		  "names)" },
+		{ "[resolve]\nservers = 127.0.0.1,,::1\n",
+		  "2: [resolve] servers: an empty item in '127.0.0.1,,::1'" },
+		{ "[resolve]\nservers = 127.0.0.1, 127.0.0.1:53\n",
+		  "2: [resolve] servers: 127.0.0.1:53 is listed twice" },
+		{ "[resolve]\nservers = 127.0.0.1:1, 127.0.0.1:2, 127.0.0.1:3, "
+		  "127.0.0.1:4, 127.0.0.1:5, 127.0.0.1:6, 127.0.0.1:7, "
+		  "127.0.0.1:8, 127.0.0.1:9\n",
+		  "2: [resolve] servers: more than 8 servers" },
+		{ "[resolve]\nconcurrency = 0\n",
+		  "2: [resolve] concurrency: '0' is not between 1 and 1024" },
+		{ "[resolve]\nconcurrency = 1025\n",
+		  "2: [resolve] concurrency: '1025' is not between 1 and "
+		  "1024" },
+		{ "[resolve]\ntimeout = 61\n",
+		  "2: [resolve] timeout: '61' is not between 1 and 60" },
+		{ "[resolve]\ndeadline = 0\n",
+		  "2: [resolve] deadline: '0' is not between 1 and 86400" },
+		{ "[resolve]\nserver = 127.0.0.1\n",
+		  "2: [resolve] server: unknown key" },
+	};
+	struct dm_config c;
+	char out[DM_CONFIG_SERVERS_MAX], why[256];
+	size_t i;
+
+	(void)state;
+	load_ok(&c, "[resolve]\nservers = 127.0.0.1:5353 , ::1, "
+	    "[2001:db8::53]:5300,192.0.2.1\nconcurrency = 1024\n"
+	    "timeout = 1\ndeadline = 86400\n");
+	assert_string_equal(c.resolve_servers, "127.0.0.1:5353,[::1]:53,"
+	    "[2001:db8::53]:5300,192.0.2.1:53");
+	assert_int_equal(c.resolve_concurrency, 1024);
+	assert_int_equal(c.resolve_timeout_s, 1);
+	assert_int_equal(c.resolve_deadline_s, 86400);
+	dm_config_free(&c);
+	load_ok(&c, "[resolve]\nservers = [::1]\nconcurrency = 1\n"
+	    "timeout = 60\ndeadline = 1\n");
+	assert_string_equal(c.resolve_servers, "[::1]:53");
+	assert_int_equal(c.resolve_concurrency, 1);
+	assert_int_equal(c.resolve_timeout_s, 60);
+	assert_int_equal(c.resolve_deadline_s, 1);
+	dm_config_free(&c);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		load_fails(bad[i].text, bad[i].why, NULL);
+
+	/* The parser alone: what --server gives it, and a short buffer. */
+	assert_int_equal(dm_config_parse_servers("10.0.0.1", out, sizeof(out),
+	    why, sizeof(why)), 0);
+	assert_string_equal(out, "10.0.0.1:53");
+	assert_int_equal(dm_config_parse_servers("10.0.0.1:53,10.0.0.2", out,
+	    12, why, sizeof(why)), -1);
+	assert_string_equal(why, "the list is longer than 11 bytes");
+	assert_int_equal(dm_config_parse_servers("", out, sizeof(out), why,
+	    sizeof(why)), -1);
+	assert_string_equal(why, "an empty item in ''");
+	assert_int_equal(dm_config_parse_servers("1.2.3", out, sizeof(out),
+	    why, sizeof(why)), -1);
+}
+
 /* The reader follows [section] lines as libinih does: after a UTF-8
  * BOM, indented when no key comes before, with a comment after (and an
  * indented one after a key is more of its value: see test_bad_accounts). */
@@ -1712,6 +1807,7 @@ main(void)
 		cmocka_unit_test_setup(test_account_every_key, setup),
 		cmocka_unit_test_setup(test_account_oauth2, setup),
 		cmocka_unit_test_setup(test_daemon_and_syslog, setup),
+		cmocka_unit_test_setup(test_resolve, setup),
 		cmocka_unit_test_setup(test_section_lines, setup),
 		cmocka_unit_test_setup(test_bad_accounts, setup),
 		cmocka_unit_test_setup(test_account_names_and_limits, setup),
