@@ -7,7 +7,7 @@ collector_dmarcd_SOURCES = \
 	collector/imap.c collector/imap.h collector/cmd_fetch.c \
 	collector/oauth2.c collector/oauth2.h \
 	collector/cmd_api.c \
-	collector/rdns.c collector/rdns.h collector/rdns_org.c \
+	collector/rdns.c collector/rdns.h \
 	collector/cmd_resolve.c
 collector_dmarcd_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(XML2_CFLAGS) \
 	$(NETTLE_CFLAGS) $(ZLIB_CFLAGS) $(LIBCURL_CFLAGS) \

@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "collector/rdns.h"
+#include "common/align.h"
 #include "common/config.h"
 #include "store/store.h"
 
@@ -928,7 +929,7 @@ listing_clear(struct listing *l)
 	l->count = 0;
 }
 
-#define ORG_MAX	RDNS_ORG_MAX
+#define ORG_MAX	DM_DOMAIN_MAX
 
 static int
 enrich_domains(struct store *s, const char *since, struct listing *l,
@@ -959,7 +960,7 @@ enrich_domains(struct store *s, const char *since, struct listing *l,
 			break;
 		for (i = 0; i < l->count; i++) {
 			/* Not a domain: '' so that it is not asked again. */
-			if (rdns_org_domain(l->items[i], org_text[i],
+			if (dm_org_domain(l->items[i], org_text[i],
 			    ORG_MAX) != 0)
 				org_text[i][0] = '\0';
 			orgs[i] = org_text[i];
@@ -1012,7 +1013,7 @@ save_batch(struct store *s, const struct rdns_result *res, size_t count,
 		for (k = 0; k < r->name_count; k++)
 			names[n * RDNS_MAX_NAMES + k] = r->names[k];
 		if (!r->confirmed ||
-		    rdns_org_domain(r->ptr, orgs[n], ORG_MAX) != 0)
+		    dm_org_domain(r->ptr, orgs[n], ORG_MAX) != 0)
 			orgs[n][0] = '\0';
 		row->ip = r->ip;
 		row->ptr = r->ptr;

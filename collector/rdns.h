@@ -126,13 +126,6 @@ double rdns_now(void);
 
 /* The pure parts, for the tests. */
 
-/*
- * rdns_org_domain - the organizational domain of name (common/align.h's
- * dm_org_domain(): the Public Suffix List), lower case, into out (at
- * most RDNS_ORG_MAX bytes needed); -1 if name is not a domain.
- */
-#define RDNS_ORG_MAX	256
-int rdns_org_domain(const char *name, char *out, size_t size);
 
 /* rdns_status_name - "ok", "unconfirmed", ... as dmarcd.ip_names has it. */
 const char *rdns_status_name(enum rdns_status status);

@@ -57,7 +57,7 @@ tests_unit_test_oauth2_LDADD = common/libcommon.a $(JANSSON_LIBS) \
 check_PROGRAMS += tests/unit/test_rdns
 TESTS += tests/unit/test_rdns
 tests_unit_test_rdns_SOURCES = tests/unit/test_rdns.c \
-	collector/rdns.c collector/rdns.h collector/rdns_org.c
+	collector/rdns.c collector/rdns.h
 tests_unit_test_rdns_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(CARES_CFLAGS)
 tests_unit_test_rdns_LDADD = $(STORE_LIBS) $(PARSER_LIBS) $(CARES_LIBS) \
 	$(CMOCKA_LIBS)
