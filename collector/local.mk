@@ -5,7 +5,8 @@ collector_dmarcd_SOURCES = \
 	collector/cmd_parse.c collector/cmd_store.c \
 	collector/inputs.c collector/inputs.h collector/ingest.h \
 	collector/imap.c collector/imap.h collector/cmd_fetch.c \
-	collector/oauth2.c collector/oauth2.h
+	collector/oauth2.c collector/oauth2.h \
+	collector/httpc.c collector/httpc.h
 collector_dmarcd_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(XML2_CFLAGS) \
 	$(NETTLE_CFLAGS) $(ZLIB_CFLAGS) $(LIBCURL_CFLAGS) \
 	$(LIBETPAN_CFLAGS) $(GNUTLS_CFLAGS)

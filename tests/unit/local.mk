@@ -46,7 +46,8 @@ tests_unit_test_inputs_LDADD = common/libcommon.a $(CMOCKA_LIBS)
 check_PROGRAMS += tests/unit/test_oauth2
 TESTS += tests/unit/test_oauth2
 tests_unit_test_oauth2_SOURCES = tests/unit/test_oauth2.c \
-	collector/oauth2.c collector/oauth2.h
+	collector/oauth2.c collector/oauth2.h \
+	collector/httpc.c collector/httpc.h
 tests_unit_test_oauth2_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
 	$(LIBCURL_CFLAGS) $(JANSSON_CFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_oauth2_LDADD = common/libcommon.a $(JANSSON_LIBS) \
