@@ -29,6 +29,9 @@ int cmd_fetch(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 extern const char cmd_fetch_usage[], cmd_run_usage[];
 
+int cmd_alerts(int argc, char **argv);
+extern const char cmd_alerts_usage[];
+
 /* cmd_worse - the exit status that matters more of two. */
 int cmd_worse(int a, int b);
 

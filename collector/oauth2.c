@@ -429,7 +429,8 @@ answered(struct exchange *x, CURL *h, time_t asked_at,
 	    status != 429 && temporary[0] == '\0')
 		return fail(err, c, DM_E_USAGE, "OAuth2 token endpoint %s "
 		    "refused the refresh token: HTTP %ld%s", x->target.url,
-		    status, said[0] != '\0' ? said : " (no OAuth2 error given)");
+		    status, said[0] != '\0' ? said :
+		    " (no OAuth2 error given)");
 	return fail(err, c, DM_E_TEMP, "OAuth2 token endpoint %s: HTTP %ld%s",
 	    x->target.url, status, said);
 }

@@ -6,7 +6,8 @@ SQL_MIGRATIONS = \
 	sql/0004_revision_key.sql \
 	sql/0005_ensure_month_race.sql \
 	sql/0006_imap.sql \
-	sql/0007_analytics.sql
+	sql/0007_analytics.sql \
+	sql/0010_alerts.sql
 EXTRA_DIST += $(SQL_MIGRATIONS) sql/embed.sh
 BUILT_SOURCES += sql/migrations.c
 CLEANFILES += sql/migrations.c

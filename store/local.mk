@@ -7,7 +7,8 @@ store_libstore_a_SOURCES = \
 	store/ingest.c \
 	store/rollup.c \
 	store/query.c \
-	store/mailbox.c
+	store/mailbox.c \
+	store/alerts.c
 nodist_store_libstore_a_SOURCES = sql/migrations.c
 store_libstore_a_CPPFLAGS = $(AM_CPPFLAGS) $(LIBPQ_CFLAGS) $(NETTLE_CFLAGS) \
 	$(ZLIB_CFLAGS)
