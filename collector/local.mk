@@ -2,7 +2,7 @@
 bin_PROGRAMS += collector/dmarcd
 collector_dmarcd_SOURCES = \
 	collector/main.c collector/commands.h \
-	collector/cmd_parse.c collector/cmd_store.c \
+	collector/cmd_parse.c collector/cmd_store.c collector/cmd_report.c \
 	collector/inputs.c collector/inputs.h collector/ingest.h \
 	collector/imap.c collector/imap.h collector/cmd_fetch.c \
 	collector/oauth2.c collector/oauth2.h \

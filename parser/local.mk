@@ -12,4 +12,4 @@ parser_libparser_a_SOURCES = \
 # the parser loads them on first use (common/dl.h), by the sonames
 # configure found, so that reading XML does not pay for mapping them.
 PARSER_LIBS = parser/libparser.a common/libcommon.a $(XML2_LIBS) \
-	$(ZLIB_LIBS) $(NETTLE_LIBS) $(JANSSON_LIBS)
+	$(ZLIB_LIBS) $(NETTLE_LIBS) $(JANSSON_LIBS) $(PSL_LIBS)

@@ -52,6 +52,41 @@ ALTER TABLE dmarcd.rollup_daily ADD CONSTRAINT rollup_daily_key
     dkim_aligned, spf_aligned, disposition, auth, dkim_domain, spf_domain,
     override);
 
+-- rollup_add, as in 0001, with dmarcd's verdict (rows stored before
+-- this migration have none: the receiver's, marked guessed).
+CREATE OR REPLACE FUNCTION dmarcd.rollup_add(domains text[], ids bigint[],
+    begins timestamptz[], sign integer DEFAULT 1) RETURNS void
+LANGUAGE sql AS $$
+	WITH d AS MATERIALIZED (
+		SELECT k.domain, k.id, k.begin_time, x.day, x.lo, x.hi, x.total
+		FROM unnest(domains, ids, begins) AS k(domain, id, begin_time)
+		JOIN dmarcd.reports rp ON rp.domain = k.domain AND rp.id = k.id
+		CROSS JOIN LATERAL dmarcd.report_days(rp.begin_time,
+		    rp.end_time) x)
+	INSERT INTO dmarcd.rollup_daily AS t (domain, day, source_ip,
+	    header_from, dkim_aligned, spf_aligned, disposition, auth,
+	    dkim_domain, spf_domain, override, messages)
+	SELECT r.domain, d.day, r.source_ip, coalesce(lower(r.header_from), ''),
+	    coalesce(r.dkim = 'pass', false), coalesce(r.spf = 'pass', false),
+	    coalesce(r.disposition, ''),
+	    coalesce(r.auth, 64 |
+	        CASE WHEN r.dkim = 'pass' THEN 1 | 4 | 32 ELSE 0 END |
+	        CASE WHEN r.spf = 'pass' THEN 2 | 8 | 16 ELSE 0 END),
+	    coalesce(r.dkim_domain, ''), coalesce(r.spf_domain, ''),
+	    coalesce(r.override, ''),
+	    sign * sum(CASE WHEN d.lo = 0 AND d.hi = d.total THEN r.count ELSE
+	        (div(r.count::numeric * d.hi, d.total) -
+	        div(r.count::numeric * d.lo, d.total))::bigint END)
+	FROM d JOIN dmarcd.records r ON r.domain = d.domain AND
+	    r.report = d.id AND r.report_begin = d.begin_time
+	GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+	HAVING sum(CASE WHEN d.lo = 0 AND d.hi = d.total THEN r.count ELSE
+	    (div(r.count::numeric * d.hi, d.total) -
+	    div(r.count::numeric * d.lo, d.total))::bigint END) <> 0
+	ON CONFLICT ON CONSTRAINT rollup_daily_key
+	DO UPDATE SET messages = t.messages + excluded.messages
+$$;
+
 -- Reverse DNS of source addresses (dmarcd resolve): the PTR names, the
 -- one that resolves back to the address (forward-confirmed), and its
 -- organizational domain. Kept until expires_at (the answer's TTL, within

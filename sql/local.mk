@@ -7,6 +7,7 @@ SQL_MIGRATIONS = \
 	sql/0005_ensure_month_race.sql \
 	sql/0006_imap.sql \
 	sql/0007_analytics.sql \
+	sql/0008_views.sql \
 	sql/0010_alerts.sql
 EXTRA_DIST += $(SQL_MIGRATIONS) sql/embed.sh
 BUILT_SOURCES += sql/migrations.c

@@ -32,8 +32,8 @@
 
 #define COPY_RECORDS "COPY dmarcd.records (domain, report_begin, report, " \
 	"idx, source_ip, source_ip_raw, count, disposition, dkim, spf, " \
-	"reasons, reason_comments, header_from, envelope_from, envelope_to) " \
-	"FROM STDIN"
+	"reasons, reason_comments, header_from, envelope_from, envelope_to, " \
+	"auth, dkim_domain, spf_domain, override) FROM STDIN"
 #define COPY_DKIM "COPY dmarcd.dkim_results (domain, report_begin, report, " \
 	"idx, n, auth_domain, selector, result, human_result) FROM STDIN"
 #define COPY_LOG "COPY dmarcd.ingest_log (source, message_id, raw_sha256, " \
@@ -998,17 +998,20 @@ reset_batch(struct store *s)
  * The rollup rows of the batch's small reports are merged here: copied to
  * a temporary table, then added up and upserted in one statement.
  */
-#define ROLL_TABLE "CREATE TEMP TABLE IF NOT EXISTS dmarcd_rollup_in " \
+#define ROLL_TABLE "CREATE TEMP TABLE IF NOT EXISTS dmarcd_rollup_in2 " \
 	"(domain text, day date, source_ip inet, header_from text, " \
 	"dkim_aligned boolean, spf_aligned boolean, disposition text, " \
+	"auth smallint, dkim_domain text, spf_domain text, override text, " \
 	"messages numeric) ON COMMIT DELETE ROWS"
-#define COPY_ROLL "COPY pg_temp.dmarcd_rollup_in FROM STDIN"
+#define COPY_ROLL "COPY pg_temp.dmarcd_rollup_in2 FROM STDIN"
 #define ROLL_MERGE "INSERT INTO dmarcd.rollup_daily AS t (domain, day, " \
 	"source_ip, header_from, dkim_aligned, spf_aligned, disposition, " \
-	"messages) SELECT domain, day, source_ip, " \
-	"coalesce(lower(header_from), ''), dkim_aligned, spf_aligned, " \
-	"disposition, sum(messages) FROM pg_temp.dmarcd_rollup_in " \
-	"GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING sum(messages) <> 0 " \
+	"auth, dkim_domain, spf_domain, override, messages) SELECT domain, " \
+	"day, source_ip, coalesce(lower(header_from), ''), dkim_aligned, " \
+	"spf_aligned, disposition, auth, dkim_domain, spf_domain, override, " \
+	"sum(messages) FROM pg_temp.dmarcd_rollup_in2 " \
+	"GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 " \
+	"HAVING sum(messages) <> 0 " \
 	"ON CONFLICT ON CONSTRAINT rollup_daily_key " \
 	"DO UPDATE SET messages = t.messages + excluded.messages"
 
@@ -1438,16 +1441,20 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
 	struct store_spool *spf = late ? &s->late_spf : defer ? &s->b_spf :
 	    &s->spf;
 	const char *types[DM_MAX_REASONS], *comments[DM_MAX_REASONS];
+	struct dm_auth auth;
 	size_t i;
 	int rc = 0;
 
-	(void)r;
 	if (s->rep_state != REP_COPY && !defer)
 		return 0;
+	/* dmarcd's own alignment verdict, beside the receiver's. A report
+	 * whose policy_published comes after its records (REP_LATE) is
+	 * judged relaxed, the default. */
+	dm_align_record(&r->policy, rec, &auth);
 	if (defer)
 		dm_buf_reset(b);
 	else
-		store_rollup_record(s->rollup, rec);
+		store_rollup_record(s->rollup, rec, &auth);
 	rc |= row_head(s, b, rec->index);
 	rc |= copy_field(b, rec->source_ip, 0);
 	rc |= copy_field(b, rec->source_ip == NULL ? rec->source_ip_raw :
@@ -1467,7 +1474,11 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
 	rc |= dm_buf_append(b, "\t", 1);
 	rc |= copy_field(b, rec->header_from, 0);
 	rc |= copy_field(b, rec->envelope_from, 0);
-	rc |= copy_field(b, rec->envelope_to, 1);
+	rc |= copy_field(b, rec->envelope_to, 0);
+	rc |= dm_buf_printf(b, "%u\t", auth.bits);
+	rc |= copy_field(b, auth.dkim_domain, 0);
+	rc |= copy_field(b, auth.spf_domain, 0);
+	rc |= copy_field(b, auth.override, 1);
 	if (rc != 0)
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
 	if (defer && spool_add(recs, b, err) != 0)
@@ -1505,7 +1516,8 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
 	}
 	if (s->rep_state == REP_DEFER && s->rep_rolled) {
 		dm_buf_reset(l);
-		if (store_rollup_lines(s->rollup, s->domain, rec, l) != 0)
+		if (store_rollup_lines(s->rollup, s->domain, rec, &auth,
+		    l) != 0)
 			return dm_error_set(err, DM_E_NOMEM, "out of memory");
 		if (l->len > 0 && spool_add(&s->b_roll, l, err) != 0)
 			return -1;

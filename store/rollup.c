@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/align.h"
 #include "common/arena.h"
 #include "store/pq.h"
 #include "store/store_private.h"
@@ -30,8 +31,11 @@ struct rollup_entry {
 	uint32_t hash;
 	int day;			/* index into the report's days */
 	const char *ip, *hf;		/* NULL: SQL NULL */
-	unsigned char da, sa;
+	unsigned char da, sa;		/* the receiver's verdict */
 	const char *disp;		/* static: an enum name or "" */
+	int auth;			/* dmarcd's (common/align.h) */
+	const char *dkd, *spd;		/* its DKIM and SPF domains */
+	const char *ovr;		/* static: a reason name or "" */
 	unsigned __int128 n;
 };
 
@@ -167,12 +171,12 @@ day_part(const struct store_rollup *r, int i, uint64_t count)
  * to out, one per day it counts on (the days of store_rollup_days):
  * domain, day, source_ip, header_from (as given: lower-cased on the
  * server, like rollup_add()), dkim and spf aligned, disposition,
- * messages. For small reports, whose rows are merged at the batch's end
+ * auth, dkim_domain, spf_domain, override, messages. For small reports, whose rows are merged at the batch's end
  * (ingest.c, flush_batch).
  */
 int
 store_rollup_lines(const struct store_rollup *r, const char *domain,
-    const struct dm_record *rec, struct dm_buf *out)
+    const struct dm_record *rec, const struct dm_auth *a, struct dm_buf *out)
 {
 	const char *disp = dm_enum_name(DM_ENUM_DISPOSITION, rec->disposition);
 	int i, rc = 0;
@@ -192,15 +196,22 @@ store_rollup_lines(const struct store_rollup *r, const char *domain,
 		    rec->dkim == DM_VERDICT_PASS ? 't' : 'f',
 		    rec->spf == DM_VERDICT_PASS ? 't' : 'f');
 		rc |= store_copy_escape(out, disp != NULL ? disp : "");
+		rc |= dm_buf_printf(out, "\t%u\t", a->bits);
+		rc |= store_copy_escape(out, a->dkim_domain);
+		rc |= dm_buf_append(out, "\t", 1);
+		rc |= store_copy_escape(out, a->spf_domain);
+		rc |= dm_buf_append(out, "\t", 1);
+		rc |= store_copy_escape(out, a->override);
 		rc |= dm_buf_printf(out, "\t%s\n", u128_text(part, num));
 	}
 	return rc ? -1 : 0;
 }
 
 /*
- * The entries to the spill file, each as seven NUL-terminated fields:
- * day, ip, header_from (both 'N' for NULL, else 'V' and the text), dkim
- * and spf aligned, disposition, messages.
+ * The entries to the spill file, each as SPILL_FIELDS NUL-terminated
+ * fields: day, ip, header_from (both 'N' for NULL, else 'V' and the text),
+ * dkim and spf aligned, disposition, auth, dkim_domain, spf_domain,
+ * override, messages.
  */
 static int
 spill(struct store_rollup *r)
@@ -213,10 +224,11 @@ spill(struct store_rollup *r)
 		const struct rollup_entry *x = &r->entries[i];
 		char num[48];
 
-		if (fprintf(r->spill, "%d%c%c%s%c%c%s%c%d%c%d%c%s%c%s%c",
-		    x->day, 0, x->ip != NULL ? 'V' : 'N', x->ip != NULL ?
-		    x->ip : "", 0, x->hf != NULL ? 'V' : 'N', x->hf != NULL ?
-		    x->hf : "", 0, x->da, 0, x->sa, 0, x->disp, 0,
+		if (fprintf(r->spill, "%d%c%c%s%c%c%s%c%d%c%d%c%s%c%d%c%s%c%s%c"
+		    "%s%c%s%c", x->day, 0, x->ip != NULL ? 'V' : 'N',
+		    x->ip != NULL ? x->ip : "", 0, x->hf != NULL ? 'V' : 'N',
+		    x->hf != NULL ? x->hf : "", 0, x->da, 0, x->sa, 0, x->disp,
+		    0, x->auth, 0, x->dkd, 0, x->spd, 0, x->ovr, 0,
 		    u128_text(x->n, num), 0) < 0)
 			return -1;
 	}
@@ -232,10 +244,12 @@ keep(struct store_rollup *r, const char *s)
 
 static int
 add(struct store_rollup *r, int day, const char *ip, const char *hf,
-    int da, int sa, const char *disp, unsigned __int128 n)
+    int da, int sa, const char *disp, const struct dm_auth *a,
+    unsigned __int128 n)
 {
-	uint32_t h = mix(mix(mix(2166136261U ^ (uint32_t)day, ip), hf), disp) ^
-	    (uint32_t)(da << 1 | sa);
+	uint32_t h = mix(mix(mix(mix(mix(2166136261U ^ (uint32_t)day, ip), hf),
+	    disp), a->dkim_domain), a->spf_domain) ^
+	    (uint32_t)(da << 1 | sa) ^ (uint32_t)a->bits << 2;
 	size_t slot = h & (ROLLUP_SLOTS - 1);
 	struct rollup_entry *x;
 
@@ -243,7 +257,10 @@ add(struct store_rollup *r, int day, const char *ip, const char *hf,
 		x = &r->entries[r->slots[slot] - 1];
 		if (x->hash == h && x->day == day && x->da == da &&
 		    x->sa == sa && x->disp == disp && same(x->ip, ip) &&
-		    same(x->hf, hf)) {
+		    same(x->hf, hf) && x->auth == (int)a->bits &&
+		    x->ovr == a->override &&
+		    strcmp(x->dkd, a->dkim_domain) == 0 &&
+		    strcmp(x->spd, a->spf_domain) == 0) {
 			x->n += n;
 			return 0;
 		}
@@ -252,15 +269,20 @@ add(struct store_rollup *r, int day, const char *ip, const char *hf,
 	    r->text.used > ROLLUP_TEXT) {
 		if (spill(r) != 0)
 			return -1;
-		return add(r, day, ip, hf, da, sa, disp, n);
+		return add(r, day, ip, hf, da, sa, disp, a, n);
 	}
 	x = &r->entries[r->count];
 	x->hash = h;
 	x->day = day;
 	x->ip = keep(r, ip);
 	x->hf = keep(r, hf);
-	if ((ip != NULL && x->ip == NULL) || (hf != NULL && x->hf == NULL))
+	x->dkd = keep(r, a->dkim_domain);
+	x->spd = keep(r, a->spf_domain);
+	if ((ip != NULL && x->ip == NULL) || (hf != NULL && x->hf == NULL) ||
+	    x->dkd == NULL || x->spd == NULL)
 		return -1;
+	x->auth = (int)a->bits;
+	x->ovr = a->override;
 	x->da = (unsigned char)da;
 	x->sa = (unsigned char)sa;
 	x->disp = disp;
@@ -270,7 +292,8 @@ add(struct store_rollup *r, int day, const char *ip, const char *hf,
 }
 
 void
-store_rollup_record(struct store_rollup *r, const struct dm_record *rec)
+store_rollup_record(struct store_rollup *r, const struct dm_record *rec,
+    const struct dm_auth *a)
 {
 	const char *disp = dm_enum_name(DM_ENUM_DISPOSITION, rec->disposition);
 	int i;
@@ -284,7 +307,7 @@ store_rollup_record(struct store_rollup *r, const struct dm_record *rec)
 			continue;
 		if (add(r, i, rec->source_ip, rec->header_from,
 		    rec->dkim == DM_VERDICT_PASS, rec->spf == DM_VERDICT_PASS,
-		    disp != NULL ? disp : "", part) != 0) {
+		    disp != NULL ? disp : "", a, part) != 0) {
 			r->failed = 1;
 			return;
 		}
@@ -293,8 +316,10 @@ store_rollup_record(struct store_rollup *r, const struct dm_record *rec)
 
 /* ---- to the server ---- */
 
+#define SLICE_COLS	11	/* and SPILL_FIELDS */
+
 struct slice {
-	struct dm_buf day, ip, hf, da, sa, disp, n;
+	struct dm_buf day, ip, hf, da, sa, disp, auth, dkd, spd, ovr, n;
 	size_t rows;
 };
 
@@ -319,32 +344,36 @@ send_slice(struct store *s, struct slice *x, const char *domain,
     struct dm_error *err)
 {
 	struct dm_buf *all[] = { &x->day, &x->ip, &x->hf, &x->da, &x->sa,
-	    &x->disp, &x->n };
-	const char *p[8];
+	    &x->disp, &x->auth, &x->dkd, &x->spd, &x->ovr, &x->n };
+	const char *p[SLICE_COLS + 1];
 	PGresult *res;
 	size_t i;
 
 	if (x->rows == 0)
 		return 0;
 	p[0] = domain;
-	for (i = 0; i < 7; i++) {
+	for (i = 0; i < SLICE_COLS; i++) {
 		if (dm_buf_append(all[i], "}", 1) != 0)
 			return dm_error_set(err, DM_E_NOMEM, "out of memory");
 		p[i + 1] = dm_buf_cstr(all[i]);
 	}
 	res = store_pq_params(s->conn, "INSERT INTO dmarcd.rollup_daily AS t "
 	    "(domain, day, source_ip, header_from, dkim_aligned, spf_aligned, "
-	    "disposition, messages) SELECT $1, x.day, x.ip, "
-	    "coalesce(lower(x.hf), ''), x.da, x.sa, x.disp, sum(x.n) FROM "
+	    "disposition, auth, dkim_domain, spf_domain, override, messages) "
+	    "SELECT $1, x.day, x.ip, coalesce(lower(x.hf), ''), x.da, x.sa, "
+	    "x.disp, x.auth, x.dkd, x.spd, x.ovr, sum(x.n) FROM "
 	    "unnest($2::date[], $3::inet[], $4::text[], $5::boolean[], "
-	    "$6::boolean[], $7::text[], $8::numeric[]) AS x(day, ip, hf, da, "
-	    "sa, disp, n) GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING sum(x.n) <> 0 "
+	    "$6::boolean[], $7::text[], $8::smallint[], $9::text[], "
+	    "$10::text[], $11::text[], $12::numeric[]) AS x(day, ip, hf, da, "
+	    "sa, disp, auth, dkd, spd, ovr, n) "
+	    "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 HAVING sum(x.n) <> 0 "
 	    "ON CONFLICT ON CONSTRAINT rollup_daily_key DO UPDATE SET "
-	    "messages = t.messages + excluded.messages", 8, p, err);
+	    "messages = t.messages + excluded.messages", SLICE_COLS + 1, p,
+	    err);
 	if (res == NULL)
 		return -1;
 	store_pq.PQclear(res);
-	for (i = 0; i < 7; i++)
+	for (i = 0; i < SLICE_COLS; i++)
 		dm_buf_reset(all[i]);
 	x->rows = 0;
 	return 0;
@@ -353,16 +382,23 @@ send_slice(struct store *s, struct slice *x, const char *domain,
 static int
 slice_add(struct store *s, struct store_rollup *r, struct slice *x,
     const char *domain, int day, const char *ip, const char *hf, int da,
-    int sa, const char *disp, const char *n, struct dm_error *err)
+    int sa, const char *disp, int auth, const char *dkd, const char *spd,
+    const char *ovr, const char *n, struct dm_error *err)
 {
+	char authtext[16];
 	int rc = 0;
 
+	snprintf(authtext, sizeof(authtext), "%d", auth);
 	rc |= elem(&x->day, r->date[day], x->rows);
 	rc |= elem(&x->ip, ip, x->rows);
 	rc |= elem(&x->hf, hf, x->rows);
 	rc |= elem(&x->da, da ? "t" : "f", x->rows);
 	rc |= elem(&x->sa, sa ? "t" : "f", x->rows);
 	rc |= elem(&x->disp, disp, x->rows);
+	rc |= elem(&x->auth, authtext, x->rows);
+	rc |= elem(&x->dkd, dkd, x->rows);
+	rc |= elem(&x->spd, spd, x->rows);
+	rc |= elem(&x->ovr, ovr, x->rows);
 	rc |= elem(&x->n, n, x->rows);
 	if (rc != 0)
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
@@ -381,7 +417,7 @@ store_rollup_flush(struct store *s, struct store_rollup *r,
 {
 	struct slice x;
 	struct dm_buf *all[] = { &x.day, &x.ip, &x.hf, &x.da, &x.sa, &x.disp,
-	    &x.n };
+	    &x.auth, &x.dkd, &x.spd, &x.ovr, &x.n };
 	struct dm_buf fields;
 	char *line = NULL;
 	size_t cap = 0, i;
@@ -392,18 +428,18 @@ store_rollup_flush(struct store *s, struct store_rollup *r,
 		return dm_error_set(err, DM_E_IO, "cannot add up the daily "
 		    "rollup: %s", strerror(errno));
 	memset(&x, 0, sizeof(x));
-	dm_buf_init(&fields, 8 * (size_t)DM_MAX_TEXT + 256);
-	for (i = 0; i < 7; i++)
+	dm_buf_init(&fields, SLICE_COLS * (size_t)DM_MAX_TEXT + 256);
+	for (i = 0; i < SLICE_COLS; i++)
 		dm_buf_init(all[i], (size_t)ROLLUP_SLICE * (DM_MAX_TEXT + 8));
 	if (r->spill != NULL) {
 		if (fflush(r->spill) != 0 || fseeko(r->spill, 0, SEEK_SET) != 0)
 			goto io;
 		for (;;) {
-			char *f[7];
-			size_t at[7], used = 0;
+			char *f[SLICE_COLS];
+			size_t at[SLICE_COLS], used = 0;
 			int k;
 
-			for (k = 0; k < 7; k++) {
+			for (k = 0; k < SLICE_COLS; k++) {
 				len = getdelim(&line, &cap, '\0', r->spill);
 				if (len <= 0)
 					break;
@@ -416,14 +452,15 @@ store_rollup_flush(struct store *s, struct store_rollup *r,
 			}
 			if (k == 0 && len <= 0)
 				break;
-			if (k < 7)
+			if (k < SLICE_COLS)
 				goto io;
-			for (k = 0; k < 7; k++)
+			for (k = 0; k < SLICE_COLS; k++)
 				f[k] = fields.data + at[k];
 			if (slice_add(s, r, &x, domain, atoi(f[0]),
 			    f[1][0] == 'V' ? f[1] + 1 : NULL,
 			    f[2][0] == 'V' ? f[2] + 1 : NULL, atoi(f[3]),
-			    atoi(f[4]), f[5], f[6], err) != 0)
+			    atoi(f[4]), f[5], atoi(f[6]), f[7], f[8], f[9],
+			    f[10], err) != 0)
 				goto out;
 			dm_buf_reset(&fields);
 		}
@@ -435,7 +472,8 @@ store_rollup_flush(struct store *s, struct store_rollup *r,
 		char num[48];
 
 		if (slice_add(s, r, &x, domain, e->day, e->ip, e->hf, e->da,
-		    e->sa, e->disp, u128_text(e->n, num), err) != 0)
+		    e->sa, e->disp, e->auth, e->dkd, e->spd, e->ovr,
+		    u128_text(e->n, num), err) != 0)
 			goto out;
 	}
 	if (send_slice(s, &x, domain, err) != 0)
@@ -451,7 +489,7 @@ io:
 out:
 	free(line);
 	dm_buf_free(&fields);
-	for (i = 0; i < 7; i++)
+	for (i = 0; i < SLICE_COLS; i++)
 		dm_buf_free(all[i]);
 	clear(r);
 	if (r->spill != NULL) {

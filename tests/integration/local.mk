@@ -12,6 +12,7 @@ TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
 	tests/integration/dedupe.py tests/integration/order.py \
 	tests/integration/jobs.py tests/integration/race.py \
+	tests/integration/cli_report.py \
 	tests/integration/alerts.py
 EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
@@ -21,4 +22,5 @@ EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/pg.sh tests/integration/pgharness.py \
 	tests/integration/imap_fetch.py tests/integration/dovecot.sh \
 	tests/integration/imapharness.py tests/integration/imap_hostile.py \
+	tests/integration/cli_report.py \
 	tests/integration/alerts.py

@@ -1,0 +1,669 @@
+-- 0008_views: the analytics dmarcd summary|sources|readiness, the API and
+-- Grafana read. Everything here reads dmarcd.rollup_daily (one row per
+-- domain, day, source and verdict), never the records.
+--
+-- Each rollup row falls in one message class (dmarcd.message_class):
+--
+--   aligned       DMARC passes by dmarcd's own reckoning (auth bits 1|2)
+--   forwarded     the receiver overrode for forwarding (forwarded,
+--                 mailing_list, trusted_forwarder); or DKIM aligned and
+--                 passing while SPF for the domain's own envelope fails
+--                 (relayed with DKIM intact); or a signature of the
+--                 domain's own that failed (broken in transit)
+--   unaligned     SPF or DKIM passes, but for another domain: fixable
+--   unauthorised  nothing passes
+--
+-- Sources are grouped into senders (dmarcd.source_rows): the platform
+-- when one is known (sql/sender_rules.tsv: by forward-confirmed PTR, or a
+-- passing DKIM d= or SPF domain), else the organizational domain of the
+-- confirmed PTR, of the passing d=, of the passing SPF domain, else the
+-- network (/24, /48). A sender's class is the class of most of its mail.
+
+-- The auth bits (common/align.h) by name.
+CREATE FUNCTION dmarcd.message_class(auth smallint, override text)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT CASE
+	    WHEN override IN ('forwarded', 'mailing_list', 'trusted_forwarder')
+		THEN 'forwarded'
+	    WHEN auth & 1 <> 0 AND auth & 16 <> 0 AND auth & 8 = 0
+		THEN 'forwarded'
+	    WHEN auth & 3 <> 0 THEN 'aligned'
+	    WHEN auth & 32 <> 0 THEN 'forwarded'
+	    WHEN auth & 12 <> 0 THEN 'unaligned'
+	    ELSE 'unauthorised' END
+$$;
+
+-- A name and each of its parent domains: a.b.c -> {a.b.c, b.c, c}.
+CREATE FUNCTION dmarcd.domain_suffixes(name text) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT coalesce(array_agg(array_to_string(l[i:], '.') ORDER BY i),
+	    '{}')
+	FROM (SELECT string_to_array(rtrim(lower(name), '.'), '.') AS l) s,
+	    generate_subscripts(s.l, 1) AS i
+	WHERE name IS NOT NULL AND name <> ''
+$$;
+
+-- The platform of a PTR name, d= or SPF domain: the longest matching
+-- suffix in sender_rules, looked up by key.
+CREATE OR REPLACE FUNCTION dmarcd.platform_of(kind text, name text)
+RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+	SELECT r.platform FROM dmarcd.sender_rules r
+	WHERE r.kind = platform_of.kind AND
+	    r.suffix = ANY (dmarcd.domain_suffixes(platform_of.name))
+	ORDER BY length(r.suffix) DESC LIMIT 1
+$$;
+
+-- The platforms of names are worked out once, when a name is stored
+-- (dmarcd resolve), not on every read: ip_names.platform by the confirmed
+-- PTR, domain_orgs.dkim_platform and spf_platform by the domain.
+-- dmarcd.refresh_platforms() redoes them all when sender_rules change.
+ALTER TABLE dmarcd.ip_names ADD COLUMN platform text;
+ALTER TABLE dmarcd.domain_orgs ADD COLUMN dkim_platform text,
+    ADD COLUMN spf_platform text;
+
+CREATE FUNCTION dmarcd.ip_names_platform() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	NEW.platform := CASE WHEN NEW.confirmed AND NEW.ptr <> '' THEN
+	    dmarcd.platform_of('ptr', NEW.ptr) END;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER ip_names_platform BEFORE INSERT OR UPDATE ON dmarcd.ip_names
+    FOR EACH ROW EXECUTE FUNCTION dmarcd.ip_names_platform();
+
+CREATE FUNCTION dmarcd.domain_orgs_platform() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	NEW.dkim_platform := dmarcd.platform_of('dkim', NEW.domain);
+	NEW.spf_platform := dmarcd.platform_of('spf', NEW.domain);
+	RETURN NEW;
+END $$;
+CREATE TRIGGER domain_orgs_platform BEFORE INSERT OR UPDATE
+    ON dmarcd.domain_orgs
+    FOR EACH ROW EXECUTE FUNCTION dmarcd.domain_orgs_platform();
+
+CREATE FUNCTION dmarcd.refresh_platforms() RETURNS void
+LANGUAGE sql AS $$
+	UPDATE dmarcd.ip_names SET platform = NULL;	-- the trigger redoes it
+	UPDATE dmarcd.domain_orgs SET dkim_platform = NULL;
+$$;
+
+-- The network a source without a name is grouped under.
+CREATE FUNCTION dmarcd.network_of(ip inet) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT CASE WHEN ip IS NULL THEN 'unknown'
+	    WHEN family(ip) = 4 THEN network(set_masklen(ip, 24))::text
+	    ELSE network(set_masklen(ip, 48))::text END
+$$;
+
+-- The UTC days [since, until) covers: until's day counts when until is
+-- past its midnight.
+CREATE FUNCTION dmarcd.day_of(t timestamptz) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT (t AT TIME ZONE 'UTC')::date
+$$;
+CREATE FUNCTION dmarcd.day_after(t timestamptz) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT ((t AT TIME ZONE 'UTC') - interval '1 microsecond')::date + 1
+$$;
+
+-- The rollup rows of a domain over days [since, until), with their class,
+-- sender and platform.
+CREATE FUNCTION dmarcd.source_rows(p_domain text, p_since date,
+    p_until date)
+RETURNS TABLE (day date, source_ip inet, header_from text,
+    disposition text, auth smallint, receiver_pass boolean,
+    dkim_domain text, spf_domain text, override text, messages bigint,
+    class text, sender text, platform text, ptr text)
+LANGUAGE sql STABLE AS $$
+	SELECT r.day, r.source_ip, r.header_from, r.disposition, r.auth,
+	    r.dkim_aligned OR r.spf_aligned, r.dkim_domain, r.spf_domain,
+	    r.override, r.messages, dmarcd.message_class(r.auth, r.override),
+	    coalesce(pl.platform, nullif(n.org, ''), nullif(n.ptr, ''),
+		CASE WHEN r.auth & 4 <> 0 THEN coalesce(dorg.org,
+		    nullif(r.dkim_domain, '')) END,
+		CASE WHEN r.auth & 8 <> 0 THEN coalesce(sorg.org,
+		    nullif(r.spf_domain, '')) END,
+		dmarcd.network_of(r.source_ip)),
+	    pl.platform, n.ptr
+	FROM dmarcd.rollup_daily r
+	LEFT JOIN dmarcd.ip_names n ON n.ip = r.source_ip AND n.confirmed
+	LEFT JOIN dmarcd.domain_orgs dorg ON dorg.domain = r.dkim_domain
+	LEFT JOIN dmarcd.domain_orgs sorg ON sorg.domain = r.spf_domain
+	-- A name dmarcd resolve has not seen yet is looked up here.
+	CROSS JOIN LATERAL (SELECT coalesce(n.platform,
+	    CASE WHEN r.auth & 4 <> 0 AND r.dkim_domain <> '' THEN
+		CASE WHEN dorg.domain IS NULL THEN
+		    dmarcd.platform_of('dkim', r.dkim_domain)
+		ELSE dorg.dkim_platform END END,
+	    CASE WHEN r.auth & 8 <> 0 AND r.spf_domain <> '' THEN
+		CASE WHEN sorg.domain IS NULL THEN
+		    dmarcd.platform_of('spf', r.spf_domain)
+		ELSE sorg.spf_platform END END) AS platform) pl
+	WHERE r.domain = lower(p_domain) AND r.day >= p_since AND
+	    r.day < p_until AND r.messages <> 0
+$$;
+
+-- For Grafana: every domain's rollup by day and sender, with the verdicts
+-- spelled out. Filter on domain and day.
+CREATE VIEW dmarcd.source_days AS
+	SELECT d.domain, s.day, s.sender, s.platform, s.class,
+	    s.source_ip, s.ptr, s.header_from, s.disposition,
+	    s.auth & 3 <> 0 AS dmarc_pass, s.receiver_pass,
+	    s.auth & 1 <> 0 AS dkim_aligned, s.auth & 2 <> 0 AS spf_aligned,
+	    s.auth & 4 <> 0 AS dkim_pass, s.auth & 8 <> 0 AS spf_pass,
+	    s.auth & 64 <> 0 AS guessed, s.dkim_domain, s.spf_domain,
+	    s.override, s.messages
+	FROM (SELECT DISTINCT domain, min(day) AS lo, max(day) AS hi
+	    FROM dmarcd.rollup_daily GROUP BY domain) d
+	CROSS JOIN LATERAL dmarcd.source_rows(d.domain, d.lo, d.hi + 1) s;
+
+-- The newest policy a domain published, as its latest report saw it.
+CREATE FUNCTION dmarcd.policy_of(p_domain text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_strip_nulls(jsonb_build_object('p', pp.p, 'sp', pp.sp,
+	    'np', pp.np, 'pct', pp.pct, 'adkim', coalesce(pp.adkim, 'r'),
+	    'aspf', coalesce(pp.aspf, 'r'), 'testing', pp.testing,
+	    'discovery_method', pp.discovery_method, 'fo', pp.fo,
+	    'seen', r.begin_time, 'reporter', r.org_name))
+	FROM dmarcd.reports r
+	JOIN dmarcd.policy_published pp ON pp.domain = r.domain AND
+	    pp.report = r.id
+	WHERE r.domain = lower(p_domain)
+	ORDER BY r.begin_time DESC, r.id DESC LIMIT 1
+$$;
+
+-- What a sender must change for its mail to align (NULL: nothing), as
+-- {"summary", "steps": [{"mechanism", "problem", "action"}], "url"}: the
+-- platform's own instructions when it is known (sql/platforms.tsv, with
+-- <domain> filled in), general ones otherwise.
+CREATE FUNCTION dmarcd.fix_for(p_domain text, p_class text,
+    p_platform text, dk_al bigint, sp_al bigint, dk_un bigint,
+    sp_un bigint, failing bigint, messages bigint)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	pf dmarcd.platforms%ROWTYPE;
+	steps jsonb := '[]';
+	who text := coalesce(p_platform, 'this sender');
+BEGIN
+	IF p_platform IS NOT NULL THEN
+		SELECT * INTO pf FROM dmarcd.platforms WHERE name = p_platform;
+	END IF;
+	IF p_class = 'unauthorised' THEN
+		RETURN jsonb_build_object('summary', format('Nothing '
+		    'authenticates %s''s mail as %s. If it is yours, set up '
+		    'DKIM signing with %s and cover it in SPF; if not, it is '
+		    'spoofing, which p=quarantine or p=reject stops.', who,
+		    p_domain, p_domain), 'steps', steps);
+	END IF;
+	IF p_class = 'forwarded' THEN
+		RETURN jsonb_build_object('summary', format('Forwarded or '
+		    'mailing-list traffic: SPF cannot pass through a forwarder, '
+		    'so this mail relies on an intact DKIM signature of %s. '
+		    'Sign all your mail with DKIM for %s; if %s is your own '
+		    'service rather than a forwarder, add it to SPF.', p_domain,
+		    p_domain, who), 'steps', steps);
+	END IF;
+	IF failing = 0 THEN
+		RETURN NULL;
+	END IF;
+	-- A step for each mechanism that does not align all the mail.
+	IF dk_al < messages THEN
+		steps := steps || jsonb_build_object('mechanism', 'dkim',
+		    'problem', CASE WHEN dk_un > 0 THEN format('DKIM passes, '
+			'but for the platform''s domain, not %s', p_domain)
+			ELSE format('no DKIM signature of %s passes', p_domain)
+			END,
+		    'action', replace(coalesce(pf.dkim_fix, format('Have %s '
+			'sign with your domain: publish its DKIM key (or the '
+			'CNAMEs it gives) under a selector of <domain> and turn '
+			'signing on, so that mail carries d=<domain>.', who)),
+			'<domain>', p_domain));
+	END IF;
+	IF sp_al < messages THEN
+		steps := steps || jsonb_build_object('mechanism', 'spf',
+		    'problem', CASE WHEN sp_un > 0 THEN format('SPF passes, '
+			'but for the envelope domain of the platform, not %s',
+			p_domain) ELSE format('SPF does not pass for %s',
+			p_domain) END,
+		    'action', replace(coalesce(pf.spf_fix, format('Use a custom '
+			'MAIL FROM (return path) on a subdomain of <domain>, '
+			'e.g. bounce.<domain>, with an SPF record that covers '
+			'%s.', who)), '<domain>', p_domain));
+	END IF;
+	RETURN jsonb_strip_nulls(jsonb_build_object('summary',
+	    format('%s of %s messages from %s fail DMARC: SPF or DKIM '
+	    'passes, but not for %s. Either fix below makes them pass; DKIM '
+	    'is the one that survives forwarding.', failing, messages, who,
+	    p_domain), 'steps', steps, 'url', nullif(pf.url, '')));
+END $$;
+
+-- Per sender over days [since, until): its messages by class and what
+-- passed, with the fix it needs. The rows sources() and readiness() use.
+CREATE FUNCTION dmarcd.sender_stats(p_domain text, p_since date,
+    p_until date)
+RETURNS TABLE (sender text, platform text, class text, messages bigint,
+    dmarc_pass bigint, receiver_pass bigint, failing bigint,
+    aligned bigint, forwarded bigint, unaligned bigint,
+    unauthorised bigint, dkim_aligned bigint, spf_aligned bigint,
+    dkim_unaligned_pass bigint, spf_unaligned_pass bigint,
+    first_day date, last_day date, days bigint, ips bigint,
+    top_ips jsonb, header_froms jsonb, dkim_domains jsonb,
+    spf_domains jsonb, fix jsonb)
+LANGUAGE sql STABLE AS $$
+	WITH r AS MATERIALIZED (
+		SELECT * FROM dmarcd.source_rows(p_domain, p_since, p_until)),
+	s AS (
+		SELECT r.sender, max(r.platform) AS platform,
+		    (sum(r.messages))::bigint AS messages,
+		    (sum(r.messages) FILTER (WHERE r.auth & 3 <> 0))::bigint AS dpass,
+		    (sum(r.messages) FILTER (WHERE r.receiver_pass))::bigint AS rpass,
+		    (sum(r.messages) FILTER (WHERE r.class = 'aligned'))::bigint AS c_al,
+		    (sum(r.messages) FILTER (WHERE r.class = 'forwarded'))::bigint
+			AS c_fw,
+		    (sum(r.messages) FILTER (WHERE r.class = 'unaligned'))::bigint
+			AS c_un,
+		    (sum(r.messages) FILTER (WHERE r.class = 'unauthorised'))::bigint
+			AS c_ua,
+		    (sum(r.messages) FILTER (WHERE r.auth & 1 <> 0))::bigint AS dk_al,
+		    (sum(r.messages) FILTER (WHERE r.auth & 2 <> 0))::bigint AS sp_al,
+		    (sum(r.messages) FILTER (WHERE r.auth & 4 <> 0 AND
+			r.auth & 1 = 0))::bigint AS dk_un,
+		    (sum(r.messages) FILTER (WHERE r.auth & 8 <> 0 AND
+			r.auth & 2 = 0))::bigint AS sp_un,
+		    min(r.day) AS first_day, max(r.day) AS last_day,
+		    count(DISTINCT r.day) AS days,
+		    count(DISTINCT r.source_ip) AS ips
+		FROM r GROUP BY r.sender),
+	c AS (
+		SELECT s.*, CASE greatest(coalesce(c_al, 0), coalesce(c_fw, 0),
+		    coalesce(c_un, 0), coalesce(c_ua, 0))
+		    WHEN coalesce(c_al, 0) THEN 'aligned'
+		    WHEN coalesce(c_un, 0) THEN 'unaligned'
+		    WHEN coalesce(c_fw, 0) THEN 'forwarded'
+		    ELSE 'unauthorised' END AS class
+		FROM s)
+	SELECT c.sender, c.platform, c.class, c.messages,
+	    coalesce(c.dpass, 0), coalesce(c.rpass, 0),
+	    c.messages - coalesce(c.dpass, 0),
+	    coalesce(c.c_al, 0), coalesce(c.c_fw, 0), coalesce(c.c_un, 0),
+	    coalesce(c.c_ua, 0), coalesce(c.dk_al, 0), coalesce(c.sp_al, 0),
+	    coalesce(c.dk_un, 0), coalesce(c.sp_un, 0),
+	    c.first_day, c.last_day, c.days, c.ips,
+	    ti.j, th.j, td.j, ts.j,
+	    dmarcd.fix_for(lower(p_domain), c.class, coalesce(c.platform, c.sender),
+		coalesce(c.dk_al, 0), coalesce(c.sp_al, 0),
+		coalesce(c.dk_un, 0), coalesce(c.sp_un, 0),
+		c.messages - coalesce(c.dpass, 0), c.messages)
+	FROM c
+	LEFT JOIN (SELECT t.sender, jsonb_agg(jsonb_strip_nulls(
+		jsonb_build_object('ip', t.ip, 'ptr', nullif(t.ptr, ''),
+		'messages', t.m)) ORDER BY t.m DESC) AS j
+	    FROM (SELECT r.sender, r.source_ip::text AS ip, max(r.ptr) AS ptr,
+		sum(r.messages)::bigint AS m, row_number() OVER (PARTITION BY
+		r.sender ORDER BY sum(r.messages) DESC, r.source_ip::text) AS n
+		FROM r GROUP BY 1, 2) t
+	    WHERE t.n <= 5 GROUP BY t.sender) ti ON ti.sender = c.sender
+	LEFT JOIN (SELECT t.sender, jsonb_agg(t.h ORDER BY t.m DESC) AS j
+	    FROM (SELECT r.sender, r.header_from AS h,
+		sum(r.messages)::bigint AS m, row_number() OVER (PARTITION BY
+		r.sender ORDER BY sum(r.messages) DESC, r.header_from) AS n
+		FROM r GROUP BY 1, 2) t
+	    WHERE t.n <= 5 GROUP BY t.sender) th ON th.sender = c.sender
+	LEFT JOIN (SELECT t.sender, jsonb_agg(jsonb_build_object('domain',
+		t.d, 'pass', t.p, 'aligned', t.a, 'messages', t.m)
+		ORDER BY t.m DESC) AS j
+	    FROM (SELECT r.sender, r.dkim_domain AS d, r.auth & 4 <> 0 AS p,
+		r.auth & 32 <> 0 AS a, sum(r.messages)::bigint AS m,
+		row_number() OVER (PARTITION BY r.sender ORDER BY
+		sum(r.messages) DESC, r.dkim_domain) AS n
+		FROM r WHERE r.dkim_domain <> '' GROUP BY 1, 2, 3, 4) t
+	    WHERE t.n <= 5 GROUP BY t.sender) td ON td.sender = c.sender
+	LEFT JOIN (SELECT t.sender, jsonb_agg(jsonb_build_object('domain',
+		t.d, 'pass', t.p, 'aligned', t.a, 'messages', t.m)
+		ORDER BY t.m DESC) AS j
+	    FROM (SELECT r.sender, r.spf_domain AS d, r.auth & 8 <> 0 AS p,
+		r.auth & 16 <> 0 AS a, sum(r.messages)::bigint AS m,
+		row_number() OVER (PARTITION BY r.sender ORDER BY
+		sum(r.messages) DESC, r.spf_domain) AS n
+		FROM r WHERE r.spf_domain <> '' GROUP BY 1, 2, 3, 4) t
+	    WHERE t.n <= 5 GROUP BY t.sender) ts ON ts.sender = c.sender
+$$;
+
+-- summary(domain, since, until): the domain's mail over [since, until):
+-- totals, dmarcd's verdict against the receivers', classes, disposition,
+-- reporters and the published policy.
+CREATE FUNCTION dmarcd.summary(p_domain text, p_since timestamptz,
+    p_until timestamptz) RETURNS jsonb LANGUAGE sql STABLE AS $$
+	WITH r AS MATERIALIZED (
+		SELECT * FROM dmarcd.source_rows(p_domain,
+		    dmarcd.day_of(p_since), dmarcd.day_after(p_until))),
+	t AS (
+		SELECT coalesce(sum(messages), 0) AS messages,
+		    coalesce(sum(messages) FILTER (WHERE auth & 3 <> 0), 0)
+			AS dpass,
+		    coalesce(sum(messages) FILTER (WHERE receiver_pass), 0)
+			AS rpass,
+		    coalesce(sum(messages) FILTER (WHERE auth & 3 <> 0 AND
+			NOT receiver_pass), 0) AS ours_only,
+		    coalesce(sum(messages) FILTER (WHERE auth & 3 = 0 AND
+			receiver_pass), 0) AS theirs_only,
+		    coalesce(sum(messages) FILTER (WHERE auth & 64 <> 0), 0)
+			AS guessed,
+		    coalesce(sum(messages) FILTER (WHERE auth & 1 <> 0), 0)
+			AS dk_al,
+		    coalesce(sum(messages) FILTER (WHERE auth & 4 <> 0), 0)
+			AS dk_pass,
+		    coalesce(sum(messages) FILTER (WHERE auth & 2 <> 0), 0)
+			AS sp_al,
+		    coalesce(sum(messages) FILTER (WHERE auth & 8 <> 0), 0)
+			AS sp_pass,
+		    count(DISTINCT source_ip) AS ips,
+		    count(DISTINCT sender) AS senders,
+		    count(DISTINCT day) AS days
+		FROM r),
+	rep AS (
+		SELECT rp.org_name, count(*) AS reports,
+		    sum(rp.message_count) AS messages
+		FROM dmarcd.reports rp
+		WHERE rp.domain = lower(p_domain) AND
+		    rp.payload_sha256 IS NOT NULL AND
+		    rp.begin_time >= p_since AND rp.begin_time < p_until AND
+		    NOT EXISTS (SELECT 1 FROM dmarcd.reports n
+			WHERE n.domain = rp.domain AND
+			n.org_name = rp.org_name AND
+			n.report_id = rp.report_id AND
+			n.begin_time = rp.begin_time AND
+			n.end_time = rp.end_time AND n.revision > rp.revision)
+		GROUP BY rp.org_name)
+	SELECT jsonb_build_object(
+	    'domain', lower(p_domain), 'since', p_since, 'until', p_until,
+	    'messages', t.messages, 'days', t.days,
+	    'dmarc_pass', t.dpass,
+	    'dmarc_pass_share', round(t.dpass::numeric /
+		nullif(t.messages, 0), 4),
+	    'receiver_pass', t.rpass,
+	    'disagreements', jsonb_build_object(
+		'messages', t.ours_only + t.theirs_only,
+		'dmarcd_pass_receiver_fail', t.ours_only,
+		'dmarcd_fail_receiver_pass', t.theirs_only,
+		'not_recomputed', t.guessed),
+	    'dkim', jsonb_build_object('aligned', t.dk_al, 'pass', t.dk_pass),
+	    'spf', jsonb_build_object('aligned', t.sp_al, 'pass', t.sp_pass),
+	    'sources', t.ips, 'senders', t.senders,
+	    'classes', (SELECT jsonb_object_agg(k.class, jsonb_build_object(
+		'messages', coalesce(x.m, 0), 'senders', coalesce(x.s, 0)))
+		FROM unnest(ARRAY['aligned', 'forwarded', 'unaligned',
+		    'unauthorised']) AS k(class)
+		LEFT JOIN (SELECT ss.class, sum(ss.messages) AS m,
+		    count(*) AS s FROM dmarcd.sender_stats(p_domain,
+		    dmarcd.day_of(p_since), dmarcd.day_after(p_until)) ss
+		    GROUP BY ss.class) x ON x.class = k.class),
+	    'disposition', (SELECT coalesce(jsonb_object_agg(d.disp, d.m),
+		'{}') FROM (SELECT coalesce(nullif(disposition, ''),
+		'unknown') AS disp, sum(messages) AS m FROM r GROUP BY 1) d),
+	    'reporters', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+		'org_name', rep.org_name, 'reports', rep.reports,
+		'messages', rep.messages) ORDER BY rep.messages DESC,
+		rep.org_name), '[]') FROM rep),
+	    'reports', (SELECT coalesce(sum(reports), 0) FROM rep),
+	    'policy', dmarcd.policy_of(p_domain))
+	FROM t
+$$;
+
+-- sources(domain, since, until): each sender, most mail first.
+CREATE FUNCTION dmarcd.sources(p_domain text, p_since timestamptz,
+    p_until timestamptz) RETURNS jsonb LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('domain', lower(p_domain),
+	    'since', p_since, 'until', p_until,
+	    'senders', coalesce(jsonb_agg(jsonb_strip_nulls(
+		jsonb_build_object('sender', s.sender, 'platform', s.platform,
+		'class', s.class, 'messages', s.messages,
+		'dmarc_pass', s.dmarc_pass, 'receiver_pass', s.receiver_pass,
+		'failing', s.failing,
+		'classes', jsonb_build_object('aligned', s.aligned,
+		    'forwarded', s.forwarded, 'unaligned', s.unaligned,
+		    'unauthorised', s.unauthorised),
+		'dkim_aligned', s.dkim_aligned, 'spf_aligned', s.spf_aligned,
+		'first_day', s.first_day, 'last_day', s.last_day,
+		'days', s.days, 'ips', s.ips, 'top_ips', s.top_ips,
+		'header_from', s.header_froms, 'dkim_domains', s.dkim_domains,
+		'spf_domains', s.spf_domains, 'fix', s.fix))
+		ORDER BY s.messages DESC, s.sender), '[]'))
+	FROM dmarcd.sender_stats(p_domain, dmarcd.day_of(p_since),
+	    dmarcd.day_after(p_until)) s
+$$;
+
+-- readiness(domain, days, until): whether the domain can move on from
+-- its policy, judged on the days complete [until's day - days, until's
+-- day). Legitimate mail is that of senders classed aligned or unaligned
+-- (forwarded mail is the receivers' to judge, unauthorised mail is what
+-- enforcement is for). A blocker is a legitimate sender some of whose
+-- mail fails DMARC: at least one message a day, or 0.1% of the
+-- legitimate volume. Ready means: data on at least 7 of the days, no
+-- blocker, and 98% of legitimate mail aligned.
+--
+-- The path: p=none -> p=quarantine; pct=25; t=y -> p=quarantine ->
+-- p=reject; pct=25; t=y -> p=reject. t=y is DMARCbis test mode (its
+-- receivers apply one step less); pct is what RFC 7489 receivers
+-- follow; each ignores the other's tag, so a step carries both.
+CREATE FUNCTION dmarcd.readiness(p_domain text, p_days integer,
+    p_until timestamptz) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	dom text := lower(p_domain);
+	ndays integer := coalesce(p_days, 30);
+	hi date := dmarcd.day_of(p_until);
+	lo date;
+	basis_lo date;
+	pol jsonb := dmarcd.policy_of(p_domain);
+	p text;
+	pct integer;
+	testing boolean;
+	step integer;
+	ss jsonb;		-- sender_stats rows
+	sd jsonb;		-- per day and sender
+	legit bigint;
+	legit_pass bigint;
+	fwd bigint;
+	fwd_fail bigint;
+	unauth bigint;
+	data_days integer;
+	basis_days integer;
+	share numeric;
+	blockers jsonb;
+	minor jsonb;
+	impact jsonb;
+	impact_day numeric;
+	trend jsonb;
+	sub jsonb;
+	status text;
+	nxt text;
+	advice text;
+	sub_advice text[] := '{}';
+	steps text[] := ARRAY['p=none', 'p=quarantine; pct=25; t=y',
+	    'p=quarantine', 'p=reject; pct=25; t=y', 'p=reject'];
+BEGIN
+	IF ndays < 1 OR ndays > 366 THEN
+		RAISE EXCEPTION 'days must be between 1 and 366, not %', ndays
+		    USING ERRCODE = '22023';
+	END IF;
+	lo := hi - ndays;
+	basis_lo := greatest(lo, hi - 7);
+	p := coalesce(pol->>'p', 'none');
+	pct := coalesce((pol->>'pct')::integer, 100);
+	testing := coalesce(pol->>'testing', 'n') = 'y';
+	step := CASE p WHEN 'reject' THEN
+		    CASE WHEN pct < 100 OR testing THEN 3 ELSE 4 END
+		WHEN 'quarantine' THEN
+		    CASE WHEN pct < 100 OR testing THEN 1 ELSE 2 END
+		ELSE 0 END;
+
+	SELECT coalesce(jsonb_agg(to_jsonb(x)), '[]') INTO ss
+	FROM dmarcd.sender_stats(dom, lo, hi) x;
+	SELECT coalesce(jsonb_agg(to_jsonb(x)), '[]'),
+	    count(DISTINCT x.day), count(DISTINCT x.day) FILTER
+	    (WHERE x.day >= basis_lo)
+	INTO sd, data_days, basis_days
+	FROM (SELECT r.day, r.sender, r.header_from <> dom AS sub,
+	    sum(r.messages) AS messages,
+	    sum(r.messages) FILTER (WHERE r.auth & 3 <> 0) AS pass
+	    FROM dmarcd.source_rows(dom, lo, hi) r
+	    GROUP BY 1, 2, 3) x;
+
+	SELECT coalesce(sum((e->>'messages')::bigint) FILTER (WHERE
+		e->>'class' IN ('aligned', 'unaligned')), 0),
+	    coalesce(sum((e->>'dmarc_pass')::bigint) FILTER (WHERE
+		e->>'class' IN ('aligned', 'unaligned')), 0),
+	    coalesce(sum((e->>'messages')::bigint) FILTER (WHERE
+		e->>'class' = 'forwarded'), 0),
+	    coalesce(sum((e->>'failing')::bigint) FILTER (WHERE
+		e->>'class' = 'forwarded'), 0),
+	    coalesce(sum((e->>'messages')::bigint) FILTER (WHERE
+		e->>'class' = 'unauthorised'), 0)
+	INTO legit, legit_pass, fwd, fwd_fail, unauth
+	FROM jsonb_array_elements(ss) e;
+	share := round(legit_pass::numeric / nullif(legit, 0), 4);
+
+	-- Per day: legitimate mail, how much aligned, unauthorised mail.
+	SELECT coalesce(jsonb_agg(jsonb_build_object('day', d.day,
+	    'legitimate', d.legit, 'aligned', d.pass,
+	    'share', round(d.pass::numeric / nullif(d.legit, 0), 4),
+	    'unauthorised', d.unauth) ORDER BY d.day), '[]')
+	INTO trend
+	FROM (SELECT (x->>'day')::date AS day,
+	    coalesce(sum((x->>'messages')::bigint) FILTER (WHERE
+		e->>'class' IN ('aligned', 'unaligned')), 0) AS legit,
+	    coalesce(sum((x->>'pass')::bigint) FILTER (WHERE
+		e->>'class' IN ('aligned', 'unaligned')), 0) AS pass,
+	    coalesce(sum((x->>'messages')::bigint) FILTER (WHERE
+		e->>'class' = 'unauthorised'), 0) AS unauth
+	    FROM jsonb_array_elements(sd) x
+	    JOIN jsonb_array_elements(ss) e ON e->>'sender' = x->>'sender'
+	    GROUP BY 1) d;
+
+	-- What enforcement would block a day: legitimate mail failing DMARC
+	-- over the last 7 days of the window (those with data).
+	SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+	    'sender', i.sender, 'platform', i.platform,
+	    'messages_per_day', round(i.fail::numeric /
+		greatest(basis_days, 1), 1),
+	    'fix', i.fix)) ORDER BY i.fail DESC), '[]'),
+	    coalesce(sum(i.fail), 0)::numeric / greatest(basis_days, 1)
+	INTO impact, impact_day
+	FROM (SELECT e->>'sender' AS sender, e->>'platform' AS platform,
+	    e->'fix' AS fix,
+	    sum((x->>'messages')::bigint - coalesce((x->>'pass')::bigint, 0))
+		AS fail
+	    FROM jsonb_array_elements(ss) e
+	    JOIN jsonb_array_elements(sd) x ON x->>'sender' = e->>'sender'
+	    WHERE e->>'class' IN ('aligned', 'unaligned') AND
+		(x->>'day')::date >= basis_lo
+	    GROUP BY 1, 2, 3) i
+	WHERE i.fail > 0;
+
+	-- Blockers, and failing senders too small to block.
+	SELECT coalesce(jsonb_agg(b.j ORDER BY b.fail DESC) FILTER (WHERE
+		b.big), '[]'),
+	    coalesce(jsonb_agg(b.j ORDER BY b.fail DESC) FILTER (WHERE
+		NOT b.big), '[]')
+	INTO blockers, minor
+	FROM (SELECT (e->>'failing')::bigint AS fail,
+	    (e->>'failing')::numeric / greatest(data_days, 1) >= 1 OR
+		(e->>'failing')::numeric >= 0.001 * legit AS big,
+	    jsonb_strip_nulls(jsonb_build_object('sender', e->>'sender',
+		'platform', e->>'platform', 'class', e->>'class',
+		'messages', (e->>'messages')::bigint,
+		'failing', (e->>'failing')::bigint,
+		'failing_per_day', round((e->>'failing')::numeric /
+		    greatest(data_days, 1), 1),
+		'fix', e->'fix')) AS j
+	    FROM jsonb_array_elements(ss) e
+	    WHERE e->>'class' IN ('aligned', 'unaligned') AND
+		(e->>'failing')::bigint > 0) b;
+
+	-- Subdomains: mail whose From is a subdomain of the domain.
+	SELECT jsonb_build_object('messages', coalesce(sum(
+		(x->>'messages')::bigint), 0),
+	    'failing', coalesce(sum((x->>'messages')::bigint -
+		coalesce((x->>'pass')::bigint, 0)) FILTER (WHERE
+		e->>'class' IN ('aligned', 'unaligned')), 0))
+	INTO sub
+	FROM jsonb_array_elements(sd) x
+	JOIN jsonb_array_elements(ss) e ON e->>'sender' = x->>'sender'
+	WHERE (x->>'sub')::boolean;
+
+	IF legit + fwd + unauth = 0 THEN
+		status := 'no_data';
+		advice := format('No reports for %s over the %s days before %s. '
+		    'Publish rua= in _dmarc.%s and wait for reports.', dom,
+		    ndays, hi, dom);
+	ELSIF data_days < 7 THEN
+		status := 'collecting';
+		advice := format('Only %s day(s) of reports: keep %s and collect '
+		    'at least 7 days before changing the policy.', data_days,
+		    steps[step + 1]);
+	ELSIF jsonb_array_length(blockers) > 0 OR share < 0.98 THEN
+		status := CASE WHEN step > 0 THEN 'at_risk' ELSE 'not_ready' END;
+		advice := format('%s of legitimate mail is aligned; %s '
+		    'sender(s) must be fixed first. Stay at %s.',
+		    coalesce(to_char(share * 100, 'FM990.0') || '%', 'none'),
+		    jsonb_array_length(blockers), steps[step + 1]);
+		IF step > 0 THEN
+			advice := advice || format(' Under the current policy '
+			    'about %s legitimate message(s) a day are already '
+			    'quarantined or rejected.', round(impact_day));
+		END IF;
+	ELSIF step = 4 THEN
+		status := 'enforced';
+		advice := format('p=reject is in force and %s of legitimate mail '
+		    'is aligned.', to_char(share * 100, 'FM990.0') || '%');
+	ELSE
+		status := 'ready';
+		nxt := steps[step + 2];
+		advice := format('%s of legitimate mail is aligned over %s days '
+		    'and no legitimate sender fails: move from %s to %s.',
+		    to_char(share * 100, 'FM990.0') || '%', data_days,
+		    steps[step + 1], nxt);
+	END IF;
+
+	IF (sub->>'failing')::bigint > 0 THEN
+		sub_advice := array_append(sub_advice, format('Legitimate mail from '
+		    'subdomains fails DMARC (%s messages): fix it before sp= '
+		    'is stricter than none.', sub->>'failing'));
+	ELSIF pol->>'sp' IS NULL THEN
+		sub_advice := array_append(sub_advice, 'sp= is not set: '
+		    'subdomains follow p=.');
+	END IF;
+	IF pol->>'np' IS NULL AND step >= 2 THEN
+		sub_advice := array_append(sub_advice, 'Add np=reject: names '
+		    'that do not exist never send mail (DMARCbis).');
+	END IF;
+
+	RETURN jsonb_strip_nulls(jsonb_build_object(
+	    'domain', dom, 'days', ndays, 'since', lo, 'until', hi,
+	    'data_days', data_days, 'policy', pol,
+	    'current', steps[step + 1],
+	    'verdict', jsonb_build_object('status', status, 'next', nxt,
+		'advice', advice, 'path', to_jsonb(steps)),
+	    'legitimate', jsonb_build_object('messages', legit,
+		'aligned', legit_pass, 'share', share),
+	    'forwarded', jsonb_build_object('messages', fwd,
+		'failing', fwd_fail),
+	    'unauthorised', jsonb_build_object('messages', unauth),
+	    'impact', jsonb_build_object('basis_days', basis_days,
+		'messages_per_day', round(impact_day, 1),
+		'at_quarantine', round(impact_day, 1),
+		'at_reject', round(impact_day, 1),
+		'senders', impact),
+	    'blockers', blockers, 'minor', minor,
+	    'subdomains', sub || jsonb_build_object('sp', pol->>'sp',
+		'np', pol->>'np', 'advice', to_jsonb(sub_advice)),
+	    'trend', trend));
+END $$;
+
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA dmarcd TO dmarcd_reader;
+GRANT SELECT ON dmarcd.source_days TO dmarcd_reader, dmarcd_ingest;
+-- Ingest's own functions stay the ingest role's.
+REVOKE EXECUTE ON FUNCTION dmarcd.ensure_month(timestamptz),
+    dmarcd.rollup_add(text[], bigint[], timestamptz[], integer)
+    FROM dmarcd_reader;
