@@ -23,9 +23,20 @@ small XML files, their dates relative to today so that the windows hold:
   waiting and held back (a run at once sends nothing), delivered once
   due again; a closed port: exit 75;
 * two dmarcd alerts at once: each alert sent once;
+* unauthorised senders (min_messages 100): one new sender with 100
+  messages in the window (over two days) is alerted, with its network as
+  the key; one with 99 is not (but is with min_messages 99), nor one
+  seen 30 days ago, nor one outside the window;
+* the aligned share (share_drop 5): a domain from 100% over the 30 days
+  before to 80% over the last 7 is alerted, keyed by the ISO week, in
+  the Slack form; one down 4 points is not, nor one whose last 7 days
+  hold fewer than min_messages legitimate messages; the drop is not
+  raised again (under another key) while the first is under 30 days old,
+  and is once that one is older;
 * no webhook, a webhook refused by the configuration: exit 64, the URL
   not quoted; PostgreSQL unreachable: exit 75.
 """
+import datetime
 import hashlib
 import hmac
 import http.server
@@ -535,6 +546,136 @@ def case_two_processes(tap, env, cluster):
         hook.close()
 
 
+def bad(ip, count):
+    """Mail that passes nothing: unauthorised."""
+    return record(ip, count, dkim="fail", spf="fail",
+                  dkim_domain="spam.example", spf_domain="spam.example")
+
+
+def case_unauthorised(tap, env, cluster):
+    c = Case(env, cluster)
+    k = "known.example"
+    c.ingest([(k, 20, [record("192.0.2.1", 10)]),
+              (k, 3, [record("192.0.2.1", 10), bad("198.51.100.7", 40)]),
+              (k, 2, [record("192.0.2.1", 10), bad("198.51.100.7", 60),
+                      bad("203.0.113.9", 99), bad("100.64.1.5", 150)]),
+              (k, 30, [bad("100.64.1.5", 5)]),
+              (k, 10, [bad("198.18.0.1", 500)])])
+    hook = Listener()
+    try:
+        conf = c.config(hook.url, min_messages=100)
+        r = c.alerts(conf)
+        problems = expect_rc(r, 0)
+        bodies = hook.bodies()
+        got = [(b["alerts"][0]["kind"], b["alerts"][0]["key"])
+               for b in bodies]
+        if got != [("unauthorised_sender", "198.51.100.0/24")]:
+            problems.append("alerts sent: %r" % got)
+        else:
+            d = bodies[0]["alerts"][0]["detail"]
+            if d.get("messages") != 100 or d.get("sender") != \
+                    "198.51.100.0/24" or d.get("window_days") != 7:
+                problems.append("detail: %r" % d)
+        tap.check("an unauthorised sender with 100 messages (min 100) is "
+                  "alerted; 99, seen before, or outside the window: not",
+                  problems)
+
+        r = c.alerts(conf)
+        tap.check("the sender is alerted once",
+                  expect_rc(r, 0) + ([] if len(hook.requests) == 1 else
+                                     ["%d requests" % len(hook.requests)]))
+
+        r = c.alerts(c.config(hook.url, min_messages=99), "--dry-run")
+        problems = expect_rc(r, 0)
+        if "would raise example.com unauthorised_sender 203.0.113.0/24" \
+                not in r.out or "100.64.1.0/24" in r.out or \
+                "198.18.0.0/24" in r.out:
+            problems.append("stdout: " + r.out)
+        tap.check("with min_messages 99 the sender of 99 would be raised",
+                  problems)
+    finally:
+        hook.close()
+
+
+def daily(c, domain, days, records_of):
+    """One report a day on days (days before today)."""
+    c.ingest([("known.example", day, records_of(day), domain)
+              for day in days])
+
+
+def mail(domain, ip, aligned, unaligned):
+    """aligned messages passing DKIM for the domain; unaligned ones
+    passing DKIM for another domain only (a legitimate sender that does
+    not align)."""
+    out = [record(ip, aligned, spf="fail", header_from=domain,
+                  dkim_domain=domain, spf_domain="esp.example")]
+    if unaligned:
+        out.append(record(ip, unaligned, spf="fail", header_from=domain,
+                          dkim_domain="esp.example",
+                          spf_domain="esp.example"))
+    return out
+
+
+def case_share_drop(tap, env, cluster):
+    c = Case(env, cluster)
+    before, last7 = range(8, 38), range(1, 8)
+    daily(c, "drop.example", before,
+          lambda d: mail("drop.example", "192.0.2.20", 200, 0))
+    daily(c, "drop.example", last7,
+          lambda d: mail("drop.example", "192.0.2.20", 160, 40))
+    daily(c, "steady.example", before,
+          lambda d: mail("steady.example", "192.0.2.30", 200, 0))
+    daily(c, "steady.example", last7,
+          lambda d: mail("steady.example", "192.0.2.30", 192, 8))
+    daily(c, "small.example", before,
+          lambda d: mail("small.example", "192.0.2.40", 10, 0))
+    daily(c, "small.example", last7,
+          lambda d: mail("small.example", "192.0.2.40", 5, 5))
+    yesterday = datetime.datetime.fromtimestamp(TODAY - DAY,
+                                                datetime.timezone.utc)
+    week = "%d-W%02d" % yesterday.isocalendar()[:2]
+    hook = Listener()
+    try:
+        conf = c.config(hook.url, format="slack", share_drop=5,
+                        min_messages=100)
+        r = c.alerts(conf)
+        problems = expect_rc(r, 0)
+        rows = c.db.rows("SELECT domain, kind, key, detail->>'recent_share', "
+                         "detail->>'previous_share', "
+                         "detail->>'drop_points' FROM dmarcd.alerts")
+        if rows != [("drop.example", "aligned_share_drop", week, "80.0",
+                     "100.0", "20.0")]:
+            problems.append("alerts: %r" % rows)
+        texts = [b.get("text", "") for b in hook.bodies()]
+        if len(texts) != 1 or "drop.example: the aligned share of " \
+                "legitimate mail fell to 80.0% over the last 7 days, from " \
+                "100.0% over the 30 days before (20.0 points down)" \
+                not in texts[0]:
+            problems.append("sent: %r" % texts)
+        tap.check("the aligned share from 100% to 80%: alerted once, keyed "
+                  "by the week; 4 points or too little mail: not",
+                  problems)
+
+        c.db.psql("UPDATE dmarcd.alerts SET key = '2000-W01'")
+        r = c.alerts(conf)
+        n = c.db.int("SELECT count(*) FROM dmarcd.alerts")
+        tap.check("the same drop is not raised again within 30 days",
+                  expect_rc(r, 0) + ([] if n == 1 else
+                                     ["%d alerts: %r" % (n, c.db.rows(
+                                         "SELECT * FROM dmarcd.alerts"))]))
+
+        c.db.psql("UPDATE dmarcd.alerts SET raised_at = now() - "
+                  "interval '31 days'")
+        r = c.alerts(conf)
+        n = c.db.int("SELECT count(*) FROM dmarcd.alerts WHERE key = '%s'"
+                     % week)
+        tap.check("once the earlier alert is 30 days old, it is",
+                  expect_rc(r, 0) + ([] if n == 1 else
+                                     ["%d alerts for %s" % (n, week)]))
+    finally:
+        hook.close()
+
+
 def case_config(tap, env, cluster):
     c = Case(env, cluster)
     r = c.alerts(c.config(None))
@@ -573,6 +714,8 @@ def main(tap):
     case_gone(tap, env, cluster)
     case_timeout(tap, env, cluster)
     case_two_processes(tap, env, cluster)
+    case_unauthorised(tap, env, cluster)
+    case_share_drop(tap, env, cluster)
     case_config(tap, env, cluster)
 
 
