@@ -33,6 +33,8 @@ small XML files, their dates relative to today so that the windows hold:
   hold fewer than min_messages legitimate messages; the drop is not
   raised again (under another key) while the first is under 30 days old,
   and is once that one is older;
+* dmarcd run (with a Dovecot of the test's own; skipped without one):
+  the pass that stores a report from a new reporter posts its alert;
 * no webhook, a webhook refused by the configuration: exit 64, the URL
   not quoted; PostgreSQL unreachable: exit 75.
 """
@@ -43,6 +45,7 @@ import http.server
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -676,6 +679,48 @@ def case_share_drop(tap, env, cluster):
         hook.close()
 
 
+def case_daemon(tap, env, cluster):
+    import imapharness as ih
+    why = ih.dovecot_missing()
+    if why:
+        tap.skip("dmarcd run posts the alert of a pass", why)
+        return
+    c = Case(env, cluster)
+    c.ingest([("known.example", 20, [record("192.0.2.1", 10)])])
+    hook = Listener()
+    dc = ih.Dovecot(env)
+    run = None
+    try:
+        report = report_xml("new.example", "daemon-1", DOMAIN, 2,
+                            [record("192.0.2.2", 7)]).encode()
+        dc.deliver_bytes(ih.report_mail(report, "new.xml"))
+        conf = ih.write_config(env, "daemon.conf", dc, sections={
+            "alerts": {"webhook": hook.url}})
+        run = ih.running_dmarcd(c.db, "run", config=conf)
+        got = ih.wait_for(lambda: len(hook.requests) > 0, 60, 0.2)
+        problems = [] if got else ["no request within 60 s: " +
+                                   run.describe()]
+        keys = [(b["alerts"][0]["kind"], b["alerts"][0]["key"])
+                for b in hook.bodies()]
+        if got and keys != [("new_reporter", "new.example")]:
+            problems.append("sent: %r" % keys)
+        run.signal(signal.SIGTERM)
+        if run.wait(10) != 0:
+            problems.append("dmarcd run: " + run.describe())
+        elif "Zq9HookSecret" in run.describe():
+            problems.append("the webhook's secret path was logged")
+        elif "event=alerts raised=1 sent=1" not in run.describe():
+            problems.append("no event=alerts line: " + run.describe())
+        tap.check("dmarcd run posts the alert of the pass that stored a "
+                  "new reporter's report", problems)
+    finally:
+        if run is not None:
+            run.signal(signal.SIGKILL)
+            run.wait(10)
+        dc.stop()
+        hook.close()
+
+
 def case_config(tap, env, cluster):
     c = Case(env, cluster)
     r = c.alerts(c.config(None))
@@ -716,6 +761,7 @@ def main(tap):
     case_two_processes(tap, env, cluster)
     case_unauthorised(tap, env, cluster)
     case_share_drop(tap, env, cluster)
+    case_daemon(tap, env, cluster)
     case_config(tap, env, cluster)
 
 
