@@ -502,7 +502,9 @@ alerts_run(struct store *s, const struct dm_config *cfg,
 	if (httpc_check_url("webhook", cfg->alerts_webhook, 0, &x->target, &u,
 	    err) != 0)
 		goto out;
-	x->path = strchr(strstr(cfg->alerts_webhook, "://") + 3, '/');
+	/* httpc_check_url() took it: it has a scheme. */
+	if ((x->path = strstr(cfg->alerts_webhook, "://")) != NULL)
+		x->path = strchr(x->path + 3, '/');
 	x->path_len = x->path != NULL ? strlen(x->path) : 0;
 	alerts_scan_params(cfg, &scan);
 	if (store_alerts_raise(s, &scan, &result->raised, err) != 0 ||

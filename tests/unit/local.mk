@@ -52,3 +52,15 @@ tests_unit_test_oauth2_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
 	$(LIBCURL_CFLAGS) $(JANSSON_CFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_oauth2_LDADD = common/libcommon.a $(JANSSON_LIBS) \
 	$(GNUTLS_LIBS) $(CMOCKA_LIBS)
+
+# collector/alerts.c is linked in directly, with the store (libpq and
+# libcurl are loaded on first use: neither is used here).
+check_PROGRAMS += tests/unit/test_alerts
+TESTS += tests/unit/test_alerts
+tests_unit_test_alerts_SOURCES = tests/unit/test_alerts.c \
+	collector/alerts.c collector/alerts.h \
+	collector/httpc.c collector/httpc.h
+tests_unit_test_alerts_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
+	$(LIBCURL_CFLAGS) $(JANSSON_CFLAGS) $(NETTLE_CFLAGS)
+tests_unit_test_alerts_LDADD = $(STORE_LIBS) common/libcommon.a \
+	$(JANSSON_LIBS) $(CMOCKA_LIBS)
