@@ -8,7 +8,6 @@
  * at a time), so that two `dmarcd alerts`, or one beside `dmarcd run`,
  * never send the same alert twice nor go over max_per_hour together.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,13 +374,13 @@ out:
 	return result;
 }
 
+/* A signal (dmarcd run's SIGTERM) cuts the wait short. */
 static void
 pause_s(long seconds)
 {
 	struct timespec ts = { seconds, 0 };
 
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+	(void)nanosleep(&ts, NULL);
 }
 
 /* How long an alert is held back after its attempts-th failed request. */
