@@ -7,7 +7,7 @@
  *	if (alerts_run(store, cfg, &r, &err) != 0) ... log err.msg
  *
  * alerts_run() first raises what dmarcd.alert_scan() finds (each
- * (domain, kind, key) once: sql/0010_alerts.sql), then, holding the
+ * (domain, kind, key) once: sql/0011_alerts.sql), then, holding the
  * delivery lock (one process at a time; another one that holds it is
  * left to deliver), posts the alerts due, oldest first, one request per
  * alert, to [alerts] webhook: at most max_per_hour alerts sent in any

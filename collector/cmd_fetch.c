@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "collector/alerts.h"
 #include "collector/commands.h"
 #include "collector/imap.h"
@@ -1138,6 +1139,8 @@ cmd_run(int argc, char **argv)
 	};
 	struct daemon d;
 	struct dm_error err;
+	struct api *api = NULL;
+	char where[512];
 	int c;
 
 	memset(&d, 0, sizeof(d));
@@ -1165,6 +1168,16 @@ cmd_run(int argc, char **argv)
 		daemon_teardown(&d);
 		return cmd_exit_for(&err);
 	}
+	/* [api] listen: the HTTP API beside the collector (not reloaded). */
+	if (d.cfg.api_nlisten > 0) {
+		if (api_start(&d.cfg, &api, &err) != 0) {
+			fprintf(stderr, "dmarcd run: %s\n", err.msg);
+			daemon_teardown(&d);
+			return cmd_exit_for(&err);
+		}
+		api_addresses(api, where, sizeof(where));
+		logkv(LOG_INFO, "api_listening", "addresses", where, KV_END);
+	}
 	logkv(LOG_INFO, "started", "config", d.cfg.path, KV_END);
 	while (!stop_requested) {
 		daemon_step(&d);
@@ -1189,6 +1202,7 @@ cmd_run(int argc, char **argv)
 		}
 	}
 	logkv(LOG_INFO, "stopping", KV_END);
+	api_stop(&api);
 	daemon_teardown(&d);
 	return EX_OK;
 }

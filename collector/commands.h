@@ -32,6 +32,10 @@ int cmd_fetch(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 extern const char cmd_fetch_usage[], cmd_run_usage[];
 
+int cmd_serve(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+extern const char cmd_serve_usage[], cmd_token_usage[];
+
 int cmd_alerts(int argc, char **argv);
 extern const char cmd_alerts_usage[];
 

@@ -6,10 +6,11 @@ collector_dmarcd_SOURCES = \
 	collector/inputs.c collector/inputs.h collector/ingest.h \
 	collector/imap.c collector/imap.h collector/cmd_fetch.c \
 	collector/oauth2.c collector/oauth2.h \
+	collector/cmd_api.c \
 	collector/httpc.c collector/httpc.h \
 	collector/alerts.c collector/alerts.h collector/cmd_alerts.c
 collector_dmarcd_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(XML2_CFLAGS) \
 	$(NETTLE_CFLAGS) $(ZLIB_CFLAGS) $(LIBCURL_CFLAGS) \
 	$(LIBETPAN_CFLAGS) $(GNUTLS_CFLAGS)
 collector_dmarcd_CPPFLAGS = $(AM_CPPFLAGS) $(LIBPQ_CFLAGS)
-collector_dmarcd_LDADD = $(STORE_LIBS) $(PARSER_LIBS) $(JANSSON_LIBS)
+collector_dmarcd_LDADD = $(API_LIBS) $(STORE_LIBS) $(PARSER_LIBS) $(JANSSON_LIBS)

@@ -137,7 +137,7 @@ copy_domain(char *dst, const char *src)
 
 static void
 align_dkim(const struct dm_record *rec, const char *hf, int strict,
-    struct dm_auth *auth)
+    struct dm_alignment *auth)
 {
 	int rank = 0;	/* of dkim_domain: 3 aligned pass, 2 pass, 1 any */
 	size_t i;
@@ -173,7 +173,7 @@ align_dkim(const struct dm_record *rec, const char *hf, int strict,
  */
 static void
 align_spf(const struct dm_record *rec, const char *hf, int strict,
-    struct dm_auth *auth)
+    struct dm_alignment *auth)
 {
 	const struct dm_spf_result *chosen = NULL;
 	char dom[DM_DOMAIN_MAX];
@@ -199,7 +199,7 @@ align_spf(const struct dm_record *rec, const char *hf, int strict,
 
 void
 dm_align_record(const struct dm_policy_published *pp,
-    const struct dm_record *rec, struct dm_auth *auth)
+    const struct dm_record *rec, struct dm_alignment *auth)
 {
 	char hf[DM_DOMAIN_MAX];
 

@@ -65,7 +65,8 @@ enum key_kind {
 	KIND_MAILBOXES,	/* the account's mailbox list */
 	KIND_WEBHOOK,	/* char[size]: KIND_URL, never quoted */
 	KIND_WEBHOOK_FILE, /* char[size]: KIND_WEBHOOK from a private file */
-	KIND_ALERTS_FORMAT /* int, enum dm_alerts_format */
+	KIND_ALERTS_FORMAT, /* int, enum dm_alerts_format */
+	KIND_LISTEN	/* [api] listen: the address list */
 };
 
 struct key {
@@ -109,6 +110,16 @@ static const struct key keys[] = {
 	    1740),
 	KEY("daemon", "reconnect_max", KIND_UNSIGNED, reconnect_max_s, 1,
 	    3600),
+	KEY("api", "listen", KIND_LISTEN, api_listen, 0, 0),
+	KEY("api", "database", KIND_CONNINFO, api_conninfo, 0, 0),
+	KEY("api", "threads", KIND_UNSIGNED, api_threads, 1, 256),
+	KEY("api", "max_connections", KIND_UNSIGNED, api_max_connections, 1,
+	    100000),
+	KEY("api", "request_timeout", KIND_UNSIGNED, api_request_timeout_s, 1,
+	    3600),
+	KEY("api", "token_cache", KIND_UNSIGNED, api_token_cache_s, 0, 3600),
+	KEY("api", "tls_cert", KIND_PATH, api_tls_cert, 0, 0),
+	KEY("api", "tls_key", KIND_PATH, api_tls_key, 0, 0),
 	KEY("alerts", "webhook", KIND_WEBHOOK, alerts_webhook, 0, 0),
 	KEY("alerts", "webhook_file", KIND_WEBHOOK_FILE, alerts_webhook, 0,
 	    0),
@@ -302,6 +313,10 @@ dm_config_init(struct dm_config *c)
 	c->poll_interval_s = DM_CONFIG_POLL_INTERVAL_S;
 	c->idle_restart_s = DM_CONFIG_IDLE_RESTART_S;
 	c->reconnect_max_s = DM_CONFIG_RECONNECT_MAX_S;
+	c->api_threads = DM_CONFIG_API_THREADS;
+	c->api_max_connections = DM_CONFIG_API_MAX_CONNECTIONS;
+	c->api_request_timeout_s = DM_CONFIG_API_REQUEST_TIMEOUT_S;
+	c->api_token_cache_s = DM_CONFIG_API_TOKEN_CACHE_S;
 	c->alerts_format = DM_ALERTS_JSON;
 	c->alerts_min_messages = DM_CONFIG_ALERTS_MIN_MESSAGES;
 	c->alerts_share_drop = DM_CONFIG_ALERTS_SHARE_DROP;
@@ -382,6 +397,113 @@ dm_config_log_level_name(int level)
 		if (log_levels[i].level == level)
 			return log_levels[i].name;
 	return NULL;
+}
+
+/* One "ADDR:PORT" of len bytes into l; 0 or -1 with why. */
+static int
+parse_one_listen(const char *text, size_t len, struct dm_listen *l,
+    char *why, size_t size)
+{
+	char host[64], port[8];
+	const char *colon;
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t hlen, plen, i;
+	unsigned long value;
+
+	memset(l, 0, sizeof(*l));
+	if (len > 0 && text[0] == '[') {
+		colon = memchr(text, ']', len);
+		if (colon == NULL || (size_t)(colon - text) + 1 >= len ||
+		    colon[1] != ':')
+			goto bad;
+		hlen = (size_t)(colon - text) - 1;
+		if (hlen == 0 || hlen >= sizeof(host))
+			goto bad;
+		memcpy(host, text + 1, hlen);
+		colon++;
+		l->ipv6 = 1;
+	} else {
+		colon = NULL;
+		for (i = len; i > 0; i--)
+			if (text[i - 1] == ':') {
+				colon = text + i - 1;
+				break;
+			}
+		if (colon == NULL)
+			goto bad;
+		hlen = (size_t)(colon - text);
+		if (hlen == 0 || hlen >= sizeof(host))
+			goto bad;
+		memcpy(host, text, hlen);
+	}
+	host[hlen] = '\0';
+	plen = len - (size_t)(colon + 1 - text);
+	if (plen == 0 || plen >= sizeof(port))
+		goto bad;
+	memcpy(port, colon + 1, plen);
+	port[plen] = '\0';
+	value = 0;
+	for (i = 0; i < plen; i++) {
+		if (port[i] < '0' || port[i] > '9')
+			goto bad;
+		value = value * 10 + (unsigned long)(port[i] - '0');
+	}
+	if (value > 65535)
+		goto bad;
+	if (!l->ipv6 && strcmp(host, "localhost") == 0)
+		snprintf(host, sizeof(host), "127.0.0.1");
+	if (l->ipv6 ? inet_pton(AF_INET6, host, &a6) != 1 :
+	    inet_pton(AF_INET, host, &a4) != 1) {
+		snprintf(why, size, "'%.*s' is not an IPv4 address, an IPv6 "
+		    "address in brackets nor localhost", (int)hlen, host);
+		return -1;
+	}
+	snprintf(l->host, sizeof(l->host), "%s", host);
+	l->port = (unsigned)value;
+	return 0;
+bad:
+	snprintf(why, size, "'%.*s' is not ADDR:PORT (127.0.0.1:8025, "
+	    "[::1]:8025; port 0 to 65535)", (int)(len > 100 ? 100 : len), text);
+	return -1;
+}
+
+int
+dm_config_parse_listen(struct dm_config *c, const char *text, char *why,
+    size_t size)
+{
+	struct dm_listen list[DM_CONFIG_MAX_LISTEN];
+	unsigned n = 0;
+	const char *item = text, *end;
+	size_t len;
+
+	for (;;) {
+		while (*item == ' ' || *item == '\t')
+			item++;
+		end = strchr(item, ',');
+		len = end != NULL ? (size_t)(end - item) : strlen(item);
+		while (len > 0 && (item[len - 1] == ' ' ||
+		    item[len - 1] == '\t'))
+			len--;
+		if (len == 0) {
+			snprintf(why, size, "an empty address in the list");
+			return -1;
+		}
+		if (n == DM_CONFIG_MAX_LISTEN) {
+			snprintf(why, size, "more than %d addresses",
+			    DM_CONFIG_MAX_LISTEN);
+			return -1;
+		}
+		if (parse_one_listen(item, len, &list[n], why, size) != 0)
+			return -1;
+		n++;
+		if (end == NULL)
+			break;
+		item = end + 1;
+	}
+	memcpy(c->api_listen, list, n * sizeof(list[0]));
+	c->api_nlisten = n;
+	return 0;
 }
 
 int
@@ -968,6 +1090,15 @@ store(struct parse *p, const struct key *k, char *base, const char *section,
 			    "slack", section, k->name, value);
 		*(int *)(void *)field = flag;
 		return 1;
+	case KIND_LISTEN: {
+		char why[256];
+
+		if (dm_config_parse_listen(p->config, value, why,
+		    sizeof(why)) != 0)
+			return parse_fail(p, "[%s] %s: %s", section, k->name,
+			    why);
+		return 1;
+	}
 	}
 	if (k->kind == KIND_SECRET || k->kind == KIND_SECRET_FILE) {
 		if (p->account != NULL &&
@@ -1034,13 +1165,13 @@ on_value(void *user, const char *section, const char *name,
 	if (p->seen_line[i] != 0)
 		return parse_fail(p, "[%s] %s: set again (first on line %d)",
 		    p->section, name, p->seen_line[i]);
-	/* Keys that fill the same field (webhook and webhook_file). */
+	/* [api] database and [database] api_conninfo: one or the other. */
 	for (j = 0; j < NKEYS; j++)
 		if (j != i && p->seen_line[j] != 0 &&
 		    keys[j].offset == keys[i].offset)
-			return parse_fail(p, "[%s] %s: %s is set too (line "
+			return parse_fail(p, "[%s] %s: [%s] %s is set too (line "
 			    "%d): give one of them", p->section, name,
-			    keys[j].name, p->seen_line[j]);
+			    keys[j].section, keys[j].name, p->seen_line[j]);
 	p->seen_line[i] = p->line;
 	return store(p, &keys[i], (char *)p->config, p->section, value);
 }
@@ -1399,6 +1530,10 @@ load_file(const struct dm_config *c, const char *path,
 	for (i = 0; rc == 0 && i < p.naccounts; i++)
 		if (check_account(&p, &p.accounts[i], &p.lines[i]) == 0)
 			rc = -1;
+	if (rc == 0 && (next->api_tls_cert[0] == '\0') !=
+	    (next->api_tls_key[0] == '\0'))
+		rc = dm_error_set(err, DM_E_USAGE, "%s: [api] tls_cert and "
+		    "tls_key: give both (HTTPS) or neither (HTTP)", path);
 	if (rc == 0)
 		rc = merge_accounts(c, &p, next, err);
 	accounts_free(p.accounts, p.naccounts);

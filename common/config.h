@@ -14,7 +14,7 @@
  *
  *	[database]
  *	conninfo = host=/var/run/postgresql dbname=dmarcd
- *	api_conninfo = ...		; default: the same as conninfo
+ *	api_conninfo = ...		; = [api] database; give one of them
  *	[ingest]
  *	batch_reports = 100		; 1..10000
  *	batch_ms = 500			; 1..60000
@@ -31,6 +31,15 @@
  *	poll_interval = 60		; 1..86400 seconds
  *	idle_restart = 1740		; 10..1740 seconds
  *	reconnect_max = 300		; 1..3600 seconds
+ *	[api]				; dmarcd serve, and run with listen
+ *	listen = 127.0.0.1:8025, [::1]:8025	; up to 8 ADDR:PORT (port 0: any)
+ *	database = ...			; a login with dmarcd_reader
+ *	threads = 4			; 1..256, per address
+ *	max_connections = 256		; 1..100000, per address
+ *	request_timeout = 30		; 1..3600 s: idle connection, statements
+ *	token_cache = 30		; 0..3600 s a valid token is remembered
+ *	tls_cert = /etc/dmarcd/api.crt	; PEM, both or neither
+ *	tls_key = /etc/dmarcd/api.key
  *	[alerts]			; docs/alerts.md
  *	webhook = https://hooks.example.com/...	; or webhook_file = PATH
  *	format = json			; json|slack
@@ -130,6 +139,13 @@
 #define DM_CONFIG_IDLE_RESTART_S	1740	/* RFC 2177: under 30 min */
 #define DM_CONFIG_RECONNECT_MAX_S	300
 
+/* Defaults of [api]. */
+#define DM_CONFIG_API_THREADS		4
+#define DM_CONFIG_API_MAX_CONNECTIONS	256
+#define DM_CONFIG_API_REQUEST_TIMEOUT_S	30
+#define DM_CONFIG_API_TOKEN_CACHE_S	30
+#define DM_CONFIG_MAX_LISTEN		8	/* [api] listen addresses */
+
 /* Defaults of [alerts]. */
 #define DM_CONFIG_ALERTS_MIN_MESSAGES	100
 #define DM_CONFIG_ALERTS_SHARE_DROP	5	/* percentage points */
@@ -160,6 +176,17 @@ enum dm_alerts_format { DM_ALERTS_JSON, DM_ALERTS_SLACK };
 enum dm_tls { DM_TLS_IMAPS, DM_TLS_STARTTLS, DM_TLS_NONE };
 enum dm_auth {
 	DM_AUTH_AUTO, DM_AUTH_LOGIN, DM_AUTH_PLAIN, DM_AUTH_XOAUTH2
+};
+
+/*
+ * One [api] listen address: host is an IPv4 or IPv6 literal (without the
+ * brackets; "localhost" is read as 127.0.0.1), port 0 asks for any free
+ * port.
+ */
+struct dm_listen {
+	char host[64];
+	unsigned port;
+	int ipv6;
 };
 
 /* One [account NAME]: what dm_config_load() checked (see above). */
@@ -205,6 +232,15 @@ struct dm_config {
 	unsigned poll_interval_s;	/* between polls without IDLE */
 	unsigned idle_restart_s;	/* IDLE is renewed after this */
 	unsigned reconnect_max_s;	/* longest wait between reconnects */
+	/* [api]; api_conninfo above is [api] database */
+	struct dm_listen api_listen[DM_CONFIG_MAX_LISTEN];
+	unsigned api_nlisten;		/* 0: no listen: no API */
+	unsigned api_threads;		/* per listen address */
+	unsigned api_max_connections;	/* per listen address */
+	unsigned api_request_timeout_s;
+	unsigned api_token_cache_s;	/* 0: every request asks */
+	char api_tls_cert[DM_CONFIG_PATH_MAX];	/* "": plain HTTP */
+	char api_tls_key[DM_CONFIG_PATH_MAX];
 	/* [alerts]: no webhook, no alerts sent. */
 	char alerts_webhook[2048];	/* a secret: never quoted */
 	int alerts_format;		/* enum dm_alerts_format */
@@ -251,6 +287,13 @@ int dm_config_load_file(struct dm_config *c, const char *path,
  */
 int dm_config_set_db(struct dm_config *c, const char *conninfo,
     struct dm_error *err);
+
+/*
+ * dm_config_parse_listen - "ADDR:PORT[, ADDR:PORT...]" (IPv6 in brackets)
+ * into c's api_listen; 0, or -1 with a sentence in why (size bytes).
+ */
+int dm_config_parse_listen(struct dm_config *c, const char *text,
+    char *why, size_t size);
 
 /* dm_config_api_conninfo - api_conninfo, or conninfo when that is unset. */
 const char *dm_config_api_conninfo(const struct dm_config *c);

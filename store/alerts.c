@@ -1,5 +1,5 @@
 /*
- * alerts.c - the alerts table (sql/0010_alerts.sql) for dmarcd alerts:
+ * alerts.c - the alerts table (sql/0011_alerts.sql) for dmarcd alerts:
  * raising what dmarcd.alert_scan() finds, the delivery lock and queue,
  * and what became of each request.
  *

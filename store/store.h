@@ -95,6 +95,68 @@ int store_migrate_status(struct store *store, FILE *out, int *pending_r,
 /* store_check_schema - DM_E_USAGE if migrations are pending. */
 int store_check_schema(struct store *store, struct dm_error *err);
 
+/*
+ * The sender map built into the binary: sql/platforms.tsv and
+ * sql/sender_rules.tsv as they were at build time (sql/senders.c, made by
+ * sql/embed_senders.sh). store/senders.c reads and checks them.
+ */
+extern const char store_senders_platforms_tsv[];
+extern const char store_senders_rules_tsv[];
+
+#define STORE_SENDERS_MAX_PLATFORMS	512
+#define STORE_SENDERS_MAX_RULES		8192
+
+struct store_sender_platform {
+	const char *name, *kind, *spf_fix, *dkim_fix, *url;
+};
+
+struct store_sender_rule {
+	const char *kind;	/* ptr, dkim, spf */
+	const char *suffix;	/* lower-case domain name */
+	const char *platform;
+};
+
+struct store_senders {
+	struct store_sender_platform *platforms;
+	size_t platform_count;
+	struct store_sender_rule *rules;
+	size_t rule_count;
+	char *platforms_text, *rules_text;	/* the fields point here */
+};
+
+/*
+ * store_senders_parse - read and check the two files' texts (the names
+ * are for messages); DM_E_DATA naming the file and line of the first
+ * fault. store_senders_builtin - the same for the built-in texts.
+ */
+int store_senders_parse(struct store_senders **map_r,
+    const char *platforms_tsv, const char *platforms_file,
+    const char *rules_tsv, const char *rules_file, struct dm_error *err);
+int store_senders_builtin(struct store_senders **map_r,
+    struct dm_error *err);
+void store_senders_free(struct store_senders **map);
+/* store_senders_suffix_ok - 1 if s is a valid rule suffix. */
+int store_senders_suffix_ok(const char *s);
+
+/* What store_senders_sync did. */
+struct store_senders_tally {
+	unsigned platforms, rules;	/* built in */
+	unsigned platforms_changed;	/* inserted or updated */
+	unsigned rules_added, rules_removed;
+	unsigned shadowed;		/* built-in rules a local one holds */
+	unsigned local_platforms, local_rules;	/* kept as they were */
+};
+
+/*
+ * store_senders_sync - load the built-in map in one transaction: upsert
+ * its platforms, replace dmarcd's own rules with it, keep the rows a user
+ * added (source 'local'); when rules changed, dmarcd.refresh_platforms()
+ * recomputes the platforms stored with names. store_migrate calls it
+ * after the migrations.
+ */
+int store_senders_sync(struct store *store, struct store_senders_tally *t,
+    struct dm_error *err);
+
 /* Batches: inputs per transaction and how long one may stay open. */
 void store_set_batch(struct store *store, unsigned inputs, unsigned ms);
 /* store_batch_due - whether the open batch should be committed now. */
@@ -189,7 +251,7 @@ int store_moves_done(struct store *store, const char *account,
     size_t n, struct dm_error *err);
 
 /*
- * Alerts (dmarcd alerts, sql/0010_alerts.sql): raised once per (domain,
+ * Alerts (dmarcd alerts, sql/0011_alerts.sql): raised once per (domain,
  * kind, key), then delivered oldest first under a lock that one process
  * holds at a time.
  */

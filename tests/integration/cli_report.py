@@ -7,7 +7,7 @@ Prints TAP; skipped ("1..0 # SKIP") without PostgreSQL binaries.
 * --format json prints exactly what the SQL functions the API serves give
   (dmarcd.summary / sources / readiness over the same span);
 * the numbers of a small hand-built report: 10 messages aligned, 5
-  authenticated for sendgrid.net only (unaligned, with a DKIM and an SPF
+  authenticated for sendgrid.net only (SendGrid, unaligned, with a DKIM and an SPF
   fix), 3 from a source where nothing passes (unauthorised);
 * csv: one row per sender with the columns named in its header; table:
   the domain, the classes and the fix;
@@ -129,22 +129,22 @@ def main(tap):
     problems = []
     senders = {x["sender"]: x for x in outs.get("sources", {})
                .get("senders", [])}
-    sg = senders.get("sendgrid.net")
+    sg = senders.get("SendGrid")
     if sg is None:
-        problems.append("no sender sendgrid.net: %r" % sorted(senders))
+        problems.append("no sender SendGrid: %r" % sorted(senders))
     else:
         if sg["class"] != "unaligned" or sg["failing"] != 5:
-            problems.append("sendgrid.net: %r" % sg)
+            problems.append("SendGrid: %r" % sg)
         mech = sorted(x["mechanism"] for x in sg.get("fix", {})
                       .get("steps", []))
         if mech != ["dkim", "spf"]:
-            problems.append("sendgrid.net fix steps: %r" % mech)
+            problems.append("SendGrid fix steps: %r" % mech)
     if senders.get(DOMAIN, {}).get("class") != "aligned":
         problems.append("%s not an aligned sender: %r" % (DOMAIN, senders))
     if senders.get("198.51.100.0/24", {}).get("class") != "unauthorised":
         problems.append("the spoofer is not unauthorised under its /24: %r"
                         % sorted(senders))
-    tap.check("sources: the domain aligned, sendgrid.net unaligned with a "
+    tap.check("sources: the domain aligned, SendGrid (by its d= and SPF domain) unaligned with a "
               "DKIM and an SPF fix, the spoofer's /24 unauthorised", problems)
 
     problems = []
@@ -153,12 +153,12 @@ def main(tap):
         problems.append("status %r" % rd.get("verdict"))
     imp = {x["sender"]: x["messages_per_day"]
            for x in rd.get("impact", {}).get("senders", [])}
-    if imp != {"sendgrid.net": 5.0}:
+    if imp != {"SendGrid": 5.0}:
         problems.append("impact senders %r" % imp)
     if rd.get("legitimate", {}).get("messages") != 15:
         problems.append("legitimate %r" % rd.get("legitimate"))
     tap.check("readiness: collecting (one day), 5 messages a day of "
-              "sendgrid.net would be blocked, 15 legitimate", problems)
+              "SendGrid would be blocked, 15 legitimate", problems)
 
     problems = []
     r = db.dmarcd("sources", DOMAIN, *span, "--format", "csv")
@@ -172,8 +172,8 @@ def main(tap):
             if int(x["messages"]) != senders[x["sender"]]["messages"]:
                 problems.append("csv %r" % x)
         if "dkim" not in [x for x in rows
-                          if x["sender"] == "sendgrid.net"][0]["fix"]:
-            problems.append("csv fix of sendgrid.net: %r" % rows)
+                          if x["sender"] == "SendGrid"][0]["fix"]:
+            problems.append("csv fix of SendGrid: %r" % rows)
     r = db.dmarcd("summary", DOMAIN, *span, "--format", "csv")
     kv = dict(tuple(x) for x in csv.reader(io.StringIO(r.out)) if len(x) == 2)
     if kv.get("messages") != "18" or kv.get("class_unaligned") != "5":
@@ -188,12 +188,12 @@ def main(tap):
 
     problems = []
     r = db.dmarcd("sources", DOMAIN, *span, "--format", "table")
-    for want in ("sendgrid.net", "unaligned", "unauthorised", "dkim:",
+    for want in ("SendGrid", "unaligned", "unauthorised", "dkim:",
                  "spf:"):
         if want not in r.out:
             problems.append("sources table lacks %r:\n%s" % (want, r.out))
     r = db.dmarcd("readiness", DOMAIN, *span, "--format", "table")
-    for want in (DOMAIN, "collecting", "blockers", "sendgrid.net"):
+    for want in (DOMAIN, "collecting", "blockers", "SendGrid"):
         if want not in r.out:
             problems.append("readiness table lacks %r:\n%s" % (want, r.out))
     tap.check("table: the senders, classes, blockers and fix steps",

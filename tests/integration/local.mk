@@ -13,6 +13,7 @@ TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
 	tests/integration/dedupe.py tests/integration/order.py \
 	tests/integration/jobs.py tests/integration/race.py \
 	tests/integration/cli_report.py \
+	tests/integration/senders.py \
 	tests/integration/alerts.py
 EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
@@ -22,5 +23,7 @@ EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/pg.sh tests/integration/pgharness.py \
 	tests/integration/imap_fetch.py tests/integration/dovecot.sh \
 	tests/integration/imapharness.py tests/integration/imap_hostile.py \
+	tests/integration/api.py \
 	tests/integration/cli_report.py \
+	tests/integration/senders.py \
 	tests/integration/alerts.py

@@ -53,6 +53,23 @@ tests_unit_test_oauth2_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
 tests_unit_test_oauth2_LDADD = common/libcommon.a $(JANSSON_LIBS) \
 	$(GNUTLS_LIBS) $(CMOCKA_LIBS)
 
+# store/senders.c with the data files as built in (sql/senders.c): no
+# libpq needed, the checks run on the very text dmarcd carries.
+check_PROGRAMS += tests/unit/test_senders
+TESTS += tests/unit/test_senders
+tests_unit_test_senders_SOURCES = tests/unit/test_senders.c store/senders.c
+nodist_tests_unit_test_senders_SOURCES = sql/senders.c
+tests_unit_test_senders_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_senders_LDADD = common/libcommon.a $(CMOCKA_LIBS)
+
+# api/params.c and api/token.c linked in directly: no HTTP, no database.
+check_PROGRAMS += tests/unit/test_api
+TESTS += tests/unit/test_api
+tests_unit_test_api_SOURCES = tests/unit/test_api.c \
+	api/params.c api/token.c api/api.h
+tests_unit_test_api_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(NETTLE_CFLAGS)
+tests_unit_test_api_LDADD = common/libcommon.a $(NETTLE_LIBS) $(CMOCKA_LIBS)
+
 # collector/alerts.c is linked in directly, with the store (libpq and
 # libcurl are loaded on first use: neither is used here).
 check_PROGRAMS += tests/unit/test_alerts

@@ -1036,8 +1036,8 @@ test_alerts(void **state)
 	assert_null(strstr(err.msg, "Zq9"));
 	snprintf(text, sizeof(text), "[alerts]\nwebhook = " HOOK "\n"
 	    "webhook_file = %s\n", path);
-	snprintf(why, sizeof(why), "3: [alerts] webhook_file: webhook is set "
-	    "too (line 2): give one of them");
+	snprintf(why, sizeof(why), "3: [alerts] webhook_file: [alerts] "
+	    "webhook is set too (line 2): give one of them");
 	load_fails(text, why, &err);
 	assert_null(strstr(err.msg, "Zq9"));
 	/* secret_file: the HMAC key. */
@@ -1715,6 +1715,109 @@ remove_tmpdir(void)
 	return rmdir(tmpdir);
 }
 
+/* [api]: the defaults, every key, the listen list and its errors. */
+static void
+test_api_section(void **state)
+{
+	struct dm_config c;
+	struct dm_error err;
+
+	(void)state;
+	dm_config_init(&c);
+	assert_int_equal(c.api_nlisten, 0);
+	assert_int_equal(c.api_threads, DM_CONFIG_API_THREADS);
+	assert_int_equal(c.api_max_connections, DM_CONFIG_API_MAX_CONNECTIONS);
+	assert_int_equal(c.api_request_timeout_s,
+	    DM_CONFIG_API_REQUEST_TIMEOUT_S);
+	assert_int_equal(c.api_token_cache_s, DM_CONFIG_API_TOKEN_CACHE_S);
+	assert_string_equal(c.api_tls_cert, "");
+
+	load_ok(&c, "[database]\nconninfo = dbname=a\n[api]\n"
+	    "listen = 127.0.0.1:8025 , [::1]:0,localhost:65535\n"
+	    "database = dbname=b user=reader\nthreads = 8\n"
+	    "max_connections = 100\nrequest_timeout = 5\n"
+	    "token_cache = 0\ntls_cert = /etc/c.pem\ntls_key = /etc/k.pem\n");
+	assert_int_equal(c.api_nlisten, 3);
+	assert_string_equal(c.api_listen[0].host, "127.0.0.1");
+	assert_int_equal(c.api_listen[0].port, 8025);
+	assert_int_equal(c.api_listen[0].ipv6, 0);
+	assert_string_equal(c.api_listen[1].host, "::1");
+	assert_int_equal(c.api_listen[1].port, 0);
+	assert_int_equal(c.api_listen[1].ipv6, 1);
+	assert_string_equal(c.api_listen[2].host, "127.0.0.1");
+	assert_int_equal(c.api_listen[2].port, 65535);
+	assert_string_equal(dm_config_api_conninfo(&c), "dbname=b user=reader");
+	assert_string_equal(c.conninfo, "dbname=a");
+	assert_int_equal(c.api_threads, 8);
+	assert_int_equal(c.api_max_connections, 100);
+	assert_int_equal(c.api_request_timeout_s, 5);
+	assert_int_equal(c.api_token_cache_s, 0);
+	assert_string_equal(c.api_tls_key, "/etc/k.pem");
+	dm_config_free(&c);
+
+	/* Without [api] database the API uses conninfo. */
+	load_ok(&c, "[database]\nconninfo = dbname=a\n");
+	assert_string_equal(dm_config_api_conninfo(&c), "dbname=a");
+	dm_config_free(&c);
+
+	load_fails("[api]\nlisten = 127.0.0.1\n", "2: [api] listen: "
+	    "'127.0.0.1' is not ADDR:PORT (127.0.0.1:8025, [::1]:8025; port 0 "
+	    "to 65535)", NULL);
+	load_fails("[api]\nlisten = 127.0.0.1:65536\n", "2: [api] listen: "
+	    "'127.0.0.1:65536' is not ADDR:PORT (127.0.0.1:8025, "
+	    "[::1]:8025; port 0 to 65535)", NULL);
+	load_fails("[api]\nlisten = 127.0.0.1:80x\n", "2: [api] listen: "
+	    "'127.0.0.1:80x' is not ADDR:PORT (127.0.0.1:8025, [::1]:8025; "
+	    "port 0 to 65535)", NULL);
+	load_fails("[api]\nlisten = ::1:80\n", "2: [api] listen: '::1' is "
+	    "not an IPv4 address, an IPv6 address in brackets nor localhost",
+	    NULL);
+	load_fails("[api]\nlisten = example.com:80\n", "2: [api] listen: "
+	    "'example.com' is not an IPv4 address, an IPv6 address in "
+	    "brackets nor localhost", NULL);
+	load_fails("[api]\nlisten = 127.0.0.1:1,,127.0.0.1:2\n", "2: [api] "
+	    "listen: an empty address in the list", NULL);
+	load_fails("[api]\nlisten = [::1:80\n", "2: [api] listen: '[::1:80' "
+	    "is not ADDR:PORT (127.0.0.1:8025, [::1]:8025; port 0 to 65535)",
+	    NULL);
+	load_fails("[api]\nlisten = 127.0.0.1:1,127.0.0.1:2,127.0.0.1:3,"
+	    "127.0.0.1:4,127.0.0.1:5,127.0.0.1:6,127.0.0.1:7,127.0.0.1:8,"
+	    "127.0.0.1:9\n", "2: [api] listen: more than 8 addresses", NULL);
+	load_fails("[api]\nthreads = 0\n", "2: [api] threads: '0' is not "
+	    "between 1 and 256", NULL);
+	load_fails("[api]\nrequest_timeout = 3601\n", "2: [api] "
+	    "request_timeout: '3601' is not between 1 and 3600", NULL);
+	load_fails("[api]\ntls_cert = relative.pem\n", "2: [api] tls_cert: "
+	    "'relative.pem' is not an absolute path", NULL);
+	load_fails("[api]\nbind = 127.0.0.1:80\n", "2: [api] bind: unknown "
+	    "key", NULL);
+	load_fails("[database]\napi_conninfo = dbname=x\n[api]\n"
+	    "database = dbname=y\n", "4: [api] database: [database] "
+	    "api_conninfo is set too (line 2): give one of them", NULL);
+	/* Both TLS files or neither: checked once the file is read. */
+	dm_config_init(&c);
+	dm_error_clear(&err);
+	assert_int_equal(load_text(&c, "[api]\ntls_cert = /etc/c.pem\n",
+	    &err), -1);
+	assert_non_null(strstr(err.msg, "[api] tls_cert and tls_key: give "
+	    "both (HTTPS) or neither (HTTP)"));
+	assert_int_equal(c.api_nlisten, 0);
+	dm_config_free(&c);
+
+	/* dm_config_parse_listen() for --listen: replaces the list. */
+	dm_config_init(&c);
+	{
+		char why[256];
+
+		assert_int_equal(dm_config_parse_listen(&c, "[::1]:9", why,
+		    sizeof(why)), 0);
+		assert_int_equal(c.api_nlisten, 1);
+		assert_int_equal(dm_config_parse_listen(&c, "nope", why,
+		    sizeof(why)), -1);
+		assert_int_equal(c.api_nlisten, 1);
+	}
+}
+
 int
 main(void)
 {
@@ -1748,6 +1851,7 @@ main(void)
 		cmocka_unit_test_setup(test_secrets_never_quoted, setup),
 		cmocka_unit_test_setup(test_several_accounts, setup),
 		cmocka_unit_test_setup(test_load_with_accounts, setup),
+		cmocka_unit_test_setup(test_api_section, setup),
 	};
 	int failed;
 

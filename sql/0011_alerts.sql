@@ -1,4 +1,4 @@
--- 0010_alerts: what `dmarcd alerts` raises and how its delivery is kept
+-- 0011_alerts: what `dmarcd alerts` raises and how its delivery is kept
 -- (docs/alerts.md).
 --
 -- dmarcd.alert_scan(p_now, p_min_messages, p_drop, p_window) gives the
