@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "collector/alerts.h"
 #include "collector/commands.h"
 #include "collector/imap.h"
 #include "collector/ingest.h"
@@ -915,6 +916,31 @@ store_up(struct daemon *d)
 	return 0;
 }
 
+/* After a pass that stored reports: raise and post alerts (docs/alerts.md).
+ * A failure is logged, never fatal: the alerts wait for the next pass. */
+static void
+watch_alerts(struct daemon *d)
+{
+	struct alerts_result r;
+	struct dm_error err;
+	char raised[16], sent[16], waiting[16];
+
+	if (!alerts_enabled(&d->cfg) || d->store == NULL)
+		return;
+	dm_error_clear(&err);
+	if (alerts_run(d->store, &d->cfg, &r, &err) != 0) {
+		logkv(LOG_ERR, "alerts_error", "msg", err.msg, KV_END);
+		return;
+	}
+	if (r.raised == 0 && r.sent == 0)
+		return;
+	snprintf(raised, sizeof(raised), "%u", r.raised);
+	snprintf(sent, sizeof(sent), "%u", r.sent);
+	snprintf(waiting, sizeof(waiting), "%u", r.waiting);
+	logkv(LOG_INFO, "alerts", "raised", raised, "sent", sent, "waiting",
+	    waiting, KV_END);
+}
+
 /*
  * One pass over a watch's mailbox: 0, or -1 when it must be tried again
  * (the watch is down, or PostgreSQL is: then at w->next).
@@ -985,6 +1011,8 @@ watch_fetch(struct daemon *d, struct watch *w)
 	}
 	if (run.stored + run.revisions > 0)
 		rdns_kick(d);
+	if (rc == 0 && run.stored + run.revisions > 0)
+		watch_alerts(d);
 	free(run.lines);
 	return rc;
 }

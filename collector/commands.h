@@ -39,6 +39,9 @@ int cmd_serve(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 extern const char cmd_serve_usage[], cmd_token_usage[];
 
+int cmd_alerts(int argc, char **argv);
+extern const char cmd_alerts_usage[];
+
 /* cmd_worse - the exit status that matters more of two. */
 int cmd_worse(int a, int b);
 

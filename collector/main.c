@@ -46,6 +46,8 @@ static const struct cmd commands[] = {
 	    cmd_readiness_usage, cmd_readiness },
 	{ "rejected", "list, show or retry inputs that were refused",
 	    cmd_rejected_usage, cmd_rejected },
+	{ "alerts", "raise alerts and post them to the webhook",
+	    cmd_alerts_usage, cmd_alerts },
 	{ "help", "show help for dmarcd or one of its commands",
 	    "usage: dmarcd help [COMMAND]\n", cmd_help },
 	{ "version", "print the version and the libraries in use",

@@ -64,6 +64,9 @@ enum key_kind {
 	KIND_AUTH,	/* int, enum dm_auth */
 	KIND_MAILBOXES,	/* the account's mailbox list */
 	KIND_SERVERS,	/* char[size]: dm_config_parse_servers() */
+	KIND_WEBHOOK,	/* char[size]: KIND_URL, never quoted */
+	KIND_WEBHOOK_FILE, /* char[size]: KIND_WEBHOOK from a private file */
+	KIND_ALERTS_FORMAT, /* int, enum dm_alerts_format */
 	KIND_LISTEN	/* [api] listen: the address list */
 };
 
@@ -124,6 +127,19 @@ static const struct key keys[] = {
 	KEY("api", "token_cache", KIND_UNSIGNED, api_token_cache_s, 0, 3600),
 	KEY("api", "tls_cert", KIND_PATH, api_tls_cert, 0, 0),
 	KEY("api", "tls_key", KIND_PATH, api_tls_key, 0, 0),
+	KEY("alerts", "webhook", KIND_WEBHOOK, alerts_webhook, 0, 0),
+	KEY("alerts", "webhook_file", KIND_WEBHOOK_FILE, alerts_webhook, 0,
+	    0),
+	KEY("alerts", "format", KIND_ALERTS_FORMAT, alerts_format, 0, 0),
+	KEY("alerts", "secret_file", KIND_SECRET_FILE, alerts_secret, 0, 0),
+	KEY("alerts", "min_messages", KIND_UNSIGNED, alerts_min_messages, 1,
+	    1000000000),
+	KEY("alerts", "share_drop", KIND_UNSIGNED, alerts_share_drop, 1, 100),
+	KEY("alerts", "window_days", KIND_UNSIGNED, alerts_window_days, 1, 90),
+	KEY("alerts", "max_per_hour", KIND_UNSIGNED, alerts_max_per_hour, 1,
+	    3600),
+	KEY("alerts", "timeout", KIND_UNSIGNED, alerts_timeout_s, 1, 300),
+	KEY("alerts", "ca_file", KIND_PATH, alerts_ca_file, 0, 0),
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -176,6 +192,11 @@ static const char *const tls_names[] = {
 	[DM_TLS_IMAPS] = "imaps",
 	[DM_TLS_STARTTLS] = "starttls",
 	[DM_TLS_NONE] = "none",
+};
+
+static const char *const alerts_format_names[] = {
+	[DM_ALERTS_JSON] = "json",
+	[DM_ALERTS_SLACK] = "slack",
 };
 
 static const char *const auth_names[] = {
@@ -307,6 +328,12 @@ dm_config_init(struct dm_config *c)
 	c->api_max_connections = DM_CONFIG_API_MAX_CONNECTIONS;
 	c->api_request_timeout_s = DM_CONFIG_API_REQUEST_TIMEOUT_S;
 	c->api_token_cache_s = DM_CONFIG_API_TOKEN_CACHE_S;
+	c->alerts_format = DM_ALERTS_JSON;
+	c->alerts_min_messages = DM_CONFIG_ALERTS_MIN_MESSAGES;
+	c->alerts_share_drop = DM_CONFIG_ALERTS_SHARE_DROP;
+	c->alerts_window_days = DM_CONFIG_ALERTS_WINDOW_DAYS;
+	c->alerts_max_per_hour = DM_CONFIG_ALERTS_MAX_PER_HOUR;
+	c->alerts_timeout_s = DM_CONFIG_ALERTS_TIMEOUT_S;
 	c->accounts = NULL;
 	c->naccounts = 0;
 }
@@ -315,6 +342,8 @@ void
 dm_config_free(struct dm_config *c)
 {
 	accounts_free(c->accounts, c->naccounts);
+	explicit_bzero(c->alerts_webhook, sizeof(c->alerts_webhook));
+	explicit_bzero(c->alerts_secret, sizeof(c->alerts_secret));
 	dm_config_init(c);
 }
 
@@ -886,6 +915,43 @@ store_mailboxes(struct parse *p, struct dm_account *a, const char *section,
 }
 
 /*
+ * store_webhook - a URL that may hold a secret (a Slack webhook's path):
+ * checked as KIND_URL, never quoted; from a private file for
+ * KIND_WEBHOOK_FILE.
+ */
+static int
+store_webhook(struct parse *p, const struct key *k, char *field,
+    const char *section, const char *value)
+{
+	char url[FIELD_SIZE(struct dm_config, alerts_webhook)];
+	size_t len;
+
+	if (k->kind == KIND_WEBHOOK_FILE) {
+		if (read_secret_file(p, section, k->name, value, url,
+		    sizeof(url)) == 0)
+			return 0;
+	} else {
+		len = strlen(value);
+		if (len == 0)
+			return parse_fail(p, "[%s] %s: empty", section,
+			    k->name);
+		if (len >= sizeof(url))
+			return parse_fail(p, "[%s] %s: longer than %zu bytes",
+			    section, k->name, sizeof(url) - 1);
+		memcpy(url, value, len + 1);
+	}
+	if (has_control(url, strlen(url)) || !url_ok(url)) {
+		explicit_bzero(url, sizeof(url));
+		return parse_fail(p, "[%s] %s: not an https:// URL (http:// "
+		    "only to a loopback host); the value is not shown, it may "
+		    "hold a secret", section, k->name);
+	}
+	memcpy(field, url, strlen(url) + 1);
+	explicit_bzero(url, sizeof(url));
+	return 1;
+}
+
+/*
  * Store one value in base (the configuration or an account; section is
  * how messages name it). The message quotes the value unless it is a
  * conninfo or a secret.
@@ -1032,6 +1098,18 @@ store(struct parse *p, const struct key *k, char *base, const char *section,
 			    why);
 		return 1;
 	}
+	case KIND_WEBHOOK:
+	case KIND_WEBHOOK_FILE:
+		return store_webhook(p, k, field, section, value);
+	case KIND_ALERTS_FORMAT:
+		flag = parse_name(value, alerts_format_names,
+		    sizeof(alerts_format_names) /
+		    sizeof(alerts_format_names[0]));
+		if (flag < 0)
+			return parse_fail(p, "[%s] %s: '%s' is not json or "
+			    "slack", section, k->name, value);
+		*(int *)(void *)field = flag;
+		return 1;
 	case KIND_LISTEN: {
 		char why[256];
 
@@ -1043,7 +1121,8 @@ store(struct parse *p, const struct key *k, char *base, const char *section,
 	}
 	}
 	if (k->kind == KIND_SECRET || k->kind == KIND_SECRET_FILE) {
-		if (k->offset == offsetof(struct dm_account, password))
+		if (p->account != NULL &&
+		    k->offset == offsetof(struct dm_account, password))
 			p->account->password_set = 1;
 		return 1;
 	}

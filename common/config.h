@@ -45,6 +45,16 @@
  *	token_cache = 30		; 0..3600 s a valid token is remembered
  *	tls_cert = /etc/dmarcd/api.crt	; PEM, both or neither
  *	tls_key = /etc/dmarcd/api.key
+ *	[alerts]			; docs/alerts.md
+ *	webhook = https://hooks.example.com/...	; or webhook_file = PATH
+ *	format = json			; json|slack
+ *	secret_file = /etc/dmarcd/alerts.key	; HMAC-SHA256 of the body
+ *	min_messages = 100		; 1..1000000000
+ *	share_drop = 5			; 1..100 percentage points
+ *	window_days = 7			; 1..90
+ *	max_per_hour = 10		; 1..3600
+ *	timeout = 10			; 1..300 seconds
+ *	ca_file = /etc/ssl/...		; "": the system store
  *	[account NAME]			; any number, up to 64: IMAP
  *	host = imap.example.com		; required
  *	user = dmarc@example.com	; required
@@ -78,7 +88,11 @@
  * INBOX in any case is INBOX); neither folder may be one of them.
  * oauth2_token_url is https://, or http:// to a loopback host (127/8,
  * [::1], localhost). Passwords, secrets and tokens hold no control
- * character. A second file loaded into the same struct replaces an
+ * character. The [alerts] webhook URL may hold a secret (a Slack webhook's
+ * path): like a password it is never quoted, and webhook_file reads it
+ * from a private file as password_file does; it is https://, or http://
+ * to a loopback host; webhook and webhook_file exclude each other. A
+ * second file loaded into the same struct replaces an
  * account of the same NAME whole and keeps the others.
  *
  * DIAGNOSTICS
@@ -100,8 +114,8 @@
  *	DM_E_UNAVAILABLE libinih cannot be loaded (only if there is a file)
  *	DM_E_NOMEM	out of memory (accounts and mailboxes are allocated)
  *	Messages never quote the value of a conninfo (use dm_config_redact()
- *	to show one), of a password, a client secret or a token, nor the
- *	content of a *_file.
+ *	to show one), of a password, a client secret, a token or a webhook
+ *	URL, nor the content of a *_file.
  *
  * OWNERSHIP
  *	A struct dm_config owns its accounts (and their mailboxes): never
@@ -149,6 +163,15 @@
 #define DM_CONFIG_API_REQUEST_TIMEOUT_S	30
 #define DM_CONFIG_API_TOKEN_CACHE_S	30
 #define DM_CONFIG_MAX_LISTEN		8	/* [api] listen addresses */
+
+/* Defaults of [alerts]. */
+#define DM_CONFIG_ALERTS_MIN_MESSAGES	100
+#define DM_CONFIG_ALERTS_SHARE_DROP	5	/* percentage points */
+#define DM_CONFIG_ALERTS_WINDOW_DAYS	7
+#define DM_CONFIG_ALERTS_MAX_PER_HOUR	10
+#define DM_CONFIG_ALERTS_TIMEOUT_S	10
+
+enum dm_alerts_format { DM_ALERTS_JSON, DM_ALERTS_SLACK };
 
 /* Defaults of [account NAME]. */
 #define DM_CONFIG_IMAPS_PORT		993
@@ -241,6 +264,16 @@ struct dm_config {
 	unsigned api_token_cache_s;	/* 0: every request asks */
 	char api_tls_cert[DM_CONFIG_PATH_MAX];	/* "": plain HTTP */
 	char api_tls_key[DM_CONFIG_PATH_MAX];
+	/* [alerts]: no webhook, no alerts sent. */
+	char alerts_webhook[2048];	/* a secret: never quoted */
+	int alerts_format;		/* enum dm_alerts_format */
+	char alerts_secret[1024];	/* from secret_file; "": unsigned */
+	unsigned alerts_min_messages;	/* unauthorised sender threshold */
+	unsigned alerts_share_drop;	/* aligned share, points */
+	unsigned alerts_window_days;
+	unsigned alerts_max_per_hour;
+	unsigned alerts_timeout_s;
+	char alerts_ca_file[DM_CONFIG_PATH_MAX];	/* "": system store */
 	struct dm_account *accounts;	/* malloc'd, in file order */
 	size_t naccounts;
 	char path[DM_CONFIG_PATH_MAX];	/* the file read, or "" */

@@ -9,7 +9,8 @@ SQL_MIGRATIONS = \
 	sql/0007_analytics.sql \
 	sql/0008_views.sql \
 	sql/0009_sender_map.sql \
-	sql/0010_api_raw.sql
+	sql/0010_api_raw.sql \
+	sql/0011_alerts.sql
 EXTRA_DIST += $(SQL_MIGRATIONS) sql/embed.sh
 BUILT_SOURCES += sql/migrations.c
 CLEANFILES += sql/migrations.c

@@ -288,6 +288,56 @@ int store_ip_names_save(struct store *store, const struct store_ip_name *rows,
 int store_domain_orgs_save(struct store *store, const char *const *domains,
     const char *const *orgs, size_t count, struct dm_error *err);
 
+/*
+ * Alerts (dmarcd alerts, sql/0011_alerts.sql): raised once per (domain,
+ * kind, key), then delivered oldest first under a lock that one process
+ * holds at a time.
+ */
+struct store_alert_scan {
+	unsigned min_messages;	/* an unauthorised sender's threshold */
+	unsigned share_drop;	/* percentage points */
+	unsigned window_days;
+};
+struct store_alert {
+	int64_t id;
+	char *domain, *kind, *key;
+	char *detail;		/* a JSON object, as text */
+	char raised_at[32];	/* 2026-01-31T12:00:00Z */
+	unsigned attempts;	/* requests made so far */
+};
+/* store_alerts_raise - insert what dmarcd.alert_scan() gives now that is
+ * not raised yet; *raised_r: how many. */
+int store_alerts_raise(struct store *store,
+    const struct store_alert_scan *scan, unsigned *raised_r,
+    struct dm_error *err);
+/* store_alerts_candidates - what store_alerts_raise would insert (id 0),
+ * one at a time to each(); a non-zero return stops. */
+int store_alerts_candidates(struct store *store,
+    const struct store_alert_scan *scan,
+    int (*each)(void *ctx, const struct store_alert *a), void *ctx,
+    struct dm_error *err);
+/* store_alerts_lock - try the delivery lock (a session advisory lock):
+ * *got_r 0 when another session holds it. */
+int store_alerts_lock(struct store *store, int *got_r, struct dm_error *err);
+int store_alerts_unlock(struct store *store, struct dm_error *err);
+/* store_alerts_counts - sent in the last hour; waiting (not sent, not
+ * given up), and of those how many are due now (not held back). */
+int store_alerts_counts(struct store *store, unsigned *sent_last_hour_r,
+    unsigned *waiting_r, unsigned *due_r, struct dm_error *err);
+/* store_alerts_due - up to limit alerts due now, oldest first (malloc'd:
+ * store_alerts_free). */
+int store_alerts_due(struct store *store, unsigned limit,
+    struct store_alert **list_r, size_t *count_r, struct dm_error *err);
+void store_alerts_free(struct store_alert *list, size_t count);
+/* store_alert_sent - delivered after tries requests. */
+int store_alert_sent(struct store *store, int64_t id, unsigned tries,
+    struct dm_error *err);
+/* store_alert_failed - tries requests failed: last_error, held back for
+ * retry_s seconds, given up if give_up. */
+int store_alert_failed(struct store *store, int64_t id, unsigned tries,
+    const char *error, unsigned retry_s, int give_up,
+    struct dm_error *err);
+
 /* store_exec_text - run a read-only query, the rows as text lines. */
 int store_query_lines(struct store *store, const char *sql,
     int nparams, const char *const *params,

@@ -16,7 +16,8 @@ TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
 	tests/integration/cli_report.py \
 	tests/integration/senders.py \
 	tests/integration/analytics.py \
-	tests/integration/api.py
+	tests/integration/api.py \
+	tests/integration/alerts.py
 EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
@@ -29,4 +30,5 @@ EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/api.py \
 	tests/integration/cli_report.py \
 	tests/integration/senders.py \
-	tests/integration/analytics.py
+	tests/integration/analytics.py \
+	tests/integration/alerts.py

@@ -46,7 +46,8 @@ tests_unit_test_inputs_LDADD = common/libcommon.a $(CMOCKA_LIBS)
 check_PROGRAMS += tests/unit/test_oauth2
 TESTS += tests/unit/test_oauth2
 tests_unit_test_oauth2_SOURCES = tests/unit/test_oauth2.c \
-	collector/oauth2.c collector/oauth2.h
+	collector/oauth2.c collector/oauth2.h \
+	collector/httpc.c collector/httpc.h
 tests_unit_test_oauth2_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
 	$(LIBCURL_CFLAGS) $(JANSSON_CFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_oauth2_LDADD = common/libcommon.a $(JANSSON_LIBS) \
@@ -85,3 +86,15 @@ TESTS += tests/unit/test_align
 tests_unit_test_align_SOURCES = tests/unit/test_align.c
 tests_unit_test_align_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(PSL_CFLAGS)
 tests_unit_test_align_LDADD = common/libcommon.a $(PSL_LIBS) $(CMOCKA_LIBS)
+
+# collector/alerts.c is linked in directly, with the store (libpq and
+# libcurl are loaded on first use: neither is used here).
+check_PROGRAMS += tests/unit/test_alerts
+TESTS += tests/unit/test_alerts
+tests_unit_test_alerts_SOURCES = tests/unit/test_alerts.c \
+	collector/alerts.c collector/alerts.h \
+	collector/httpc.c collector/httpc.h
+tests_unit_test_alerts_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
+	$(LIBCURL_CFLAGS) $(JANSSON_CFLAGS) $(NETTLE_CFLAGS)
+tests_unit_test_alerts_LDADD = $(STORE_LIBS) common/libcommon.a \
+	$(JANSSON_LIBS) $(CMOCKA_LIBS)

@@ -31,6 +31,11 @@
  * (a host name, a bad port, an empty item, a server twice, too many
  * servers, out-of-range numbers) failing with "PATH:LINE: [resolve] key:
  * why".
+ * [alerts]: every key and its bounds; the webhook is https://, or
+ * http:// to a loopback host, and no message ever quotes it (a Slack
+ * webhook's path is its secret), be it given inline or in webhook_file,
+ * which is read as password_file is (chmod 600); webhook and
+ * webhook_file exclude each other; secret_file is read the same way.
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -104,6 +109,15 @@ assert_defaults(const struct dm_config *c)
 	assert_int_equal(c->resolve_concurrency, 64);
 	assert_int_equal(c->resolve_timeout_s, 5);
 	assert_int_equal(c->resolve_deadline_s, 600);
+	assert_string_equal(c->alerts_webhook, "");
+	assert_int_equal(c->alerts_format, DM_ALERTS_JSON);
+	assert_string_equal(c->alerts_secret, "");
+	assert_int_equal(c->alerts_min_messages, 100);
+	assert_int_equal(c->alerts_share_drop, 5);
+	assert_int_equal(c->alerts_window_days, 7);
+	assert_int_equal(c->alerts_max_per_hour, 10);
+	assert_int_equal(c->alerts_timeout_s, 10);
+	assert_string_equal(c->alerts_ca_file, "");
 	assert_null(c->accounts);
 	assert_int_equal(c->naccounts, 0);
 	assert_string_equal(c->path, "");
@@ -1023,6 +1037,124 @@ test_resolve(void **state)
 /* The reader follows [section] lines as libinih does: after a UTF-8
  * BOM, indented when no key comes before, with a comment after (and an
  * indented one after a key is more of its value: see test_bad_accounts). */
+#define HOOK	"https://hooks.example.com/services/T0/B0/Zq9HookSecret"
+
+static void
+test_alerts(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *why;	/* after "PATH:" */
+	} bad[] = {
+		{ "[alerts]\nformat = xml\n",
+		  "2: [alerts] format: 'xml' is not json or slack" },
+		{ "[alerts]\nmin_messages = 0\n",
+		  "2: [alerts] min_messages: '0' is not between 1 and "
+		  "1000000000" },
+		{ "[alerts]\nshare_drop = 101\n",
+		  "2: [alerts] share_drop: '101' is not between 1 and 100" },
+		{ "[alerts]\nwindow_days = 91\n",
+		  "2: [alerts] window_days: '91' is not between 1 and 90" },
+		{ "[alerts]\nmax_per_hour = 0\n",
+		  "2: [alerts] max_per_hour: '0' is not between 1 and 3600" },
+		{ "[alerts]\ntimeout = 301\n",
+		  "2: [alerts] timeout: '301' is not between 1 and 300" },
+		{ "[alerts]\nca_file = relative.pem\n",
+		  "2: [alerts] ca_file: 'relative.pem' is not an absolute "
+		  "path" },
+		{ "[alerts]\nsecret_file = key\n",
+		  "2: [alerts] secret_file: 'key' is not an absolute path" },
+		{ "[alerts]\nbogus = 1\n", "2: [alerts] bogus: unknown key" },
+	};
+	/* Refused webhooks: never quoted, not even in part. */
+	static const char *const bad_hooks[] = {
+		"http://hooks.example.com/services/T0/B0/Zq9HookSecret",
+		"ftp://hooks.example.com/Zq9HookSecret",
+		"hooks.example.com/Zq9HookSecret",
+		"https:///Zq9HookSecret",
+		"http://10.0.0.1/Zq9HookSecret",
+	};
+	struct dm_config c, copy;
+	struct dm_error err;
+	char text[512], why[512], path[256], key[256];
+	size_t i;
+
+	(void)state;
+	load_ok(&c, "[alerts]\nwebhook = " HOOK "\nformat = slack\n"
+	    "min_messages = 1\nshare_drop = 100\nwindow_days = 90\n"
+	    "max_per_hour = 3600\ntimeout = 1\n"
+	    "ca_file = /etc/ssl/ca.pem\n");
+	assert_string_equal(c.alerts_webhook, HOOK);
+	assert_int_equal(c.alerts_format, DM_ALERTS_SLACK);
+	assert_int_equal(c.alerts_min_messages, 1);
+	assert_int_equal(c.alerts_share_drop, 100);
+	assert_int_equal(c.alerts_window_days, 90);
+	assert_int_equal(c.alerts_max_per_hour, 3600);
+	assert_int_equal(c.alerts_timeout_s, 1);
+	assert_string_equal(c.alerts_ca_file, "/etc/ssl/ca.pem");
+	assert_int_equal(dm_config_copy(&copy, &c, &err), 0);
+	assert_string_equal(copy.alerts_webhook, HOOK);
+	dm_config_free(&copy);
+	dm_config_free(&c);
+	assert_string_equal(c.alerts_webhook, "");
+	/* Loopback http, any case of the format. */
+	load_ok(&c, "[alerts]\nwebhook = http://127.0.0.1:8080/hook\n"
+	    "format = JSON\n");
+	assert_string_equal(c.alerts_webhook, "http://127.0.0.1:8080/hook");
+	assert_int_equal(c.alerts_format, DM_ALERTS_JSON);
+	load_ok(&c, "[alerts]\nwebhook = http://[::1]/h\n");
+	load_ok(&c, "[alerts]\nwebhook = http://localhost/h\n");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		load_fails(bad[i].text, bad[i].why, NULL);
+	for (i = 0; i < sizeof(bad_hooks) / sizeof(bad_hooks[0]); i++) {
+		snprintf(text, sizeof(text), "[alerts]\nwebhook = %s\n",
+		    bad_hooks[i]);
+		load_fails(text, "2: [alerts] webhook: not an https:// URL "
+		    "(http:// only to a loopback host); the value is not "
+		    "shown, it may hold a secret", &err);
+		assert_null(strstr(err.msg, "Zq9"));
+		assert_null(strstr(err.msg, "example"));
+	}
+	/* webhook_file: read as password_file is, checked, never quoted. */
+	write_secret("hook.url", HOOK "\n", 0644, path, sizeof(path));
+	snprintf(text, sizeof(text), "[alerts]\nwebhook_file = %s\n", path);
+	snprintf(why, sizeof(why), "2: [alerts] webhook_file: %s is readable "
+	    "by others (mode 0644); chmod 600 it", path);
+	load_fails(text, why, &err);
+	assert_int_equal(chmod(path, 0600), 0);
+	load_ok(&c, text);
+	assert_string_equal(c.alerts_webhook, HOOK);
+	dm_config_free(&c);
+	write_secret("hook.url", "http://192.0.2.1/Zq9HookSecret\n", 0600,
+	    path, sizeof(path));
+	load_fails(text, "2: [alerts] webhook_file: not an https:// URL "
+	    "(http:// only to a loopback host); the value is not shown, it "
+	    "may hold a secret", &err);
+	assert_null(strstr(err.msg, "Zq9"));
+	snprintf(text, sizeof(text), "[alerts]\nwebhook = " HOOK "\n"
+	    "webhook_file = %s\n", path);
+	snprintf(why, sizeof(why), "3: [alerts] webhook_file: [alerts] "
+	    "webhook is set too (line 2): give one of them");
+	load_fails(text, why, &err);
+	assert_null(strstr(err.msg, "Zq9"));
+	/* secret_file: the HMAC key. */
+	write_secret("alerts.key", SECRET "\n", 0600, key, sizeof(key));
+	snprintf(text, sizeof(text), "[alerts]\nsecret_file = %s\n", key);
+	load_ok(&c, text);
+	assert_string_equal(c.alerts_secret, SECRET);
+	assert_int_equal(c.naccounts, 0);
+	dm_config_free(&c);
+	assert_string_equal(c.alerts_secret, "");
+	assert_int_equal(chmod(key, 0640), 0);
+	snprintf(why, sizeof(why), "2: [alerts] secret_file: %s is readable "
+	    "by others (mode 0640); chmod 600 it", key);
+	load_fails(text, why, &err);
+	assert_null(strstr(err.msg, "Zq9"));
+}
+
+/* The reader follows [section] lines as libinih does: after a UTF-8
+ * BOM, indented when no key comes before, with a comment after (and an
+ * indented one after a key is more of its value: see test_bad_accounts). */
 static void
 test_section_lines(void **state)
 {
@@ -1808,6 +1940,7 @@ main(void)
 		cmocka_unit_test_setup(test_account_oauth2, setup),
 		cmocka_unit_test_setup(test_daemon_and_syslog, setup),
 		cmocka_unit_test_setup(test_resolve, setup),
+		cmocka_unit_test_setup(test_alerts, setup),
 		cmocka_unit_test_setup(test_section_lines, setup),
 		cmocka_unit_test_setup(test_bad_accounts, setup),
 		cmocka_unit_test_setup(test_account_names_and_limits, setup),
