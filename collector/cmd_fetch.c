@@ -570,6 +570,11 @@ fetch_mailbox(struct ingest_run *run, struct session *ss, const char *mailbox,
 		*err = f.imap_err;
 		goto out;
 	}
+	/* Read to its end: what /metrics reports as the last fetch. */
+	if (store_mailbox_fetched(run->store, a->name, mailbox, err) != 0) {
+		f.db_failed = 1;
+		goto out;
+	}
 	rc = 0;
 out:
 	run->hooks.ctx = NULL;

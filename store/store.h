@@ -245,6 +245,12 @@ int store_moves_pending(struct store *store, const char *account,
     const char *mailbox, uint32_t uidvalidity,
     int (*each)(void *ctx, const struct store_move *m), void *ctx,
     struct dm_error *err);
+/*
+ * store_mailbox_fetched - the mailbox was read to its end just now
+ * (imap_mailboxes.last_fetch_at, for /metrics). Outside a batch.
+ */
+int store_mailbox_fetched(struct store *store, const char *account,
+    const char *mailbox, struct dm_error *err);
 /* store_moves_done - forget moves made (outside a batch; commits). */
 int store_moves_done(struct store *store, const char *account,
     const char *mailbox, uint32_t uidvalidity, const uint32_t *uids,
