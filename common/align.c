@@ -90,8 +90,16 @@ bad:
 	return -1;
 }
 
+static int
+psl_org(void *ctx, const char *domain, char *out, size_t size)
+{
+	(void)ctx;
+	return dm_org_domain(domain, out, size);
+}
+
 int
-dm_aligned(const char *a, const char *b, int strict)
+dm_aligned_org(const char *a, const char *b, int strict, dm_org_fn org,
+    void *ctx)
 {
 	char oa[DM_DOMAIN_MAX], ob[DM_DOMAIN_MAX];
 
@@ -101,10 +109,18 @@ dm_aligned(const char *a, const char *b, int strict)
 		return 1;
 	if (strict)
 		return 0;
-	if (dm_org_domain(a, oa, sizeof(oa)) != 0 ||
-	    dm_org_domain(b, ob, sizeof(ob)) != 0)
+	if (org == NULL)
+		org = psl_org;
+	if (org(ctx, a, oa, sizeof(oa)) != 0 ||
+	    org(ctx, b, ob, sizeof(ob)) != 0)
 		return 0;
 	return strcmp(oa, ob) == 0;
+}
+
+int
+dm_aligned(const char *a, const char *b, int strict)
+{
+	return dm_aligned_org(a, b, strict, NULL, NULL);
 }
 
 /* The override reason that matters most for the classes, or "". */
@@ -135,9 +151,16 @@ copy_domain(char *dst, const char *src)
 	dst[len] = '\0';
 }
 
+/* How a record is judged: strictness and organizational domains. */
+struct judge {
+	int strict;
+	dm_org_fn org;
+	void *ctx;
+};
+
 static void
-align_dkim(const struct dm_record *rec, const char *hf, int strict,
-    struct dm_alignment *auth)
+align_dkim(const struct dm_record *rec, const char *hf,
+    const struct judge *j, struct dm_alignment *auth)
 {
 	int rank = 0;	/* of dkim_domain: 3 aligned pass, 2 pass, 1 any */
 	size_t i;
@@ -149,7 +172,7 @@ align_dkim(const struct dm_record *rec, const char *hf, int strict,
 
 		if (dm_domain_norm(d->domain, dom, sizeof(dom)) != 0)
 			continue;
-		aligned = dm_aligned(dom, hf, strict);
+		aligned = dm_aligned_org(dom, hf, j->strict, j->org, j->ctx);
 		pass = d->result == DM_RESULT_PASS;
 		if (aligned)
 			auth->bits |= DM_AUTH_DKIM_OWN;
@@ -173,8 +196,8 @@ align_dkim(const struct dm_record *rec, const char *hf, int strict,
  * reverse path, whose SPF identity is HELO's).
  */
 static void
-align_spf(const struct dm_record *rec, const char *hf, int strict,
-    struct dm_alignment *auth)
+align_spf(const struct dm_record *rec, const char *hf,
+    const struct judge *j, struct dm_alignment *auth)
 {
 	const struct dm_spf_result *chosen = NULL;
 	char dom[DM_DOMAIN_MAX];
@@ -192,7 +215,7 @@ align_spf(const struct dm_record *rec, const char *hf, int strict,
 	if (chosen == NULL)
 		return;
 	copy_domain(auth->spf_domain, dom);
-	if (dm_aligned(dom, hf, strict))
+	if (dm_aligned_org(dom, hf, j->strict, j->org, j->ctx))
 		auth->bits |= DM_AUTH_SPF_OWN;
 	if (chosen->result == DM_RESULT_PASS) {
 		auth->bits |= DM_AUTH_SPF_PASS;
@@ -205,6 +228,15 @@ void
 dm_align_record(const struct dm_policy_published *pp,
     const struct dm_record *rec, struct dm_alignment *auth)
 {
+	dm_align_record_org(pp, rec, NULL, NULL, auth);
+}
+
+void
+dm_align_record_org(const struct dm_policy_published *pp,
+    const struct dm_record *rec, dm_org_fn org, void *ctx,
+    struct dm_alignment *auth)
+{
+	struct judge dkim = { 0, org, ctx }, spf = { 0, org, ctx };
 	char hf[DM_DOMAIN_MAX];
 
 	auth->bits = 0;
@@ -215,6 +247,137 @@ dm_align_record(const struct dm_policy_published *pp,
 	 * align with it, but what passed still counts. */
 	if (dm_domain_norm(rec->header_from, hf, sizeof(hf)) != 0)
 		hf[0] = '\0';
-	align_dkim(rec, hf, pp != NULL && pp->adkim == DM_ALIGN_STRICT, auth);
-	align_spf(rec, hf, pp != NULL && pp->aspf == DM_ALIGN_STRICT, auth);
+	dkim.strict = pp != NULL && pp->adkim == DM_ALIGN_STRICT;
+	spf.strict = pp != NULL && pp->aspf == DM_ALIGN_STRICT;
+	align_dkim(rec, hf, &dkim, auth);
+	align_spf(rec, hf, &spf, auth);
+}
+
+/* ---- the DMARCbis tree walk ---- */
+
+static int
+wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+int
+dm_dmarc_record(const char *txt)
+{
+	const char *p = txt;
+
+	if (p == NULL || (*p != 'v' && *p != 'V'))
+		return 0;
+	for (p++; wsp(*p); p++)
+		;
+	if (*p++ != '=')
+		return 0;
+	while (wsp(*p))
+		p++;
+	if (strncmp(p, "DMARC1", 6) != 0)
+		return 0;
+	p += 6;
+	while (wsp(*p))
+		p++;
+	return *p == '\0' || *p == ';' || *p == '\r' || *p == '\n';
+}
+
+int
+dm_dmarc_psd(const char *record)
+{
+	const char *p = record, *name, *value, *end;
+	size_t name_len, value_len;
+
+	/* tag-list: tag *WSP "=" *WSP value, separated by ';' (RFC 6376
+	 * 3.2); the first tag is the version. */
+	while (p != NULL && *p != '\0') {
+		end = strchr(p, ';');
+		if (end == NULL)
+			end = p + strlen(p);
+		while (p < end && isspace((unsigned char)*p))
+			p++;
+		name = p;
+		while (p < end && *p != '=' && !isspace((unsigned char)*p))
+			p++;
+		name_len = (size_t)(p - name);
+		while (p < end && isspace((unsigned char)*p))
+			p++;
+		if (p < end && *p == '=' && name_len == 3 &&
+		    memcmp(name, "psd", 3) == 0) {
+			for (p++; p < end && isspace((unsigned char)*p); p++)
+				;
+			value = p;
+			value_len = (size_t)(end - value);
+			while (value_len > 0 &&
+			    isspace((unsigned char)value[value_len - 1]))
+				value_len--;
+			if (value_len == 1 && (*value == 'y' || *value == 'Y'))
+				return 'y';
+			if (value_len == 1 && (*value == 'n' || *value == 'N'))
+				return 'n';
+			return 'u';
+		}
+		p = *end == ';' ? end + 1 : end;
+	}
+	return 'u';
+}
+
+int
+dm_treewalk_org(const char *domain, dm_dmarc_lookup lookup, void *ctx,
+    char *out, size_t size)
+{
+	char norm[DM_DOMAIN_MAX], record[DM_DMARC_RECORD_MAX];
+	size_t starts[DM_DOMAIN_MAX / 2 + 1];	/* of each label */
+	size_t labels = 0, target = 0, i, len;
+	const char *org = NULL, *found = NULL;
+	unsigned queries;
+	int n, psd;
+
+	if (size > 0)
+		out[0] = '\0';
+	if (dm_domain_norm(domain, norm, sizeof(norm)) != 0)
+		return DM_TREEWALK_BADNAME;
+	starts[labels++] = 0;
+	for (i = 0; norm[i] != '\0'; i++)
+		if (norm[i] == '.')
+			starts[labels++] = i + 1;
+	/* target: the index of the first label of the name queried. */
+	for (queries = 0; queries < DM_TREEWALK_QUERIES; queries++) {
+		const char *name = norm + starts[target];
+
+		n = lookup(ctx, name, record, sizeof(record));
+		if (n < 0)
+			return DM_TREEWALK_DNS;
+		/* Several DMARC records at one name: all discarded. */
+		if (n == 1) {
+			record[sizeof(record) - 1] = '\0';
+			found = name;
+			psd = dm_dmarc_psd(record);
+			if (psd == 'n') {
+				org = name;
+				break;
+			}
+			if (psd == 'y') {
+				/* The name one label below it, on the way
+				 * to domain (asked or skipped); domain
+				 * itself when the walk started there. */
+				org = target == 0 ? name :
+				    norm + starts[target - 1];
+				break;
+			}
+		}
+		if (labels - target <= 1)
+			break;		/* the last label was asked */
+		if (target == 0 && labels > DM_TREEWALK_SHORTEN + 1)
+			target = labels - DM_TREEWALK_SHORTEN;
+		else
+			target++;
+	}
+	if (org == NULL)
+		org = found != NULL ? found : norm;
+	len = strlen(org);
+	if (len + 1 > size)
+		return DM_TREEWALK_BADNAME;
+	memcpy(out, org, len + 1);
+	return DM_TREEWALK_OK;
 }

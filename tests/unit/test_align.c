@@ -18,6 +18,17 @@
  * while still counting passes, and names the override reason that
  * matters most (forwarded > mailing_list > trusted_forwarder >
  * local_policy > sampled_out > policy_test_mode > other).
+ *
+ * The DMARCbis tree walk over hand-written tables of DMARC records (a
+ * pure algorithm test, no DNS): what counts as a DMARC record and its
+ * psd tag; psd=y at a registry gives the name one label below it, and
+ * itself where the walk starts; psd=n stops at that name; without psd
+ * the shortest name with a record wins, the domain itself without any;
+ * two records at a name count as none; a 13-label name asks its first
+ * name then the 7 rightmost labels and up (8 queries), an 8-label name
+ * one label at a time; a failed lookup gives no verdict; and
+ * dm_align_record_org aligns with the walk's organizational domains
+ * where the PSL says otherwise.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -559,6 +570,308 @@ test_record_override(void **state)
 	}
 }
 
+/* The tree walk over a hand-written table of DMARC records. */
+
+struct zone {
+	const char *name;	/* without "_dmarc." */
+	int count;		/* DMARC records there; -1 a DNS failure */
+	const char *record;	/* the first one */
+};
+
+struct walk {
+	const struct zone *zones;
+	const char *asked[16];	/* names asked, in order */
+	size_t asked_count;
+};
+
+static int
+table_lookup(void *ctx, const char *name, char *record, size_t size)
+{
+	struct walk *w = ctx;
+	const struct zone *z;
+
+	if (w->asked_count < 16)
+		w->asked[w->asked_count] = strdup(name);
+	w->asked_count++;
+	for (z = w->zones; z->name != NULL; z++)
+		if (strcmp(z->name, name) == 0) {
+			if (z->count > 0)
+				snprintf(record, size, "%s", z->record);
+			return z->count;
+		}
+	return 0;
+}
+
+static void
+walk_free(struct walk *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->asked_count && i < 16; i++)
+		free((void *)w->asked[i]);
+}
+
+/* Walk domain over zones: the result, the org, and the names asked
+ * (a NULL-terminated list; NULL asked: not checked). */
+static void
+check_walk(const struct zone *zones, const char *domain, int want_rc,
+    const char *want_org, const char *const *want_asked)
+{
+	struct walk w;
+	char out[DM_DOMAIN_MAX];
+	size_t i;
+	int rc;
+
+	memset(&w, 0, sizeof(w));
+	w.zones = zones;
+	memset(out, 'x', sizeof(out));
+	rc = dm_treewalk_org(domain, table_lookup, &w, out, sizeof(out));
+	if (rc != want_rc)
+		fail_msg("%s: dm_treewalk_org gave %d, not %d", domain, rc,
+		    want_rc);
+	assert_string_equal(out, want_org);
+	assert_true(w.asked_count <= DM_TREEWALK_QUERIES);
+	if (want_asked != NULL) {
+		for (i = 0; want_asked[i] != NULL; i++) {
+			if (i >= w.asked_count)
+				fail_msg("%s: %s was not asked", domain,
+				    want_asked[i]);
+			assert_string_equal(w.asked[i], want_asked[i]);
+		}
+		if (i != w.asked_count)
+			fail_msg("%s: %zu names asked, not %zu", domain,
+			    w.asked_count, i);
+	}
+	walk_free(&w);
+}
+
+static void
+test_dmarc_record(void **state)
+{
+	(void)state;
+	assert_true(dm_dmarc_record("v=DMARC1; p=none"));
+	assert_true(dm_dmarc_record("v=DMARC1"));
+	assert_true(dm_dmarc_record("v = DMARC1 ;p=reject"));
+	assert_true(dm_dmarc_record("V=DMARC1;"));
+	assert_false(dm_dmarc_record(" v=DMARC1"));	/* not at the start */
+	assert_false(dm_dmarc_record("v=DMARC10; p=none"));
+	assert_false(dm_dmarc_record("v=dmarc1; p=none"));
+	assert_false(dm_dmarc_record("p=none; v=DMARC1"));
+	assert_false(dm_dmarc_record("v=spf1 -all"));
+	assert_false(dm_dmarc_record(""));
+	assert_false(dm_dmarc_record(NULL));
+
+	assert_int_equal(dm_dmarc_psd("v=DMARC1; p=reject; psd=y"), 'y');
+	assert_int_equal(dm_dmarc_psd("v=DMARC1;psd = n ;p=none"), 'n');
+	assert_int_equal(dm_dmarc_psd("v=DMARC1; psd=u"), 'u');
+	assert_int_equal(dm_dmarc_psd("v=DMARC1; p=none"), 'u');
+	assert_int_equal(dm_dmarc_psd("v=DMARC1; psd=yes"), 'u');
+	assert_int_equal(dm_dmarc_psd("v=DMARC1; psd="), 'u');
+	assert_int_equal(dm_dmarc_psd("v=DMARC1; xpsd=y; p=none"), 'u');
+	assert_int_equal(dm_dmarc_psd("v=DMARC1; rua=mailto:psd=y@x.example"),
+	    'u');
+}
+
+static void
+test_treewalk_psd_y(void **state)
+{
+	/* A private registry: reg.example is a PSD. */
+	static const struct zone zones[] = {
+		{ "reg.example", 1, "v=DMARC1; p=reject; psd=y" },
+		{ "b.reg.example", 1, "v=DMARC1; p=none" },
+		{ NULL, 0, NULL }
+	};
+	static const char *const asked_a[] = { "mail.a.reg.example",
+		"a.reg.example", "reg.example", NULL };
+	static const char *const asked_b[] = { "b.reg.example",
+		"reg.example", NULL };
+
+	(void)state;
+	/* No record at the names below: the one below the PSD. */
+	check_walk(zones, "mail.a.reg.example", 0, "a.reg.example", asked_a);
+	check_walk(zones, "a.reg.example", 0, "a.reg.example", NULL);
+	/* A record without psd on the way does not stop the walk. */
+	check_walk(zones, "b.reg.example", 0, "b.reg.example", asked_b);
+	check_walk(zones, "x.y.b.reg.example", 0, "b.reg.example", NULL);
+	/* psd=y where the walk starts: the PSD is its own. */
+	check_walk(zones, "reg.example", 0, "reg.example", (const char *[]){
+	    "reg.example", NULL });
+	/* Never past the PSD, whatever the TLD says. */
+	check_walk(zones, "A.Reg.Example.", 0, "a.reg.example", NULL);
+}
+
+static void
+test_treewalk_psd_n(void **state)
+{
+	static const struct zone zones[] = {
+		{ "corp.example", 1, "v=DMARC1; p=reject" },
+		{ "dept.corp.example", 1, "v=DMARC1; p=none; psd=n" },
+		{ "example", 1, "v=DMARC1; p=none" },	/* no psd=y */
+		{ NULL, 0, NULL }
+	};
+
+	(void)state;
+	/* psd=n stops the walk: that name. */
+	check_walk(zones, "a.dept.corp.example", 0, "dept.corp.example",
+	    (const char *[]){ "a.dept.corp.example", "dept.corp.example",
+	    NULL });
+	check_walk(zones, "dept.corp.example", 0, "dept.corp.example",
+	    (const char *[]){ "dept.corp.example", NULL });
+	/* No psd tag anywhere: the shortest name with a record, even
+	 * "example" when its record lacks psd=y. */
+	check_walk(zones, "mail.corp.example", 0, "example",
+	    (const char *[]){ "mail.corp.example", "corp.example",
+	    "example", NULL });
+}
+
+static void
+test_treewalk_no_psd(void **state)
+{
+	static const struct zone zones[] = {
+		{ "mail.corp.example", 1, "v=DMARC1; p=quarantine" },
+		{ "corp.example", 1, "v=DMARC1; p=reject" },
+		{ "psd.example", 1, "v=DMARC1; p=reject; psd=y" },
+		{ NULL, 0, NULL }
+	};
+
+	(void)state;
+	/* Records at several levels, none with psd: the shortest. */
+	check_walk(zones, "a.mail.corp.example", 0, "corp.example", NULL);
+	check_walk(zones, "mail.corp.example", 0, "corp.example", NULL);
+	/* Nothing at all: the domain itself. */
+	check_walk(zones, "a.b.nothing.test", 0, "a.b.nothing.test",
+	    (const char *[]){ "a.b.nothing.test", "b.nothing.test",
+	    "nothing.test", "test", NULL });
+	check_walk(zones, "single", 0, "single", (const char *[]){ "single",
+	    NULL });
+	/* Not a name: no query. */
+	check_walk(zones, "a..b", DM_TREEWALK_BADNAME, "", (const char *[]){
+	    NULL });
+	check_walk(zones, "", DM_TREEWALK_BADNAME, "", (const char *[]){
+	    NULL });
+}
+
+static void
+test_treewalk_multiple(void **state)
+{
+	static const struct zone zones[] = {
+		/* Two DMARC records: both discarded, psd=n unseen. */
+		{ "two.corp.example", 2, "v=DMARC1; p=none; psd=n" },
+		{ "corp.example", 1, "v=DMARC1; p=reject" },
+		{ NULL, 0, NULL }
+	};
+
+	(void)state;
+	check_walk(zones, "a.two.corp.example", 0, "corp.example", NULL);
+}
+
+static void
+test_treewalk_long_names(void **state)
+{
+	static const struct zone zones[] = {
+		{ "h.i.j.mail.example.com", 1, "v=DMARC1; p=none; psd=y" },
+		{ NULL, 0, NULL }
+	};
+	static const char *const asked[] = {
+		"a.b.c.d.e.f.g.h.i.j.mail.example.com",
+		"g.h.i.j.mail.example.com", "h.i.j.mail.example.com",
+		"i.j.mail.example.com", "j.mail.example.com",
+		"mail.example.com", "example.com", "com", NULL };
+	static const char *const asked8[] = {
+		"a.b.c.d.e.f.mail.example", "b.c.d.e.f.mail.example",
+		"c.d.e.f.mail.example", "d.e.f.mail.example",
+		"e.f.mail.example", "f.mail.example", "mail.example",
+		"example", NULL };
+	static const struct zone none[] = { { NULL, 0, NULL } };
+
+	(void)state;
+	/* 13 labels: the first query, then the 7 rightmost: 8 in all. */
+	check_walk(none, "a.b.c.d.e.f.g.h.i.j.mail.example.com", 0,
+	    "a.b.c.d.e.f.g.h.i.j.mail.example.com", asked);
+	/* 8 labels: one at a time, 8 queries. */
+	check_walk(none, "a.b.c.d.e.f.mail.example", 0,
+	    "a.b.c.d.e.f.mail.example", asked8);
+	/* psd=y at the first name after the jump: the name one label
+	 * below it (8 labels), though it was never asked. */
+	check_walk(zones, "a.b.c.d.e.f.g.h.i.j.mail.example.com", 0,
+	    "g.h.i.j.mail.example.com", NULL);
+	check_walk(zones, "x.h.i.j.mail.example.com", 0,
+	    "x.h.i.j.mail.example.com", (const char *[]){
+	    "x.h.i.j.mail.example.com", "h.i.j.mail.example.com", NULL });
+}
+
+static void
+test_treewalk_dns_failure(void **state)
+{
+	static const struct zone zones[] = {
+		{ "broken.example", -1, NULL },
+		{ "ok.broken.example", 1, "v=DMARC1; p=none; psd=n" },
+		{ NULL, 0, NULL }
+	};
+
+	(void)state;
+	/* A failure on the way: no verdict, the walk ends there. */
+	check_walk(zones, "a.b.broken.example", DM_TREEWALK_DNS, "",
+	    (const char *[]){ "a.b.broken.example", "b.broken.example",
+	    "broken.example", NULL });
+	/* Stopped before the broken name: no failure. */
+	check_walk(zones, "x.ok.broken.example", 0, "ok.broken.example",
+	    NULL);
+}
+
+/* An org function from a table: the tree walk's answers. */
+static int
+table_org(void *ctx, const char *domain, char *out, size_t size)
+{
+	const struct zone *z;
+
+	for (z = ctx; z->name != NULL; z++)
+		if (strcmp(z->name, domain) == 0) {
+			snprintf(out, size, "%s", z->record);
+			return 0;
+		}
+	return -1;
+}
+
+static void
+test_record_org_fn(void **state)
+{
+	static const struct zone orgs[] = {
+		{ "a.reg.example", 0, "a.reg.example" },
+		{ "b.reg.example", 0, "b.reg.example" },
+		{ "mail.a.reg.example", 0, "a.reg.example" },
+		{ NULL, 0, NULL }
+	};
+	struct dm_record rec;
+	struct dm_alignment auth;
+
+	(void)state;
+	rec_init(&rec, "a.reg.example");
+	add_dkim(&rec, "b.reg.example", DM_RESULT_PASS);
+	add_spf(&rec, "mail.a.reg.example", DM_SCOPE_MFROM, DM_RESULT_PASS);
+	/* The PSL: reg.example is no suffix, all three are one org. */
+	check(&relaxed, &rec, AL_DKIM | DKIM_PASS | DKIM_OWN | AL_SPF |
+	    SPF_PASS | SPF_OWN, "b.reg.example", "mail.a.reg.example", "");
+	/* The tree walk: b.reg.example is another organization. */
+	dm_align_record_org(&relaxed, &rec, table_org, (void *)orgs, &auth);
+	assert_int_equal(auth.bits, DKIM_PASS | AL_SPF | SPF_PASS | SPF_OWN);
+	assert_string_equal(auth.dkim_domain, "b.reg.example");
+	assert_string_equal(auth.spf_domain, "mail.a.reg.example");
+	/* NULL: the PSL again. */
+	dm_align_record_org(&relaxed, &rec, NULL, NULL, &auth);
+	assert_int_equal(auth.bits, AL_DKIM | DKIM_PASS | DKIM_OWN | AL_SPF |
+	    SPF_PASS | SPF_OWN);
+	/* A domain the function does not know aligns only with itself. */
+	assert_false(dm_aligned_org("x.reg.example", "a.reg.example", 0,
+	    table_org, (void *)orgs));
+	assert_true(dm_aligned_org("x.reg.example", "x.reg.example", 0,
+	    table_org, (void *)orgs));
+	assert_true(dm_aligned_org("mail.a.reg.example", "a.reg.example", 0,
+	    table_org, (void *)orgs));
+	assert_false(dm_aligned_org("mail.a.reg.example", "a.reg.example", 1,
+	    table_org, (void *)orgs));
+}
+
 int
 main(void)
 {
@@ -575,6 +888,14 @@ main(void)
 		cmocka_unit_test(test_record_strict),
 		cmocka_unit_test(test_record_header_from),
 		cmocka_unit_test(test_record_override),
+		cmocka_unit_test(test_dmarc_record),
+		cmocka_unit_test(test_treewalk_psd_y),
+		cmocka_unit_test(test_treewalk_psd_n),
+		cmocka_unit_test(test_treewalk_no_psd),
+		cmocka_unit_test(test_treewalk_multiple),
+		cmocka_unit_test(test_treewalk_long_names),
+		cmocka_unit_test(test_treewalk_dns_failure),
+		cmocka_unit_test(test_record_org_fn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
