@@ -10,7 +10,8 @@ SQL_MIGRATIONS = \
 	sql/0008_views.sql \
 	sql/0009_sender_map.sql \
 	sql/0010_api_raw.sql \
-	sql/0011_alerts.sql
+	sql/0011_alerts.sql \
+	sql/0012_treewalk.sql
 EXTRA_DIST += $(SQL_MIGRATIONS) sql/embed.sh
 BUILT_SOURCES += sql/migrations.c
 CLEANFILES += sql/migrations.c

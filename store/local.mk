@@ -10,7 +10,8 @@ store_libstore_a_SOURCES = \
 	store/mailbox.c \
 	store/enrich.c \
 	store/senders.c \
-	store/alerts.c
+	store/alerts.c \
+	store/treewalk.c
 nodist_store_libstore_a_SOURCES = sql/migrations.c sql/senders.c
 store_libstore_a_CPPFLAGS = $(AM_CPPFLAGS) $(LIBPQ_CFLAGS) $(NETTLE_CFLAGS) \
 	$(ZLIB_CFLAGS)

@@ -295,6 +295,47 @@ int store_domain_orgs_save(struct store *store, const char *const *domains,
     const char *const *orgs, size_t count, struct dm_error *err);
 
 /*
+ * The DMARCbis tree walk (treewalk.c, sql/0012_treewalk.sql):
+ * store_treewalk_due lists the domains of the reports that say
+ * discovery_method=treewalk (ended on or after since, or all; header_from
+ * and DKIM and SPF domains, lower-cased, trailing dot off) that
+ * dmarcd.treewalk_orgs lacks or holds expired, at most limit, to each().
+ */
+int store_treewalk_due(struct store *store, const char *since, size_t limit,
+    int (*each)(void *ctx, const char *domain), void *ctx,
+    struct dm_error *err);
+
+/* One dmarcd.treewalk_orgs row. */
+struct store_treewalk_org {
+	const char *domain;		/* as store_treewalk_due gave it */
+	const char *org;		/* the walk's, or "" */
+	const char *psl_org;		/* the PSL's, or "" */
+	const char *status;		/* ok, invalid, timeout, ... */
+	int temporary;			/* a DNS failure: org kept */
+	unsigned ttl_s;			/* expires_at = now() + ttl_s */
+};
+/* store_treewalk_save - upsert the rows in one transaction. */
+int store_treewalk_save(struct store *store,
+    const struct store_treewalk_org *rows, size_t count,
+    struct dm_error *err);
+
+struct store_realign_totals {
+	uint64_t reports;	/* treewalk reports realigned */
+	uint64_t changed;	/* of which some record changed */
+	uint64_t records;	/* records whose verdict changed */
+	uint64_t waiting;	/* left: a domain has no walk answer yet */
+};
+/*
+ * store_treewalk_realign - align again, with the walk's organizational
+ * domains, each treewalk report (not replaced by a revision) that has a
+ * domain whose walk found another org than the PSL and was not realigned
+ * yet, or whose org changed since; a report per transaction, its rollup
+ * redone when a record's verdict changed.
+ */
+int store_treewalk_realign(struct store *store,
+    struct store_realign_totals *totals, struct dm_error *err);
+
+/*
  * Alerts (dmarcd alerts, sql/0011_alerts.sql): raised once per (domain,
  * kind, key), then delivered oldest first under a lock that one process
  * holds at a time.
