@@ -5,7 +5,10 @@
  *
  * The reverse DNS (forward-confirmed) of every source address due and
  * the organizational domain of every DKIM and SPF domain not known yet,
- * through rdns_enrich(); one line of totals at the end.
+ * through rdns_enrich(); then the DMARCbis tree walk of the domains of
+ * the reports that say discovery_method=treewalk, and those reports
+ * aligned again where it disagrees with the PSL (rdns_treewalk()); a line
+ * of totals for each at the end.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -28,7 +31,11 @@ const char cmd_resolve_usage[] =
     "answer yet or an expired one (forward-confirmed: a PTR name counts\n"
     "only when it resolves back to the address), kept in dmarcd.ip_names\n"
     "for the TTL of the answer; and the organizational domain of each DKIM\n"
-    "and SPF domain seen, in dmarcd.domain_orgs.\n"
+    "and SPF domain seen, in dmarcd.domain_orgs. Then, for the reports\n"
+    "whose policy_published says discovery_method=treewalk, the DMARCbis\n"
+    "DNS tree walk of their From, DKIM and SPF domains (dmarcd.treewalk_orgs,\n"
+    "kept a day) and, where it disagrees with the Public Suffix List, their\n"
+    "records aligned again and their rollup redone.\n"
     "\n"
     "  --since DATE     only addresses and domains seen on DATE\n"
     "                   (YYYY-MM-DD) or later\n"
@@ -86,6 +93,8 @@ cmd_resolve(int argc, char **argv)
 	struct cmd_db_opts o = { NULL, NULL };
 	struct rdns_limits limits;
 	struct rdns_totals t;
+	struct rdns_walk_totals w;
+	struct dm_error werr;
 	struct dm_config cfg;
 	struct store *s;
 	struct dm_error err;
@@ -93,7 +102,7 @@ cmd_resolve(int argc, char **argv)
 	char why[256];
 	const char *since = NULL;
 	size_t used = 0, len;
-	int c, rc, quiet = 0, enriched;
+	int c, rc, quiet = 0, enriched, walked = 0;
 
 	given[0] = '\0';
 	optind = 1;
@@ -156,7 +165,25 @@ cmd_resolve(int argc, char **argv)
 		    "%" PRIu64 " domain%s\n", t.resolved, t.resolved == 1 ?
 		    "" : "es", t.confirmed, t.failed, t.unfinished, t.domains,
 		    t.domains == 1 ? "" : "s");
+	/* The walk also when no server answered the PTR queries (its
+	 * failures are recorded), not when the store failed. */
+	memset(&w, 0, sizeof(w));
+	dm_error_clear(&werr);
+	if (enriched == 0 || err.code == DM_E_UNAVAILABLE) {
+		walked = rdns_treewalk(s, &cfg, &limits, &w, &werr);
+		if (!quiet || walked != 0)
+			printf("tree walk: %" PRIu64 " domain%s walked (%" PRIu64
+			    " differ from the PSL, %" PRIu64 " failed, %" PRIu64
+			    " left for the next run), %" PRIu64 " treewalk "
+			    "report%s realigned (%" PRIu64 " record%s changed, "
+			    "%" PRIu64 " waiting for a walk)\n", w.walked,
+			    w.walked == 1 ? "" : "s", w.differ, w.failed,
+			    w.unfinished, w.reports, w.reports == 1 ? "" : "s",
+			    w.records, w.records == 1 ? "" : "s", w.waiting);
+	}
 	fflush(stdout);
+	if (enriched == 0 && walked != 0)
+		return cmd_close_store("resolve", s, &cfg, &werr);
 	return cmd_close_store("resolve", s, &cfg, enriched != 0 ? &err :
 	    NULL);
 }

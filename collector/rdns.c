@@ -897,6 +897,131 @@ rdns_resolve(struct rdns *r, const char *const *ips, size_t count,
 	return 0;
 }
 
+/* ---- the DMARC records of a name (the tree walk's lookups) ---- */
+
+struct txt_query {
+	const char *qname;
+	int done;
+	int cancelled;
+	int count;		/* DMARC records; -1 a failure */
+	enum rdns_status status;
+	char *record;
+	size_t size;
+};
+
+/* txt_join - the character-strings of a TXT record, joined, into out;
+ * -1 when one holds a NUL (no DMARC record). Truncated to size. */
+static int
+txt_join(const unsigned char *rdata, int rdlen, char *out, size_t size)
+{
+	size_t used = 0, n;
+	int i = 0;
+
+	while (i < rdlen) {
+		n = rdata[i++];
+		if ((int)n > rdlen - i)
+			return -1;
+		if (memchr(rdata + i, '\0', n) != NULL)
+			return -1;
+		if (used + n >= size)
+			n = size - 1 - used;
+		memcpy(out + used, rdata + i, n);
+		used += n;
+		i += rdata[i - 1];
+	}
+	out[used] = '\0';
+	return 0;
+}
+
+static void
+on_txt(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct txt_query *q = arg;
+	char *text;
+	struct answer a;
+	size_t k;
+
+	(void)timeouts;
+	q->done = 1;
+	if (cancelled(status)) {
+		q->cancelled = 1;
+		return;
+	}
+	if (status == ARES_ENOTFOUND || status == ARES_ENODATA) {
+		q->status = status_of(status);
+		q->count = 0;
+		return;
+	}
+	if (status != ARES_SUCCESS) {
+		q->status = status_of(status);
+		q->count = -1;
+		return;
+	}
+	if (answer_read(abuf, alen, q->qname, T_TXT, &a) != 0) {
+		q->status = RDNS_ERROR;
+		q->count = -1;
+		return;
+	}
+	text = malloc(DM_DMARC_RECORD_MAX);
+	if (text == NULL) {
+		answer_free(&a);
+		q->status = RDNS_ERROR;
+		q->count = -1;
+		return;
+	}
+	q->status = RDNS_OK;
+	q->count = 0;
+	for (k = 0; k < a.count; k++) {
+		struct rr *r = &a.rrs[k];
+
+		if (r->authority || r->type != T_TXT || !in_chain(&a, r))
+			continue;
+		if (txt_join(r->rdata, r->rdlen, text,
+		    DM_DMARC_RECORD_MAX) != 0 || !dm_dmarc_record(text))
+			continue;
+		if (q->count++ == 0)
+			snprintf(q->record, q->size, "%s", text);
+	}
+	free(text);
+	answer_free(&a);
+}
+
+int
+rdns_dmarc(struct rdns *r, const char *name, char *record, size_t size,
+    double deadline, volatile sig_atomic_t *stop, enum rdns_status *status_r)
+{
+	struct txt_query q;
+	char qname[RDNS_NAME_MAX + sizeof("_dmarc.")];
+
+	memset(&q, 0, sizeof(q));
+	*status_r = RDNS_ERROR;
+	if (size > 0)
+		record[0] = '\0';
+	if ((size_t)snprintf(qname, sizeof(qname), "_dmarc.%s", name) >=
+	    sizeof(qname))
+		return 0;	/* too long to exist */
+	q.qname = qname;
+	q.record = record;
+	q.size = size;
+	r->cancelling = 0;
+	ares_query(r->channel, qname, C_IN, T_TXT, on_txt, &q);
+	while (!q.done) {
+		if (rdns_now() >= deadline || (stop != NULL && *stop)) {
+			r->cancelling = 1;
+			ares_cancel(r->channel);
+			r->cancelling = 0;
+			break;
+		}
+		wait_events(r, deadline);
+	}
+	if (!q.done || q.cancelled) {
+		*status_r = RDNS_TIMEOUT;
+		return -2;	/* the deadline: not an answer */
+	}
+	*status_r = q.status;
+	return q.count;
+}
+
 /* ---- enrichment ---- */
 
 /* Names listed from the store, copied. */
@@ -1123,6 +1248,250 @@ rdns_enrich(struct store *s, const struct dm_config *cfg,
 	free(l.items);
 	free(results);
 	rdns_free(&r);
+	return rc;
+}
+
+/* ---- the DMARCbis tree walk of the treewalk reports' domains ---- */
+
+/* What a name answered in this run, shared by the walks. */
+struct dmarc_answer {
+	char *name;
+	int count;
+	enum rdns_status status;
+	char *record;
+};
+
+struct walker {
+	struct rdns *r;
+	double deadline;
+	volatile sig_atomic_t *stop;
+	struct dmarc_answer *answers;
+	size_t answer_count, answer_cap;
+	enum rdns_status failure;	/* of the walk's failed lookup */
+	int over;			/* the deadline came */
+	uint64_t asked, answered;
+};
+
+static void
+walker_clear(struct walker *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->answer_count; i++) {
+		free(w->answers[i].name);
+		free(w->answers[i].record);
+	}
+	free(w->answers);
+	w->answers = NULL;
+	w->answer_count = w->answer_cap = 0;
+}
+
+/* A dm_dmarc_lookup: an earlier answer, or the DNS. */
+static int
+walker_lookup(void *ctx, const char *name, char *record, size_t size)
+{
+	struct walker *w = ctx;
+	struct dmarc_answer *a;
+	enum rdns_status status;
+	size_t i;
+	int n;
+
+	for (i = 0; i < w->answer_count; i++) {
+		a = &w->answers[i];
+		if (strcmp(a->name, name) != 0)
+			continue;
+		if (a->count < 0)
+			w->failure = a->status;
+		if (a->count > 0)
+			snprintf(record, size, "%s", a->record);
+		return a->count;
+	}
+	if (w->over)
+		return -1;
+	w->asked++;
+	n = rdns_dmarc(w->r, name, record, size, w->deadline, w->stop,
+	    &status);
+	if (n == -2) {
+		w->over = 1;
+		return -1;
+	}
+	if (status != RDNS_TIMEOUT)
+		w->answered++;
+	if (n < 0)
+		w->failure = status;
+	if (w->answer_count == w->answer_cap) {
+		size_t cap = w->answer_cap == 0 ? 64 : w->answer_cap * 2;
+		struct dmarc_answer *more = realloc(w->answers,
+		    cap * sizeof(*more));
+
+		if (more == NULL)
+			return n;	/* not remembered: asked again */
+		w->answers = more;
+		w->answer_cap = cap;
+	}
+	a = &w->answers[w->answer_count];
+	a->name = strdup(name);
+	a->record = strdup(n > 0 ? record : "");
+	if (a->name == NULL || a->record == NULL) {
+		free(a->name);
+		free(a->record);
+		return n;
+	}
+	a->count = n;
+	a->status = status;
+	w->answer_count++;
+	return n;
+}
+
+/* walk_batch - walk each domain of l and save the answers; *walked the
+ * number saved (fewer than l->count: the deadline). */
+static int
+walk_batch(struct store *s, struct walker *w, const struct listing *l,
+    struct rdns_walk_totals *t, size_t *walked, struct dm_error *err)
+{
+	struct store_treewalk_org *rows;
+	char (*orgs)[ORG_MAX], (*psl)[ORG_MAX];
+	size_t i, n = 0;
+	int rc;
+
+	*walked = 0;
+	rows = calloc(l->count, sizeof(*rows));
+	orgs = calloc(l->count, sizeof(*orgs));
+	psl = calloc(l->count, sizeof(*psl));
+	if (rows == NULL || orgs == NULL || psl == NULL) {
+		free(rows);
+		free(orgs);
+		free(psl);
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	}
+	for (i = 0; i < l->count; i++) {
+		struct store_treewalk_org *row = &rows[n];
+
+		if (w->over || rdns_now() >= w->deadline ||
+		    (w->stop != NULL && *w->stop)) {
+			t->unfinished++;
+			continue;
+		}
+		w->failure = RDNS_ERROR;
+		rc = dm_treewalk_org(l->items[i], walker_lookup, w, orgs[n],
+		    ORG_MAX);
+		if (rc == DM_TREEWALK_DNS && w->over) {
+			t->unfinished++;
+			continue;
+		}
+		if (dm_org_domain(l->items[i], psl[n], ORG_MAX) != 0)
+			psl[n][0] = '\0';
+		row->domain = l->items[i];
+		row->org = orgs[n];
+		row->psl_org = psl[n];
+		if (rc == DM_TREEWALK_OK) {
+			row->status = "ok";
+			row->ttl_s = RDNS_WALK_TTL;
+			if (strcmp(orgs[n], psl[n]) != 0)
+				t->differ++;
+		} else if (rc == DM_TREEWALK_BADNAME) {
+			row->status = "invalid";
+			row->ttl_s = RDNS_WALK_TTL;
+		} else {
+			row->status = rdns_status_name(w->failure);
+			row->temporary = 1;
+			row->ttl_s = w->failure == RDNS_ERROR ?
+			    RDNS_TTL_ERROR : RDNS_TTL_RETRY;
+			t->failed++;
+		}
+		n++;
+	}
+	rc = store_treewalk_save(s, rows, n, err);
+	if (rc == 0) {
+		*walked = n;
+		t->walked += n;
+	}
+	free(rows);
+	free(orgs);
+	free(psl);
+	return rc;
+}
+
+int
+rdns_treewalk(struct store *s, const struct dm_config *cfg,
+    const struct rdns_limits *limits, struct rdns_walk_totals *t,
+    struct dm_error *err)
+{
+	struct rdns_options opt;
+	struct store_realign_totals rt;
+	struct walker w;
+	struct listing l;
+	unsigned deadline_ms;
+	size_t walked;
+	int rc = 0;
+
+	memset(t, 0, sizeof(*t));
+	memset(&w, 0, sizeof(w));
+	memset(&l, 0, sizeof(l));
+	l.cap = RDNS_BATCH;
+	l.items = calloc(l.cap, sizeof(*l.items));
+	if (l.items == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	deadline_ms = limits->deadline_ms != 0 ? limits->deadline_ms :
+	    cfg->resolve_deadline_s * 1000U;
+	w.deadline = rdns_now() + deadline_ms / 1000.0;
+	w.stop = limits->stop;
+	memset(&opt, 0, sizeof(opt));
+	opt.servers = limits->servers != NULL ? limits->servers :
+	    cfg->resolve_servers;
+	opt.concurrency = 1;
+	opt.timeout_ms = cfg->resolve_timeout_s * 1000U;
+	opt.max_names = RDNS_MAX_NAMES;
+	for (;;) {
+		if (w.over || rdns_now() >= w.deadline ||
+		    (limits->stop != NULL && *limits->stop))
+			break;
+		listing_clear(&l);
+		if (store_treewalk_due(s, limits->since, RDNS_BATCH,
+		    listing_add, &l, err) != 0) {
+			if (err->code == DM_E_NONE)
+				dm_error_set(err, DM_E_NOMEM, "out of memory");
+			rc = -1;
+			break;
+		}
+		if (l.count == 0)
+			break;
+		if (w.r == NULL && rdns_new(&w.r, &opt, err) != 0) {
+			rc = -1;
+			break;
+		}
+		if (walk_batch(s, &w, &l, t, &walked, err) != 0) {
+			rc = -1;
+			break;
+		}
+		if (walked < l.count)
+			break;		/* the deadline */
+	}
+	/* Realigned even when the walk failed: what was walked before. */
+	if (rc == 0 || err->code == DM_E_UNAVAILABLE) {
+		struct dm_error rerr;
+
+		dm_error_clear(&rerr);
+		if (store_treewalk_realign(s, &rt, &rerr) != 0) {
+			*err = rerr;
+			rc = -1;
+		} else {
+			t->reports = rt.reports;
+			t->changed = rt.changed;
+			t->records = rt.records;
+			t->waiting = rt.waiting;
+		}
+	}
+	if (rc == 0 && w.asked > 0 && w.answered == 0)
+		rc = dm_error_set(err, DM_E_UNAVAILABLE, "no DNS server "
+		    "answered (%s): %" PRIu64 " DMARC quer%s timed out, "
+		    "walked again in %d minutes", w.r != NULL ?
+		    rdns_servers(w.r) : "", w.asked, w.asked == 1 ? "y" :
+		    "ies", RDNS_TTL_RETRY / 60);
+	listing_clear(&l);
+	free(l.items);
+	walker_clear(&w);
+	rdns_free(&w.r);
 	return rc;
 }
 

@@ -176,6 +176,43 @@ int rdns_enrich(struct store *store, const struct dm_config *cfg,
     struct dm_error *err);
 
 /*
+ * rdns_dmarc - the DMARC records at _dmarc.name (a dm_dmarc_lookup, with
+ * a deadline): -1 when the DNS failed (*status_r says how: timeout,
+ * servfail, refused, error), 0 none (NXDOMAIN, no TXT, no TXT record
+ * that is DMARC), else how many, the first one (its character-strings
+ * joined, truncated to size) in record; -2 at the deadline or *stop.
+ */
+int rdns_dmarc(struct rdns *r, const char *name, char *record, size_t size,
+    double deadline, volatile sig_atomic_t *stop, enum rdns_status *status_r);
+
+#define RDNS_WALK_TTL	86400	/* a tree walk's answer is kept a day */
+
+struct rdns_walk_totals {
+	uint64_t walked;	/* treewalk_orgs rows written */
+	uint64_t differ;	/* of which the walk and the PSL differ */
+	uint64_t failed;	/* the DNS failed (the PSL's verdict stays) */
+	uint64_t unfinished;	/* due, not walked before the deadline */
+	uint64_t reports;	/* treewalk reports realigned */
+	uint64_t changed;	/* of which a record's verdict changed */
+	uint64_t records;	/* records whose verdict changed */
+	uint64_t waiting;	/* reports left for a domain not walked */
+};
+
+/*
+ * rdns_treewalk - the DMARCbis tree walk (RFC 9989 4.10, common/align.h)
+ * of each domain of the reports that say discovery_method=treewalk not
+ * walked yet or expired (dmarcd.treewalk_orgs: a day; 15 minutes after a
+ * DNS failure, which keeps an earlier answer), one query at a time with
+ * the answers shared between the walks of a run, within the deadline;
+ * then store_treewalk_realign(): those reports aligned again where the
+ * walk and the PSL disagree, their rollup redone. DM_E_UNAVAILABLE when
+ * queries were sent and not one answered.
+ */
+int rdns_treewalk(struct store *store, const struct dm_config *cfg,
+    const struct rdns_limits *limits, struct rdns_walk_totals *totals,
+    struct dm_error *err);
+
+/*
  * The daemon's way: rdns_enrich in a thread of its own, with its own
  * connection (conninfo of cfg) and a copy of cfg, within deadline_s
  * seconds. rdns_bg_poll: 0 while it runs, 1 once it is over (totals and
