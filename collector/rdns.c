@@ -998,8 +998,10 @@ rdns_dmarc(struct rdns *r, const char *name, char *record, size_t size,
 	if (size > 0)
 		record[0] = '\0';
 	if ((size_t)snprintf(qname, sizeof(qname), "_dmarc.%s", name) >=
-	    sizeof(qname))
+	    sizeof(qname)) {
+		*status_r = RDNS_NXDOMAIN;
 		return 0;	/* too long to exist */
+	}
 	q.qname = qname;
 	q.record = record;
 	q.size = size;

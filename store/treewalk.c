@@ -43,12 +43,13 @@
 	"WHERE f.domain = " d " AND f.report = " id " AND "		\
 	"f.report_begin = " begin
 
-/* Not replaced by a later revision (revision_of names the first one). */
+/* Not replaced by a later revision (the key dmarcd.summary uses). */
 #define LATEST(rp)							\
 	"NOT EXISTS (SELECT 1 FROM dmarcd.reports nx WHERE "		\
-	"nx.domain = " rp ".domain AND coalesce(nx.revision_of, nx.id) = "\
-	"coalesce(" rp ".revision_of, " rp ".id) AND nx.revision > "	\
-	rp ".revision)"
+	"nx.domain = " rp ".domain AND nx.org_name = " rp ".org_name AND "\
+	"nx.report_id = " rp ".report_id AND nx.begin_time = "		\
+	rp ".begin_time AND nx.end_time = " rp ".end_time AND "		\
+	"nx.revision > " rp ".revision)"
 
 static const char sql_due[] =
     "SELECT u.name FROM (SELECT DISTINCT n.name FROM "

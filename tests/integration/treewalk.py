@@ -27,6 +27,9 @@ reg.example):
   line counts it all;
 * a second resolve walks nothing and changes nothing; with the answers
   expired it walks again and realigns nothing (the orgs did not change);
+* a revision of the treewalk report replaces it in the rollup with the
+  PSL's verdict and is realigned by the next resolve; the one it
+  replaced stays out of the rollup;
 * a DNS server that never answers: the walk's answers kept, status
   timeout, walked again in 15 minutes, verdicts unchanged, exit 69;
 * on a fresh database, a dead server first: status timeout with no org,
@@ -75,9 +78,9 @@ PSL_AUTH = [53, 63]     # 1|4|16|32 and all six bits
 WALK_AUTH = [4, 63]
 
 
-def report_xml(report_id, domain, method, day):
+def report_xml(report_id, domain, method, day, first_count=10):
     recs = (
-        ("192.0.2.10", 10, "a.reg.example", "b.reg.example", "pass",
+        ("192.0.2.10", first_count, "a.reg.example", "b.reg.example", "pass",
          "b.reg.example", "softfail"),
         ("192.0.2.11", 5, "mail.corp.example", "corp.example", "pass",
          "mail.corp.example", "pass"))
@@ -279,6 +282,43 @@ def main(tap):
         problems.append("treewalk_orgs %r" % walk_rows(db))
     tap.check("expired: walked again, the same orgs, nothing realigned",
               problems)
+
+    # A revision of the treewalk report (20 messages instead of 10): it
+    # replaces the realigned one in the rollup, comes in by the PSL, and
+    # is realigned in turn; the one it replaced is left alone.
+    path = os.path.join(env.work, "tw-1-rev.xml")
+    with open(path, "wb") as f:
+        f.write(report_xml("tw-1", "a.reg.example", "treewalk", 0, 20))
+    r = db.dmarcd("ingest", path)
+    problems = [] if r.rc == 0 else [r.describe()]
+    s = summary(db, "a.reg.example")
+    if (s.get("messages"), s.get("dmarc_pass")) != (25, 25):
+        problems.append("after the revision: summary messages, dmarc_pass "
+                        "%r, expected 25, 25 (the PSL)"
+                        % ((s.get("messages"), s.get("dmarc_pass")),))
+    r = db.dmarcd("resolve", "--server", server, config=conf)
+    if r.rc != 0:
+        problems.append(r.describe())
+    if "1 treewalk report realigned (1 record changed" not in r.out:
+        problems.append("summary %r" % r.out)
+    s = summary(db, "a.reg.example")
+    if (s.get("messages"), s.get("dmarc_pass")) != (25, 5):
+        problems.append("summary messages, dmarc_pass %r, expected 25, 5"
+                        % ((s.get("messages"), s.get("dmarc_pass")),))
+    ru = {a: m for (d, a), m in rollup(db).items() if d == "a.reg.example"}
+    if ru != {4: 20, 63: 5}:
+        problems.append("rollup_daily by auth %r, expected {4: 20, 63: 5}"
+                        % ru)
+    got = db.rows("SELECT rp.revision, r.auth FROM dmarcd.records r JOIN "
+                  "dmarcd.reports rp ON rp.domain = r.domain AND "
+                  "rp.id = r.report WHERE r.domain = 'a.reg.example' "
+                  "ORDER BY 1, r.idx")
+    if got != [("1", "4"), ("1", "63"), ("2", "4"), ("2", "63")]:
+        problems.append("(revision, auth) %r" % got)
+    tap.check("a revision of the treewalk report: PSL at ingest, realigned "
+              "by resolve, the replaced one left out of the rollup",
+              problems)
+    before = snapshot(db)
 
     silent = dead_server()
     try:
