@@ -1520,8 +1520,15 @@ bg_main(void *arg)
 	limits.deadline_ms = bg->deadline_s * 1000U;
 	limits.stop = &bg->stop;
 	if (store_connect(&s, bg->cfg.conninfo, &bg->err) == 0 &&
-	    store_check_schema(s, &bg->err) == 0)
-		rdns_enrich(s, &bg->cfg, &limits, &bg->totals, &bg->err);
+	    store_check_schema(s, &bg->err) == 0 &&
+	    rdns_enrich(s, &bg->cfg, &limits, &bg->totals, &bg->err) == 0 &&
+	    !bg->stop) {
+		/* Then the tree walk of treewalk reports, as resolve does. */
+		struct rdns_walk_totals walk;
+
+		memset(&walk, 0, sizeof(walk));
+		rdns_treewalk(s, &bg->cfg, &limits, &walk, &bg->err);
+	}
 	if (s != NULL)
 		store_free(s);
 	__atomic_store_n(&bg->finished, 1, __ATOMIC_RELEASE);

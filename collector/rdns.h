@@ -213,11 +213,12 @@ int rdns_treewalk(struct store *store, const struct dm_config *cfg,
     struct dm_error *err);
 
 /*
- * The daemon's way: rdns_enrich in a thread of its own, with its own
- * connection (conninfo of cfg) and a copy of cfg, within deadline_s
- * seconds. rdns_bg_poll: 0 while it runs, 1 once it is over (totals and
- * err filled, err->code DM_E_NONE when it went well; bg freed and set to
- * NULL). rdns_bg_stop: ask it to stop, wait for it, free it.
+ * The daemon's way: rdns_enrich, then rdns_treewalk, in a thread of its
+ * own, with its own connection (conninfo of cfg) and a copy of cfg,
+ * within deadline_s seconds. rdns_bg_poll: 0 while it runs, 1 once it is
+ * over (totals and err filled, err->code DM_E_NONE when it went well; bg
+ * freed and set to NULL). rdns_bg_stop: ask it to stop, wait for it, free
+ * it.
  */
 struct rdns_bg;
 int rdns_bg_start(struct rdns_bg **bg_out, const struct dm_config *cfg,
