@@ -27,10 +27,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/api.h"
+#include "collector/alerts.h"
 #include "collector/commands.h"
 #include "collector/imap.h"
 #include "collector/ingest.h"
 #include "collector/oauth2.h"
+#include "collector/rdns.h"
 #include "common/config.h"
 #include "store/store.h"
 
@@ -567,6 +570,11 @@ fetch_mailbox(struct ingest_run *run, struct session *ss, const char *mailbox,
 		*err = f.imap_err;
 		goto out;
 	}
+	/* Read to its end: what /metrics reports as the last fetch. */
+	if (store_mailbox_fetched(run->store, a->name, mailbox, err) != 0) {
+		f.db_failed = 1;
+		goto out;
+	}
 	rc = 0;
 out:
 	run->hooks.ctx = NULL;
@@ -774,7 +782,9 @@ const char cmd_run_usage[] =
     "A lost connection is tried again with a growing delay (with jitter,\n"
     "up to reconnect_max). SIGHUP reads the configuration again; SIGTERM\n"
     "finishes the message in hand, commits and exits 0. Logs key=value\n"
-    "lines to stderr, or to syslog with [log] syslog = yes.\n";
+    "lines to stderr, or to syslog with [log] syslog = yes. After a pass\n"
+    "that stored something, the new sources are resolved as `dmarcd\n"
+    "resolve` does, in a thread of its own, for at most 60 s.\n";
 
 enum { W_DOWN, W_IDLE, W_POLL };
 
@@ -813,7 +823,51 @@ struct daemon {
 	size_t nw;
 	struct oauth2_token *tokens;
 	int spool;
+	struct rdns_bg *rdns;	/* dmarcd resolve's work, in a thread */
+	int rdns_again;		/* more was stored meanwhile */
 };
+
+/* rdns_kick - after a pass that stored something: resolve the sources
+ * (docs/resolve.md) beside the daemon's work, bounded in time. */
+static void
+rdns_kick(struct daemon *d)
+{
+	struct dm_error err;
+
+	if (d->rdns != NULL) {
+		d->rdns_again = 1;
+		return;
+	}
+	dm_error_clear(&err);
+	if (rdns_bg_start(&d->rdns, &d->cfg, 0, &err) != 0)
+		logkv(LOG_ERR, "resolve_error", "msg", err.msg, KV_END);
+}
+
+/* rdns_reap - log what the resolver did once it is over. */
+static void
+rdns_reap(struct daemon *d)
+{
+	struct rdns_totals t;
+	struct dm_error err;
+	char n[24], ok[24], fail[24], left[24], dom[24];
+
+	if (rdns_bg_poll(&d->rdns, &t, &err) == 0)
+		return;
+	snprintf(n, sizeof(n), "%" PRIu64, t.resolved);
+	snprintf(ok, sizeof(ok), "%" PRIu64, t.confirmed);
+	snprintf(fail, sizeof(fail), "%" PRIu64, t.failed);
+	snprintf(left, sizeof(left), "%" PRIu64, t.unfinished);
+	snprintf(dom, sizeof(dom), "%" PRIu64, t.domains);
+	if (err.code != DM_E_NONE)
+		logkv(LOG_WARNING, "resolve_error", "msg", err.msg, KV_END);
+	if (t.resolved > 0 || t.domains > 0 || t.unfinished > 0)
+		logkv(LOG_INFO, "resolved", "addresses", n, "confirmed", ok,
+		    "failed", fail, "left", left, "domains", dom, KV_END);
+	if (d->rdns_again) {
+		d->rdns_again = 0;
+		rdns_kick(d);
+	}
+}
 
 static void
 watch_down(struct daemon *d, struct watch *w, const struct dm_error *err)
@@ -865,6 +919,31 @@ store_up(struct daemon *d)
 	if (d->store_failures > 0)
 		logkv(LOG_INFO, "db_connected", KV_END);
 	return 0;
+}
+
+/* After a pass that stored reports: raise and post alerts (docs/alerts.md).
+ * A failure is logged, never fatal: the alerts wait for the next pass. */
+static void
+watch_alerts(struct daemon *d)
+{
+	struct alerts_result r;
+	struct dm_error err;
+	char raised[16], sent[16], waiting[16];
+
+	if (!alerts_enabled(&d->cfg) || d->store == NULL)
+		return;
+	dm_error_clear(&err);
+	if (alerts_run(d->store, &d->cfg, &r, &err) != 0) {
+		logkv(LOG_ERR, "alerts_error", "msg", err.msg, KV_END);
+		return;
+	}
+	if (r.raised == 0 && r.sent == 0)
+		return;
+	snprintf(raised, sizeof(raised), "%u", r.raised);
+	snprintf(sent, sizeof(sent), "%u", r.sent);
+	snprintf(waiting, sizeof(waiting), "%u", r.waiting);
+	logkv(LOG_INFO, "alerts", "raised", raised, "sent", sent, "waiting",
+	    waiting, KV_END);
 }
 
 /*
@@ -935,6 +1014,10 @@ watch_fetch(struct daemon *d, struct watch *w)
 		    w->mailbox, "messages", n, "stored", st, "duplicates", du,
 		    "rejected", rj, "records", rec, KV_END);
 	}
+	if (run.stored + run.revisions > 0)
+		rdns_kick(d);
+	if (rc == 0 && run.stored + run.revisions > 0)
+		watch_alerts(d);
 	free(run.lines);
 	return rc;
 }
@@ -1017,6 +1100,7 @@ daemon_teardown(struct daemon *d)
 {
 	size_t i;
 
+	rdns_bg_stop(&d->rdns);
 	for (i = 0; i < d->nw; i++) {
 		struct dm_error err;
 
@@ -1049,6 +1133,7 @@ daemon_step(struct daemon *d)
 	size_t i, np = 0;
 	int r, ready = 0;
 
+	rdns_reap(d);
 	for (i = 0; i < d->nw && !stop_requested; i++) {
 		struct watch *w = &d->w[i];
 
@@ -1110,6 +1195,8 @@ cmd_run(int argc, char **argv)
 	};
 	struct daemon d;
 	struct dm_error err;
+	struct api *api = NULL;
+	char where[512];
 	int c;
 
 	memset(&d, 0, sizeof(d));
@@ -1137,6 +1224,16 @@ cmd_run(int argc, char **argv)
 		daemon_teardown(&d);
 		return cmd_exit_for(&err);
 	}
+	/* [api] listen: the HTTP API beside the collector (not reloaded). */
+	if (d.cfg.api_nlisten > 0) {
+		if (api_start(&d.cfg, &api, &err) != 0) {
+			fprintf(stderr, "dmarcd run: %s\n", err.msg);
+			daemon_teardown(&d);
+			return cmd_exit_for(&err);
+		}
+		api_addresses(api, where, sizeof(where));
+		logkv(LOG_INFO, "api_listening", "addresses", where, KV_END);
+	}
 	logkv(LOG_INFO, "started", "config", d.cfg.path, KV_END);
 	while (!stop_requested) {
 		daemon_step(&d);
@@ -1161,6 +1258,7 @@ cmd_run(int argc, char **argv)
 		}
 	}
 	logkv(LOG_INFO, "stopping", KV_END);
+	api_stop(&api);
 	daemon_teardown(&d);
 	return EX_OK;
 }

@@ -1189,12 +1189,16 @@ fail:
 /* ---- summary ---- */
 
 const char cmd_summary_usage[] =
-    "usage: dmarcd summary [--days N] [--domain DOMAIN] [--db CONNINFO]\n"
-    "                      [--config FILE]\n"
+    "usage: dmarcd summary DOMAIN [--since WHEN] [--until WHEN]\n"
+    "                      [--format table|json|csv]\n"
+    "       dmarcd summary [--days N] [--domain DOMAIN]\n"
     "\n"
-    "Per policy domain, over the last N days of reports (default 30,\n"
-    "counted back from the newest): messages, the share passing DMARC\n"
-    "(DKIM or SPF aligned) and the top sending sources.\n";
+    "With DOMAIN: its mail over the span: DMARC pass by dmarcd's own\n"
+    "alignment and by the receivers', where they disagree, the classes\n"
+    "of its senders, dispositions, reporters and the published policy.\n"
+    "Without: per policy domain, over the last N days of reports\n"
+    "(default 30, counted back from the newest), messages, the share\n"
+    "passing DMARC and the top sending sources.\n";
 
 struct summary_ctx {
 	struct store *s;
@@ -1229,10 +1233,10 @@ domain_row(void *ctx, int ncols, char **v)
 	if (store_query_lines(sc->s, "WITH w AS (SELECT max(day) AS last FROM "
 	    "dmarcd.rollup_daily WHERE domain = $1) SELECT host(source_ip), "
 	    "sum(messages), round(100.0 * coalesce(sum(messages) FILTER (WHERE "
-	    "dkim_aligned OR spf_aligned), 0) / nullif(sum(messages), 0), 1), "
-	    "round(100.0 * coalesce(sum(messages) FILTER (WHERE dkim_aligned), 0) / "
+	    "auth & 3 <> 0), 0) / nullif(sum(messages), 0), 1), "
+	    "round(100.0 * coalesce(sum(messages) FILTER (WHERE auth & 1 <> 0), 0) / "
 	    "nullif(sum(messages), 0), 1), round(100.0 * coalesce(sum(messages) "
-	    "FILTER (WHERE spf_aligned), 0) / nullif(sum(messages), 0), 1) "
+	    "FILTER (WHERE auth & 2 <> 0), 0) / nullif(sum(messages), 0), 1) "
 	    "FROM dmarcd.rollup_daily, w WHERE domain = $1 AND day > "
 	    "w.last - $2::int GROUP BY source_ip ORDER BY 2 DESC LIMIT 5", 2,
 	    p, source_row, NULL, sc->err) != 0) {
@@ -1243,51 +1247,26 @@ domain_row(void *ctx, int ncols, char **v)
 }
 
 int
-cmd_summary(int argc, char **argv)
+cmd_summary_overview(const struct cmd_db_opts *o, const char *days,
+    const char *domain)
 {
-	static const struct option longopts[] = {
-		{ "days", required_argument, NULL, 'd' },
-		{ "domain", required_argument, NULL, 'o' },
-		{ "db", required_argument, NULL, 'D' },
-		{ "config", required_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
-	struct cmd_db_opts o = { NULL, NULL };
 	struct dm_config cfg;
 	struct store *s;
 	struct dm_error err;
 	struct summary_ctx sc;
-	const char *days = "30", *domain = NULL;
 	const char *p[2];
 	char *end;
-	int c, rc;
+	int rc;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (c == 'd') {
-			if (strtol(optarg, &end, 10) <= 0 || *end != '\0' ||
-			    strlen(optarg) > 6) {
-				fprintf(stderr, "dmarcd summary: --days '%s': a "
-				    "positive number\n", optarg);
-				return EX_USAGE;
-			}
-			days = optarg;
-		} else if (c == 'o')
-			domain = optarg;
-		else if (c == 'h') {
-			fputs(cmd_summary_usage, stdout);
-			return 0;
-		} else if (cmd_db_option(c, optarg, &o) != 0) {
-			fputs(cmd_summary_usage, stderr);
-			return EX_USAGE;
-		}
-	}
-	if (optind != argc) {
-		fputs(cmd_summary_usage, stderr);
+	if (days == NULL)
+		days = "30";
+	else if (strtol(days, &end, 10) <= 0 || *end != '\0' ||
+	    strlen(days) > 6) {
+		fprintf(stderr, "dmarcd summary: --days '%s': a positive "
+		    "number\n", days);
 		return EX_USAGE;
 	}
-	if ((rc = cmd_open_store("summary", &o, &cfg, &s)) != 0)
+	if ((rc = cmd_open_store("summary", o, &cfg, &s)) != 0)
 		return rc;
 	dm_error_clear(&err);
 	if (store_check_schema(s, &err) != 0)
@@ -1301,14 +1280,14 @@ cmd_summary(int argc, char **argv)
 	if (store_query_lines(s, "WITH w AS (SELECT domain, max(day) AS last "
 	    "FROM dmarcd.rollup_daily GROUP BY domain) SELECT r.domain, "
 	    "sum(messages), min(day), max(day), round(100.0 * coalesce(sum(messages) "
-	    "FILTER (WHERE dkim_aligned OR spf_aligned), 0) / "
+	    "FILTER (WHERE auth & 3 <> 0), 0) / "
 	    "nullif(sum(messages), 0), 1), round(100.0 * coalesce(sum(messages) FILTER "
-	    "(WHERE dkim_aligned), 0) / nullif(sum(messages), 0), 1), "
-	    "round(100.0 * coalesce(sum(messages) FILTER (WHERE spf_aligned), 0) / "
+	    "(WHERE auth & 1 <> 0), 0) / nullif(sum(messages), 0), 1), "
+	    "round(100.0 * coalesce(sum(messages) FILTER (WHERE auth & 2 <> 0), 0) / "
 	    "nullif(sum(messages), 0), 1), coalesce(round(100.0 * "
-	    "sum(messages) FILTER (WHERE NOT dkim_aligned AND NOT spf_aligned "
+	    "sum(messages) FILTER (WHERE auth & 3 = 0 "
 	    "AND disposition IN ('none', 'pass', '')) / nullif(sum(messages) "
-	    "FILTER (WHERE NOT dkim_aligned AND NOT spf_aligned), 0), 1), 0) "
+	    "FILTER (WHERE auth & 3 = 0), 0), 1), 0) "
 	    "FROM dmarcd.rollup_daily r JOIN w ON w.domain = r.domain WHERE "
 	    "r.day > w.last - $1::int AND ($2::text IS NULL OR r.domain = "
 	    "lower($2)) GROUP BY r.domain ORDER BY 2 DESC", 2, p, domain_row,

@@ -22,12 +22,25 @@ int cmd_ingest(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_rejected(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_sources(int argc, char **argv);
+int cmd_readiness(int argc, char **argv);
 extern const char cmd_migrate_usage[], cmd_ingest_usage[], cmd_stats_usage[],
-    cmd_rejected_usage[], cmd_summary_usage[];
+    cmd_rejected_usage[], cmd_summary_usage[],
+    cmd_sources_usage[], cmd_readiness_usage[];
 
 int cmd_fetch(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 extern const char cmd_fetch_usage[], cmd_run_usage[];
+
+int cmd_resolve(int argc, char **argv);
+extern const char cmd_resolve_usage[];
+
+int cmd_serve(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+extern const char cmd_serve_usage[], cmd_token_usage[];
+
+int cmd_alerts(int argc, char **argv);
+extern const char cmd_alerts_usage[];
 
 /* cmd_worse - the exit status that matters more of two. */
 int cmd_worse(int a, int b);
@@ -45,6 +58,9 @@ struct dm_error;
 struct store;
 /* cmd_db_option - take option c ('C' or 'D'); -1 if it is neither. */
 int cmd_db_option(int c, const char *arg, struct cmd_db_opts *o);
+/* cmd_summary_overview - dmarcd summary without DOMAIN (cmd_store.c). */
+int cmd_summary_overview(const struct cmd_db_opts *o, const char *days,
+    const char *domain);
 /* cmd_exit_for - the sysexits status of an error. */
 int cmd_exit_for(const struct dm_error *err);
 /* cmd_open_store - configuration and connection; 0 or the exit status

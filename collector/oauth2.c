@@ -9,9 +9,7 @@
  * message and the endpoint's "error" and "error_description", then
  * scrubbed of the secrets in case the endpoint or curl echoed one.
  */
-#include <arpa/inet.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,38 +17,10 @@
 #include <strings.h>
 #include <time.h>
 
-/* The type-checking macros would stand in the way of calls through the
- * table below (curl_api.curl_easy_setopt(...)). */
-#define CURL_DISABLE_TYPECHECK 1
-#include <curl/curl.h>
 #include <jansson.h>
 
+#include "collector/httpc.h"
 #include "collector/oauth2.h"
-#include "common/dl.h"
-
-#ifndef LIBCURL_SONAME
-#define LIBCURL_SONAME "libcurl.so.4"
-#endif
-
-#define CURL_SYMS(X, a)							\
-	X(a, curl_global_init) X(a, curl_easy_init)			\
-	X(a, curl_easy_setopt) X(a, curl_easy_perform)			\
-	X(a, curl_easy_getinfo) X(a, curl_easy_cleanup)			\
-	X(a, curl_easy_escape) X(a, curl_free) X(a, curl_easy_strerror)	\
-	X(a, curl_slist_append) X(a, curl_slist_free_all)		\
-	X(a, curl_url) X(a, curl_url_set) X(a, curl_url_get)		\
-	X(a, curl_url_cleanup) X(a, curl_url_strerror)
-
-static struct curl_api {
-	DM_DL_FIELDS(CURL_SYMS)
-} curl_api;
-
-static const struct dm_dl_sym curl_syms[] = {
-	DM_DL_SYMS(struct curl_api, CURL_SYMS)
-};
-
-static struct dm_dl_lib curl_lib = DM_DL_LIB(LIBCURL_SONAME,
-    "for OAuth2 (XOAUTH2) access tokens", curl_syms, &curl_api);
 
 /* "Expect:": no 100-continue wait for a long (Microsoft) refresh token. */
 static const char *const header_lines[] = {
@@ -59,29 +29,18 @@ static const char *const header_lines[] = {
 	"Expect:",
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
 /* Shorter secrets are not blotted: they would blot ordinary words. */
 #define SECRET_MIN_LEN	4
 
 /* One exchange with the endpoint. */
 struct exchange {
 	const struct oauth2_client *client;
-	char url[256];		/* for messages: scheme://host[:port]/path */
-	int loopback;
-	int https;		/* else http, to a loopback host */
+	struct httpc_target target;	/* target.url: for messages */
 	char *answer;		/* OAUTH2_MAX_RESPONSE bytes + NUL */
 	size_t answer_len;
 	int too_big;
 	char curl_error[CURL_ERROR_SIZE];
 };
-
-static void
-curl_init(void)
-{
-	curl_init_rc = curl_api.curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* Replace each occurrence of secret in msg with "***". */
 static void
@@ -150,128 +109,30 @@ wipe_free(char *p, size_t len)
 	free(p);
 }
 
-static int
-is_loopback(const char *host)
-{
-	struct in_addr v4;
-	struct in6_addr v6;
-	char inner[64];
-	size_t len = strlen(host);
-
-	if (strcasecmp(host, "localhost") == 0)
-		return 1;
-	if (inet_pton(AF_INET, host, &v4) == 1)
-		return (ntohl(v4.s_addr) >> 24) == 127;
-	/* curl gives an IPv6 address in brackets. */
-	if (len > 2 && len < sizeof(inner) + 2 && host[0] == '[' &&
-	    host[len - 1] == ']') {
-		memcpy(inner, host + 1, len - 2);
-		inner[len - 2] = '\0';
-		if (inet_pton(AF_INET6, inner, &v6) == 1)
-			return IN6_IS_ADDR_LOOPBACK(&v6);
-	}
-	return 0;
-}
-
-/* The configured URL for a message until curl has parsed it: without a
- * query or a user name and password, cut short. */
-static void
-raw_url_for_message(char *out, size_t n, const char *url)
-{
-	const char *start = url, *scheme_end, *at, *slash;
-	size_t len;
-
-	if ((scheme_end = strstr(url, "://")) != NULL) {
-		slash = strchr(scheme_end + 3, '/');
-		at = strchr(scheme_end + 3, '@');
-		if (at != NULL && (slash == NULL || at < slash)) {
-			snprintf(out, n, "%.*s", (int)(scheme_end + 3 - url),
-			    url);
-			start = at + 1;
-		} else
-			out[0] = '\0';
-	} else
-		out[0] = '\0';
-	len = strcspn(start, "?#");
-	if (len > 120)
-		len = 120;
-	snprintf(out + strlen(out), n - strlen(out), "%.*s", (int)len, start);
-	for (char *p = out; *p != '\0'; p++)
-		if (*p < 0x20 || *p >= 0x7f)
-			*p = '?';
-}
-
 /*
- * check_url - parse the token URL as curl will, decide whether it may be
- * used, and fill x->url and x->loopback. On success *u is the parsed URL,
- * for CURLOPT_CURLU.
+ * check_url - the token URL as curl will parse it (httpc_check_url), with
+ * the secrets blotted from a message.
  */
 static int
 check_url(struct exchange *x, CURLU **u_r, struct dm_error *err)
 {
 	const struct oauth2_client *c = x->client;
-	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
-	CURLU *u;
-	CURLUcode uc;
-	int rc = -1;
 
-	*u_r = NULL;
-	raw_url_for_message(x->url, sizeof(x->url), c->token_url);
-	if ((u = curl_api.curl_url()) == NULL)
-		return fail(err, c, DM_E_NOMEM, "OAuth2 token URL %s: out of "
-		    "memory", x->url);
-	uc = curl_api.curl_url_set(u, CURLUPART_URL, c->token_url, 0);
-	if (uc != CURLUE_OK) {
-		fail(err, c, DM_E_USAGE, "OAuth2 token URL %s: %s", x->url,
-		    curl_api.curl_url_strerror(uc));
-		goto out;
+	if (httpc_check_url("OAuth2 token URL", c->token_url, 1, &x->target,
+	    u_r, err) == 0)
+		return 0;
+	if (err != NULL) {
+		blot(err->msg, c->refresh_token);
+		blot(err->msg, c->client_secret);
 	}
-	if (curl_api.curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) !=
-	    CURLUE_OK) {
-		fail(err, c, DM_E_USAGE, "OAuth2 token URL %s: no scheme",
-		    x->url);
-		goto out;
-	}
-	x->https = strcmp(scheme, "https") == 0;
-	if (!x->https && strcmp(scheme, "http") != 0) {
-		fail(err, c, DM_E_USAGE, "OAuth2 token URL %s: refused: not "
-		    "https://", x->url);
-		goto out;
-	}
-	if (curl_api.curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-	    curl_api.curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
-		fail(err, c, DM_E_USAGE, "OAuth2 token URL %s: no host",
-		    x->url);
-		goto out;
-	}
-	if (curl_api.curl_url_get(u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
-		port = NULL;
-	snprintf(x->url, sizeof(x->url), "%s://%.100s%s%s%.100s", scheme,
-	    host, port != NULL ? ":" : "", port != NULL ? port : "", path);
-	x->loopback = is_loopback(host);
-	if (x->https || x->loopback) {
-		*u_r = u;
-		u = NULL;
-		rc = 0;
-	} else
-		fail(err, c, DM_E_USAGE, "OAuth2 token URL %s: refused: "
-		    "http:// only to localhost, 127.0.0.0/8 or [::1]; use "
-		    "https://", x->url);
-out:
-	curl_api.curl_free(scheme);
-	curl_api.curl_free(host);
-	curl_api.curl_free(port);
-	curl_api.curl_free(path);
-	if (u != NULL)
-		curl_api.curl_url_cleanup(u);
-	return rc;
+	return -1;
 }
 
 /* escape - curl_easy_escape(), NULL when out of memory. */
 static char *
 escape(CURL *h, const char *s)
 {
-	return curl_api.curl_easy_escape(h, s, (int)strlen(s));
+	return httpc_curl.curl_easy_escape(h, s, (int)strlen(s));
 }
 
 static void
@@ -280,7 +141,7 @@ free_escaped(char *s)
 	if (s == NULL)
 		return;
 	explicit_bzero(s, strlen(s));
-	curl_api.curl_free(s);
+	httpc_curl.curl_free(s);
 }
 
 /* The form body; wiped and freed by the caller (wipe_free, *len_r). */
@@ -337,12 +198,12 @@ perform_failed(struct exchange *x, CURLcode rc, struct dm_error *err)
 {
 	const struct oauth2_client *c = x->client;
 	const char *why = x->curl_error[0] != '\0' ? x->curl_error :
-	    curl_api.curl_easy_strerror(rc);
+	    httpc_curl.curl_easy_strerror(rc);
 	enum dm_error_code code = DM_E_TEMP;
 
 	if (x->too_big || rc == CURLE_FILESIZE_EXCEEDED)
 		return fail(err, c, DM_E_TEMP, "OAuth2 token endpoint %s: "
-		    "the answer is larger than %d bytes", x->url,
+		    "the answer is larger than %d bytes", x->target.url,
 		    OAUTH2_MAX_RESPONSE);
 	switch (rc) {
 	case CURLE_OUT_OF_MEMORY:
@@ -358,7 +219,7 @@ perform_failed(struct exchange *x, CURLcode rc, struct dm_error *err)
 		/* Network, timeout, TLS handshake and certificate. */
 		break;
 	}
-	return fail(err, c, code, "OAuth2 token endpoint %s: %s", x->url,
+	return fail(err, c, code, "OAuth2 token endpoint %s: %s", x->target.url,
 	    why);
 }
 
@@ -442,14 +303,14 @@ expires_in(const struct exchange *x, json_t *doc, long long *seconds_r,
 		if (digits == 0 || digits > 12 || s[digits] != '\0')
 			return fail(err, c, DM_E_TEMP, "OAuth2 token endpoint "
 			    "%s: expires_in is a string but not a number",
-			    x->url);
+			    x->target.url);
 		seconds = strtoll(s, NULL, 10);
 	} else
 		return fail(err, c, DM_E_TEMP, "OAuth2 token endpoint %s: "
-		    "expires_in is not a number", x->url);
+		    "expires_in is not a number", x->target.url);
 	if (seconds <= 0)
 		return fail(err, c, DM_E_TEMP, "OAuth2 token endpoint %s: "
-		    "expires_in is not a positive number", x->url);
+		    "expires_in is not a positive number", x->target.url);
 	*seconds_r = seconds < OAUTH2_MAX_EXPIRES ? seconds :
 	    OAUTH2_MAX_EXPIRES;
 	return 0;
@@ -474,30 +335,30 @@ take_token(struct exchange *x, time_t asked_at, struct oauth2_token *t,
 	if (doc == NULL) {
 		json_problem(&jerr, problem, sizeof(problem));
 		return fail(err, c, DM_E_TEMP, "OAuth2 token endpoint %s: the "
-		    "answer (%zu bytes) is not JSON: %s", x->url,
+		    "answer (%zu bytes) is not JSON: %s", x->target.url,
 		    x->answer_len, problem);
 	}
 	if (!json_is_object(doc)) {
 		fail(err, c, DM_E_TEMP, "OAuth2 token endpoint %s: the answer "
-		    "is not a JSON object", x->url);
+		    "is not a JSON object", x->target.url);
 		goto out;
 	}
 	v = json_object_get(doc, "token_type");
 	if (v != NULL && !json_is_string(v)) {
 		fail(err, c, DM_E_TEMP, "OAuth2 token endpoint %s: token_type "
-		    "is not a string", x->url);
+		    "is not a string", x->target.url);
 		goto out;
 	}
 	if (v != NULL && strcasecmp(json_string_value(v), "Bearer") != 0) {
 		printable(problem, sizeof(problem), json_string_value(v));
 		fail(err, c, DM_E_TEMP, "OAuth2 token endpoint %s: token_type "
-		    "is \"%s\", not Bearer", x->url, problem);
+		    "is \"%s\", not Bearer", x->target.url, problem);
 		goto out;
 	}
 	v = json_object_get(doc, "access_token");
 	if (!json_is_string(v)) {
 		fail(err, c, DM_E_TEMP, "OAuth2 token endpoint %s: no "
-		    "access_token string in the answer", x->url);
+		    "access_token string in the answer", x->target.url);
 		goto out;
 	}
 	token = json_string_value(v);
@@ -505,7 +366,7 @@ take_token(struct exchange *x, time_t asked_at, struct oauth2_token *t,
 	if (len == 0 || len >= sizeof(t->access_token)) {
 		fail(err, c, DM_E_TEMP, "OAuth2 token endpoint %s: the "
 		    "access_token is %zu bytes long (1 to %zu expected)",
-		    x->url, len, sizeof(t->access_token) - 1);
+		    x->target.url, len, sizeof(t->access_token) - 1);
 		goto out;
 	}
 	/* It goes into "auth=Bearer TOKEN\1\1": no \1, no space. */
@@ -515,7 +376,7 @@ take_token(struct exchange *x, time_t asked_at, struct oauth2_token *t,
 	if (i < len) {
 		fail(err, c, DM_E_TEMP, "OAuth2 token endpoint %s: the "
 		    "access_token holds a byte that is not visible ASCII",
-		    x->url);
+		    x->target.url);
 		goto out;
 	}
 	if (expires_in(x, doc, &seconds, err) != 0)
@@ -556,21 +417,22 @@ answered(struct exchange *x, CURL *h, time_t asked_at,
 	char said[2 * OAUTH2_MAX_ERROR_TEXT + 16];
 	const char *temporary;
 
-	curl_api.curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	httpc_curl.curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	if (status == 200)
 		return take_token(x, asked_at, t, err);
 	endpoint_error(x, said, sizeof(said), &temporary);
 	if (status >= 300 && status < 400)
 		return fail(err, c, DM_E_USAGE, "OAuth2 token endpoint %s: "
 		    "HTTP %ld (redirects are not followed: check the URL)",
-		    x->url, status);
+		    x->target.url, status);
 	if (status >= 400 && status < 500 && status != 408 &&
 	    status != 429 && temporary[0] == '\0')
 		return fail(err, c, DM_E_USAGE, "OAuth2 token endpoint %s "
-		    "refused the refresh token: HTTP %ld%s", x->url, status,
-		    said[0] != '\0' ? said : " (no OAuth2 error given)");
+		    "refused the refresh token: HTTP %ld%s", x->target.url,
+		    status, said[0] != '\0' ? said :
+		    " (no OAuth2 error given)");
 	return fail(err, c, DM_E_TEMP, "OAuth2 token endpoint %s: HTTP %ld%s",
-	    x->url, status, said);
+	    x->target.url, status, said);
 }
 
 /* Set the options that make the exchange safe; CURLE_OK or the first
@@ -582,40 +444,18 @@ set_options(CURL *h, struct exchange *x, CURLU *u, struct curl_slist *headers,
 	const struct oauth2_client *c = x->client;
 	long timeout = c->timeout_s != 0 ? (long)c->timeout_s :
 	    OAUTH2_DEFAULT_TIMEOUT;
-	const char *protocol = x->https ? "https" : "http";
 	CURLcode rc = CURLE_OK;
 
 #define SET(option, value)						\
 	do {								\
 		if (rc == CURLE_OK)					\
-			rc = curl_api.curl_easy_setopt(h, option, value); \
+			rc = httpc_curl.curl_easy_setopt(h, option, value); \
 	} while (0)
-	SET(CURLOPT_CURLU, u);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	SET(CURLOPT_PROTOCOLS_STR, protocol);
-	SET(CURLOPT_REDIR_PROTOCOLS_STR, protocol);
-#else
-	SET(CURLOPT_PROTOCOLS, x->https ? (long)CURLPROTO_HTTPS :
-	    (long)CURLPROTO_HTTP);
-	SET(CURLOPT_REDIR_PROTOCOLS, x->https ? (long)CURLPROTO_HTTPS :
-	    (long)CURLPROTO_HTTP);
-#endif
-	SET(CURLOPT_FOLLOWLOCATION, 0L);
-	SET(CURLOPT_MAXREDIRS, 0L);
-	SET(CURLOPT_SSL_VERIFYPEER, 1L);
-	SET(CURLOPT_SSL_VERIFYHOST, 2L);
-	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	if (c->ca_file != NULL)
-		SET(CURLOPT_CAINFO, c->ca_file);
-	/* The refresh token is not for a proxy to see in clear. */
-	if (x->loopback)
-		SET(CURLOPT_NOPROXY, "*");
-	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_TIMEOUT, timeout);
-	SET(CURLOPT_CONNECTTIMEOUT, timeout);
+	/* The refresh token is not for a proxy to see in clear: none to
+	 * a loopback host. */
+	rc = httpc_safe_options(h, &x->target, u, c->ca_file, timeout,
+	    x->curl_error);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)OAUTH2_MAX_RESPONSE);
-	SET(CURLOPT_ERRORBUFFER, x->curl_error);
-	SET(CURLOPT_USERAGENT, PACKAGE_NAME "/" PACKAGE_VERSION);
 	SET(CURLOPT_HTTPHEADER, headers);
 	SET(CURLOPT_POST, 1L);
 	SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
@@ -644,20 +484,20 @@ request(const struct oauth2_client *c, struct oauth2_token *t,
 	x.client = c;
 	if (check_url(&x, &u, err) != 0)
 		return -1;
-	if ((h = curl_api.curl_easy_init()) == NULL ||
+	if ((h = httpc_curl.curl_easy_init()) == NULL ||
 	    (x.answer = malloc(OAUTH2_MAX_RESPONSE + 1)) == NULL ||
 	    (body = form_body(h, c, &body_size)) == NULL) {
 		fail(err, c, DM_E_NOMEM, "OAuth2 token endpoint %s: out of "
-		    "memory", x.url);
+		    "memory", x.target.url);
 		goto out;
 	}
 	x.answer[0] = '\0';
 	for (size_t i = 0; i < sizeof(header_lines) / sizeof(header_lines[0]);
 	    i++) {
-		if ((more = curl_api.curl_slist_append(headers,
+		if ((more = httpc_curl.curl_slist_append(headers,
 		    header_lines[i])) == NULL) {
 			fail(err, c, DM_E_NOMEM, "OAuth2 token endpoint %s: "
-			    "out of memory", x.url);
+			    "out of memory", x.target.url);
 			goto out;
 		}
 		headers = more;
@@ -667,24 +507,24 @@ request(const struct oauth2_client *c, struct oauth2_token *t,
 	if (rc != CURLE_OK) {
 		fail(err, c, rc == CURLE_OUT_OF_MEMORY ? DM_E_NOMEM :
 		    DM_E_UNAVAILABLE, "OAuth2 token endpoint %s: libcurl "
-		    "refused an option: %s", x.url,
-		    curl_api.curl_easy_strerror(rc));
+		    "refused an option: %s", x.target.url,
+		    httpc_curl.curl_easy_strerror(rc));
 		goto out;
 	}
 	asked_at = time(NULL);
 	t->requests++;
-	rc = curl_api.curl_easy_perform(h);
+	rc = httpc_curl.curl_easy_perform(h);
 	if (rc != CURLE_OK)
 		perform_failed(&x, rc, err);
 	else
 		result = answered(&x, h, asked_at, t, err);
 out:
 	if (h != NULL)
-		curl_api.curl_easy_cleanup(h);
+		httpc_curl.curl_easy_cleanup(h);
 	if (u != NULL)
-		curl_api.curl_url_cleanup(u);
+		httpc_curl.curl_url_cleanup(u);
 	if (headers != NULL)
-		curl_api.curl_slist_free_all(headers);
+		httpc_curl.curl_slist_free_all(headers);
 	wipe_free(body, body_size);
 	wipe_free(x.answer, OAUTH2_MAX_RESPONSE + 1);
 	return result;
@@ -704,17 +544,12 @@ oauth2_access_token(const struct oauth2_client *c, struct oauth2_token *t,
 		return fail(err, c, DM_E_USAGE, "OAuth2: no token URL");
 	if (c->client_id == NULL || c->client_id[0] == '\0' ||
 	    c->refresh_token == NULL || c->refresh_token[0] == '\0') {
-		raw_url_for_message(url, sizeof(url), c->token_url);
+		httpc_url_for_message(url, sizeof(url), c->token_url, 1);
 		return fail(err, c, DM_E_USAGE, "OAuth2 token URL %s: a "
 		    "client_id and a refresh_token are needed", url);
 	}
-	if (dm_dl_need(&curl_lib, err) != 0)
+	if (httpc_load(err) != 0)
 		return -1;
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_rc != CURLE_OK)
-		return fail(err, c, DM_E_UNAVAILABLE, "OAuth2: "
-		    "curl_global_init: %s",
-		    curl_api.curl_easy_strerror(curl_init_rc));
 	return request(c, t, err);
 }
 

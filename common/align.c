@@ -137,7 +137,7 @@ copy_domain(char *dst, const char *src)
 
 static void
 align_dkim(const struct dm_record *rec, const char *hf, int strict,
-    struct dm_auth *auth)
+    struct dm_alignment *auth)
 {
 	int rank = 0;	/* of dkim_domain: 3 aligned pass, 2 pass, 1 any */
 	size_t i;
@@ -168,24 +168,28 @@ align_dkim(const struct dm_record *rec, const char *hf, int strict,
 /*
  * SPF: DMARC checks the MAIL FROM identity, and HELO only when MAIL FROM
  * was empty; a report says which by scope (often not at all: then it is
- * MAIL FROM). The first MAIL FROM result decides; HELO only when there is
- * none.
+ * MAIL FROM). The first MAIL FROM result with a domain decides; HELO only
+ * when there is none (a MAIL FROM result with an empty domain is the null
+ * reverse path, whose SPF identity is HELO's).
  */
 static void
 align_spf(const struct dm_record *rec, const char *hf, int strict,
-    struct dm_auth *auth)
+    struct dm_alignment *auth)
 {
 	const struct dm_spf_result *chosen = NULL;
 	char dom[DM_DOMAIN_MAX];
 	size_t i;
 
 	for (i = 0; i < rec->spf_count && chosen == NULL; i++)
-		if (rec->spf_results[i].scope != DM_SCOPE_HELO)
+		if (rec->spf_results[i].scope != DM_SCOPE_HELO &&
+		    dm_domain_norm(rec->spf_results[i].domain, dom,
+		    sizeof(dom)) == 0)
 			chosen = &rec->spf_results[i];
-	if (chosen == NULL && rec->spf_count > 0)
-		chosen = &rec->spf_results[0];
-	if (chosen == NULL || dm_domain_norm(chosen->domain, dom,
-	    sizeof(dom)) != 0)
+	for (i = 0; i < rec->spf_count && chosen == NULL; i++)
+		if (dm_domain_norm(rec->spf_results[i].domain, dom,
+		    sizeof(dom)) == 0)
+			chosen = &rec->spf_results[i];
+	if (chosen == NULL)
 		return;
 	copy_domain(auth->spf_domain, dom);
 	if (dm_aligned(dom, hf, strict))
@@ -199,7 +203,7 @@ align_spf(const struct dm_record *rec, const char *hf, int strict,
 
 void
 dm_align_record(const struct dm_policy_published *pp,
-    const struct dm_record *rec, struct dm_auth *auth)
+    const struct dm_record *rec, struct dm_alignment *auth)
 {
 	char hf[DM_DOMAIN_MAX];
 

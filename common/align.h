@@ -39,7 +39,7 @@ enum {
 	DM_AUTH_GUESSED = 64		/* the receiver's verdict (old rows) */
 };
 
-struct dm_auth {
+struct dm_alignment {
 	unsigned bits;
 	char dkim_domain[DM_DOMAIN_MAX];	/* the d= that decided; "" */
 	char spf_domain[DM_DOMAIN_MAX];		/* the SPF domain; "" */
@@ -65,6 +65,6 @@ int dm_aligned(const char *a, const char *b, int strict);
 
 /* dm_align_record - dmarcd's verdict on one record under policy pp. */
 void dm_align_record(const struct dm_policy_published *pp,
-    const struct dm_record *rec, struct dm_auth *auth);
+    const struct dm_record *rec, struct dm_alignment *auth);
 
 #endif

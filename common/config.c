@@ -62,7 +62,12 @@ enum key_kind {
 	KIND_SECRET_FILE, /* char[size]: the line of a private file */
 	KIND_TLS,	/* int, enum dm_tls (account) */
 	KIND_AUTH,	/* int, enum dm_auth */
-	KIND_MAILBOXES	/* the account's mailbox list */
+	KIND_MAILBOXES,	/* the account's mailbox list */
+	KIND_SERVERS,	/* char[size]: dm_config_parse_servers() */
+	KIND_WEBHOOK,	/* char[size]: KIND_URL, never quoted */
+	KIND_WEBHOOK_FILE, /* char[size]: KIND_WEBHOOK from a private file */
+	KIND_ALERTS_FORMAT, /* int, enum dm_alerts_format */
+	KIND_LISTEN	/* [api] listen: the address list */
 };
 
 struct key {
@@ -106,6 +111,35 @@ static const struct key keys[] = {
 	    1740),
 	KEY("daemon", "reconnect_max", KIND_UNSIGNED, reconnect_max_s, 1,
 	    3600),
+	KEY("resolve", "servers", KIND_SERVERS, resolve_servers, 0, 0),
+	KEY("resolve", "concurrency", KIND_UNSIGNED, resolve_concurrency, 1,
+	    1024),
+	KEY("resolve", "timeout", KIND_UNSIGNED, resolve_timeout_s, 1, 60),
+	KEY("resolve", "deadline", KIND_UNSIGNED, resolve_deadline_s, 1,
+	    86400),
+	KEY("api", "listen", KIND_LISTEN, api_listen, 0, 0),
+	KEY("api", "database", KIND_CONNINFO, api_conninfo, 0, 0),
+	KEY("api", "threads", KIND_UNSIGNED, api_threads, 1, 256),
+	KEY("api", "max_connections", KIND_UNSIGNED, api_max_connections, 1,
+	    100000),
+	KEY("api", "request_timeout", KIND_UNSIGNED, api_request_timeout_s, 1,
+	    3600),
+	KEY("api", "token_cache", KIND_UNSIGNED, api_token_cache_s, 0, 3600),
+	KEY("api", "tls_cert", KIND_PATH, api_tls_cert, 0, 0),
+	KEY("api", "tls_key", KIND_PATH, api_tls_key, 0, 0),
+	KEY("alerts", "webhook", KIND_WEBHOOK, alerts_webhook, 0, 0),
+	KEY("alerts", "webhook_file", KIND_WEBHOOK_FILE, alerts_webhook, 0,
+	    0),
+	KEY("alerts", "format", KIND_ALERTS_FORMAT, alerts_format, 0, 0),
+	KEY("alerts", "secret_file", KIND_SECRET_FILE, alerts_secret, 0, 0),
+	KEY("alerts", "min_messages", KIND_UNSIGNED, alerts_min_messages, 1,
+	    1000000000),
+	KEY("alerts", "share_drop", KIND_UNSIGNED, alerts_share_drop, 1, 100),
+	KEY("alerts", "window_days", KIND_UNSIGNED, alerts_window_days, 1, 90),
+	KEY("alerts", "max_per_hour", KIND_UNSIGNED, alerts_max_per_hour, 1,
+	    3600),
+	KEY("alerts", "timeout", KIND_UNSIGNED, alerts_timeout_s, 1, 300),
+	KEY("alerts", "ca_file", KIND_PATH, alerts_ca_file, 0, 0),
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -158,6 +192,11 @@ static const char *const tls_names[] = {
 	[DM_TLS_IMAPS] = "imaps",
 	[DM_TLS_STARTTLS] = "starttls",
 	[DM_TLS_NONE] = "none",
+};
+
+static const char *const alerts_format_names[] = {
+	[DM_ALERTS_JSON] = "json",
+	[DM_ALERTS_SLACK] = "slack",
 };
 
 static const char *const auth_names[] = {
@@ -281,6 +320,20 @@ dm_config_init(struct dm_config *c)
 	c->poll_interval_s = DM_CONFIG_POLL_INTERVAL_S;
 	c->idle_restart_s = DM_CONFIG_IDLE_RESTART_S;
 	c->reconnect_max_s = DM_CONFIG_RECONNECT_MAX_S;
+	c->resolve_servers[0] = '\0';
+	c->resolve_concurrency = DM_CONFIG_RESOLVE_CONCURRENCY;
+	c->resolve_timeout_s = DM_CONFIG_RESOLVE_TIMEOUT_S;
+	c->resolve_deadline_s = DM_CONFIG_RESOLVE_DEADLINE_S;
+	c->api_threads = DM_CONFIG_API_THREADS;
+	c->api_max_connections = DM_CONFIG_API_MAX_CONNECTIONS;
+	c->api_request_timeout_s = DM_CONFIG_API_REQUEST_TIMEOUT_S;
+	c->api_token_cache_s = DM_CONFIG_API_TOKEN_CACHE_S;
+	c->alerts_format = DM_ALERTS_JSON;
+	c->alerts_min_messages = DM_CONFIG_ALERTS_MIN_MESSAGES;
+	c->alerts_share_drop = DM_CONFIG_ALERTS_SHARE_DROP;
+	c->alerts_window_days = DM_CONFIG_ALERTS_WINDOW_DAYS;
+	c->alerts_max_per_hour = DM_CONFIG_ALERTS_MAX_PER_HOUR;
+	c->alerts_timeout_s = DM_CONFIG_ALERTS_TIMEOUT_S;
 	c->accounts = NULL;
 	c->naccounts = 0;
 }
@@ -289,6 +342,8 @@ void
 dm_config_free(struct dm_config *c)
 {
 	accounts_free(c->accounts, c->naccounts);
+	explicit_bzero(c->alerts_webhook, sizeof(c->alerts_webhook));
+	explicit_bzero(c->alerts_secret, sizeof(c->alerts_secret));
 	dm_config_init(c);
 }
 
@@ -353,6 +408,113 @@ dm_config_log_level_name(int level)
 		if (log_levels[i].level == level)
 			return log_levels[i].name;
 	return NULL;
+}
+
+/* One "ADDR:PORT" of len bytes into l; 0 or -1 with why. */
+static int
+parse_one_listen(const char *text, size_t len, struct dm_listen *l,
+    char *why, size_t size)
+{
+	char host[64], port[8];
+	const char *colon;
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t hlen, plen, i;
+	unsigned long value;
+
+	memset(l, 0, sizeof(*l));
+	if (len > 0 && text[0] == '[') {
+		colon = memchr(text, ']', len);
+		if (colon == NULL || (size_t)(colon - text) + 1 >= len ||
+		    colon[1] != ':')
+			goto bad;
+		hlen = (size_t)(colon - text) - 1;
+		if (hlen == 0 || hlen >= sizeof(host))
+			goto bad;
+		memcpy(host, text + 1, hlen);
+		colon++;
+		l->ipv6 = 1;
+	} else {
+		colon = NULL;
+		for (i = len; i > 0; i--)
+			if (text[i - 1] == ':') {
+				colon = text + i - 1;
+				break;
+			}
+		if (colon == NULL)
+			goto bad;
+		hlen = (size_t)(colon - text);
+		if (hlen == 0 || hlen >= sizeof(host))
+			goto bad;
+		memcpy(host, text, hlen);
+	}
+	host[hlen] = '\0';
+	plen = len - (size_t)(colon + 1 - text);
+	if (plen == 0 || plen >= sizeof(port))
+		goto bad;
+	memcpy(port, colon + 1, plen);
+	port[plen] = '\0';
+	value = 0;
+	for (i = 0; i < plen; i++) {
+		if (port[i] < '0' || port[i] > '9')
+			goto bad;
+		value = value * 10 + (unsigned long)(port[i] - '0');
+	}
+	if (value > 65535)
+		goto bad;
+	if (!l->ipv6 && strcmp(host, "localhost") == 0)
+		snprintf(host, sizeof(host), "127.0.0.1");
+	if (l->ipv6 ? inet_pton(AF_INET6, host, &a6) != 1 :
+	    inet_pton(AF_INET, host, &a4) != 1) {
+		snprintf(why, size, "'%.*s' is not an IPv4 address, an IPv6 "
+		    "address in brackets nor localhost", (int)hlen, host);
+		return -1;
+	}
+	snprintf(l->host, sizeof(l->host), "%s", host);
+	l->port = (unsigned)value;
+	return 0;
+bad:
+	snprintf(why, size, "'%.*s' is not ADDR:PORT (127.0.0.1:8025, "
+	    "[::1]:8025; port 0 to 65535)", (int)(len > 100 ? 100 : len), text);
+	return -1;
+}
+
+int
+dm_config_parse_listen(struct dm_config *c, const char *text, char *why,
+    size_t size)
+{
+	struct dm_listen list[DM_CONFIG_MAX_LISTEN];
+	unsigned n = 0;
+	const char *item = text, *end;
+	size_t len;
+
+	for (;;) {
+		while (*item == ' ' || *item == '\t')
+			item++;
+		end = strchr(item, ',');
+		len = end != NULL ? (size_t)(end - item) : strlen(item);
+		while (len > 0 && (item[len - 1] == ' ' ||
+		    item[len - 1] == '\t'))
+			len--;
+		if (len == 0) {
+			snprintf(why, size, "an empty address in the list");
+			return -1;
+		}
+		if (n == DM_CONFIG_MAX_LISTEN) {
+			snprintf(why, size, "more than %d addresses",
+			    DM_CONFIG_MAX_LISTEN);
+			return -1;
+		}
+		if (parse_one_listen(item, len, &list[n], why, size) != 0)
+			return -1;
+		n++;
+		if (end == NULL)
+			break;
+		item = end + 1;
+	}
+	memcpy(c->api_listen, list, n * sizeof(list[0]));
+	c->api_nlisten = n;
+	return 0;
 }
 
 int
@@ -753,6 +915,43 @@ store_mailboxes(struct parse *p, struct dm_account *a, const char *section,
 }
 
 /*
+ * store_webhook - a URL that may hold a secret (a Slack webhook's path):
+ * checked as KIND_URL, never quoted; from a private file for
+ * KIND_WEBHOOK_FILE.
+ */
+static int
+store_webhook(struct parse *p, const struct key *k, char *field,
+    const char *section, const char *value)
+{
+	char url[FIELD_SIZE(struct dm_config, alerts_webhook)];
+	size_t len;
+
+	if (k->kind == KIND_WEBHOOK_FILE) {
+		if (read_secret_file(p, section, k->name, value, url,
+		    sizeof(url)) == 0)
+			return 0;
+	} else {
+		len = strlen(value);
+		if (len == 0)
+			return parse_fail(p, "[%s] %s: empty", section,
+			    k->name);
+		if (len >= sizeof(url))
+			return parse_fail(p, "[%s] %s: longer than %zu bytes",
+			    section, k->name, sizeof(url) - 1);
+		memcpy(url, value, len + 1);
+	}
+	if (has_control(url, strlen(url)) || !url_ok(url)) {
+		explicit_bzero(url, sizeof(url));
+		return parse_fail(p, "[%s] %s: not an https:// URL (http:// "
+		    "only to a loopback host); the value is not shown, it may "
+		    "hold a secret", section, k->name);
+	}
+	memcpy(field, url, strlen(url) + 1);
+	explicit_bzero(url, sizeof(url));
+	return 1;
+}
+
+/*
  * Store one value in base (the configuration or an account; section is
  * how messages name it). The message quotes the value unless it is a
  * conninfo or a secret.
@@ -890,9 +1089,40 @@ store(struct parse *p, const struct key *k, char *base, const char *section,
 	case KIND_MAILBOXES:
 		return store_mailboxes(p, p->account, section, k->name,
 		    value);
+	case KIND_SERVERS: {
+		char why[256];
+
+		if (dm_config_parse_servers(value, field, k->size, why,
+		    sizeof(why)) != 0)
+			return parse_fail(p, "[%s] %s: %s", section, k->name,
+			    why);
+		return 1;
+	}
+	case KIND_WEBHOOK:
+	case KIND_WEBHOOK_FILE:
+		return store_webhook(p, k, field, section, value);
+	case KIND_ALERTS_FORMAT:
+		flag = parse_name(value, alerts_format_names,
+		    sizeof(alerts_format_names) /
+		    sizeof(alerts_format_names[0]));
+		if (flag < 0)
+			return parse_fail(p, "[%s] %s: '%s' is not json or "
+			    "slack", section, k->name, value);
+		*(int *)(void *)field = flag;
+		return 1;
+	case KIND_LISTEN: {
+		char why[256];
+
+		if (dm_config_parse_listen(p->config, value, why,
+		    sizeof(why)) != 0)
+			return parse_fail(p, "[%s] %s: %s", section, k->name,
+			    why);
+		return 1;
+	}
 	}
 	if (k->kind == KIND_SECRET || k->kind == KIND_SECRET_FILE) {
-		if (k->offset == offsetof(struct dm_account, password))
+		if (p->account != NULL &&
+		    k->offset == offsetof(struct dm_account, password))
 			p->account->password_set = 1;
 		return 1;
 	}
@@ -934,7 +1164,7 @@ on_value(void *user, const char *section, const char *name,
     const char *value)
 {
 	struct parse *p = user;
-	size_t i;
+	size_t i, j;
 
 	(void)section;
 	if (p->failed)
@@ -955,6 +1185,13 @@ on_value(void *user, const char *section, const char *name,
 	if (p->seen_line[i] != 0)
 		return parse_fail(p, "[%s] %s: set again (first on line %d)",
 		    p->section, name, p->seen_line[i]);
+	/* [api] database and [database] api_conninfo: one or the other. */
+	for (j = 0; j < NKEYS; j++)
+		if (j != i && p->seen_line[j] != 0 &&
+		    keys[j].offset == keys[i].offset)
+			return parse_fail(p, "[%s] %s: [%s] %s is set too (line "
+			    "%d): give one of them", p->section, name,
+			    keys[j].section, keys[j].name, p->seen_line[j]);
 	p->seen_line[i] = p->line;
 	return store(p, &keys[i], (char *)p->config, p->section, value);
 }
@@ -1313,6 +1550,10 @@ load_file(const struct dm_config *c, const char *path,
 	for (i = 0; rc == 0 && i < p.naccounts; i++)
 		if (check_account(&p, &p.accounts[i], &p.lines[i]) == 0)
 			rc = -1;
+	if (rc == 0 && (next->api_tls_cert[0] == '\0') !=
+	    (next->api_tls_key[0] == '\0'))
+		rc = dm_error_set(err, DM_E_USAGE, "%s: [api] tls_cert and "
+		    "tls_key: give both (HTTPS) or neither (HTTP)", path);
 	if (rc == 0)
 		rc = merge_accounts(c, &p, next, err);
 	accounts_free(p.accounts, p.naccounts);
@@ -1370,6 +1611,140 @@ dm_config_load(struct dm_config *c, const char *explicit_path,
 	dm_config_free(c);
 	*c = next;		/* a move: next is dropped */
 	return 0;
+}
+
+/* DNS servers */
+
+/* One item of a server list, trimmed: len bytes at item. */
+static int
+server_item(const char *item, size_t len, char *out, size_t size, char *why,
+    size_t why_size)
+{
+	char text[128], addr[INET6_ADDRSTRLEN];
+	const char *port_text = NULL, *close;
+	unsigned long port = 53;
+	struct in6_addr v6;
+	struct in_addr v4;
+	char *end;
+	int v6_form = 0;
+
+	if (len >= sizeof(text)) {
+		snprintf(why, why_size, "'%.32s...' is not an address", item);
+		return -1;
+	}
+	memcpy(text, item, len);
+	text[len] = '\0';
+	if (text[0] == '[') {
+		close = strchr(text, ']');
+		if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+			goto bad;
+		if ((size_t)(close - text - 1) >= sizeof(addr))
+			goto bad;
+		memcpy(addr, text + 1, (size_t)(close - text - 1));
+		addr[close - text - 1] = '\0';
+		if (close[1] == ':')
+			port_text = close + 2;
+		v6_form = 1;
+	} else if (strchr(text, ':') != strrchr(text, ':')) {
+		/* Two colons or more: an IPv6 address without a port. */
+		if (len >= sizeof(addr))
+			goto bad;
+		memcpy(addr, text, len + 1);
+		v6_form = 1;
+	} else {
+		close = strchr(text, ':');
+		if (close != NULL) {
+			port_text = close + 1;
+			len = (size_t)(close - text);
+		}
+		if (len >= sizeof(addr))
+			goto bad;
+		memcpy(addr, text, len);
+		addr[len] = '\0';
+	}
+	if (v6_form ? inet_pton(AF_INET6, addr, &v6) != 1 :
+	    inet_pton(AF_INET, addr, &v4) != 1)
+		goto bad;
+	if (port_text != NULL) {
+		if (port_text[0] < '0' || port_text[0] > '9')
+			goto bad_port;
+		errno = 0;
+		port = strtoul(port_text, &end, 10);
+		if (errno != 0 || *end != '\0' || port == 0 || port > 65535)
+			goto bad_port;
+	}
+	if ((size_t)snprintf(out, size, v6_form ? "[%s]:%lu" : "%s:%lu", addr,
+	    port) >= size) {
+		snprintf(why, why_size, "too many servers");
+		return -1;
+	}
+	return 0;
+bad:
+	snprintf(why, why_size, "'%s' is not an IP address (with an optional "
+	    ":PORT; [IPv6]:PORT; no host names)", text);
+	return -1;
+bad_port:
+	snprintf(why, why_size, "'%s': the port is not a number from 1 to "
+	    "65535", text);
+	return -1;
+}
+
+int
+dm_config_parse_servers(const char *text, char *out, size_t size, char *why,
+    size_t why_size)
+{
+	const char *item = text, *stop, *start, *end;
+	char one[80];
+	size_t used = 0, count = 0, n;
+
+	if (size == 0)
+		return -1;
+	out[0] = '\0';
+	for (;;) {
+		stop = item + strcspn(item, ",");
+		for (start = item; start < stop && isspace((unsigned char)
+		    *start); start++)
+			;
+		for (end = stop; end > start && isspace((unsigned char)
+		    end[-1]); end--)
+			;
+		if (end == start) {
+			snprintf(why, why_size, "an empty item in '%s'", text);
+			return -1;
+		}
+		if (count == DM_CONFIG_RESOLVE_MAX_SERVERS) {
+			snprintf(why, why_size, "more than %d servers",
+			    DM_CONFIG_RESOLVE_MAX_SERVERS);
+			return -1;
+		}
+		if (server_item(start, (size_t)(end - start), one,
+		    sizeof(one), why, why_size) != 0)
+			return -1;
+		/* none twice: compare with what out holds */
+		for (start = out; *start != '\0'; start += n + (start[n] ==
+		    ',')) {
+			n = strcspn(start, ",");
+			if (n == strlen(one) && strncmp(start, one, n) == 0) {
+				snprintf(why, why_size, "%s is listed twice",
+				    one);
+				return -1;
+			}
+		}
+		n = strlen(one);
+		if (used + (count > 0) + n + 1 > size) {
+			snprintf(why, why_size, "the list is longer than %zu "
+			    "bytes", size - 1);
+			return -1;
+		}
+		if (count > 0)
+			out[used++] = ',';
+		memcpy(out + used, one, n + 1);
+		used += n;
+		count++;
+		if (*stop == '\0')
+			return 0;
+		item = stop + 1;
+	}
 }
 
 /* Redaction */

@@ -14,7 +14,7 @@
  *
  *	[database]
  *	conninfo = host=/var/run/postgresql dbname=dmarcd
- *	api_conninfo = ...		; default: the same as conninfo
+ *	api_conninfo = ...		; = [api] database; give one of them
  *	[ingest]
  *	batch_reports = 100		; 1..10000
  *	batch_ms = 500			; 1..60000
@@ -31,6 +31,30 @@
  *	poll_interval = 60		; 1..86400 seconds
  *	idle_restart = 1740		; 10..1740 seconds
  *	reconnect_max = 300		; 1..3600 seconds
+ *	[resolve]			; dmarcd resolve (docs/resolve.md)
+ *	servers = 127.0.0.1:5353, [::1]	; default: resolv.conf's
+ *	concurrency = 64		; 1..1024 addresses at once
+ *	timeout = 5			; 1..60 seconds per query
+ *	deadline = 600			; 1..86400 seconds per run
+ *	[api]				; dmarcd serve, and run with listen
+ *	listen = 127.0.0.1:8025, [::1]:8025	; up to 8 ADDR:PORT (port 0: any)
+ *	database = ...			; a login with dmarcd_reader
+ *	threads = 4			; 1..256, per address
+ *	max_connections = 256		; 1..100000, per address
+ *	request_timeout = 30		; 1..3600 s: idle connection, statements
+ *	token_cache = 30		; 0..3600 s a valid token is remembered
+ *	tls_cert = /etc/dmarcd/api.crt	; PEM, both or neither
+ *	tls_key = /etc/dmarcd/api.key
+ *	[alerts]			; docs/alerts.md
+ *	webhook = https://hooks.example.com/...	; or webhook_file = PATH
+ *	format = json			; json|slack
+ *	secret_file = /etc/dmarcd/alerts.key	; HMAC-SHA256 of the body
+ *	min_messages = 100		; 1..1000000000
+ *	share_drop = 5			; 1..100 percentage points
+ *	window_days = 7			; 1..90
+ *	max_per_hour = 10		; 1..3600
+ *	timeout = 10			; 1..300 seconds
+ *	ca_file = /etc/ssl/...		; "": the system store
  *	[account NAME]			; any number, up to 64: IMAP
  *	host = imap.example.com		; required
  *	user = dmarc@example.com	; required
@@ -42,6 +66,11 @@
  * a bad value and a line longer than libinih's buffer are all errors. ';'
  * after white space starts a comment (libinih), so a value cannot hold
  * " ;".
+ *
+ * [resolve] servers is a comma-separated list of up to
+ * DM_CONFIG_RESOLVE_MAX_SERVERS addresses (IPv4, IPv6, either with
+ * :PORT, an IPv6 address with a port in brackets), no host names: see
+ * dm_config_parse_servers().
  *
  * Accounts: NAME is 1 to 64 letters, digits, '.', '_' or '-', compared
  * exactly; a section [account NAME] may appear once per file. Once the
@@ -59,7 +88,11 @@
  * INBOX in any case is INBOX); neither folder may be one of them.
  * oauth2_token_url is https://, or http:// to a loopback host (127/8,
  * [::1], localhost). Passwords, secrets and tokens hold no control
- * character. A second file loaded into the same struct replaces an
+ * character. The [alerts] webhook URL may hold a secret (a Slack webhook's
+ * path): like a password it is never quoted, and webhook_file reads it
+ * from a private file as password_file does; it is https://, or http://
+ * to a loopback host; webhook and webhook_file exclude each other. A
+ * second file loaded into the same struct replaces an
  * account of the same NAME whole and keeps the others.
  *
  * DIAGNOSTICS
@@ -81,8 +114,8 @@
  *	DM_E_UNAVAILABLE libinih cannot be loaded (only if there is a file)
  *	DM_E_NOMEM	out of memory (accounts and mailboxes are allocated)
  *	Messages never quote the value of a conninfo (use dm_config_redact()
- *	to show one), of a password, a client secret or a token, nor the
- *	content of a *_file.
+ *	to show one), of a password, a client secret, a token or a webhook
+ *	URL, nor the content of a *_file.
  *
  * OWNERSHIP
  *	A struct dm_config owns its accounts (and their mailboxes): never
@@ -116,6 +149,30 @@
 #define DM_CONFIG_IDLE_RESTART_S	1740	/* RFC 2177: under 30 min */
 #define DM_CONFIG_RECONNECT_MAX_S	300
 
+/* Defaults of [resolve]. */
+#define DM_CONFIG_RESOLVE_CONCURRENCY	64
+#define DM_CONFIG_RESOLVE_TIMEOUT_S	5
+#define DM_CONFIG_RESOLVE_DEADLINE_S	600
+#define DM_CONFIG_RESOLVE_MAX_SERVERS	8
+/* "[IPv6]:65535," per server, and the NUL. */
+#define DM_CONFIG_SERVERS_MAX	(DM_CONFIG_RESOLVE_MAX_SERVERS * 56 + 1)
+
+/* Defaults of [api]. */
+#define DM_CONFIG_API_THREADS		4
+#define DM_CONFIG_API_MAX_CONNECTIONS	256
+#define DM_CONFIG_API_REQUEST_TIMEOUT_S	30
+#define DM_CONFIG_API_TOKEN_CACHE_S	30
+#define DM_CONFIG_MAX_LISTEN		8	/* [api] listen addresses */
+
+/* Defaults of [alerts]. */
+#define DM_CONFIG_ALERTS_MIN_MESSAGES	100
+#define DM_CONFIG_ALERTS_SHARE_DROP	5	/* percentage points */
+#define DM_CONFIG_ALERTS_WINDOW_DAYS	7
+#define DM_CONFIG_ALERTS_MAX_PER_HOUR	10
+#define DM_CONFIG_ALERTS_TIMEOUT_S	10
+
+enum dm_alerts_format { DM_ALERTS_JSON, DM_ALERTS_SLACK };
+
 /* Defaults of [account NAME]. */
 #define DM_CONFIG_IMAPS_PORT		993
 #define DM_CONFIG_IMAP_PORT		143	/* starttls and none */
@@ -137,6 +194,17 @@
 enum dm_tls { DM_TLS_IMAPS, DM_TLS_STARTTLS, DM_TLS_NONE };
 enum dm_auth {
 	DM_AUTH_AUTO, DM_AUTH_LOGIN, DM_AUTH_PLAIN, DM_AUTH_XOAUTH2
+};
+
+/*
+ * One [api] listen address: host is an IPv4 or IPv6 literal (without the
+ * brackets; "localhost" is read as 127.0.0.1), port 0 asks for any free
+ * port.
+ */
+struct dm_listen {
+	char host[64];
+	unsigned port;
+	int ipv6;
 };
 
 /* One [account NAME]: what dm_config_load() checked (see above). */
@@ -182,6 +250,30 @@ struct dm_config {
 	unsigned poll_interval_s;	/* between polls without IDLE */
 	unsigned idle_restart_s;	/* IDLE is renewed after this */
 	unsigned reconnect_max_s;	/* longest wait between reconnects */
+	/* [resolve]: "ADDR:PORT,..." (dm_config_parse_servers), or "" */
+	char resolve_servers[DM_CONFIG_SERVERS_MAX];
+	unsigned resolve_concurrency;	/* addresses resolved at once */
+	unsigned resolve_timeout_s;	/* per query, retries included */
+	unsigned resolve_deadline_s;	/* one dmarcd resolve */
+	/* [api]; api_conninfo above is [api] database */
+	struct dm_listen api_listen[DM_CONFIG_MAX_LISTEN];
+	unsigned api_nlisten;		/* 0: no listen: no API */
+	unsigned api_threads;		/* per listen address */
+	unsigned api_max_connections;	/* per listen address */
+	unsigned api_request_timeout_s;
+	unsigned api_token_cache_s;	/* 0: every request asks */
+	char api_tls_cert[DM_CONFIG_PATH_MAX];	/* "": plain HTTP */
+	char api_tls_key[DM_CONFIG_PATH_MAX];
+	/* [alerts]: no webhook, no alerts sent. */
+	char alerts_webhook[2048];	/* a secret: never quoted */
+	int alerts_format;		/* enum dm_alerts_format */
+	char alerts_secret[1024];	/* from secret_file; "": unsigned */
+	unsigned alerts_min_messages;	/* unauthorised sender threshold */
+	unsigned alerts_share_drop;	/* aligned share, points */
+	unsigned alerts_window_days;
+	unsigned alerts_max_per_hour;
+	unsigned alerts_timeout_s;
+	char alerts_ca_file[DM_CONFIG_PATH_MAX];	/* "": system store */
 	struct dm_account *accounts;	/* malloc'd, in file order */
 	size_t naccounts;
 	char path[DM_CONFIG_PATH_MAX];	/* the file read, or "" */
@@ -219,6 +311,13 @@ int dm_config_load_file(struct dm_config *c, const char *path,
 int dm_config_set_db(struct dm_config *c, const char *conninfo,
     struct dm_error *err);
 
+/*
+ * dm_config_parse_listen - "ADDR:PORT[, ADDR:PORT...]" (IPv6 in brackets)
+ * into c's api_listen; 0, or -1 with a sentence in why (size bytes).
+ */
+int dm_config_parse_listen(struct dm_config *c, const char *text,
+    char *why, size_t size);
+
 /* dm_config_api_conninfo - api_conninfo, or conninfo when that is unset. */
 const char *dm_config_api_conninfo(const struct dm_config *c);
 
@@ -244,6 +343,17 @@ const char *dm_config_log_level_name(int level);
  * "64MB", "64MiB", "100B"). 0, or -1 for anything else and for overflow.
  */
 int dm_config_parse_size(const char *text, uint64_t *value_r);
+
+/*
+ * dm_config_parse_servers - a DNS server list ("127.0.0.1:5353, [::1]:53,
+ * 192.0.2.1, 2001:db8::1": addresses only, port 53 by default, at most
+ * DM_CONFIG_RESOLVE_MAX_SERVERS, none twice) into the form c-ares reads
+ * ("127.0.0.1:5353,[::1]:53,192.0.2.1:53,[2001:db8::1]:53") in out
+ * (size bytes). 0, or -1 with why (a sentence naming the item at fault,
+ * why_size bytes) for anything else.
+ */
+int dm_config_parse_servers(const char *text, char *out, size_t size,
+    char *why, size_t why_size);
 
 /*
  * dm_config_redact - copy conninfo into out (size bytes, always

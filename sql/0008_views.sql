@@ -231,7 +231,8 @@ BEGIN
 	IF failing = 0 THEN
 		RETURN NULL;
 	END IF;
-	IF dk_al = 0 THEN
+	-- A step for each mechanism that does not align all the mail.
+	IF dk_al < messages THEN
 		steps := steps || jsonb_build_object('mechanism', 'dkim',
 		    'problem', CASE WHEN dk_un > 0 THEN format('DKIM passes, '
 			'but for the platform''s domain, not %s', p_domain)
@@ -243,7 +244,7 @@ BEGIN
 			'signing on, so that mail carries d=<domain>.', who)),
 			'<domain>', p_domain));
 	END IF;
-	IF sp_al = 0 THEN
+	IF sp_al < messages THEN
 		steps := steps || jsonb_build_object('mechanism', 'spf',
 		    'problem', CASE WHEN sp_un > 0 THEN format('SPF passes, '
 			'but for the envelope domain of the platform, not %s',
@@ -734,6 +735,13 @@ BEGIN
 		    'and no legitimate sender fails: move from %s to %s.',
 		    to_char(share * 100, 'FM990.0') || '%', data_days,
 		    steps[step + 1], nxt);
+	END IF;
+	-- No legitimate mail at all (a parked domain): no share to quote.
+	IF legit = 0 AND status IN ('enforced', 'ready') THEN
+		advice := format('No legitimate mail over %s days, only '
+		    'forwarded or unauthorised: %s.', data_days,
+		    CASE WHEN nxt IS NULL THEN 'p=reject is in force'
+		    ELSE format('move from %s to %s', steps[step + 1], nxt) END);
 	END IF;
 
 	IF (sub->>'failing')::bigint > 0 THEN

@@ -7,7 +7,10 @@ SQL_MIGRATIONS = \
 	sql/0005_ensure_month_race.sql \
 	sql/0006_imap.sql \
 	sql/0007_analytics.sql \
-	sql/0008_views.sql
+	sql/0008_views.sql \
+	sql/0009_sender_map.sql \
+	sql/0010_api_raw.sql \
+	sql/0011_alerts.sql
 EXTRA_DIST += $(SQL_MIGRATIONS) sql/embed.sh
 BUILT_SOURCES += sql/migrations.c
 CLEANFILES += sql/migrations.c
@@ -15,3 +18,14 @@ sql/migrations.c: $(SQL_MIGRATIONS) $(top_srcdir)/sql/embed.sh
 	@$(MKDIR_P) sql
 	$(AM_V_GEN)$(SHELL) $(top_srcdir)/sql/embed.sh $@ $(top_srcdir) \
 	    $(SQL_MIGRATIONS)
+
+# The sender map (docs/senders.md): data files built into the binary too,
+# loaded by `dmarcd migrate` after the migrations.
+SQL_SENDERS = sql/platforms.tsv sql/sender_rules.tsv
+EXTRA_DIST += $(SQL_SENDERS) sql/embed_senders.sh docs/senders.md
+BUILT_SOURCES += sql/senders.c
+CLEANFILES += sql/senders.c
+sql/senders.c: $(SQL_SENDERS) $(top_srcdir)/sql/embed_senders.sh
+	@$(MKDIR_P) sql
+	$(AM_V_GEN)$(SHELL) $(top_srcdir)/sql/embed_senders.sh $@ \
+	    $(top_srcdir) $(SQL_SENDERS)

@@ -1443,7 +1443,7 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
 	struct store_spool *spf = late ? &s->late_spf : defer ? &s->b_spf :
 	    &s->spf;
 	const char *types[DM_MAX_REASONS], *comments[DM_MAX_REASONS];
-	struct dm_auth auth;
+	struct dm_alignment auth;
 	size_t i;
 	int rc = 0;
 

@@ -7,8 +7,11 @@ store_libstore_a_SOURCES = \
 	store/ingest.c \
 	store/rollup.c \
 	store/query.c \
-	store/mailbox.c
-nodist_store_libstore_a_SOURCES = sql/migrations.c
+	store/mailbox.c \
+	store/enrich.c \
+	store/senders.c \
+	store/alerts.c
+nodist_store_libstore_a_SOURCES = sql/migrations.c sql/senders.c
 store_libstore_a_CPPFLAGS = $(AM_CPPFLAGS) $(LIBPQ_CFLAGS) $(NETTLE_CFLAGS) \
 	$(ZLIB_CFLAGS)
 STORE_LIBS = store/libstore.a $(NETTLE_LIBS) $(ZLIB_LIBS)

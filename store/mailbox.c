@@ -218,3 +218,19 @@ out:
 	dm_buf_free(&f);
 	return rc;
 }
+
+int
+store_mailbox_fetched(struct store *s, const char *account,
+    const char *mailbox, struct dm_error *err)
+{
+	const char *p[2] = { account, mailbox };
+	PGresult *res;
+
+	res = store_pq_params(s->conn, "UPDATE dmarcd.imap_mailboxes SET "
+	    "last_fetch_at = now() WHERE account = $1 AND mailbox = $2", 2, p,
+	    err);
+	if (res == NULL)
+		return -1;
+	store_pq.PQclear(res);
+	return 0;
+}

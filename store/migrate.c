@@ -5,6 +5,10 @@
  * dmarcd.schema_migrations with the SHA-256 of its text. The whole run
  * holds an advisory lock, so two collectors starting at once apply each
  * migration once: the second waits, then finds nothing pending.
+ *
+ * After the migrations, still under the lock, the sender map built into
+ * the binary is loaded (store_senders_sync), so that an upgrade of
+ * dmarcd brings dmarcd.platforms and dmarcd.sender_rules up to date.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -197,6 +201,7 @@ store_migrate(struct store *s, FILE *out, struct dm_error *err)
 	const char *params[4];
 	PGresult *res;
 	double t0;
+	struct store_senders_tally tally;
 
 	if (store_pq_exec(s->conn, "SELECT pg_advisory_lock(" MIGRATE_LOCK
 	    ")", err) != 0)
@@ -245,6 +250,23 @@ store_migrate(struct store *s, FILE *out, struct dm_error *err)
 	if (out != NULL && n == 0)
 		fprintf(out, "nothing to do: all %zu migrations applied\n",
 		    store_migration_count);
+	if (store_senders_sync(s, &tally, err) != 0) {
+		dm_error_prefix(err, "sender map: ");
+		goto out;
+	}
+	if (out != NULL) {
+		fprintf(out, "sender map: %u platforms, %u rules built in "
+		    "(%u platforms new or changed, %u rules added, "
+		    "%u removed); kept %u local platforms, %u local rules",
+		    tally.platforms, tally.rules, tally.platforms_changed,
+		    tally.rules_added, tally.rules_removed,
+		    tally.local_platforms, tally.local_rules);
+		if (tally.shadowed > 0)
+			fprintf(out, "; %u built-in rules left out for the "
+			    "local rules of the same kind and suffix",
+			    tally.shadowed);
+		fputc('\n', out);
+	}
 	rc = 0;
 out:
 	store_pq_exec(s->conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK ")",
@@ -348,4 +370,195 @@ store_check_schema(struct store *s, struct dm_error *err)
 		    "migration %d, this dmarcd needs %d: run 'dmarcd migrate'",
 		    have, latest);
 	return 0;
+}
+
+/* ---- the sender map ---- */
+
+/* pg_array - a text[] literal {"a","b"} for a parameter. */
+static int
+pg_array(struct dm_buf *b, size_t count, const char *(*item)(const void *,
+    size_t), const void *ctx)
+{
+	size_t i;
+	int rc = 0;
+
+	rc |= dm_buf_append(b, "{", 1);
+	for (i = 0; i < count; i++) {
+		rc |= dm_buf_append(b, i ? ",\"" : "\"", i ? 2 : 1);
+		for (const char *c = item(ctx, i); *c != '\0'; c++) {
+			if (*c == '"' || *c == '\\')
+				rc |= dm_buf_append(b, "\\", 1);
+			rc |= dm_buf_append(b, c, 1);
+		}
+		rc |= dm_buf_append(b, "\"", 1);
+	}
+	rc |= dm_buf_append(b, "}", 1);
+	return rc ? -1 : 0;
+}
+
+#define MAP_FIELD(fn, array, field)				\
+	static const char *						\
+	fn(const void *ctx, size_t i)					\
+	{								\
+		return ((const struct store_senders *)ctx)->array[i].field; \
+	}
+MAP_FIELD(p_name, platforms, name)
+MAP_FIELD(p_kind, platforms, kind)
+MAP_FIELD(p_spf, platforms, spf_fix)
+MAP_FIELD(p_dkim, platforms, dkim_fix)
+MAP_FIELD(p_url, platforms, url)
+MAP_FIELD(r_kind, rules, kind)
+MAP_FIELD(r_suffix, rules, suffix)
+MAP_FIELD(r_platform, rules, platform)
+
+/* Upsert the built-in platforms, touching only rows that differ. */
+static const char SENDERS_PLATFORMS[] =
+    "INSERT INTO dmarcd.platforms AS p (name, kind, spf_fix, dkim_fix, "
+    " url, source) "
+    "SELECT name, kind, spf_fix, dkim_fix, url, 'dmarcd' FROM "
+    " unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) "
+    " AS e(name, kind, spf_fix, dkim_fix, url) "
+    "ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, "
+    " spf_fix = EXCLUDED.spf_fix, dkim_fix = EXCLUDED.dkim_fix, "
+    " url = EXCLUDED.url, source = 'dmarcd' "
+    "WHERE (p.kind, p.spf_fix, p.dkim_fix, p.url, p.source) IS DISTINCT "
+    " FROM (EXCLUDED.kind, EXCLUDED.spf_fix, EXCLUDED.dkim_fix, "
+    " EXCLUDED.url, 'dmarcd')";
+/* dmarcd's rules that are no longer built in. */
+static const char SENDERS_RULES_GONE[] =
+    "DELETE FROM dmarcd.sender_rules AS r WHERE r.source = 'dmarcd' AND "
+    "NOT EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[], $3::text[]) "
+    " AS e(kind, suffix, platform) WHERE e.kind = r.kind AND "
+    " e.suffix = r.suffix AND e.platform = r.platform)";
+/* The built-in rules; a local rule of the same key stays. */
+static const char SENDERS_RULES_NEW[] =
+    "INSERT INTO dmarcd.sender_rules (kind, suffix, platform, source) "
+    "SELECT kind, suffix, platform, 'dmarcd' FROM "
+    " unnest($1::text[], $2::text[], $3::text[]) AS e(kind, suffix, "
+    " platform) "
+    "ON CONFLICT (kind, suffix) DO NOTHING";
+static const char SENDERS_SHADOWED[] =
+    "SELECT count(*) FROM unnest($1::text[], $2::text[]) AS e(kind, suffix) "
+    "JOIN dmarcd.sender_rules AS r USING (kind, suffix) "
+    "WHERE r.source = 'local'";
+/*
+ * Platforms dmarcd no longer ships: deleted, unless a local rule still
+ * names one, which then becomes local (two statements: one statement
+ * cannot both delete and update a row it sees).
+ */
+static const char SENDERS_PLATFORMS_GONE[] =
+    "DELETE FROM dmarcd.platforms AS p WHERE p.source = 'dmarcd' AND "
+    " p.name <> ALL ($1::text[]) AND NOT EXISTS (SELECT 1 FROM "
+    " dmarcd.sender_rules AS r WHERE r.platform = p.name)";
+static const char SENDERS_PLATFORMS_LOCAL[] =
+    "UPDATE dmarcd.platforms SET source = 'local' WHERE source = 'dmarcd' "
+    " AND name <> ALL ($1::text[])";
+static const char SENDERS_LOCAL[] =
+    "SELECT (SELECT count(*) FROM dmarcd.platforms WHERE source = 'local'), "
+    " (SELECT count(*) FROM dmarcd.sender_rules WHERE source = 'local')";
+
+/* run - a statement with text parameters; its row count in *count_r. */
+static int
+run(struct store *s, const char *sql, int n, const char *const *params,
+    unsigned *count_r, struct dm_error *err)
+{
+	PGresult *res;
+
+	res = store_pq_params(s->conn, sql, n, params, err);
+	if (res == NULL)
+		return -1;
+	if (count_r != NULL)
+		*count_r = (unsigned)strtoul(store_pq.PQcmdTuples(res), NULL,
+		    10);
+	store_pq.PQclear(res);
+	return 0;
+}
+
+/* counts - the first row's first one or two columns, as numbers. */
+static int
+counts(struct store *s, const char *sql, int n, const char *const *params,
+    unsigned *a_r, unsigned *b_r, struct dm_error *err)
+{
+	PGresult *res;
+
+	res = store_pq_params(s->conn, sql, n, params, err);
+	if (res == NULL)
+		return -1;
+	if (store_pq.PQntuples(res) > 0) {
+		*a_r = (unsigned)strtoul(store_pq.PQgetvalue(res, 0, 0), NULL,
+		    10);
+		if (b_r != NULL && store_pq.PQnfields(res) > 1)
+			*b_r = (unsigned)strtoul(store_pq.PQgetvalue(res, 0,
+			    1), NULL, 10);
+	}
+	store_pq.PQclear(res);
+	return 0;
+}
+
+int
+store_senders_sync(struct store *s, struct store_senders_tally *t,
+    struct dm_error *err)
+{
+	static const char *(*const pf[])(const void *, size_t) = { p_name,
+		p_kind, p_spf, p_dkim, p_url };
+	static const char *(*const rf[])(const void *, size_t) = { r_kind,
+		r_suffix, r_platform };
+	struct store_senders *map;
+	struct dm_buf pa[5], ra[3];
+	const char *pv[5], *rv[3];
+	int rc = -1, in_txn = 0;
+	size_t i;
+
+	memset(t, 0, sizeof(*t));
+	if (store_senders_builtin(&map, err) != 0)
+		return -1;
+	for (i = 0; i < 5; i++)
+		dm_buf_init(&pa[i], (size_t)1 << 24);
+	for (i = 0; i < 3; i++)
+		dm_buf_init(&ra[i], (size_t)1 << 24);
+	for (i = 0; i < 5; i++)
+		if (pg_array(&pa[i], map->platform_count, pf[i], map) != 0)
+			goto nomem;
+	for (i = 0; i < 3; i++)
+		if (pg_array(&ra[i], map->rule_count, rf[i], map) != 0)
+			goto nomem;
+	for (i = 0; i < 5; i++)
+		pv[i] = dm_buf_cstr(&pa[i]);
+	for (i = 0; i < 3; i++)
+		rv[i] = dm_buf_cstr(&ra[i]);
+	t->platforms = (unsigned)map->platform_count;
+	t->rules = (unsigned)map->rule_count;
+
+	if (store_pq_exec(s->conn, "BEGIN", err) != 0)
+		goto out;
+	in_txn = 1;
+	if (run(s, SENDERS_PLATFORMS, 5, pv, &t->platforms_changed, err) ||
+	    run(s, SENDERS_RULES_GONE, 3, rv, &t->rules_removed, err) ||
+	    run(s, SENDERS_RULES_NEW, 3, rv, &t->rules_added, err) ||
+	    counts(s, SENDERS_SHADOWED, 2, rv, &t->shadowed, NULL, err) ||
+	    run(s, SENDERS_PLATFORMS_GONE, 1, pv, NULL, err) ||
+	    run(s, SENDERS_PLATFORMS_LOCAL, 1, pv, NULL, err) ||
+	    counts(s, SENDERS_LOCAL, 0, NULL, &t->local_platforms,
+	    &t->local_rules, err))
+		goto out;
+	/* The platforms stored with names (0008) follow the rules. */
+	if (t->rules_added + t->rules_removed > 0 && store_pq_exec(s->conn,
+	    "SELECT dmarcd.refresh_platforms()", err) != 0)
+		goto out;
+	if (store_pq_exec(s->conn, "COMMIT", err) != 0)
+		goto out;
+	in_txn = 0;
+	rc = 0;
+	goto out;
+nomem:
+	dm_error_set(err, DM_E_NOMEM, "out of memory");
+out:
+	if (in_txn)
+		store_pq_exec(s->conn, "ROLLBACK", &(struct dm_error){ 0 });
+	for (i = 0; i < 5; i++)
+		dm_buf_free(&pa[i]);
+	for (i = 0; i < 3; i++)
+		dm_buf_free(&ra[i]);
+	store_senders_free(&map);
+	return rc;
 }

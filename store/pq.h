@@ -1,6 +1,6 @@
 /*
- * pq.h - private to store/: libpq loaded on first use, and the
- * connection helpers the store's files share.
+ * pq.h - libpq loaded on first use, and the connection helpers the
+ * store's files share; api/ uses the same table (api -> store).
  */
 #ifndef STORE_PQ_H
 #define STORE_PQ_H
@@ -22,7 +22,7 @@
 	X(a, PQtransactionStatus) X(a, PQresultErrorMessage)		\
 	X(a, PQconnectionNeedsPassword) X(a, PQgetCopyData)		\
 	X(a, PQfreemem) X(a, PQconnectionUsedPassword)		\
-	X(a, PQprepare) X(a, PQexecPrepared)
+	X(a, PQprepare) X(a, PQexecPrepared) X(a, PQconnectdbParams)
 
 struct store_pq_api {
 	DM_DL_FIELDS(STORE_PQ_SYMS)

@@ -176,7 +176,7 @@ day_part(const struct store_rollup *r, int i, uint64_t count)
  */
 int
 store_rollup_lines(const struct store_rollup *r, const char *domain,
-    const struct dm_record *rec, const struct dm_auth *a, struct dm_buf *out)
+    const struct dm_record *rec, const struct dm_alignment *a, struct dm_buf *out)
 {
 	const char *disp = dm_enum_name(DM_ENUM_DISPOSITION, rec->disposition);
 	int i, rc = 0;
@@ -244,7 +244,7 @@ keep(struct store_rollup *r, const char *s)
 
 static int
 add(struct store_rollup *r, int day, const char *ip, const char *hf,
-    int da, int sa, const char *disp, const struct dm_auth *a,
+    int da, int sa, const char *disp, const struct dm_alignment *a,
     unsigned __int128 n)
 {
 	uint32_t h = mix(mix(mix(mix(mix(2166136261U ^ (uint32_t)day, ip), hf),
@@ -293,7 +293,7 @@ add(struct store_rollup *r, int day, const char *ip, const char *hf,
 
 void
 store_rollup_record(struct store_rollup *r, const struct dm_record *rec,
-    const struct dm_auth *a)
+    const struct dm_alignment *a)
 {
 	const char *disp = dm_enum_name(DM_ENUM_DISPOSITION, rec->disposition);
 	int i;

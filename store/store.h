@@ -95,6 +95,68 @@ int store_migrate_status(struct store *store, FILE *out, int *pending_r,
 /* store_check_schema - DM_E_USAGE if migrations are pending. */
 int store_check_schema(struct store *store, struct dm_error *err);
 
+/*
+ * The sender map built into the binary: sql/platforms.tsv and
+ * sql/sender_rules.tsv as they were at build time (sql/senders.c, made by
+ * sql/embed_senders.sh). store/senders.c reads and checks them.
+ */
+extern const char store_senders_platforms_tsv[];
+extern const char store_senders_rules_tsv[];
+
+#define STORE_SENDERS_MAX_PLATFORMS	512
+#define STORE_SENDERS_MAX_RULES		8192
+
+struct store_sender_platform {
+	const char *name, *kind, *spf_fix, *dkim_fix, *url;
+};
+
+struct store_sender_rule {
+	const char *kind;	/* ptr, dkim, spf */
+	const char *suffix;	/* lower-case domain name */
+	const char *platform;
+};
+
+struct store_senders {
+	struct store_sender_platform *platforms;
+	size_t platform_count;
+	struct store_sender_rule *rules;
+	size_t rule_count;
+	char *platforms_text, *rules_text;	/* the fields point here */
+};
+
+/*
+ * store_senders_parse - read and check the two files' texts (the names
+ * are for messages); DM_E_DATA naming the file and line of the first
+ * fault. store_senders_builtin - the same for the built-in texts.
+ */
+int store_senders_parse(struct store_senders **map_r,
+    const char *platforms_tsv, const char *platforms_file,
+    const char *rules_tsv, const char *rules_file, struct dm_error *err);
+int store_senders_builtin(struct store_senders **map_r,
+    struct dm_error *err);
+void store_senders_free(struct store_senders **map);
+/* store_senders_suffix_ok - 1 if s is a valid rule suffix. */
+int store_senders_suffix_ok(const char *s);
+
+/* What store_senders_sync did. */
+struct store_senders_tally {
+	unsigned platforms, rules;	/* built in */
+	unsigned platforms_changed;	/* inserted or updated */
+	unsigned rules_added, rules_removed;
+	unsigned shadowed;		/* built-in rules a local one holds */
+	unsigned local_platforms, local_rules;	/* kept as they were */
+};
+
+/*
+ * store_senders_sync - load the built-in map in one transaction: upsert
+ * its platforms, replace dmarcd's own rules with it, keep the rows a user
+ * added (source 'local'); when rules changed, dmarcd.refresh_platforms()
+ * recomputes the platforms stored with names. store_migrate calls it
+ * after the migrations.
+ */
+int store_senders_sync(struct store *store, struct store_senders_tally *t,
+    struct dm_error *err);
+
 /* Batches: inputs per transaction and how long one may stay open. */
 void store_set_batch(struct store *store, unsigned inputs, unsigned ms);
 /* store_batch_due - whether the open batch should be committed now. */
@@ -183,10 +245,104 @@ int store_moves_pending(struct store *store, const char *account,
     const char *mailbox, uint32_t uidvalidity,
     int (*each)(void *ctx, const struct store_move *m), void *ctx,
     struct dm_error *err);
+/*
+ * store_mailbox_fetched - the mailbox was read to its end just now
+ * (imap_mailboxes.last_fetch_at, for /metrics). Outside a batch.
+ */
+int store_mailbox_fetched(struct store *store, const char *account,
+    const char *mailbox, struct dm_error *err);
 /* store_moves_done - forget moves made (outside a batch; commits). */
 int store_moves_done(struct store *store, const char *account,
     const char *mailbox, uint32_t uidvalidity, const uint32_t *uids,
     size_t n, struct dm_error *err);
+
+/*
+ * Source identity (dmarcd resolve, collector/rdns.c; enrich.c): the
+ * source addresses of dmarcd.rollup_daily (seen on day >= since, a
+ * YYYY-MM-DD or NULL for all) that dmarcd.ip_names lacks or holds
+ * expired, never-resolved ones first, then the longest expired, at most
+ * limit; the DKIM and SPF domains of the rollup (not '') that
+ * dmarcd.domain_orgs lacks, at most limit. Each one goes to each();
+ * a non-zero return stops the listing and is returned. Outside a batch.
+ */
+int store_ips_due(struct store *store, const char *since, size_t limit,
+    int (*each)(void *ctx, const char *ip), void *ctx, struct dm_error *err);
+int store_domains_due(struct store *store, const char *since, size_t limit,
+    int (*each)(void *ctx, const char *domain), void *ctx,
+    struct dm_error *err);
+
+/* One dmarcd.ip_names row. */
+struct store_ip_name {
+	const char *ip;
+	const char *ptr;		/* the confirmed name, or "" */
+	const char *const *names;	/* every PTR name */
+	size_t name_count;
+	int confirmed;
+	const char *org;		/* of ptr, or "" */
+	const char *status;		/* ok, unconfirmed, nxdomain, ... */
+	int temporary;			/* timeout, servfail, refused */
+	unsigned ttl_s;			/* expires_at = now() + ttl_s */
+};
+/*
+ * store_ip_names_save - upsert the rows in one transaction. A temporary
+ * failure keeps what an earlier row knew (ptr, names, confirmed, org) and
+ * sets only status, resolved_at and expires_at.
+ */
+int store_ip_names_save(struct store *store, const struct store_ip_name *rows,
+    size_t count, struct dm_error *err);
+/* store_domain_orgs_save - upsert (domain, org) rows in one transaction. */
+int store_domain_orgs_save(struct store *store, const char *const *domains,
+    const char *const *orgs, size_t count, struct dm_error *err);
+
+/*
+ * Alerts (dmarcd alerts, sql/0011_alerts.sql): raised once per (domain,
+ * kind, key), then delivered oldest first under a lock that one process
+ * holds at a time.
+ */
+struct store_alert_scan {
+	unsigned min_messages;	/* an unauthorised sender's threshold */
+	unsigned share_drop;	/* percentage points */
+	unsigned window_days;
+};
+struct store_alert {
+	int64_t id;
+	char *domain, *kind, *key;
+	char *detail;		/* a JSON object, as text */
+	char raised_at[32];	/* 2026-01-31T12:00:00Z */
+	unsigned attempts;	/* requests made so far */
+};
+/* store_alerts_raise - insert what dmarcd.alert_scan() gives now that is
+ * not raised yet; *raised_r: how many. */
+int store_alerts_raise(struct store *store,
+    const struct store_alert_scan *scan, unsigned *raised_r,
+    struct dm_error *err);
+/* store_alerts_candidates - what store_alerts_raise would insert (id 0),
+ * one at a time to each(); a non-zero return stops. */
+int store_alerts_candidates(struct store *store,
+    const struct store_alert_scan *scan,
+    int (*each)(void *ctx, const struct store_alert *a), void *ctx,
+    struct dm_error *err);
+/* store_alerts_lock - try the delivery lock (a session advisory lock):
+ * *got_r 0 when another session holds it. */
+int store_alerts_lock(struct store *store, int *got_r, struct dm_error *err);
+int store_alerts_unlock(struct store *store, struct dm_error *err);
+/* store_alerts_counts - sent in the last hour; waiting (not sent, not
+ * given up), and of those how many are due now (not held back). */
+int store_alerts_counts(struct store *store, unsigned *sent_last_hour_r,
+    unsigned *waiting_r, unsigned *due_r, struct dm_error *err);
+/* store_alerts_due - up to limit alerts due now, oldest first (malloc'd:
+ * store_alerts_free). */
+int store_alerts_due(struct store *store, unsigned limit,
+    struct store_alert **list_r, size_t *count_r, struct dm_error *err);
+void store_alerts_free(struct store_alert *list, size_t count);
+/* store_alert_sent - delivered after tries requests. */
+int store_alert_sent(struct store *store, int64_t id, unsigned tries,
+    struct dm_error *err);
+/* store_alert_failed - tries requests failed: last_error, held back for
+ * retry_s seconds, given up if give_up. */
+int store_alert_failed(struct store *store, int64_t id, unsigned tries,
+    const char *error, unsigned retry_s, int give_up,
+    struct dm_error *err);
 
 /* store_exec_text - run a read-only query, the rows as text lines. */
 int store_query_lines(struct store *store, const char *sql,

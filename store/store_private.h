@@ -112,10 +112,10 @@ struct store_rollup *store_rollup_new(void);
 void store_rollup_free(struct store_rollup *r);
 void store_rollup_begin(struct store_rollup *r, int64_t begin, int64_t end);
 void store_rollup_record(struct store_rollup *r, const struct dm_record *rec,
-    const struct dm_auth *auth);
+    const struct dm_alignment *auth);
 void store_rollup_days(struct store_rollup *r, int64_t begin, int64_t end);
 int store_rollup_lines(const struct store_rollup *r, const char *domain,
-    const struct dm_record *rec, const struct dm_auth *auth,
+    const struct dm_record *rec, const struct dm_alignment *auth,
     struct dm_buf *out);
 int store_rollup_flush(struct store *s, struct store_rollup *r,
     const char *domain, struct dm_error *err);

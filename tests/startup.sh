@@ -22,9 +22,10 @@ trap 'rm -rf "$tmp"' EXIT
 if command -v readelf >/dev/null 2>&1; then
 	readelf -d "$DMARCD" >"$tmp/dyn" 2>&1
 	if grep -q NEEDED "$tmp/dyn" &&
-	    ! grep NEEDED "$tmp/dyn" | grep -E -q 'libetpan|libzip|libgnutls'
+	    ! grep NEEDED "$tmp/dyn" |
+	    grep -E -q 'libetpan|libzip|libgnutls|libmicrohttpd'
 	then
-		ok "needed: no libetpan, libzip or gnutls among NEEDED"
+		ok "needed: no libetpan, libzip, gnutls or libmicrohttpd among NEEDED"
 	else
 		not_ok "needed: $(grep NEEDED "$tmp/dyn" | tr -s ' ' | tr '\n' ' ')"
 	fi

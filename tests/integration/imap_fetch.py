@@ -440,8 +440,13 @@ def corpus_and_generated(tap, c):
         if pending_moves(b):
             problems.append("%d moves left in imap_pending_moves"
                             % pending_moves(b))
-        tap.check("imap_mailboxes: Dovecot's UIDVALIDITY and the last UID; "
-                  "no move left pending", problems)
+        recent = b.value("SELECT last_fetch_at > now() - interval '10 "
+                         "minutes' FROM dmarcd.imap_mailboxes")
+        if recent != "t":
+            problems.append("last_fetch_at not set by the fetch: %r"
+                            % recent)
+        tap.check("imap_mailboxes: Dovecot's UIDVALIDITY and the last UID, "
+                  "last_fetch_at just now; no move left pending", problems)
 
         cmds = dc.commands()
         problems = []

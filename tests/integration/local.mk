@@ -11,7 +11,13 @@ TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
 	tests/integration/dedupe.py tests/integration/order.py \
-	tests/integration/jobs.py tests/integration/race.py
+	tests/integration/jobs.py tests/integration/race.py \
+	tests/integration/resolve.py \
+	tests/integration/cli_report.py \
+	tests/integration/senders.py \
+	tests/integration/analytics.py \
+	tests/integration/api.py \
+	tests/integration/alerts.py
 EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
@@ -19,4 +25,10 @@ EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/jobs.py tests/integration/race.py \
 	tests/integration/pg.sh tests/integration/pgharness.py \
 	tests/integration/imap_fetch.py tests/integration/dovecot.sh \
-	tests/integration/imapharness.py tests/integration/imap_hostile.py
+	tests/integration/imapharness.py tests/integration/imap_hostile.py \
+	tests/integration/resolve.py tests/integration/dns.sh \
+	tests/integration/api.py \
+	tests/integration/cli_report.py \
+	tests/integration/senders.py \
+	tests/integration/analytics.py \
+	tests/integration/alerts.py

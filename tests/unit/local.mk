@@ -46,8 +46,55 @@ tests_unit_test_inputs_LDADD = common/libcommon.a $(CMOCKA_LIBS)
 check_PROGRAMS += tests/unit/test_oauth2
 TESTS += tests/unit/test_oauth2
 tests_unit_test_oauth2_SOURCES = tests/unit/test_oauth2.c \
-	collector/oauth2.c collector/oauth2.h
+	collector/oauth2.c collector/oauth2.h \
+	collector/httpc.c collector/httpc.h
 tests_unit_test_oauth2_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
 	$(LIBCURL_CFLAGS) $(JANSSON_CFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_oauth2_LDADD = common/libcommon.a $(JANSSON_LIBS) \
 	$(GNUTLS_LIBS) $(CMOCKA_LIBS)
+
+# collector/rdns.c is linked in directly (with the store's library, which
+# loads libpq on first use); only its pure parts are called.
+check_PROGRAMS += tests/unit/test_rdns
+TESTS += tests/unit/test_rdns
+tests_unit_test_rdns_SOURCES = tests/unit/test_rdns.c \
+	collector/rdns.c collector/rdns.h
+tests_unit_test_rdns_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(CARES_CFLAGS)
+tests_unit_test_rdns_LDADD = $(STORE_LIBS) $(PARSER_LIBS) $(CARES_LIBS) \
+	$(CMOCKA_LIBS)
+
+# store/senders.c with the data files as built in (sql/senders.c): no
+# libpq needed, the checks run on the very text dmarcd carries.
+check_PROGRAMS += tests/unit/test_senders
+TESTS += tests/unit/test_senders
+tests_unit_test_senders_SOURCES = tests/unit/test_senders.c store/senders.c
+nodist_tests_unit_test_senders_SOURCES = sql/senders.c
+tests_unit_test_senders_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_senders_LDADD = common/libcommon.a $(CMOCKA_LIBS)
+
+# api/params.c and api/token.c linked in directly: no HTTP, no database.
+check_PROGRAMS += tests/unit/test_api
+TESTS += tests/unit/test_api
+tests_unit_test_api_SOURCES = tests/unit/test_api.c \
+	api/params.c api/token.c api/api.h
+tests_unit_test_api_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(NETTLE_CFLAGS)
+tests_unit_test_api_LDADD = common/libcommon.a $(NETTLE_LIBS) $(CMOCKA_LIBS)
+
+# common/align.c against the real Public Suffix List (libpsl).
+check_PROGRAMS += tests/unit/test_align
+TESTS += tests/unit/test_align
+tests_unit_test_align_SOURCES = tests/unit/test_align.c
+tests_unit_test_align_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(PSL_CFLAGS)
+tests_unit_test_align_LDADD = common/libcommon.a $(PSL_LIBS) $(CMOCKA_LIBS)
+
+# collector/alerts.c is linked in directly, with the store (libpq and
+# libcurl are loaded on first use: neither is used here).
+check_PROGRAMS += tests/unit/test_alerts
+TESTS += tests/unit/test_alerts
+tests_unit_test_alerts_SOURCES = tests/unit/test_alerts.c \
+	collector/alerts.c collector/alerts.h \
+	collector/httpc.c collector/httpc.h
+tests_unit_test_alerts_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
+	$(LIBCURL_CFLAGS) $(JANSSON_CFLAGS) $(NETTLE_CFLAGS)
+tests_unit_test_alerts_LDADD = $(STORE_LIBS) common/libcommon.a \
+	$(JANSSON_LIBS) $(CMOCKA_LIBS)

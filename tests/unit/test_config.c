@@ -25,6 +25,17 @@
  * token, nor a byte of a *_file; several accounts, dm_config_account(),
  * a second file replacing an account by NAME, dm_config_copy() and
  * dm_config_free() (run under valgrind or ASan for the leaks).
+ *
+ * [resolve]: the defaults, every key, the server list normalised for
+ * c-ares (IPv4 and IPv6, with and without a port), and each bad value
+ * (a host name, a bad port, an empty item, a server twice, too many
+ * servers, out-of-range numbers) failing with "PATH:LINE: [resolve] key:
+ * why".
+ * [alerts]: every key and its bounds; the webhook is https://, or
+ * http:// to a loopback host, and no message ever quotes it (a Slack
+ * webhook's path is its secret), be it given inline or in webhook_file,
+ * which is read as password_file is (chmod 600); webhook and
+ * webhook_file exclude each other; secret_file is read the same way.
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -94,6 +105,19 @@ assert_defaults(const struct dm_config *c)
 	assert_int_equal(c->poll_interval_s, 60);
 	assert_int_equal(c->idle_restart_s, 1740);
 	assert_int_equal(c->reconnect_max_s, 300);
+	assert_string_equal(c->resolve_servers, "");
+	assert_int_equal(c->resolve_concurrency, 64);
+	assert_int_equal(c->resolve_timeout_s, 5);
+	assert_int_equal(c->resolve_deadline_s, 600);
+	assert_string_equal(c->alerts_webhook, "");
+	assert_int_equal(c->alerts_format, DM_ALERTS_JSON);
+	assert_string_equal(c->alerts_secret, "");
+	assert_int_equal(c->alerts_min_messages, 100);
+	assert_int_equal(c->alerts_share_drop, 5);
+	assert_int_equal(c->alerts_window_days, 7);
+	assert_int_equal(c->alerts_max_per_hour, 10);
+	assert_int_equal(c->alerts_timeout_s, 10);
+	assert_string_equal(c->alerts_ca_file, "");
 	assert_null(c->accounts);
 	assert_int_equal(c->naccounts, 0);
 	assert_string_equal(c->path, "");
@@ -925,6 +949,209 @@ test_daemon_and_syslog(void **state)
 	assert_int_equal(c.log_syslog, 0);
 }
 
+static void
+test_resolve(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *why;	/* after "PATH:" */
+	} bad[] = {
+		{ "[resolve]\nservers = ns1.example.com\n",
+		  "2: [resolve] servers: 'ns1.example.com' is not an IP "
+		  "address (with an optional :PORT; [IPv6]:PORT; no host "
+		  "names)" },
+		{ "[resolve]\nservers = 127.0.0.1:0\n",
+		  "2: [resolve] servers: '127.0.0.1:0': the port is not a "
+		  "number from 1 to 65535" },
+		{ "[resolve]\nservers = 127.0.0.1:65536\n",
+		  "2: [resolve] servers: '127.0.0.1:65536': the port is not a "
+		  "number from 1 to 65535" },
+		{ "[resolve]\nservers = 127.0.0.1:+53\n",
+		  "2: [resolve] servers: '127.0.0.1:+53': the port is not a "
+		  "number from 1 to 65535" },
+		{ "[resolve]\nservers = [::1]x\n",
+		  "2: [resolve] servers: '[::1]x' is not an IP address (with "
+		  "an optional :PORT; [IPv6]:PORT; no host names)" },
+		{ "[resolve]\nservers = [127.0.0.1]:53\n",
+		  "2: [resolve] servers: '[127.0.0.1]:53' is not an IP "
+		  "address (with an optional :PORT; [IPv6]:PORT; no host "
+		  "names)" },
+		{ "[resolve]\nservers = 127.0.0.1,,::1\n",
+		  "2: [resolve] servers: an empty item in '127.0.0.1,,::1'" },
+		{ "[resolve]\nservers = 127.0.0.1, 127.0.0.1:53\n",
+		  "2: [resolve] servers: 127.0.0.1:53 is listed twice" },
+		{ "[resolve]\nservers = 127.0.0.1:1, 127.0.0.1:2, 127.0.0.1:3, "
+		  "127.0.0.1:4, 127.0.0.1:5, 127.0.0.1:6, 127.0.0.1:7, "
+		  "127.0.0.1:8, 127.0.0.1:9\n",
+		  "2: [resolve] servers: more than 8 servers" },
+		{ "[resolve]\nconcurrency = 0\n",
+		  "2: [resolve] concurrency: '0' is not between 1 and 1024" },
+		{ "[resolve]\nconcurrency = 1025\n",
+		  "2: [resolve] concurrency: '1025' is not between 1 and "
+		  "1024" },
+		{ "[resolve]\ntimeout = 61\n",
+		  "2: [resolve] timeout: '61' is not between 1 and 60" },
+		{ "[resolve]\ndeadline = 0\n",
+		  "2: [resolve] deadline: '0' is not between 1 and 86400" },
+		{ "[resolve]\nserver = 127.0.0.1\n",
+		  "2: [resolve] server: unknown key" },
+	};
+	struct dm_config c;
+	char out[DM_CONFIG_SERVERS_MAX], why[256];
+	size_t i;
+
+	(void)state;
+	load_ok(&c, "[resolve]\nservers = 127.0.0.1:5353 , ::1, "
+	    "[2001:db8::53]:5300,192.0.2.1\nconcurrency = 1024\n"
+	    "timeout = 1\ndeadline = 86400\n");
+	assert_string_equal(c.resolve_servers, "127.0.0.1:5353,[::1]:53,"
+	    "[2001:db8::53]:5300,192.0.2.1:53");
+	assert_int_equal(c.resolve_concurrency, 1024);
+	assert_int_equal(c.resolve_timeout_s, 1);
+	assert_int_equal(c.resolve_deadline_s, 86400);
+	dm_config_free(&c);
+	load_ok(&c, "[resolve]\nservers = [::1]\nconcurrency = 1\n"
+	    "timeout = 60\ndeadline = 1\n");
+	assert_string_equal(c.resolve_servers, "[::1]:53");
+	assert_int_equal(c.resolve_concurrency, 1);
+	assert_int_equal(c.resolve_timeout_s, 60);
+	assert_int_equal(c.resolve_deadline_s, 1);
+	dm_config_free(&c);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		load_fails(bad[i].text, bad[i].why, NULL);
+
+	/* The parser alone: what --server gives it, and a short buffer. */
+	assert_int_equal(dm_config_parse_servers("10.0.0.1", out, sizeof(out),
+	    why, sizeof(why)), 0);
+	assert_string_equal(out, "10.0.0.1:53");
+	assert_int_equal(dm_config_parse_servers("10.0.0.1:53,10.0.0.2", out,
+	    12, why, sizeof(why)), -1);
+	assert_string_equal(why, "the list is longer than 11 bytes");
+	assert_int_equal(dm_config_parse_servers("", out, sizeof(out), why,
+	    sizeof(why)), -1);
+	assert_string_equal(why, "an empty item in ''");
+	assert_int_equal(dm_config_parse_servers("1.2.3", out, sizeof(out),
+	    why, sizeof(why)), -1);
+}
+
+/* The reader follows [section] lines as libinih does: after a UTF-8
+ * BOM, indented when no key comes before, with a comment after (and an
+ * indented one after a key is more of its value: see test_bad_accounts). */
+#define HOOK	"https://hooks.example.com/services/T0/B0/Zq9HookSecret"
+
+static void
+test_alerts(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *why;	/* after "PATH:" */
+	} bad[] = {
+		{ "[alerts]\nformat = xml\n",
+		  "2: [alerts] format: 'xml' is not json or slack" },
+		{ "[alerts]\nmin_messages = 0\n",
+		  "2: [alerts] min_messages: '0' is not between 1 and "
+		  "1000000000" },
+		{ "[alerts]\nshare_drop = 101\n",
+		  "2: [alerts] share_drop: '101' is not between 1 and 100" },
+		{ "[alerts]\nwindow_days = 91\n",
+		  "2: [alerts] window_days: '91' is not between 1 and 90" },
+		{ "[alerts]\nmax_per_hour = 0\n",
+		  "2: [alerts] max_per_hour: '0' is not between 1 and 3600" },
+		{ "[alerts]\ntimeout = 301\n",
+		  "2: [alerts] timeout: '301' is not between 1 and 300" },
+		{ "[alerts]\nca_file = relative.pem\n",
+		  "2: [alerts] ca_file: 'relative.pem' is not an absolute "
+		  "path" },
+		{ "[alerts]\nsecret_file = key\n",
+		  "2: [alerts] secret_file: 'key' is not an absolute path" },
+		{ "[alerts]\nbogus = 1\n", "2: [alerts] bogus: unknown key" },
+	};
+	/* Refused webhooks: never quoted, not even in part. */
+	static const char *const bad_hooks[] = {
+		"http://hooks.example.com/services/T0/B0/Zq9HookSecret",
+		"ftp://hooks.example.com/Zq9HookSecret",
+		"hooks.example.com/Zq9HookSecret",
+		"https:///Zq9HookSecret",
+		"http://10.0.0.1/Zq9HookSecret",
+	};
+	struct dm_config c, copy;
+	struct dm_error err;
+	char text[512], why[512], path[256], key[256];
+	size_t i;
+
+	(void)state;
+	load_ok(&c, "[alerts]\nwebhook = " HOOK "\nformat = slack\n"
+	    "min_messages = 1\nshare_drop = 100\nwindow_days = 90\n"
+	    "max_per_hour = 3600\ntimeout = 1\n"
+	    "ca_file = /etc/ssl/ca.pem\n");
+	assert_string_equal(c.alerts_webhook, HOOK);
+	assert_int_equal(c.alerts_format, DM_ALERTS_SLACK);
+	assert_int_equal(c.alerts_min_messages, 1);
+	assert_int_equal(c.alerts_share_drop, 100);
+	assert_int_equal(c.alerts_window_days, 90);
+	assert_int_equal(c.alerts_max_per_hour, 3600);
+	assert_int_equal(c.alerts_timeout_s, 1);
+	assert_string_equal(c.alerts_ca_file, "/etc/ssl/ca.pem");
+	assert_int_equal(dm_config_copy(&copy, &c, &err), 0);
+	assert_string_equal(copy.alerts_webhook, HOOK);
+	dm_config_free(&copy);
+	dm_config_free(&c);
+	assert_string_equal(c.alerts_webhook, "");
+	/* Loopback http, any case of the format. */
+	load_ok(&c, "[alerts]\nwebhook = http://127.0.0.1:8080/hook\n"
+	    "format = JSON\n");
+	assert_string_equal(c.alerts_webhook, "http://127.0.0.1:8080/hook");
+	assert_int_equal(c.alerts_format, DM_ALERTS_JSON);
+	load_ok(&c, "[alerts]\nwebhook = http://[::1]/h\n");
+	load_ok(&c, "[alerts]\nwebhook = http://localhost/h\n");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		load_fails(bad[i].text, bad[i].why, NULL);
+	for (i = 0; i < sizeof(bad_hooks) / sizeof(bad_hooks[0]); i++) {
+		snprintf(text, sizeof(text), "[alerts]\nwebhook = %s\n",
+		    bad_hooks[i]);
+		load_fails(text, "2: [alerts] webhook: not an https:// URL "
+		    "(http:// only to a loopback host); the value is not "
+		    "shown, it may hold a secret", &err);
+		assert_null(strstr(err.msg, "Zq9"));
+		assert_null(strstr(err.msg, "example"));
+	}
+	/* webhook_file: read as password_file is, checked, never quoted. */
+	write_secret("hook.url", HOOK "\n", 0644, path, sizeof(path));
+	snprintf(text, sizeof(text), "[alerts]\nwebhook_file = %s\n", path);
+	snprintf(why, sizeof(why), "2: [alerts] webhook_file: %s is readable "
+	    "by others (mode 0644); chmod 600 it", path);
+	load_fails(text, why, &err);
+	assert_int_equal(chmod(path, 0600), 0);
+	load_ok(&c, text);
+	assert_string_equal(c.alerts_webhook, HOOK);
+	dm_config_free(&c);
+	write_secret("hook.url", "http://192.0.2.1/Zq9HookSecret\n", 0600,
+	    path, sizeof(path));
+	load_fails(text, "2: [alerts] webhook_file: not an https:// URL "
+	    "(http:// only to a loopback host); the value is not shown, it "
+	    "may hold a secret", &err);
+	assert_null(strstr(err.msg, "Zq9"));
+	snprintf(text, sizeof(text), "[alerts]\nwebhook = " HOOK "\n"
+	    "webhook_file = %s\n", path);
+	snprintf(why, sizeof(why), "3: [alerts] webhook_file: [alerts] "
+	    "webhook is set too (line 2): give one of them");
+	load_fails(text, why, &err);
+	assert_null(strstr(err.msg, "Zq9"));
+	/* secret_file: the HMAC key. */
+	write_secret("alerts.key", SECRET "\n", 0600, key, sizeof(key));
+	snprintf(text, sizeof(text), "[alerts]\nsecret_file = %s\n", key);
+	load_ok(&c, text);
+	assert_string_equal(c.alerts_secret, SECRET);
+	assert_int_equal(c.naccounts, 0);
+	dm_config_free(&c);
+	assert_string_equal(c.alerts_secret, "");
+	assert_int_equal(chmod(key, 0640), 0);
+	snprintf(why, sizeof(why), "2: [alerts] secret_file: %s is readable "
+	    "by others (mode 0640); chmod 600 it", key);
+	load_fails(text, why, &err);
+	assert_null(strstr(err.msg, "Zq9"));
+}
+
 /* The reader follows [section] lines as libinih does: after a UTF-8
  * BOM, indented when no key comes before, with a comment after (and an
  * indented one after a key is more of its value: see test_bad_accounts). */
@@ -1585,6 +1812,109 @@ remove_tmpdir(void)
 	return rmdir(tmpdir);
 }
 
+/* [api]: the defaults, every key, the listen list and its errors. */
+static void
+test_api_section(void **state)
+{
+	struct dm_config c;
+	struct dm_error err;
+
+	(void)state;
+	dm_config_init(&c);
+	assert_int_equal(c.api_nlisten, 0);
+	assert_int_equal(c.api_threads, DM_CONFIG_API_THREADS);
+	assert_int_equal(c.api_max_connections, DM_CONFIG_API_MAX_CONNECTIONS);
+	assert_int_equal(c.api_request_timeout_s,
+	    DM_CONFIG_API_REQUEST_TIMEOUT_S);
+	assert_int_equal(c.api_token_cache_s, DM_CONFIG_API_TOKEN_CACHE_S);
+	assert_string_equal(c.api_tls_cert, "");
+
+	load_ok(&c, "[database]\nconninfo = dbname=a\n[api]\n"
+	    "listen = 127.0.0.1:8025 , [::1]:0,localhost:65535\n"
+	    "database = dbname=b user=reader\nthreads = 8\n"
+	    "max_connections = 100\nrequest_timeout = 5\n"
+	    "token_cache = 0\ntls_cert = /etc/c.pem\ntls_key = /etc/k.pem\n");
+	assert_int_equal(c.api_nlisten, 3);
+	assert_string_equal(c.api_listen[0].host, "127.0.0.1");
+	assert_int_equal(c.api_listen[0].port, 8025);
+	assert_int_equal(c.api_listen[0].ipv6, 0);
+	assert_string_equal(c.api_listen[1].host, "::1");
+	assert_int_equal(c.api_listen[1].port, 0);
+	assert_int_equal(c.api_listen[1].ipv6, 1);
+	assert_string_equal(c.api_listen[2].host, "127.0.0.1");
+	assert_int_equal(c.api_listen[2].port, 65535);
+	assert_string_equal(dm_config_api_conninfo(&c), "dbname=b user=reader");
+	assert_string_equal(c.conninfo, "dbname=a");
+	assert_int_equal(c.api_threads, 8);
+	assert_int_equal(c.api_max_connections, 100);
+	assert_int_equal(c.api_request_timeout_s, 5);
+	assert_int_equal(c.api_token_cache_s, 0);
+	assert_string_equal(c.api_tls_key, "/etc/k.pem");
+	dm_config_free(&c);
+
+	/* Without [api] database the API uses conninfo. */
+	load_ok(&c, "[database]\nconninfo = dbname=a\n");
+	assert_string_equal(dm_config_api_conninfo(&c), "dbname=a");
+	dm_config_free(&c);
+
+	load_fails("[api]\nlisten = 127.0.0.1\n", "2: [api] listen: "
+	    "'127.0.0.1' is not ADDR:PORT (127.0.0.1:8025, [::1]:8025; port 0 "
+	    "to 65535)", NULL);
+	load_fails("[api]\nlisten = 127.0.0.1:65536\n", "2: [api] listen: "
+	    "'127.0.0.1:65536' is not ADDR:PORT (127.0.0.1:8025, "
+	    "[::1]:8025; port 0 to 65535)", NULL);
+	load_fails("[api]\nlisten = 127.0.0.1:80x\n", "2: [api] listen: "
+	    "'127.0.0.1:80x' is not ADDR:PORT (127.0.0.1:8025, [::1]:8025; "
+	    "port 0 to 65535)", NULL);
+	load_fails("[api]\nlisten = ::1:80\n", "2: [api] listen: '::1' is "
+	    "not an IPv4 address, an IPv6 address in brackets nor localhost",
+	    NULL);
+	load_fails("[api]\nlisten = example.com:80\n", "2: [api] listen: "
+	    "'example.com' is not an IPv4 address, an IPv6 address in "
+	    "brackets nor localhost", NULL);
+	load_fails("[api]\nlisten = 127.0.0.1:1,,127.0.0.1:2\n", "2: [api] "
+	    "listen: an empty address in the list", NULL);
+	load_fails("[api]\nlisten = [::1:80\n", "2: [api] listen: '[::1:80' "
+	    "is not ADDR:PORT (127.0.0.1:8025, [::1]:8025; port 0 to 65535)",
+	    NULL);
+	load_fails("[api]\nlisten = 127.0.0.1:1,127.0.0.1:2,127.0.0.1:3,"
+	    "127.0.0.1:4,127.0.0.1:5,127.0.0.1:6,127.0.0.1:7,127.0.0.1:8,"
+	    "127.0.0.1:9\n", "2: [api] listen: more than 8 addresses", NULL);
+	load_fails("[api]\nthreads = 0\n", "2: [api] threads: '0' is not "
+	    "between 1 and 256", NULL);
+	load_fails("[api]\nrequest_timeout = 3601\n", "2: [api] "
+	    "request_timeout: '3601' is not between 1 and 3600", NULL);
+	load_fails("[api]\ntls_cert = relative.pem\n", "2: [api] tls_cert: "
+	    "'relative.pem' is not an absolute path", NULL);
+	load_fails("[api]\nbind = 127.0.0.1:80\n", "2: [api] bind: unknown "
+	    "key", NULL);
+	load_fails("[database]\napi_conninfo = dbname=x\n[api]\n"
+	    "database = dbname=y\n", "4: [api] database: [database] "
+	    "api_conninfo is set too (line 2): give one of them", NULL);
+	/* Both TLS files or neither: checked once the file is read. */
+	dm_config_init(&c);
+	dm_error_clear(&err);
+	assert_int_equal(load_text(&c, "[api]\ntls_cert = /etc/c.pem\n",
+	    &err), -1);
+	assert_non_null(strstr(err.msg, "[api] tls_cert and tls_key: give "
+	    "both (HTTPS) or neither (HTTP)"));
+	assert_int_equal(c.api_nlisten, 0);
+	dm_config_free(&c);
+
+	/* dm_config_parse_listen() for --listen: replaces the list. */
+	dm_config_init(&c);
+	{
+		char why[256];
+
+		assert_int_equal(dm_config_parse_listen(&c, "[::1]:9", why,
+		    sizeof(why)), 0);
+		assert_int_equal(c.api_nlisten, 1);
+		assert_int_equal(dm_config_parse_listen(&c, "nope", why,
+		    sizeof(why)), -1);
+		assert_int_equal(c.api_nlisten, 1);
+	}
+}
+
 int
 main(void)
 {
@@ -1609,6 +1939,8 @@ main(void)
 		cmocka_unit_test_setup(test_account_every_key, setup),
 		cmocka_unit_test_setup(test_account_oauth2, setup),
 		cmocka_unit_test_setup(test_daemon_and_syslog, setup),
+		cmocka_unit_test_setup(test_resolve, setup),
+		cmocka_unit_test_setup(test_alerts, setup),
 		cmocka_unit_test_setup(test_section_lines, setup),
 		cmocka_unit_test_setup(test_bad_accounts, setup),
 		cmocka_unit_test_setup(test_account_names_and_limits, setup),
@@ -1617,6 +1949,7 @@ main(void)
 		cmocka_unit_test_setup(test_secrets_never_quoted, setup),
 		cmocka_unit_test_setup(test_several_accounts, setup),
 		cmocka_unit_test_setup(test_load_with_accounts, setup),
+		cmocka_unit_test_setup(test_api_section, setup),
 	};
 	int failed;
 
