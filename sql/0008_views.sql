@@ -182,19 +182,26 @@ CREATE VIEW dmarcd.source_days AS
 	CROSS JOIN LATERAL dmarcd.source_rows(d.domain, d.lo, d.hi + 1) s;
 
 -- The newest policy a domain published, as its latest report saw it.
+-- The newest report first (reports_time backwards, stopping at the first
+-- with a policy), then its policy: joined first, a generic plan merged
+-- every report of the domain with its policy to keep one.
 CREATE FUNCTION dmarcd.policy_of(p_domain text) RETURNS jsonb
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
 	RETURN (SELECT jsonb_strip_nulls(jsonb_build_object('p', pp.p,
-	        'sp', pp.sp, 'np', pp.np, 'pct', pp.pct, 'adkim', coalesce(pp.adkim, 'r'),
+	        'sp', pp.sp, 'np', pp.np, 'pct', pp.pct,
+	        'adkim', coalesce(pp.adkim, 'r'),
 	        'aspf', coalesce(pp.aspf, 'r'), 'testing', pp.testing,
 	        'discovery_method', pp.discovery_method, 'fo', pp.fo,
 	        'seen', r.begin_time, 'reporter', r.org_name))
-	    FROM dmarcd.reports r
+	    FROM (SELECT r.domain, r.id, r.begin_time, r.org_name
+		FROM dmarcd.reports r
+		WHERE r.domain = lower(p_domain) AND EXISTS (SELECT 1
+		    FROM dmarcd.policy_published pp WHERE
+		    pp.domain = r.domain AND pp.report = r.id)
+		ORDER BY r.begin_time DESC, r.id DESC LIMIT 1) r
 	    JOIN dmarcd.policy_published pp ON pp.domain = r.domain AND
-	        pp.report = r.id
-	    WHERE r.domain = lower(p_domain)
-	    ORDER BY r.begin_time DESC, r.id DESC LIMIT 1);
+	        pp.report = r.id);
 END $$;
 
 -- What a sender must change for its mail to align (NULL: nothing), as
@@ -443,19 +450,22 @@ BEGIN
 		    (sum(r.messages) FILTER (WHERE
 			r.class = 'unauthorised'))::bigint) AS class, (sum(r.messages))::bigint AS messages
 		FROM r GROUP BY r.sender),
+	-- The reports, each in its latest revision. A report's revisions
+	-- share its begin_time, so they are all among these rows: the
+	-- newest is found here, without a probe per report.
 	rep AS (
 		SELECT rp.org_name, count(*) AS reports,
 		    sum(rp.message_count) AS messages
-		FROM dmarcd.reports rp
-		WHERE rp.domain = lower(p_domain) AND
-		    rp.payload_sha256 IS NOT NULL AND
-		    rp.begin_time >= p_since AND rp.begin_time < p_until AND
-		    NOT EXISTS (SELECT 1 FROM dmarcd.reports n
-			WHERE n.domain = rp.domain AND
-			n.org_name = rp.org_name AND
-			n.report_id = rp.report_id AND
-			n.begin_time = rp.begin_time AND
-			n.end_time = rp.end_time AND n.revision > rp.revision)
+		FROM (SELECT rp.org_name, rp.message_count, rp.payload_sha256,
+		    rp.revision, max(rp.revision) OVER (PARTITION BY
+		    rp.org_name, rp.report_id, rp.begin_time, rp.end_time)
+		    AS latest
+		    FROM dmarcd.reports rp
+		    WHERE rp.domain = lower(p_domain) AND
+			rp.begin_time >= p_since AND
+			rp.begin_time < p_until) rp
+		WHERE rp.payload_sha256 IS NOT NULL AND
+		    rp.revision = rp.latest
 		GROUP BY rp.org_name)
 	SELECT jsonb_build_object(
 	    'domain', lower(p_domain), 'since', p_since, 'until', p_until,
