@@ -111,7 +111,8 @@ if [ -n "$BENCH_CACHE" ]; then
 	mkdir -p "$BENCH_CACHE" || die "cannot make $BENCH_CACHE"
 	pgdir=$(cd "$BENCH_CACHE" && pwd)/$name
 	# Clusters of the same sizes made by other SQL are out of date.
-	for old in "$BENCH_CACHE"/analytics-$BENCH_ROWS-$BENCH_DOMAINS-$BENCH_DAYS-*; do
+	sizes=$BENCH_ROWS-$BENCH_DOMAINS-$BENCH_DAYS
+	for old in "$BENCH_CACHE"/analytics-$sizes-*; do
 		[ -d "$old" ] && [ "$old" != "$pgdir" ] || continue
 		[ -f "$old/data/postmaster.pid" ] && continue	# in use
 		rm -rf "$old"
@@ -270,10 +271,12 @@ if [ -z "$http_skip" ]; then
 		kill -0 "$serve_pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	[ -n "$addr" ] || die "dmarcd serve did not start: $(cat "$tmp/serve.err")"
+	[ -n "$addr" ] ||
+	    die "dmarcd serve did not start: $(cat "$tmp/serve.err")"
 	q="since=${SINCE}T00:00:00Z&until=${END}T00:00:00Z"
 	http summary "/v1/domains/dom%d.test/summary?$q"
-	http readiness "/v1/domains/dom%d.test/readiness?days=30&until=${END}T00:00:00Z"
+	http readiness \
+	    "/v1/domains/dom%d.test/readiness?days=30&until=${END}T00:00:00Z"
 	kill "$serve_pid"
 	wait "$serve_pid" 2>/dev/null
 	serve_pid=
@@ -294,8 +297,10 @@ ingest_time() {
 	best=
 	for _ in 1 2; do
 		k=$((k + 1))
-		"$PSQL" "$conn" -qc "CREATE DATABASE i$k" || die "createdb failed"
-		"$DMARCD" migrate --db "$(db i$k)" >/dev/null || die "migrate failed"
+		"$PSQL" "$conn" -qc "CREATE DATABASE i$k" ||
+		    die "createdb failed"
+		"$DMARCD" migrate --db "$(db i$k)" >/dev/null ||
+		    die "migrate failed"
 		t0=$(date +%s.%N)
 		env "$@" "$DMARCD" ingest --quiet --no-progress --jobs 1 \
 		    --db "$(db i$k)" "$in" >/dev/null 2>"$tmp/err" ||
@@ -309,7 +314,8 @@ ingest_time() {
 		    die "DMARCD_BENCH_NO_ROLLUP=1 left $rolled rollup rows" ;;
 		*) [ "$rolled" -gt 0 ] || die "no rollup rows" ;;
 		esac
-		best=$(echo "$t ${best:-$t}" | awk '{ print ($1 < $2) ? $1 : $2 }')
+		best=$(echo "$t ${best:-$t}" |
+		    awk '{ print ($1 < $2) ? $1 : $2 }')
 	done
 	echo "$best" >"$out"
 }

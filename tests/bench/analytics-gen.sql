@@ -65,7 +65,7 @@ CREATE TABLE bench.profiles (
 	spf_res		text NOT NULL,
 	pe_dkim		text NOT NULL,
 	pe_spf		text NOT NULL,
-	reason		text,			-- override reason or NULL
+	reason		text,		-- override reason or NULL
 	pool		inet,			-- NULL: per domain
 	pool_size	integer NOT NULL,
 	scale		integer NOT NULL,	-- record counts up to
