@@ -108,7 +108,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- The rollup rows of a domain over days [since, until), with their class,
--- sender and platform.
+-- sender and platform. A sender depends only on the row's address, its
+-- DKIM and SPF domains and whether they pass: it is worked out once for
+-- each such key (k, a few dozen for thousands of rows, looked up by
+-- index), not once per row.
 CREATE FUNCTION dmarcd.source_rows(p_domain text, p_since date,
     p_until date)
 RETURNS TABLE (day date, source_ip inet, header_from text,
@@ -116,32 +119,52 @@ RETURNS TABLE (day date, source_ip inet, header_from text,
     dkim_domain text, spf_domain text, override text, messages bigint,
     class text, sender text, platform text, ptr text)
 LANGUAGE sql STABLE AS $$
+	WITH r AS MATERIALIZED (
+		SELECT r.day, r.source_ip, r.header_from, r.disposition,
+		    r.auth, r.dkim_aligned OR r.spf_aligned AS receiver_pass,
+		    r.dkim_domain, r.spf_domain, r.override, r.messages,
+		    coalesce(r.source_ip::text, '') AS ipk, r.auth & 12 AS pb
+		FROM dmarcd.rollup_daily r
+		WHERE r.domain = lower(p_domain) AND r.day >= p_since AND
+		    r.day < p_until AND r.messages <> 0),
+	k AS MATERIALIZED (
+		SELECT k.ipk, k.pb, k.dkim_domain, k.spf_domain,
+		    coalesce(pl.platform, nullif((k.n).org, ''),
+			nullif((k.n).ptr, ''),
+			CASE WHEN k.pb & 4 <> 0 THEN coalesce((k.dorg).org,
+			    nullif(k.dkim_domain, '')) END,
+			CASE WHEN k.pb & 8 <> 0 THEN coalesce((k.sorg).org,
+			    nullif(k.spf_domain, '')) END,
+			dmarcd.network_of(k.source_ip)) AS sender,
+		    pl.platform, (k.n).ptr
+		-- The names by key lookups (subqueries), whatever the sizes
+		-- of ip_names and domain_orgs.
+		FROM (SELECT k.*,
+		    (SELECT n FROM dmarcd.ip_names n WHERE
+			n.ip = k.source_ip AND n.confirmed) AS n,
+		    (SELECT o FROM dmarcd.domain_orgs o WHERE
+			o.domain = k.dkim_domain) AS dorg,
+		    (SELECT o FROM dmarcd.domain_orgs o WHERE
+			o.domain = k.spf_domain) AS sorg
+		    FROM (SELECT DISTINCT r.ipk, r.source_ip, r.pb,
+			r.dkim_domain, r.spf_domain FROM r) k
+		    OFFSET 0) k -- each lookup once
+		-- A name dmarcd resolve has not seen yet is looked up here.
+		CROSS JOIN LATERAL (SELECT coalesce((k.n).platform,
+		    CASE WHEN k.pb & 4 <> 0 AND k.dkim_domain <> '' THEN
+			CASE WHEN (k.dorg).domain IS NULL THEN
+			    dmarcd.platform_of('dkim', k.dkim_domain)
+			ELSE (k.dorg).dkim_platform END END,
+		    CASE WHEN k.pb & 8 <> 0 AND k.spf_domain <> '' THEN
+			CASE WHEN (k.sorg).domain IS NULL THEN
+			    dmarcd.platform_of('spf', k.spf_domain)
+			ELSE (k.sorg).spf_platform END END) AS platform) pl)
 	SELECT r.day, r.source_ip, r.header_from, r.disposition, r.auth,
-	    r.dkim_aligned OR r.spf_aligned, r.dkim_domain, r.spf_domain,
-	    r.override, r.messages, dmarcd.message_class(r.auth, r.override),
-	    coalesce(pl.platform, nullif(n.org, ''), nullif(n.ptr, ''),
-		CASE WHEN r.auth & 4 <> 0 THEN coalesce(dorg.org,
-		    nullif(r.dkim_domain, '')) END,
-		CASE WHEN r.auth & 8 <> 0 THEN coalesce(sorg.org,
-		    nullif(r.spf_domain, '')) END,
-		dmarcd.network_of(r.source_ip)),
-	    pl.platform, n.ptr
-	FROM dmarcd.rollup_daily r
-	LEFT JOIN dmarcd.ip_names n ON n.ip = r.source_ip AND n.confirmed
-	LEFT JOIN dmarcd.domain_orgs dorg ON dorg.domain = r.dkim_domain
-	LEFT JOIN dmarcd.domain_orgs sorg ON sorg.domain = r.spf_domain
-	-- A name dmarcd resolve has not seen yet is looked up here.
-	CROSS JOIN LATERAL (SELECT coalesce(n.platform,
-	    CASE WHEN r.auth & 4 <> 0 AND r.dkim_domain <> '' THEN
-		CASE WHEN dorg.domain IS NULL THEN
-		    dmarcd.platform_of('dkim', r.dkim_domain)
-		ELSE dorg.dkim_platform END END,
-	    CASE WHEN r.auth & 8 <> 0 AND r.spf_domain <> '' THEN
-		CASE WHEN sorg.domain IS NULL THEN
-		    dmarcd.platform_of('spf', r.spf_domain)
-		ELSE sorg.spf_platform END END) AS platform) pl
-	WHERE r.domain = lower(p_domain) AND r.day >= p_since AND
-	    r.day < p_until AND r.messages <> 0
+	    r.receiver_pass, r.dkim_domain, r.spf_domain, r.override,
+	    r.messages, dmarcd.message_class(r.auth, r.override), k.sender,
+	    k.platform, k.ptr
+	FROM r JOIN k ON k.ipk = r.ipk AND k.pb = r.pb AND
+	    k.dkim_domain = r.dkim_domain AND k.spf_domain = r.spf_domain
 $$;
 
 -- For Grafana: every domain's rollup by day and sender, with the verdicts
@@ -159,19 +182,27 @@ CREATE VIEW dmarcd.source_days AS
 	CROSS JOIN LATERAL dmarcd.source_rows(d.domain, d.lo, d.hi + 1) s;
 
 -- The newest policy a domain published, as its latest report saw it.
+-- The newest report first (reports_time backwards, stopping at the first
+-- with a policy), then its policy: joined first, a generic plan merged
+-- every report of the domain with its policy to keep one.
 CREATE FUNCTION dmarcd.policy_of(p_domain text) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT jsonb_strip_nulls(jsonb_build_object('p', pp.p, 'sp', pp.sp,
-	    'np', pp.np, 'pct', pp.pct, 'adkim', coalesce(pp.adkim, 'r'),
-	    'aspf', coalesce(pp.aspf, 'r'), 'testing', pp.testing,
-	    'discovery_method', pp.discovery_method, 'fo', pp.fo,
-	    'seen', r.begin_time, 'reporter', r.org_name))
-	FROM dmarcd.reports r
-	JOIN dmarcd.policy_published pp ON pp.domain = r.domain AND
-	    pp.report = r.id
-	WHERE r.domain = lower(p_domain)
-	ORDER BY r.begin_time DESC, r.id DESC LIMIT 1
-$$;
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+	RETURN (SELECT jsonb_strip_nulls(jsonb_build_object('p', pp.p,
+	        'sp', pp.sp, 'np', pp.np, 'pct', pp.pct,
+	        'adkim', coalesce(pp.adkim, 'r'),
+	        'aspf', coalesce(pp.aspf, 'r'), 'testing', pp.testing,
+	        'discovery_method', pp.discovery_method, 'fo', pp.fo,
+	        'seen', r.begin_time, 'reporter', r.org_name))
+	    FROM (SELECT r.domain, r.id, r.begin_time, r.org_name
+		FROM dmarcd.reports r
+		WHERE r.domain = lower(p_domain) AND EXISTS (SELECT 1
+		    FROM dmarcd.policy_published pp WHERE
+		    pp.domain = r.domain AND pp.report = r.id)
+		ORDER BY r.begin_time DESC, r.id DESC LIMIT 1) r
+	    JOIN dmarcd.policy_published pp ON pp.domain = r.domain AND
+	        pp.report = r.id);
+END $$;
 
 -- What a sender must change for its mail to align (NULL: nothing), as
 -- {"summary", "steps": [{"mechanism", "problem", "action"}], "url"}: the
@@ -238,6 +269,29 @@ BEGIN
 	    p_domain), 'steps', steps, 'url', nullif(pf.url, '')));
 END $$;
 
+-- A sender's class: the class of most of its mail (ties: aligned, then
+-- unaligned, then forwarded).
+CREATE FUNCTION dmarcd.sender_class(c_al bigint, c_fw bigint, c_un bigint,
+    c_ua bigint) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT CASE greatest(coalesce(c_al, 0), coalesce(c_fw, 0),
+	    coalesce(c_un, 0), coalesce(c_ua, 0))
+	    WHEN coalesce(c_al, 0) THEN 'aligned'
+	    WHEN coalesce(c_un, 0) THEN 'unaligned'
+	    WHEN coalesce(c_fw, 0) THEN 'forwarded'
+	    ELSE 'unauthorised' END
+$$;
+
+-- fix_for() when it can say something: aligned and unaligned senders
+-- with nothing failing need no fix (NULL), without a call.
+CREATE FUNCTION dmarcd.fix_if(p_domain text, p_class text,
+    p_platform text, dk_al bigint, sp_al bigint, dk_un bigint,
+    sp_un bigint, failing bigint, messages bigint)
+RETURNS jsonb LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN p_class IN ('aligned', 'unaligned') AND failing = 0
+	    THEN NULL ELSE dmarcd.fix_for(p_domain, p_class, p_platform,
+	    dk_al, sp_al, dk_un, sp_un, failing, messages) END
+$$;
+
 -- Per sender over days [since, until): its messages by class and what
 -- passed, with the fix it needs. The rows sources() and readiness() use.
 CREATE FUNCTION dmarcd.sender_stats(p_domain text, p_since date,
@@ -271,18 +325,26 @@ LANGUAGE sql STABLE AS $$
 			r.auth & 1 = 0))::bigint AS dk_un,
 		    (sum(r.messages) FILTER (WHERE r.auth & 8 <> 0 AND
 			r.auth & 2 = 0))::bigint AS sp_un,
-		    min(r.day) AS first_day, max(r.day) AS last_day,
-		    count(DISTINCT r.day) AS days,
-		    count(DISTINCT r.source_ip) AS ips
+		    min(r.day) AS first_day, max(r.day) AS last_day
 		FROM r GROUP BY r.sender),
+	-- per sender and address, and per sender and day (grouped by
+	-- hashing: count(DISTINCT) sorts, and sorting text costs more)
+	ip AS MATERIALIZED (
+		SELECT r.sender, r.source_ip, max(r.ptr) AS ptr,
+		    sum(r.messages)::bigint AS m
+		FROM r GROUP BY 1, 2),
+	nd AS (
+		SELECT d.sender, count(*) AS days
+		FROM (SELECT r.sender FROM r GROUP BY r.sender, r.day) d
+		GROUP BY d.sender),
+	ni AS (
+		SELECT ip.sender, count(ip.source_ip) AS ips
+		FROM ip GROUP BY ip.sender),
 	c AS (
-		SELECT s.*, CASE greatest(coalesce(c_al, 0), coalesce(c_fw, 0),
-		    coalesce(c_un, 0), coalesce(c_ua, 0))
-		    WHEN coalesce(c_al, 0) THEN 'aligned'
-		    WHEN coalesce(c_un, 0) THEN 'unaligned'
-		    WHEN coalesce(c_fw, 0) THEN 'forwarded'
-		    ELSE 'unauthorised' END AS class
-		FROM s)
+		SELECT s.*, nd.days, ni.ips, dmarcd.sender_class(s.c_al,
+		    s.c_fw, s.c_un, s.c_ua) AS class
+		FROM s JOIN nd ON nd.sender = s.sender
+		JOIN ni ON ni.sender = s.sender)
 	SELECT c.sender, c.platform, c.class, c.messages,
 	    coalesce(c.dpass, 0), coalesce(c.rpass, 0),
 	    c.messages - coalesce(c.dpass, 0),
@@ -291,7 +353,8 @@ LANGUAGE sql STABLE AS $$
 	    coalesce(c.dk_un, 0), coalesce(c.sp_un, 0),
 	    c.first_day, c.last_day, c.days, c.ips,
 	    ti.j, th.j, td.j, ts.j,
-	    dmarcd.fix_for(lower(p_domain), c.class, coalesce(c.platform, c.sender),
+	    dmarcd.fix_if(lower(p_domain), c.class,
+		coalesce(c.platform, c.sender),
 		coalesce(c.dk_al, 0), coalesce(c.sp_al, 0),
 		coalesce(c.dk_un, 0), coalesce(c.sp_un, 0),
 		c.messages - coalesce(c.dpass, 0), c.messages)
@@ -299,10 +362,10 @@ LANGUAGE sql STABLE AS $$
 	LEFT JOIN (SELECT t.sender, jsonb_agg(jsonb_strip_nulls(
 		jsonb_build_object('ip', t.ip, 'ptr', nullif(t.ptr, ''),
 		'messages', t.m)) ORDER BY t.m DESC) AS j
-	    FROM (SELECT r.sender, r.source_ip::text AS ip, max(r.ptr) AS ptr,
-		sum(r.messages)::bigint AS m, row_number() OVER (PARTITION BY
-		r.sender ORDER BY sum(r.messages) DESC, r.source_ip::text) AS n
-		FROM r GROUP BY 1, 2) t
+	    FROM (SELECT ip.sender, ip.source_ip::text AS ip, ip.ptr, ip.m,
+		row_number() OVER (PARTITION BY ip.sender ORDER BY ip.m DESC,
+		ip.source_ip::text) AS n
+		FROM ip) t
 	    WHERE t.n <= 5 GROUP BY t.sender) ti ON ti.sender = c.sender
 	LEFT JOIN (SELECT t.sender, jsonb_agg(t.h ORDER BY t.m DESC) AS j
 	    FROM (SELECT r.sender, r.header_from AS h,
@@ -333,9 +396,18 @@ $$;
 -- summary(domain, since, until): the domain's mail over [since, until):
 -- totals, dmarcd's verdict against the receivers', classes, disposition,
 -- reporters and the published policy.
+--
+-- This, sources() and readiness() are PL/pgSQL: their statements are
+-- planned once per session, not on every call as an SQL function's are
+-- (planning cost more than running them). A generic plan always
+-- (plan_cache_mode): a custom plan per domain is planning again on every
+-- call, for the same plan. No JIT: compiling costs tens of milliseconds,
+-- more than these queries take (it never pays off for one domain's rows).
 CREATE FUNCTION dmarcd.summary(p_domain text, p_since timestamptz,
-    p_until timestamptz) RETURNS jsonb LANGUAGE sql STABLE AS $$
-	WITH r AS MATERIALIZED (
+    p_until timestamptz) RETURNS jsonb LANGUAGE plpgsql STABLE
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
+BEGIN
+	RETURN (WITH r AS MATERIALIZED (
 		SELECT * FROM dmarcd.source_rows(p_domain,
 		    dmarcd.day_of(p_since), dmarcd.day_after(p_until))),
 	t AS (
@@ -358,23 +430,42 @@ CREATE FUNCTION dmarcd.summary(p_domain text, p_since timestamptz,
 			AS sp_al,
 		    coalesce(sum(messages) FILTER (WHERE auth & 8 <> 0), 0)
 			AS sp_pass,
-		    count(DISTINCT source_ip) AS ips,
-		    count(DISTINCT sender) AS senders,
-		    count(DISTINCT day) AS days
+		    -- (counted by hashing: sorting text costs more)
+		    (SELECT count(*) FROM (SELECT 1 FROM r WHERE
+			r.source_ip IS NOT NULL GROUP BY r.source_ip) z) AS ips,
+		    (SELECT count(*) FROM (SELECT 1 FROM r GROUP BY r.sender) z)
+			AS senders,
+		    (SELECT count(*) FROM (SELECT 1 FROM r GROUP BY r.day) z)
+			AS days
 		FROM r),
+	-- each sender's class, as sender_stats() has it
+	c AS (
+		SELECT dmarcd.sender_class(
+		    (sum(r.messages) FILTER (WHERE
+			r.class = 'aligned'))::bigint,
+		    (sum(r.messages) FILTER (WHERE
+			r.class = 'forwarded'))::bigint,
+		    (sum(r.messages) FILTER (WHERE
+			r.class = 'unaligned'))::bigint,
+		    (sum(r.messages) FILTER (WHERE
+			r.class = 'unauthorised'))::bigint) AS class, (sum(r.messages))::bigint AS messages
+		FROM r GROUP BY r.sender),
+	-- The reports, each in its latest revision. A report's revisions
+	-- share its begin_time, so they are all among these rows: the
+	-- newest is found here, without a probe per report.
 	rep AS (
 		SELECT rp.org_name, count(*) AS reports,
 		    sum(rp.message_count) AS messages
-		FROM dmarcd.reports rp
-		WHERE rp.domain = lower(p_domain) AND
-		    rp.payload_sha256 IS NOT NULL AND
-		    rp.begin_time >= p_since AND rp.begin_time < p_until AND
-		    NOT EXISTS (SELECT 1 FROM dmarcd.reports n
-			WHERE n.domain = rp.domain AND
-			n.org_name = rp.org_name AND
-			n.report_id = rp.report_id AND
-			n.begin_time = rp.begin_time AND
-			n.end_time = rp.end_time AND n.revision > rp.revision)
+		FROM (SELECT rp.org_name, rp.message_count, rp.payload_sha256,
+		    rp.revision, max(rp.revision) OVER (PARTITION BY
+		    rp.org_name, rp.report_id, rp.begin_time, rp.end_time)
+		    AS latest
+		    FROM dmarcd.reports rp
+		    WHERE rp.domain = lower(p_domain) AND
+			rp.begin_time >= p_since AND
+			rp.begin_time < p_until) rp
+		WHERE rp.payload_sha256 IS NOT NULL AND
+		    rp.revision = rp.latest
 		GROUP BY rp.org_name)
 	SELECT jsonb_build_object(
 	    'domain', lower(p_domain), 'since', p_since, 'until', p_until,
@@ -395,10 +486,9 @@ CREATE FUNCTION dmarcd.summary(p_domain text, p_since timestamptz,
 		'messages', coalesce(x.m, 0), 'senders', coalesce(x.s, 0)))
 		FROM unnest(ARRAY['aligned', 'forwarded', 'unaligned',
 		    'unauthorised']) AS k(class)
-		LEFT JOIN (SELECT ss.class, sum(ss.messages) AS m,
-		    count(*) AS s FROM dmarcd.sender_stats(p_domain,
-		    dmarcd.day_of(p_since), dmarcd.day_after(p_until)) ss
-		    GROUP BY ss.class) x ON x.class = k.class),
+		LEFT JOIN (SELECT c.class, sum(c.messages) AS m,
+		    count(*) AS s FROM c GROUP BY c.class) x ON
+		    x.class = k.class),
 	    'disposition', (SELECT coalesce(jsonb_object_agg(d.disp, d.m),
 		'{}') FROM (SELECT coalesce(nullif(disposition, ''),
 		'unknown') AS disp, sum(messages) AS m FROM r GROUP BY 1) d),
@@ -408,13 +498,15 @@ CREATE FUNCTION dmarcd.summary(p_domain text, p_since timestamptz,
 		rep.org_name), '[]') FROM rep),
 	    'reports', (SELECT coalesce(sum(reports), 0) FROM rep),
 	    'policy', dmarcd.policy_of(p_domain))
-	FROM t
-$$;
+	FROM t);
+END $$;
 
 -- sources(domain, since, until): each sender, most mail first.
 CREATE FUNCTION dmarcd.sources(p_domain text, p_since timestamptz,
-    p_until timestamptz) RETURNS jsonb LANGUAGE sql STABLE AS $$
-	SELECT jsonb_build_object('domain', lower(p_domain),
+    p_until timestamptz) RETURNS jsonb LANGUAGE plpgsql STABLE
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
+BEGIN
+	RETURN (SELECT jsonb_build_object('domain', lower(p_domain),
 	    'since', p_since, 'until', p_until,
 	    'senders', coalesce(jsonb_agg(jsonb_strip_nulls(
 		jsonb_build_object('sender', s.sender, 'platform', s.platform,
@@ -431,8 +523,8 @@ CREATE FUNCTION dmarcd.sources(p_domain text, p_since timestamptz,
 		'spf_domains', s.spf_domains, 'fix', s.fix))
 		ORDER BY s.messages DESC, s.sender), '[]'))
 	FROM dmarcd.sender_stats(p_domain, dmarcd.day_of(p_since),
-	    dmarcd.day_after(p_until)) s
-$$;
+	    dmarcd.day_after(p_until)) s);
+END $$;
 
 -- readiness(domain, days, until): whether the domain can move on from
 -- its policy, judged on the days complete [until's day - days, until's
@@ -448,7 +540,8 @@ $$;
 -- receivers apply one step less); pct is what RFC 7489 receivers
 -- follow; each ignores the other's tag, so a step carries both.
 CREATE FUNCTION dmarcd.readiness(p_domain text, p_days integer,
-    p_until timestamptz) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+    p_until timestamptz) RETURNS jsonb LANGUAGE plpgsql STABLE
+SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 DECLARE
 	dom text := lower(p_domain);
 	ndays integer := coalesce(p_days, 30);
@@ -460,8 +553,6 @@ DECLARE
 	pct integer;
 	testing boolean;
 	step integer;
-	ss jsonb;		-- sender_stats rows
-	sd jsonb;		-- per day and sender
 	legit bigint;
 	legit_pass bigint;
 	fwd bigint;
@@ -498,99 +589,129 @@ BEGIN
 		    CASE WHEN pct < 100 OR testing THEN 1 ELSE 2 END
 		ELSE 0 END;
 
-	SELECT coalesce(jsonb_agg(to_jsonb(x)), '[]') INTO ss
-	FROM dmarcd.sender_stats(dom, lo, hi) x;
-	SELECT coalesce(jsonb_agg(to_jsonb(x)), '[]'),
-	    count(DISTINCT x.day), count(DISTINCT x.day) FILTER
-	    (WHERE x.day >= basis_lo)
-	INTO sd, data_days, basis_days
-	FROM (SELECT r.day, r.sender, r.header_from <> dom AS sub,
-	    sum(r.messages) AS messages,
-	    sum(r.messages) FILTER (WHERE r.auth & 3 <> 0) AS pass
-	    FROM dmarcd.source_rows(dom, lo, hi) r
-	    GROUP BY 1, 2, 3) x;
-
-	SELECT coalesce(sum((e->>'messages')::bigint) FILTER (WHERE
-		e->>'class' IN ('aligned', 'unaligned')), 0),
-	    coalesce(sum((e->>'dmarc_pass')::bigint) FILTER (WHERE
-		e->>'class' IN ('aligned', 'unaligned')), 0),
-	    coalesce(sum((e->>'messages')::bigint) FILTER (WHERE
-		e->>'class' = 'forwarded'), 0),
-	    coalesce(sum((e->>'failing')::bigint) FILTER (WHERE
-		e->>'class' = 'forwarded'), 0),
-	    coalesce(sum((e->>'messages')::bigint) FILTER (WHERE
-		e->>'class' = 'unauthorised'), 0)
-	INTO legit, legit_pass, fwd, fwd_fail, unauth
-	FROM jsonb_array_elements(ss) e;
-	share := round(legit_pass::numeric / nullif(legit, 0), 4);
-
-	-- Per day: legitimate mail, how much aligned, unauthorised mail.
-	SELECT coalesce(jsonb_agg(jsonb_build_object('day', d.day,
-	    'legitimate', d.legit, 'aligned', d.pass,
-	    'share', round(d.pass::numeric / nullif(d.legit, 0), 4),
-	    'unauthorised', d.unauth) ORDER BY d.day), '[]')
-	INTO trend
-	FROM (SELECT (x->>'day')::date AS day,
-	    coalesce(sum((x->>'messages')::bigint) FILTER (WHERE
-		e->>'class' IN ('aligned', 'unaligned')), 0) AS legit,
-	    coalesce(sum((x->>'pass')::bigint) FILTER (WHERE
-		e->>'class' IN ('aligned', 'unaligned')), 0) AS pass,
-	    coalesce(sum((x->>'messages')::bigint) FILTER (WHERE
-		e->>'class' = 'unauthorised'), 0) AS unauth
-	    FROM jsonb_array_elements(sd) x
-	    JOIN jsonb_array_elements(ss) e ON e->>'sender' = x->>'sender'
-	    GROUP BY 1) d;
-
+	-- One statement: the rows once (r); per sender what sender_stats()
+	-- has (e, the fix only for the senders that can block); per day,
+	-- sender and whether From is a subdomain (x); the rest from these.
+	WITH r AS MATERIALIZED (
+		SELECT * FROM dmarcd.source_rows(dom, lo, hi)),
+	s AS (
+		SELECT r.sender, max(r.platform) AS platform,
+		    (sum(r.messages))::bigint AS messages,
+		    (sum(r.messages) FILTER (WHERE r.auth & 3 <> 0))::bigint
+			AS dpass,
+		    (sum(r.messages) FILTER (WHERE
+			r.class = 'aligned'))::bigint AS c_al,
+		    (sum(r.messages) FILTER (WHERE
+			r.class = 'forwarded'))::bigint AS c_fw,
+		    (sum(r.messages) FILTER (WHERE
+			r.class = 'unaligned'))::bigint AS c_un,
+		    (sum(r.messages) FILTER (WHERE
+			r.class = 'unauthorised'))::bigint AS c_ua,
+		    (sum(r.messages) FILTER (WHERE r.auth & 1 <> 0))::bigint
+			AS dk_al,
+		    (sum(r.messages) FILTER (WHERE r.auth & 2 <> 0))::bigint
+			AS sp_al,
+		    (sum(r.messages) FILTER (WHERE r.auth & 4 <> 0 AND
+			r.auth & 1 = 0))::bigint AS dk_un,
+		    (sum(r.messages) FILTER (WHERE r.auth & 8 <> 0 AND
+			r.auth & 2 = 0))::bigint AS sp_un
+		FROM r GROUP BY r.sender),
+	e AS MATERIALIZED (
+		SELECT c.sender, c.platform, c.class, c.messages,
+		    c.messages - c.failing AS dmarc_pass, c.failing,
+		    c.class IN ('aligned', 'unaligned') AS legitimate,
+		    CASE WHEN c.class IN ('aligned', 'unaligned') AND
+			c.failing > 0 THEN dmarcd.fix_for(dom, c.class,
+			coalesce(c.platform, c.sender), coalesce(c.dk_al, 0),
+			coalesce(c.sp_al, 0), coalesce(c.dk_un, 0),
+			coalesce(c.sp_un, 0), c.failing, c.messages) END AS fix
+		FROM (SELECT s.*, s.messages - coalesce(s.dpass, 0) AS failing,
+		    dmarcd.sender_class(s.c_al, s.c_fw, s.c_un, s.c_ua) AS class
+		    FROM s) c),
+	x AS MATERIALIZED (
+		SELECT x.day, x.sub, x.messages, x.pass, e.sender, e.class,
+		    e.legitimate
+		FROM (SELECT r.day, r.sender, r.header_from <> dom AS sub,
+		    sum(r.messages) AS messages,
+		    sum(r.messages) FILTER (WHERE r.auth & 3 <> 0) AS pass
+		    FROM r GROUP BY 1, 2, 3) x
+		JOIN e ON e.sender = x.sender),
+	dd AS (
+		SELECT (count(DISTINCT x.day))::integer AS n_data,
+		    (count(DISTINCT x.day) FILTER (WHERE
+			x.day >= basis_lo))::integer AS n_basis
+		FROM x),
+	tot AS (
+		SELECT (coalesce(sum(e.messages) FILTER (WHERE e.legitimate),
+			0))::bigint AS n_legit,
+		    (coalesce(sum(e.dmarc_pass) FILTER (WHERE e.legitimate),
+			0))::bigint AS n_legit_pass,
+		    (coalesce(sum(e.messages) FILTER (WHERE
+			e.class = 'forwarded'), 0))::bigint AS n_fwd,
+		    (coalesce(sum(e.failing) FILTER (WHERE
+			e.class = 'forwarded'), 0))::bigint AS n_fwd_fail,
+		    (coalesce(sum(e.messages) FILTER (WHERE
+			e.class = 'unauthorised'), 0))::bigint AS n_unauth
+		FROM e),
 	-- What enforcement would block a day: legitimate mail failing DMARC
 	-- over the last 7 days of the window (those with data).
-	SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-	    'sender', i.sender, 'platform', i.platform,
-	    'messages_per_day', round(i.fail::numeric /
-		greatest(basis_days, 1), 1),
-	    'fix', i.fix)) ORDER BY i.fail DESC), '[]'),
-	    coalesce(sum(i.fail), 0)::numeric / greatest(basis_days, 1)
-	INTO impact, impact_day
-	FROM (SELECT e->>'sender' AS sender, e->>'platform' AS platform,
-	    e->'fix' AS fix,
-	    sum((x->>'messages')::bigint - coalesce((x->>'pass')::bigint, 0))
-		AS fail
-	    FROM jsonb_array_elements(ss) e
-	    JOIN jsonb_array_elements(sd) x ON x->>'sender' = e->>'sender'
-	    WHERE e->>'class' IN ('aligned', 'unaligned') AND
-		(x->>'day')::date >= basis_lo
-	    GROUP BY 1, 2, 3) i
-	WHERE i.fail > 0;
-
+	imp AS (
+		SELECT e.sender, e.platform, e.fix, f.fail
+		FROM (SELECT x.sender, sum(x.messages - coalesce(x.pass, 0))
+		    AS fail FROM x WHERE x.legitimate AND x.day >= basis_lo
+		    GROUP BY x.sender) f
+		JOIN e ON e.sender = f.sender
+		WHERE f.fail > 0),
 	-- Blockers, and failing senders too small to block.
-	SELECT coalesce(jsonb_agg(b.j ORDER BY b.fail DESC) FILTER (WHERE
-		b.big), '[]'),
-	    coalesce(jsonb_agg(b.j ORDER BY b.fail DESC) FILTER (WHERE
-		NOT b.big), '[]')
-	INTO blockers, minor
-	FROM (SELECT (e->>'failing')::bigint AS fail,
-	    (e->>'failing')::numeric / greatest(data_days, 1) >= 1 OR
-		(e->>'failing')::numeric >= 0.001 * legit AS big,
-	    jsonb_strip_nulls(jsonb_build_object('sender', e->>'sender',
-		'platform', e->>'platform', 'class', e->>'class',
-		'messages', (e->>'messages')::bigint,
-		'failing', (e->>'failing')::bigint,
-		'failing_per_day', round((e->>'failing')::numeric /
-		    greatest(data_days, 1), 1),
-		'fix', e->'fix')) AS j
-	    FROM jsonb_array_elements(ss) e
-	    WHERE e->>'class' IN ('aligned', 'unaligned') AND
-		(e->>'failing')::bigint > 0) b;
-
-	-- Subdomains: mail whose From is a subdomain of the domain.
-	SELECT jsonb_build_object('messages', coalesce(sum(
-		(x->>'messages')::bigint), 0),
-	    'failing', coalesce(sum((x->>'messages')::bigint -
-		coalesce((x->>'pass')::bigint, 0)) FILTER (WHERE
-		e->>'class' IN ('aligned', 'unaligned')), 0))
-	INTO sub
-	FROM jsonb_array_elements(sd) x
-	JOIN jsonb_array_elements(ss) e ON e->>'sender' = x->>'sender'
-	WHERE (x->>'sub')::boolean;
+	b AS (
+		SELECT e.failing AS fail,
+		    e.failing::numeric / greatest(dd.n_data, 1) >= 1 OR
+			e.failing::numeric >= 0.001 * tot.n_legit AS big,
+		    jsonb_strip_nulls(jsonb_build_object('sender', e.sender,
+			'platform', e.platform, 'class', e.class,
+			'messages', e.messages, 'failing', e.failing,
+			'failing_per_day', round(e.failing::numeric /
+			    greatest(dd.n_data, 1), 1),
+			'fix', e.fix)) AS j, e.sender
+		FROM e, dd, tot
+		WHERE e.legitimate AND e.failing > 0)
+	SELECT tot.n_legit, tot.n_legit_pass, tot.n_fwd, tot.n_fwd_fail,
+	    tot.n_unauth, dd.n_data, dd.n_basis,
+	    -- Per day: legitimate mail, how much aligned, unauthorised mail.
+	    (SELECT coalesce(jsonb_agg(jsonb_build_object('day', d.day,
+		'legitimate', d.legit, 'aligned', d.pass,
+		'share', round(d.pass::numeric / nullif(d.legit, 0), 4),
+		'unauthorised', d.unauth) ORDER BY d.day), '[]')
+		FROM (SELECT x.day,
+		    coalesce(sum(x.messages) FILTER (WHERE x.legitimate), 0)
+			AS legit,
+		    coalesce(sum(x.pass) FILTER (WHERE x.legitimate), 0)
+			AS pass,
+		    coalesce(sum(x.messages) FILTER (WHERE
+			x.class = 'unauthorised'), 0) AS unauth
+		    FROM x GROUP BY 1) d),
+	    (SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+		'sender', imp.sender, 'platform', imp.platform,
+		'messages_per_day', round(imp.fail::numeric /
+		    greatest(dd.n_basis, 1), 1),
+		'fix', imp.fix)) ORDER BY imp.fail DESC, imp.sender), '[]')
+		FROM imp),
+	    (SELECT coalesce(sum(imp.fail), 0)::numeric /
+		greatest(dd.n_basis, 1) FROM imp),
+	    (SELECT coalesce(jsonb_agg(b.j ORDER BY b.fail DESC, b.sender)
+		FILTER (WHERE b.big), '[]') FROM b),
+	    (SELECT coalesce(jsonb_agg(b.j ORDER BY b.fail DESC, b.sender)
+		FILTER (WHERE NOT b.big), '[]') FROM b),
+	    -- Subdomains: mail whose From is a subdomain of the domain.
+	    (SELECT jsonb_build_object('messages',
+		coalesce(sum(x.messages), 0),
+		'failing', coalesce(sum(x.messages - coalesce(x.pass, 0))
+		    FILTER (WHERE x.legitimate), 0))
+		FROM x WHERE x.sub)
+	INTO legit, legit_pass, fwd, fwd_fail, unauth, data_days, basis_days,
+	    trend, impact, impact_day, blockers, minor, sub
+	FROM tot, dd;
+	share := round(legit_pass::numeric / nullif(legit, 0), 4);
 
 	IF legit + fwd + unauth = 0 THEN
 		status := 'no_data';

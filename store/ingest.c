@@ -1096,6 +1096,8 @@ flush_batch(struct store *s, struct dm_error *err)
 	    copy_spool(s, &s->b_roll, COPY_ROLL, err) != 0 ||
 	    store_pq_exec(s->conn, ROLL_MERGE, err) != 0))
 		return -1;
+	if (s->no_rollup)
+		return 0;
 	if (keys_rollup_add(s, 1, err) != 0 || keys_rollup_add(s, -1, err) != 0)
 		return -1;
 	return 0;
@@ -1453,7 +1455,7 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
 	dm_align_record(&r->policy, rec, &auth);
 	if (defer)
 		dm_buf_reset(b);
-	else
+	else if (!s->no_rollup)
 		store_rollup_record(s->rollup, rec, &auth);
 	rc |= row_head(s, b, rec->index);
 	rc |= copy_field(b, rec->source_ip, 0);
@@ -1514,7 +1516,7 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
 			return rc ? dm_error_set(err, DM_E_NOMEM, "out of "
 			    "memory") : -1;
 	}
-	if (s->rep_state == REP_DEFER && s->rep_rolled) {
+	if (s->rep_state == REP_DEFER && s->rep_rolled && !s->no_rollup) {
 		dm_buf_reset(l);
 		if (store_rollup_lines(s->rollup, s->domain, rec, &auth,
 		    l) != 0)
@@ -1612,6 +1614,8 @@ unroll(struct store *s, const char *id, struct dm_error *err)
 	PGresult *res;
 	size_t i;
 
+	if (s->no_rollup)
+		return 0;
 	for (i = 0; i < s->b_key_count; i++)
 		if (strcmp(s->b_keys[i].id, id) == 0 &&
 		    strcmp(s->b_keys[i].domain, s->domain) == 0) {
@@ -1698,7 +1702,9 @@ finish_report(struct store *s, const struct dm_report *r, int state,
 	if (res == NULL)
 		goto out;
 	store_pq.PQclear(res);
-	if (direct && !s->rollup_sql) {
+	if (direct && s->no_rollup) {
+		/* benchmark only: no rollup */
+	} else if (direct && !s->rollup_sql) {
 		if (store_rollup_flush(s, s->rollup, s->domain, err) != 0)
 			goto out;
 	} else if (direct) {
@@ -2321,6 +2327,17 @@ store_ingest_init(struct store *s, struct dm_error *err)
 		free(pol);
 	}
 	s->rollup = store_rollup_new();
+	/*
+	 * For tests/bench/analytics-bench.sh only: ingest without the daily
+	 * rollup (no rows in rollup_daily, nothing added up), to measure what
+	 * maintaining it costs. Not a configuration setting: the analytics
+	 * read nothing else.
+	 */
+	{
+		const char *v = getenv("DMARCD_BENCH_NO_ROLLUP");
+
+		s->no_rollup = v != NULL && strcmp(v, "1") == 0;
+	}
 	if (s->sql_defer == NULL || s->sql_begin == NULL || s->rollup == NULL)
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
 	s->handler.ctx = s;

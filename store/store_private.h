@@ -97,6 +97,7 @@ struct store {
 	int input_savepoint;		/* the input has one */
 	struct store_rollup *rollup;	/* of the report being copied */
 	int rollup_sql;			/* its rows came late: rollup_add() */
+	int no_rollup;			/* DMARCD_BENCH_NO_ROLLUP=1 */
 	/* ingest_log rows, copied at commit */
 	struct store_spool b_log;
 

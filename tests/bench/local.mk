@@ -1,6 +1,9 @@
 # tests/bench/local.mk - make bench: dmarcd parse against a libxml2 SAX floor,
 # dmarcd ingest against psql \copy (tests/bench/ingest-bench.sh), dmarcd
-# fetch over IMAPS from a throwaway Dovecot (tests/bench/imap-bench.sh).
+# fetch over IMAPS from a throwaway Dovecot (tests/bench/imap-bench.sh), the
+# analytics' latency under 32 connections, in SQL and over HTTP, and the
+# rollup's cost at ingest (tests/bench/analytics-bench.sh; its HTTP part
+# is skipped, with a line saying so, without wrk or dmarcd serve).
 #
 # Not part of make check (it generates ~850 MB and runs for minutes).
 # sax_floor is an EXTRA program: built only when bench asks for it.
@@ -12,7 +15,8 @@ tests_bench_sax_floor_CFLAGS = $(AM_CFLAGS) $(XML2_CFLAGS)
 tests_bench_sax_floor_LDADD = $(XML2_LIBS)
 CLEANFILES += tests/bench/sax_floor$(EXEEXT)
 EXTRA_DIST += tests/bench/parse-bench.sh tests/bench/ingest-bench.sh \
-	tests/bench/imap-bench.sh tests/bench/gen_small.py
+	tests/bench/imap-bench.sh tests/bench/gen_small.py \
+	tests/bench/analytics-bench.sh tests/bench/analytics-gen.sql
 
 .PHONY: bench
 bench: collector/dmarcd$(EXEEXT) tests/bench/sax_floor$(EXEEXT)
@@ -26,4 +30,6 @@ bench: collector/dmarcd$(EXEEXT) tests/bench/sax_floor$(EXEEXT)
 	$(SHELL) $(top_srcdir)/tests/bench/ingest-bench.sh || \
 	{ rc=$$?; test $$rc -eq 77 || exit $$rc; }; \
 	$(SHELL) $(top_srcdir)/tests/bench/imap-bench.sh || \
+	{ rc=$$?; test $$rc -eq 77 || exit $$rc; }; \
+	$(SHELL) $(top_srcdir)/tests/bench/analytics-bench.sh || \
 	{ rc=$$?; test $$rc -eq 77 || exit $$rc; }
