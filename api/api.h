@@ -148,6 +148,25 @@ int api_reply_stream(struct api_req *r, uint64_t size,
 /* api_requests_metrics - the request counters by status, Prometheus. */
 int api_requests_metrics(const struct api *a, struct dm_buf *out);
 
+/*
+ * Answers kept until their data changes (answers.c): NULL when ttl_s is 0
+ * (then every call below does nothing). get copies the body out (malloc'd)
+ * and gives the generation to hand to put, which keeps nothing when an
+ * invalidation came in between.
+ */
+struct api_answers;
+struct api_answers *api_answers_new(const char *conninfo, unsigned ttl_s,
+    struct dm_error *err);
+void api_answers_free(struct api_answers **a);
+int api_answers_get(struct api_answers *a, const char *key, int64_t now,
+    char **body_r, size_t *len_r, uint64_t *generation_r);
+void api_answers_put(struct api_answers *a, const char *key,
+    const char *domain, const char *body, size_t len, int64_t now,
+    uint64_t generation);
+void api_answers_invalidate(struct api_answers *a, const char *domain);
+void api_answers_counts(struct api_answers *a, uint64_t *hits_r,
+    uint64_t *misses_r);
+
 struct api_routes *api_routes_new(const struct dm_config *cfg,
     struct dm_error *err);
 void api_routes_free(struct api_routes **rt);

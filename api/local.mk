@@ -6,6 +6,7 @@ api_libapi_a_SOURCES = \
 	api/api.h \
 	api/server.c \
 	api/routes.c \
+	api/answers.c \
 	api/params.c \
 	api/token.c
 api_libapi_a_CPPFLAGS = $(AM_CPPFLAGS) $(MHD_CFLAGS) $(JANSSON_CFLAGS) \

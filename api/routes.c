@@ -216,6 +216,7 @@ struct api_routes {
 	pthread_key_t db_key;
 	pthread_mutex_t cache_lock;
 	struct token_entry cache[CACHE_SLOTS];
+	struct api_answers *answers;	/* NULL: none kept */
 };
 
 /* One per worker thread. */
@@ -841,6 +842,17 @@ get_metrics(struct api_req *r)
 		    store_pq.PQgetvalue(res, (int)i, 2));
 	}
 	store_pq.PQclear(res);
+	{
+		uint64_t hits, misses;
+
+		api_answers_counts(r->routes->answers, &hits, &misses);
+		fail |= dm_buf_printf(&b, "# HELP dmarcd_api_answers_total "
+		    "Summary, sources and readiness answers: kept (hit) or "
+		    "worked out (miss).\n# TYPE dmarcd_api_answers_total "
+		    "counter\ndmarcd_api_answers_total{result=\"hit\"} %"
+		    PRIu64 "\ndmarcd_api_answers_total{result=\"miss\"} %"
+		    PRIu64 "\n", hits, misses);
+	}
 	fail |= api_requests_metrics(r->api, &b);
 	if (fail) {
 		dm_buf_free(&b);
@@ -883,8 +895,25 @@ get_analytics(struct api_req *r, enum stmt s, const char *domain)
 	const char *values[3] = { domain, a, b };
 	PGresult *res;
 
+	char key[320], *body;
+	size_t len;
+	uint64_t gen;
+
 	if (get_params(r, s == S_READINESS ? P_DAYS : P_RANGE, &p) != 0)
 		return;
+	/*
+	 * The analytics count whole UTC days: the span is rounded to them
+	 * (since down, until up; readiness's until down, its days being the
+	 * complete ones before it), which changes no number and lets one kept
+	 * answer serve every request of the day.
+	 */
+	if (s == S_READINESS)
+		p.until -= ((p.until % 86400) + 86400) % 86400;
+	else {
+		p.since -= ((p.since % 86400) + 86400) % 86400;
+		if (p.until % 86400 != 0)
+			p.until += 86400 - ((p.until % 86400) + 86400) % 86400;
+	}
 	if (s == S_READINESS) {
 		snprintf(a, sizeof(a), "%" PRIu64, p.days);
 		snprintf(b, sizeof(b), "%" PRId64, p.until);
@@ -892,14 +921,24 @@ get_analytics(struct api_req *r, enum stmt s, const char *domain)
 		snprintf(a, sizeof(a), "%" PRId64, p.since);
 		snprintf(b, sizeof(b), "%" PRId64, p.until);
 	}
+	snprintf(key, sizeof(key), "%d %s %s %s", (int)s, domain, a, b);
+	if (api_answers_get(r->routes->answers, key, r->now, &body, &len,
+	    &gen)) {
+		reply_data(r, body);
+		free(body);
+		return;
+	}
 	dm_error_clear(&err);
 	res = db_run(r->routes, s, values, 0, &err);
 	if (res == NULL) {
 		db_fail(r, &err);
 		return;
 	}
-	reply_data(r, store_pq.PQgetisnull(res, 0, 0) ? "null" :
-	    store_pq.PQgetvalue(res, 0, 0));
+	body = store_pq.PQgetisnull(res, 0, 0) ? "null" :
+	    store_pq.PQgetvalue(res, 0, 0);
+	api_answers_put(r->routes->answers, key, domain, body, strlen(body),
+	    r->now, gen);
+	reply_data(r, body);
 	store_pq.PQclear(res);
 }
 
@@ -1428,9 +1467,18 @@ api_routes_new(const struct dm_config *cfg, struct dm_error *err)
 	    "SET default_transaction_read_only = on",
 	    cfg->api_request_timeout_s * 1000);
 	rt->token_cache_s = cfg->api_token_cache_s;
+	if (cfg->api_answer_cache_s > 0) {
+		rt->answers = api_answers_new(rt->conninfo,
+		    cfg->api_answer_cache_s, err);
+		if (rt->answers == NULL) {
+			free(rt);
+			return NULL;
+		}
+	}
 	pthread_mutex_init(&rt->cache_lock, NULL);
 	if (pthread_key_create(&rt->db_key, db_close) != 0) {
 		pthread_mutex_destroy(&rt->cache_lock);
+		api_answers_free(&rt->answers);
 		free(rt);
 		dm_error_set(err, DM_E_NOMEM, "pthread_key_create failed");
 		return NULL;
@@ -1446,6 +1494,7 @@ api_routes_free(struct api_routes **rtp)
 
 	if (rt == NULL)
 		return;
+	api_answers_free(&rt->answers);
 	/* The worker threads are gone: their connections closed with them.
 	 * The caller's own thread may hold one (none serve there). */
 	db_close(pthread_getspecific(rt->db_key));

@@ -125,6 +125,7 @@ static const struct key keys[] = {
 	KEY("api", "request_timeout", KIND_UNSIGNED, api_request_timeout_s, 1,
 	    3600),
 	KEY("api", "token_cache", KIND_UNSIGNED, api_token_cache_s, 0, 3600),
+	KEY("api", "answer_cache", KIND_UNSIGNED, api_answer_cache_s, 0, 86400),
 	KEY("api", "tls_cert", KIND_PATH, api_tls_cert, 0, 0),
 	KEY("api", "tls_key", KIND_PATH, api_tls_key, 0, 0),
 	KEY("alerts", "webhook", KIND_WEBHOOK, alerts_webhook, 0, 0),
@@ -328,6 +329,7 @@ dm_config_init(struct dm_config *c)
 	c->api_max_connections = DM_CONFIG_API_MAX_CONNECTIONS;
 	c->api_request_timeout_s = DM_CONFIG_API_REQUEST_TIMEOUT_S;
 	c->api_token_cache_s = DM_CONFIG_API_TOKEN_CACHE_S;
+	c->api_answer_cache_s = DM_CONFIG_API_ANSWER_CACHE_S;
 	c->alerts_format = DM_ALERTS_JSON;
 	c->alerts_min_messages = DM_CONFIG_ALERTS_MIN_MESSAGES;
 	c->alerts_share_drop = DM_CONFIG_ALERTS_SHARE_DROP;

@@ -43,6 +43,7 @@
  *	max_connections = 256		; 1..100000, per address
  *	request_timeout = 30		; 1..3600 s: idle connection, statements
  *	token_cache = 30		; 0..3600 s a valid token is remembered
+ *	answer_cache = 300		; 0..86400 s an analytics answer is kept
  *	tls_cert = /etc/dmarcd/api.crt	; PEM, both or neither
  *	tls_key = /etc/dmarcd/api.key
  *	[alerts]			; docs/alerts.md
@@ -162,6 +163,7 @@
 #define DM_CONFIG_API_MAX_CONNECTIONS	256
 #define DM_CONFIG_API_REQUEST_TIMEOUT_S	30
 #define DM_CONFIG_API_TOKEN_CACHE_S	30
+#define DM_CONFIG_API_ANSWER_CACHE_S	300
 #define DM_CONFIG_MAX_LISTEN		8	/* [api] listen addresses */
 
 /* Defaults of [alerts]. */
@@ -262,6 +264,7 @@ struct dm_config {
 	unsigned api_max_connections;	/* per listen address */
 	unsigned api_request_timeout_s;
 	unsigned api_token_cache_s;	/* 0: every request asks */
+	unsigned api_answer_cache_s;	/* 0: analytics never kept */
 	char api_tls_cert[DM_CONFIG_PATH_MAX];	/* "": plain HTTP */
 	char api_tls_key[DM_CONFIG_PATH_MAX];
 	/* [alerts]: no webhook, no alerts sent. */

@@ -980,11 +980,67 @@ batch_key(struct store *s, struct dm_error *err)
 	return 0;
 }
 
+/* note_changed - the current report's domain has new data this batch. */
+static int
+note_changed(struct store *s, struct dm_error *err)
+{
+	size_t i;
+	char **n;
+
+	for (i = 0; i < s->changed_count; i++)
+		if (strcmp(s->changed[i], s->domain) == 0)
+			return 0;
+	if (s->changed_count == s->changed_alloc) {
+		size_t alloc = s->changed_alloc ? s->changed_alloc * 2 : 16;
+
+		n = realloc(s->changed, alloc * sizeof(*n));
+		if (n == NULL)
+			return dm_error_set(err, DM_E_NOMEM, "out of memory");
+		s->changed = n;
+		s->changed_alloc = alloc;
+	}
+	s->changed[s->changed_count] = strdup(s->domain);
+	if (s->changed[s->changed_count] == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	s->changed_count++;
+	return 0;
+}
+
+/* notify_changed - NOTIFY dmarcd_data, DOMAIN for each; sent at COMMIT. */
+static int
+notify_changed(struct store *s, struct dm_error *err)
+{
+	struct dm_buf arr;
+	PGresult *res;
+	const char *p[1];
+
+	if (s->changed_count == 0)
+		return 0;
+	dm_buf_init(&arr, 64 << 20);
+	if (pg_array(&arr, (const char *const *)s->changed,
+	    s->changed_count) != 0) {
+		dm_buf_free(&arr);
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	}
+	p[0] = dm_buf_cstr(&arr);
+	res = store_pq_params(s->conn, "SELECT count(pg_notify('dmarcd_data', "
+	    "d)) FROM unnest($1::text[]) AS d", 1, p, err);
+	dm_buf_free(&arr);
+	if (res == NULL)
+		return -1;
+	store_pq.PQclear(res);
+	return 0;
+}
+
 static void
 reset_batch(struct store *s)
 {
 	struct store_marks zero;
+	size_t i;
 
+	for (i = 0; i < s->changed_count; i++)
+		free(s->changed[i]);
+	s->changed_count = 0;
 	memset(&zero, 0, sizeof(zero));
 	undo_batch(s, &zero);
 	spool_reset(&s->b_rec);
@@ -1947,7 +2003,8 @@ again:
 	snprintf(prev, sizeof(prev), "%s", store_pq.PQgetvalue(res, 0, 2));
 	if (batch_key(s, err) != 0 ||
 	    (data != NULL && raw_remember(s, s->domain, err) != 0) ||
-	    (revision > 1 && unroll(s, prev, err) != 0))
+	    (revision > 1 && unroll(s, prev, err) != 0) ||
+	    note_changed(s, err) != 0)
 		goto out;
 	if (revision > 1)
 		s->tally->revisions++;
@@ -2143,6 +2200,10 @@ on_report_end(void *ctx, const struct dm_report *r, struct dm_error *err)
 	}
 	if (exec(s, "RELEASE SAVEPOINT report") != 0)
 		return cb_fail(s, err);
+	if (note_changed(s, &s->cb_err) != 0) {
+		s->cb_failed = 1;
+		return cb_fail(s, err);
+	}
 	if (s->known_count > 0)
 		s->tally->revisions++;
 	else
@@ -2387,6 +2448,7 @@ store_ingest_free(struct store *s)
 	dm_buf_free(&s->line);
 	reset_batch(s);
 	free(s->b_keys);
+	free(s->changed);
 	spools(s, all);
 	for (i = 0; i < SPOOLS; i++) {
 		spool_reset(all[i]);
@@ -2563,7 +2625,7 @@ store_commit(struct store *s, struct dm_error *err)
 {
 	if (!s->in_txn)
 		return 0;
-	if (flush_batch(s, err) != 0 ||
+	if (flush_batch(s, err) != 0 || notify_changed(s, err) != 0 ||
 	    store_pq_exec(s->conn, "COMMIT", err) != 0) {
 		store_rollback(s);
 		return -1;

@@ -22,7 +22,8 @@
 	X(a, PQtransactionStatus) X(a, PQresultErrorMessage)		\
 	X(a, PQconnectionNeedsPassword) X(a, PQgetCopyData)		\
 	X(a, PQfreemem) X(a, PQconnectionUsedPassword)		\
-	X(a, PQprepare) X(a, PQexecPrepared) X(a, PQconnectdbParams)
+	X(a, PQprepare) X(a, PQexecPrepared) X(a, PQconnectdbParams)	\
+	X(a, PQnotifies) X(a, PQconsumeInput) X(a, PQsocket)
 
 struct store_pq_api {
 	DM_DL_FIELDS(STORE_PQ_SYMS)

@@ -85,6 +85,10 @@ struct store {
 	int rep_rolled;			/* the report's are in b_roll */
 	struct store_batch_key *b_keys;
 	size_t b_key_count, b_key_alloc;
+	/* The domains whose reports the batch stores: NOTIFY dmarcd_data
+	 * at commit (the API drops its kept answers, api/answers.c). */
+	char **changed;
+	size_t changed_count, changed_alloc;
 	struct store_marks input_marks, rep_marks;
 	/* Rows of a report whose metadata comes after them. */
 	struct store_spool late_rec, late_dkim, late_spf;

@@ -762,4 +762,5 @@ def check_openapi(spec, c, admin, com, ids):
     return problems
 
 
-h.run_main(main)
+if __name__ == "__main__":
+    h.run_main(main)

@@ -1827,13 +1827,15 @@ test_api_section(void **state)
 	assert_int_equal(c.api_request_timeout_s,
 	    DM_CONFIG_API_REQUEST_TIMEOUT_S);
 	assert_int_equal(c.api_token_cache_s, DM_CONFIG_API_TOKEN_CACHE_S);
+	assert_int_equal(c.api_answer_cache_s, DM_CONFIG_API_ANSWER_CACHE_S);
 	assert_string_equal(c.api_tls_cert, "");
 
 	load_ok(&c, "[database]\nconninfo = dbname=a\n[api]\n"
 	    "listen = 127.0.0.1:8025 , [::1]:0,localhost:65535\n"
 	    "database = dbname=b user=reader\nthreads = 8\n"
 	    "max_connections = 100\nrequest_timeout = 5\n"
-	    "token_cache = 0\ntls_cert = /etc/c.pem\ntls_key = /etc/k.pem\n");
+	    "token_cache = 0\nanswer_cache = 0\ntls_cert = /etc/c.pem\n"
+	    "tls_key = /etc/k.pem\n");
 	assert_int_equal(c.api_nlisten, 3);
 	assert_string_equal(c.api_listen[0].host, "127.0.0.1");
 	assert_int_equal(c.api_listen[0].port, 8025);
@@ -1849,6 +1851,7 @@ test_api_section(void **state)
 	assert_int_equal(c.api_max_connections, 100);
 	assert_int_equal(c.api_request_timeout_s, 5);
 	assert_int_equal(c.api_token_cache_s, 0);
+	assert_int_equal(c.api_answer_cache_s, 0);
 	assert_string_equal(c.api_tls_key, "/etc/k.pem");
 	dm_config_free(&c);
 
