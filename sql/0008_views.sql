@@ -266,7 +266,10 @@ BEGIN
 	    format('%s of %s messages from %s fail DMARC: SPF or DKIM '
 	    'passes, but not for %s. Either fix below makes them pass; DKIM '
 	    'is the one that survives forwarding.', failing, messages, who,
-	    p_domain), 'steps', steps, 'url', nullif(pf.url, '')));
+	    p_domain) || CASE WHEN pf.name IS NULL AND p_class = 'unaligned'
+	    THEN ' dmarcd does not know this sender: if it is not yours, its '
+	    'mail is not legitimate, and enforcement is what stops it.'
+	    ELSE '' END, 'steps', steps, 'url', nullif(pf.url, '')));
 END $$;
 
 -- A sender's class: the class of most of its mail (ties: aligned, then
@@ -547,7 +550,6 @@ DECLARE
 	ndays integer := coalesce(p_days, 30);
 	hi date := dmarcd.day_of(p_until);
 	lo date;
-	basis_lo date;
 	pol jsonb := dmarcd.policy_of(p_domain);
 	p text;
 	pct integer;
@@ -579,7 +581,6 @@ BEGIN
 		    USING ERRCODE = '22023';
 	END IF;
 	lo := hi - ndays;
-	basis_lo := greatest(lo, hi - 7);
 	p := coalesce(pol->>'p', 'none');
 	pct := coalesce((pol->>'pct')::integer, 100);
 	testing := coalesce(pol->>'testing', 'n') = 'y';
@@ -636,11 +637,18 @@ BEGIN
 		    sum(r.messages) FILTER (WHERE r.auth & 3 <> 0) AS pass
 		    FROM r GROUP BY 1, 2, 3) x
 		JOIN e ON e.sender = x.sender),
+	-- The basis of the impact: the last 7 days that have reports (a
+	-- receiver's reports come a day or two late; days without any
+	-- would count as days without failures).
+	bd AS (
+		SELECT coalesce(min(q.day), hi) AS lo
+		FROM (SELECT DISTINCT x.day FROM x ORDER BY x.day DESC
+		    LIMIT 7) q),
 	dd AS (
 		SELECT (count(DISTINCT x.day))::integer AS n_data,
 		    (count(DISTINCT x.day) FILTER (WHERE
-			x.day >= basis_lo))::integer AS n_basis
-		FROM x),
+			x.day >= bd.lo))::integer AS n_basis
+		FROM bd LEFT JOIN x ON true GROUP BY bd.lo),
 	tot AS (
 		SELECT (coalesce(sum(e.messages) FILTER (WHERE e.legitimate),
 			0))::bigint AS n_legit,
@@ -654,11 +662,11 @@ BEGIN
 			e.class = 'unauthorised'), 0))::bigint AS n_unauth
 		FROM e),
 	-- What enforcement would block a day: legitimate mail failing DMARC
-	-- over the last 7 days of the window (those with data).
+	-- over the last 7 days of the window that have reports.
 	imp AS (
 		SELECT e.sender, e.platform, e.fix, f.fail
 		FROM (SELECT x.sender, sum(x.messages - coalesce(x.pass, 0))
-		    AS fail FROM x WHERE x.legitimate AND x.day >= basis_lo
+		    AS fail FROM x, bd WHERE x.legitimate AND x.day >= bd.lo
 		    GROUP BY x.sender) f
 		JOIN e ON e.sender = f.sender
 		WHERE f.fail > 0),
@@ -718,7 +726,8 @@ BEGIN
 		advice := format('No reports for %s over the %s days before %s. '
 		    'Publish rua= in _dmarc.%s and wait for reports.', dom,
 		    ndays, hi, dom);
-	ELSIF data_days < 7 THEN
+	ELSIF data_days < 7 AND NOT (step > 0 AND
+	    jsonb_array_length(blockers) > 0) THEN
 		status := 'collecting';
 		advice := format('Only %s day(s) of reports: keep %s and collect '
 		    'at least 7 days before changing the policy.', data_days,

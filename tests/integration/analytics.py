@@ -930,8 +930,10 @@ def model_readiness(domain, policy, rows, ndays, until):
     """readiness(domain, ndays, until) from the rows the senders made."""
     hi = until
     lo = hi - datetime.timedelta(ndays)
-    basis_lo = max(lo, hi - datetime.timedelta(7))
     rows = [r for r in rows if lo <= r["day"] < hi]
+    # The impact's basis: the last 7 days of the window that have reports.
+    days_with_data = sorted({r["day"] for r in rows}, reverse=True)
+    basis_lo = days_with_data[:7][-1] if days_with_data else hi
     ss = sender_stats(rows)
     legit_senders = {k for k, v in ss.items()
                      if v["class"] in ("aligned", "unaligned")}

@@ -160,6 +160,21 @@ def main(tap):
     tap.check("readiness: collecting (one day), 5 messages a day of "
               "SendGrid would be blocked, 15 legitimate", problems)
 
+    # The same mail under p=reject, one day of reports: legitimate mail
+    # is being rejected now, which is no time to wait for 7 days.
+    rej = report(begin).replace(DOMAIN, "rej.example").replace(
+        "<p>none</p>", "<p>reject</p>").replace("cli-1", "rej-1")
+    path2 = os.path.join(tmp, "rej.xml")
+    with open(path2, "w") as f:
+        f.write(rej)
+    r = db.dmarcd("ingest", path2)
+    r2 = db.dmarcd("readiness", "rej.example", *span, "--format", "json")
+    doc = json.loads(r2.out) if r2.rc == 0 else {}
+    tap.check("readiness under p=reject with a failing legitimate sender "
+              "on one day: at_risk, not collecting",
+              [] if r.rc == 0 and doc.get("verdict", {}).get("status") ==
+              "at_risk" else [r.describe(), r2.describe()])
+
     problems = []
     r = db.dmarcd("sources", DOMAIN, *span, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(r.out))) if r.rc == 0 else []
@@ -223,7 +238,7 @@ def main(tap):
         r = db.dmarcd(cmd, evil, "--format", "json")
         if r.rc != 0:
             problems.append(r.describe())
-    if db.int("SELECT count(*) FROM dmarcd.reports") != 1:
+    if db.int("SELECT count(*) FROM dmarcd.reports") != 2:
         problems.append("reports changed")
     tap.check("SQL in the domain argument is only a name without mail",
               problems)
