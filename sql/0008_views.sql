@@ -365,7 +365,7 @@ LANGUAGE sql STABLE AS $$
 	LEFT JOIN (SELECT t.sender, jsonb_agg(jsonb_strip_nulls(
 		jsonb_build_object('ip', t.ip, 'ptr', nullif(t.ptr, ''),
 		'messages', t.m)) ORDER BY t.m DESC) AS j
-	    FROM (SELECT ip.sender, ip.source_ip::text AS ip, ip.ptr, ip.m,
+	    FROM (SELECT ip.sender, host(ip.source_ip) AS ip, ip.ptr, ip.m,
 		row_number() OVER (PARTITION BY ip.sender ORDER BY ip.m DESC,
 		ip.source_ip::text) AS n
 		FROM ip) t
