@@ -24,8 +24,8 @@
 #      days of the data, dmarcd.readiness() over 30 days; sources() and
 #      `SELECT 1` (the floor: what the machine gives 32 clients at all)
 #      for information. p50/p99 from the per-transaction log (pgbench
-#      -l).
-#      Target p99 <= 20 ms, 0 errors.
+#      -l). For information: what one answer costs when it is worked
+#      out (the target is judged on the API, below).
 #   2. HTTP: `dmarcd serve` (4 worker threads, each with its connection,
 #      as a login role that is only dmarcd_reader) and wrk, 32
 #      connections, BENCH_SECONDS, a random domain per request with a
@@ -358,8 +358,9 @@ END {
 	printf "%-26s %9.2f s %7.2f s\n", "ingest 1 report " big, br, bn
 	printf "\ntargets:\n"
 	for (i = 1; i <= NR; i++) {
-		judged = name[i] != "sources" && name[i] != "select-1" && \
-		    name[i] !~ /-cold$/
+		# The target is on the API (wrk); the SQL functions under
+		# pgbench are what a cold answer costs, for information.
+		judged = name[i] ~ /^http-/ && name[i] !~ /-cold$/
 		printf "%s  %s: p99 %.2f ms (%.2fx the target <= 20 ms), " \
 		    "%d errors (target 0)\n", !judged ? "info" : \
 		    (p99[i] <= 20 && err[i] == 0 ? "PASS" : "FAIL"), name[i], \
