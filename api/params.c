@@ -256,7 +256,7 @@ api_printable(const char *text, size_t max, char *out, size_t size)
 
 	if (size == 0)
 		return;
-	for (i = 0; text[i] != '\0' && i < max && i + 1 < size; i++)
+	for (i = 0; i < max && i + 1 < size && text[i] != '\0'; i++)
 		out[i] = text[i] >= 0x20 && text[i] < 0x7f ? text[i] : '?';
 	out[i] = '\0';
 	if (text[i] != '\0' && i >= 3)		/* cut: say so */

@@ -268,7 +268,7 @@ static int
 answer_read(const unsigned char *buf, int len, const char *qname,
     int qtype, struct answer *a)
 {
-	const unsigned char *p = buf + HFIXEDSZ, *end = buf + len;
+	const unsigned char *p, *end;
 	unsigned qd, an, ns, i;
 	long enclen;
 	char *name;
@@ -280,6 +280,8 @@ answer_read(const unsigned char *buf, int len, const char *qname,
 	a->len = len;
 	if (buf == NULL || len < HFIXEDSZ)
 		return -1;
+	p = buf + HFIXEDSZ;
+	end = buf + len;
 	qd = get16(buf + 4);
 	an = get16(buf + 6);
 	ns = get16(buf + 8);
