@@ -57,10 +57,11 @@ static const char sql_domain_save[] =
     "INSERT INTO dmarcd.domain_orgs (domain, org) VALUES ($1, $2) "
     "ON CONFLICT (domain) DO UPDATE SET org = excluded.org";
 
-/* list - one text column of sql ($1 since, $2 limit) to each(). */
-static int
-list(struct store *s, const char *sql, const char *since, size_t limit,
-    int (*each)(void *ctx, const char *value), void *ctx,
+/* store_list_due - one text column of sql ($1 since, $2 limit) to each(),
+ * outside a batch: what enrichment (here and treewalk.c) works through. */
+int
+store_list_due(struct store *s, const char *sql, const char *since,
+    size_t limit, int (*each)(void *ctx, const char *value), void *ctx,
     struct dm_error *err)
 {
 	char limit_text[24];
@@ -69,7 +70,7 @@ list(struct store *s, const char *sql, const char *since, size_t limit,
 	int i, n, rc = 0;
 
 	if (s->in_txn)
-		return dm_error_set(err, DM_E_INTERNAL, "enrichment listed "
+		return dm_error_set(err, DM_E_INTERNAL, "names due listed "
 		    "inside a batch");
 	snprintf(limit_text, sizeof(limit_text), "%zu", limit);
 	res = store_pq_params(s->conn, sql, 2, p, err);
@@ -87,7 +88,7 @@ int
 store_ips_due(struct store *s, const char *since, size_t limit,
     int (*each)(void *ctx, const char *ip), void *ctx, struct dm_error *err)
 {
-	return list(s, sql_ips_due, since, limit, each, ctx, err);
+	return store_list_due(s, sql_ips_due, since, limit, each, ctx, err);
 }
 
 int
@@ -95,7 +96,7 @@ store_domains_due(struct store *s, const char *since, size_t limit,
     int (*each)(void *ctx, const char *domain), void *ctx,
     struct dm_error *err)
 {
-	return list(s, sql_domains_due, since, limit, each, ctx, err);
+	return store_list_due(s, sql_domains_due, since, limit, each, ctx, err);
 }
 
 /* "{"a","b"}": each name quoted, '"' and '\' escaped. */

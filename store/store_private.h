@@ -112,6 +112,11 @@ struct store {
 
 /* rollup.c: a big report's daily rollup, added up as it is parsed. */
 struct store_rollup;
+/* store_list_due - one text column of sql ($1 since, $2 limit; NULLs
+ * skipped) to each(), outside a batch (enrich.c). */
+int store_list_due(struct store *s, const char *sql, const char *since,
+    size_t limit, int (*each)(void *ctx, const char *value), void *ctx,
+    struct dm_error *err);
 struct store_rollup *store_rollup_new(void);
 void store_rollup_free(struct store_rollup *r);
 void store_rollup_begin(struct store_rollup *r, int64_t begin, int64_t end);

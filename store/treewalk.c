@@ -141,23 +141,7 @@ store_treewalk_due(struct store *s, const char *since, size_t limit,
     int (*each)(void *ctx, const char *domain), void *ctx,
     struct dm_error *err)
 {
-	char limit_text[24];
-	const char *p[2] = { since, limit_text };
-	PGresult *res;
-	int i, n, rc = 0;
-
-	if (s->in_txn)
-		return dm_error_set(err, DM_E_INTERNAL, "tree walk listed "
-		    "inside a batch");
-	snprintf(limit_text, sizeof(limit_text), "%zu", limit);
-	res = store_pq_params(s->conn, sql_due, 2, p, err);
-	if (res == NULL)
-		return -1;
-	n = store_pq.PQntuples(res);
-	for (i = 0; i < n && rc == 0; i++)
-		rc = each(ctx, store_pq.PQgetvalue(res, i, 0));
-	store_pq.PQclear(res);
-	return rc;
+	return store_list_due(s, sql_due, since, limit, each, ctx, err);
 }
 
 static int
