@@ -167,25 +167,6 @@ name_ok(const char *name)
 	return 1;
 }
 
-/* "90d" -> seconds; 0 or -1. */
-static int
-parse_expires(const char *text, long long *seconds)
-{
-	char *end;
-	long long n;
-
-	n = strtoll(text, &end, 10);
-	if (end == text || n <= 0 || n > 100000 || end[0] == '\0' ||
-	    end[1] != '\0')
-		return -1;
-	switch (end[0]) {
-	case 'h': *seconds = n * 3600; return 0;
-	case 'd': *seconds = n * 86400; return 0;
-	case 'w': *seconds = n * 7 * 86400; return 0;
-	default: return -1;
-	}
-}
-
 static int
 print_token_row(void *ctx, int ncols, char **v)
 {
@@ -286,7 +267,7 @@ cmd_token(int argc, char **argv)
 			    one);
 			ndomains++;
 		} else if (c == 'e') {
-			if (parse_expires(optarg, &expires) != 0) {
+			if (cmd_parse_span(optarg, &expires) != 0 || expires <= 0) {
 				fprintf(stderr, "dmarcd token: --expires '%s': "
 				    "not like 12h, 90d or 4w\n", optarg);
 				return EX_USAGE;

@@ -759,6 +759,9 @@ cmd_fetch(int argc, char **argv)
 		    "stored is committed, the rest is fetched next time\n");
 		status = cmd_worse(status, EX_TEMPFAIL);
 	}
+	if (!run.stopped && !stop_requested && db_err.code == DM_E_NONE)
+		status = cmd_worse(status, cmd_compact("fetch", s,
+		    STORE_COMPACT_AGE, CMD_COMPACT_MS));
 	ingest_sums_of(&run, &sums);
 	sums.status = cmd_worse(sums.status, status);
 	ingest_print_totals("fetch", &sums, quiet, ingest_now() - run.t0);
@@ -825,6 +828,7 @@ struct daemon {
 	int spool;
 	struct rdns_bg *rdns;	/* dmarcd resolve's work, in a thread */
 	int rdns_again;		/* more was stored meanwhile */
+	double compact_next;	/* compact the rollup at (compact()) */
 };
 
 /* rdns_kick - after a pass that stored something: resolve the sources
@@ -950,6 +954,39 @@ watch_alerts(struct daemon *d)
  * One pass over a watch's mailbox: 0, or -1 when it must be tried again
  * (the watch is down, or PostgreSQL is: then at w->next).
  */
+/*
+ * compact - every COMPACT_EVERY seconds, the daily rollup rows appended an
+ * hour ago or more, merged (store_compact()); at most COMPACT_MS a time,
+ * so that the mailboxes are not kept waiting: what is left waits for the
+ * next. A failure is logged; the data is stored and counted either way.
+ */
+#define COMPACT_EVERY	300
+#define COMPACT_MS	20000
+
+static void
+compact(struct daemon *d)
+{
+	struct store_compact_tally t;
+	struct dm_error err;
+	char pairs[24], merged[24];
+
+	d->compact_next = ingest_now() + COMPACT_EVERY;
+	if (store_up(d) != 0)
+		return;
+	dm_error_clear(&err);
+	if (store_compact(d->store, STORE_COMPACT_AGE, COMPACT_MS, &t,
+	    &err) != 0) {
+		logkv(LOG_WARNING, "compact_failed", "error", err.msg, KV_END);
+		return;
+	}
+	if (t.pairs == 0)
+		return;
+	snprintf(pairs, sizeof(pairs), "%" PRIu64, t.pairs);
+	snprintf(merged, sizeof(merged), "%" PRIu64, t.deleted);
+	logkv(LOG_INFO, "compacted", "days", pairs, "rows_merged", merged,
+	    "more", t.more ? "yes" : "no", KV_END);
+}
+
 static int
 watch_fetch(struct daemon *d, struct watch *w)
 {
@@ -1134,6 +1171,12 @@ daemon_step(struct daemon *d)
 	int r, ready = 0;
 
 	rdns_reap(d);
+	if (now >= d->compact_next) {
+		compact(d);
+		now = ingest_now();
+	}
+	if (d->compact_next - now < wait)
+		wait = d->compact_next - now;
 	for (i = 0; i < d->nw && !stop_requested; i++) {
 		struct watch *w = &d->w[i];
 

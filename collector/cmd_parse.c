@@ -53,6 +53,27 @@ struct parse_run {
 };
 
 int
+cmd_parse_span(const char *text, long long *seconds)
+{
+	char *end;
+	long long n;
+
+	if (text[0] < '0' || text[0] > '9')
+		return -1;
+	errno = 0;
+	n = strtoll(text, &end, 10);
+	if (errno != 0 || n > 100000 || end[0] == '\0' || end[1] != '\0')
+		return -1;
+	switch (end[0]) {
+	case 'm': *seconds = n * 60; return 0;
+	case 'h': *seconds = n * 3600; return 0;
+	case 'd': *seconds = n * 86400; return 0;
+	case 'w': *seconds = n * 7 * 86400; return 0;
+	default: return -1;
+	}
+}
+
+int
 cmd_parse_size(const char *text, unsigned long long *value_r)
 {
 	unsigned long long value, mult = 1;

@@ -93,6 +93,21 @@ cmd_close_store(const char *cmd, struct store *s, struct dm_config *cfg,
 	return cmd_exit_for(err);
 }
 
+int
+cmd_compact(const char *cmd, struct store *s, unsigned age_s,
+    unsigned deadline_ms)
+{
+	struct dm_error err;
+
+	dm_error_clear(&err);
+	if (store_compact(s, age_s, deadline_ms, NULL, &err) == 0)
+		return 0;
+	fprintf(stderr, "dmarcd %s: compacting the daily rollup: %s (what "
+	    "was stored is stored and counted; it is compacted next time)\n",
+	    cmd, err.msg);
+	return cmd_exit_for(&err);
+}
+
 /* ---- migrate ---- */
 
 const char cmd_migrate_usage[] =
@@ -597,6 +612,11 @@ ingest_paths(const struct cmd_db_opts *o, struct inputs_options *iopt,
 		fprintf(stderr, "dmarcd ingest: %s\n", run.fatal.msg);
 		run.status = cmd_worse(run.status, cmd_exit_for(&run.fatal));
 	}
+	/* What earlier runs appended, compacted after the last commit
+	 * (sql/0014_rollup_append.sql); jobs share it out. */
+	if (!run.stopped)
+		run.status = cmd_worse(run.status, cmd_compact("ingest", s,
+		    STORE_COMPACT_AGE, CMD_COMPACT_MS));
 	ingest_sums_of(&run, &sums);
 	if (sums_fd < 0)
 		ingest_print_totals("ingest", &sums, run.quiet, ingest_now() - run.t0);
@@ -812,6 +832,80 @@ cmd_ingest(int argc, char **argv)
 	}
 	return ingest_paths(&o, &iopt, argv + optind, (size_t)(argc - optind),
 	    quiet, progress_opt >= 0 ? progress_opt : isatty(2), -1);
+}
+
+/* ---- compact ---- */
+
+const char cmd_compact_usage[] =
+    "usage: dmarcd compact [--older-than N(m|h|d|w)] [--quiet] [--db CONNINFO]\n"
+    "                      [--config FILE]\n"
+    "\n"
+    "Merge the daily rollup's rows. Ingest appends each report's rows to\n"
+    "dmarcd.rollup_daily and marks its days; compacting makes the rows of\n"
+    "one key (domain, day, source and verdicts) one row again and drops\n"
+    "those that add up to 0. The numbers are the same before and after:\n"
+    "it only makes the rollup smaller, and the analytics faster. dmarcd\n"
+    "ingest and fetch compact at their end, and dmarcd run every few\n"
+    "minutes, the days marked an hour ago or more; this compacts them all\n"
+    "(or those marked --older-than ago), each (domain, day) pair once.\n";
+
+int
+cmd_compact_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "older-than", required_argument, NULL, 'o' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "db", required_argument, NULL, 'D' },
+		{ "config", required_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct cmd_db_opts o = { NULL, NULL };
+	struct store_compact_tally t;
+	struct dm_config cfg;
+	struct store *s;
+	struct dm_error err;
+	long long age = 0;
+	int c, rc, quiet = 0;
+	double t0;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
+		if (c == 'o') {
+			if (cmd_parse_span(optarg, &age) != 0 ||
+			    age > 366LL * 86400) {
+				fprintf(stderr, "dmarcd compact: --older-than "
+				    "'%s': minutes, hours, days or weeks (30m, "
+				    "1h, 2d, 1w), at most a year\n", optarg);
+				return EX_USAGE;
+			}
+		} else if (c == 'q')
+			quiet = 1;
+		else if (c == 'h') {
+			fputs(cmd_compact_usage, stdout);
+			return 0;
+		} else if (cmd_db_option(c, optarg, &o) != 0) {
+			fputs(cmd_compact_usage, stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fputs(cmd_compact_usage, stderr);
+		return EX_USAGE;
+	}
+	if ((rc = cmd_open_store("compact", &o, &cfg, &s)) != 0)
+		return rc;
+	dm_error_clear(&err);
+	t0 = ingest_now();
+	if (store_check_schema(s, &err) != 0 ||
+	    store_compact(s, (unsigned)age, 0, &t, &err) != 0)
+		return cmd_close_store("compact", s, &cfg, &err);
+	if (!quiet)
+		printf("dmarcd compact: %" PRIu64 " day%s of a domain, %"
+		    PRIu64 " rows merged into %" PRIu64 " in %.2f s\n",
+		    t.pairs, t.pairs == 1 ? "" : "s", t.deleted, t.inserted,
+		    ingest_now() - t0);
+	return cmd_close_store("", s, &cfg, NULL);
 }
 
 /* ---- stats ---- */
@@ -1238,7 +1332,8 @@ domain_row(void *ctx, int ncols, char **v)
 	    "nullif(sum(messages), 0), 1), round(100.0 * coalesce(sum(messages) "
 	    "FILTER (WHERE auth & 2 <> 0), 0) / nullif(sum(messages), 0), 1) "
 	    "FROM dmarcd.rollup_daily, w WHERE domain = $1 AND day > "
-	    "w.last - $2::int GROUP BY source_ip ORDER BY 2 DESC LIMIT 5", 2,
+	    "w.last - $2::int GROUP BY source_ip HAVING sum(messages) <> 0 "
+	    "ORDER BY 2 DESC LIMIT 5", 2,
 	    p, source_row, NULL, sc->err) != 0) {
 		sc->failed = 1;
 		return -1;

@@ -24,7 +24,9 @@ int cmd_rejected(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 int cmd_sources(int argc, char **argv);
 int cmd_readiness(int argc, char **argv);
+int cmd_compact_main(int argc, char **argv);
 extern const char cmd_migrate_usage[], cmd_ingest_usage[], cmd_stats_usage[],
+    cmd_compact_usage[],
     cmd_rejected_usage[], cmd_summary_usage[],
     cmd_sources_usage[], cmd_readiness_usage[];
 
@@ -45,6 +47,9 @@ extern const char cmd_alerts_usage[];
 /* cmd_worse - the exit status that matters more of two. */
 int cmd_worse(int a, int b);
 
+/* cmd_parse_span - "90d" (N and m, h, d or w; N at most 100000) ->
+ * seconds; -1 if not a span of time. */
+int cmd_parse_span(const char *text, long long *seconds);
 /* cmd_parse_size - "64M" -> bytes; -1 if not a size. */
 int cmd_parse_size(const char *text, unsigned long long *value_r);
 
@@ -67,6 +72,15 @@ int cmd_exit_for(const struct dm_error *err);
  * (the message printed as "dmarcd CMD: ..."). */
 int cmd_open_store(const char *cmd, const struct cmd_db_opts *o,
     struct dm_config *cfg, struct store **s);
+/*
+ * cmd_compact - compact the daily rollup rows appended to days marked
+ * age_s ago or more (store_compact(), for at most deadline_ms when > 0);
+ * 0, or the exit status of the error it printed (what was stored stays
+ * stored and counted). ingest and fetch call it at their end.
+ */
+#define CMD_COMPACT_MS	30000
+int cmd_compact(const char *cmd, struct store *s, unsigned age_s,
+    unsigned deadline_ms);
 /* cmd_close_store - free both; with err, print it: its exit status. */
 int cmd_close_store(const char *cmd, struct store *s, struct dm_config *cfg,
     const struct dm_error *err);

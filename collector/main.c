@@ -36,6 +36,8 @@ static const struct cmd commands[] = {
 	    cmd_serve_usage, cmd_serve },
 	{ "token", "add, list or revoke the HTTP API's tokens",
 	    cmd_token_usage, cmd_token },
+	{ "compact", "merge the daily rollup's appended rows (cron, or run)",
+	    cmd_compact_usage, cmd_compact_main },
 	{ "stats", "totals of what is stored, per domain",
 	    cmd_stats_usage, cmd_stats },
 	{ "summary", "a domain's mail: DMARC pass, classes, reporters",

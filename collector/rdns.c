@@ -1476,7 +1476,11 @@ rdns_treewalk(struct store *s, const struct dm_config *cfg,
 		struct dm_error rerr;
 
 		dm_error_clear(&rerr);
-		if (store_treewalk_realign(s, &rt, &rerr) != 0) {
+		/* A realigned report's rollup rows are taken away and
+		 * appended again; what is due is compacted here too. */
+		if (store_treewalk_realign(s, &rt, &rerr) != 0 ||
+		    store_compact(s, STORE_COMPACT_AGE, 20000, NULL,
+		    &rerr) != 0) {
 			*err = rerr;
 			rc = -1;
 		} else {

@@ -12,7 +12,8 @@ SQL_MIGRATIONS = \
 	sql/0010_api_raw.sql \
 	sql/0011_alerts.sql \
 	sql/0012_treewalk.sql \
-	sql/0013_notify.sql
+	sql/0013_notify.sql \
+	sql/0014_rollup_append.sql
 EXTRA_DIST += $(SQL_MIGRATIONS) sql/embed.sh
 BUILT_SOURCES += sql/migrations.c
 CLEANFILES += sql/migrations.c

@@ -277,8 +277,8 @@ fail:
 
 /* ---- COPY ---- */
 
-static int
-copy_start(struct store *s, const char *sql, struct dm_error *err)
+int
+store_copy_start(struct store *s, const char *sql, struct dm_error *err)
 {
 	PGresult *res = store_pq.PQexec(s->conn, sql);
 
@@ -288,8 +288,8 @@ copy_start(struct store *s, const char *sql, struct dm_error *err)
 	return 0;
 }
 
-static int
-copy_put(struct store *s, const char *data, size_t len, struct dm_error *err)
+int
+store_copy_put(struct store *s, const char *data, size_t len, struct dm_error *err)
 {
 	while (len > 0) {
 		int n = len > (1U << 30) ? 1 << 30 : (int)len;
@@ -303,8 +303,8 @@ copy_put(struct store *s, const char *data, size_t len, struct dm_error *err)
 }
 
 /* copy_end - finish a COPY; with why, abort it instead. */
-static int
-copy_end(struct store *s, const char *why, struct dm_error *err)
+int
+store_copy_end(struct store *s, const char *why, struct dm_error *err)
 {
 	PGresult *res;
 	int rc = 0;
@@ -333,28 +333,28 @@ copy_spool(struct store *s, struct store_spool *sp, const char *sql,
 
 	if (sp->lines == 0)
 		return 0;
-	if (copy_start(s, sql, err) != 0)
+	if (store_copy_start(s, sql, err) != 0)
 		return -1;
 	if (sp->file != NULL && fflush(sp->file) != 0) {
-		copy_end(s, "temporary file unwritable", err);
+		store_copy_end(s, "temporary file unwritable", err);
 		return dm_error_set(err, DM_E_IO, "cannot write a temporary "
 		    "file: %s", strerror(errno));
 	}
 	if (sp->file == NULL) {
-		if (copy_put(s, sp->mem.data, sp->mem.len, err) != 0)
+		if (store_copy_put(s, sp->mem.data, sp->mem.len, err) != 0)
 			return -1;
 	} else {
 		rewind(sp->file);
 		while ((n = fread(buf, 1, sizeof(buf), sp->file)) > 0)
-			if (copy_put(s, buf, n, err) != 0)
+			if (store_copy_put(s, buf, n, err) != 0)
 				return -1;
 		if (ferror(sp->file)) {
-			copy_end(s, "temporary file unreadable", err);
+			store_copy_end(s, "temporary file unreadable", err);
 			return dm_error_set(err, DM_E_IO, "cannot read a "
 			    "temporary file back");
 		}
 	}
-	return copy_end(s, NULL, err);
+	return store_copy_end(s, NULL, err);
 }
 
 /* ---- small helpers ---- */
@@ -470,9 +470,9 @@ raw_row(struct store *s, const char *domain, const unsigned char sha[32],
 	n += 4;
 	be32(head + n, (uint32_t)len);
 	n += 4;
-	if (copy_put(s, (const char *)head, n, err) != 0)
+	if (store_copy_put(s, (const char *)head, n, err) != 0)
 		return -1;
-	return copy_put(s, (const char *)data, len, err);
+	return store_copy_put(s, (const char *)data, len, err);
 }
 
 /*
@@ -675,10 +675,10 @@ store_raw(struct store *s, const char *domain, struct dm_error *err)
 			dm_error_set(err, DM_E_NOMEM, "out of memory");
 			goto out;
 		}
-		if (copy_start(s, "COPY dmarcd.raw_chunks (domain, sha256, seq, "
+		if (store_copy_start(s, "COPY dmarcd.raw_chunks (domain, sha256, seq, "
 		    "data) FROM STDIN (FORMAT binary)", err) != 0)
 			goto out;
-		if (copy_put(s, (const char *)copy_head, sizeof(copy_head),
+		if (store_copy_put(s, (const char *)copy_head, sizeof(copy_head),
 		    err) != 0)
 			goto out;
 		if (!raw->compressed) {
@@ -687,7 +687,7 @@ store_raw(struct store *s, const char *domain, struct dm_error *err)
 			    Z_DEFAULT_STRATEGY) != Z_OK) {
 				dm_error_set(err, DM_E_NOMEM, "zlib: cannot "
 				    "start compressing");
-				copy_end(s, "zlib", err);
+				store_copy_end(s, "zlib", err);
 				goto out;
 			}
 			zinit = 1;
@@ -697,7 +697,7 @@ store_raw(struct store *s, const char *domain, struct dm_error *err)
 		for (;;) {
 			n = raw->read(raw->ctx, pos, in, RAW_CHUNK, err);
 			if (n < 0) {
-				copy_end(s, "raw input unreadable", NULL);
+				store_copy_end(s, "raw input unreadable", NULL);
 				goto out;
 			}
 			pos += (uint64_t)n;
@@ -736,8 +736,8 @@ store_raw(struct store *s, const char *domain, struct dm_error *err)
 			if (n == 0)
 				break;
 		}
-		if (copy_put(s, "\377\377", 2, err) != 0 ||
-		    copy_end(s, NULL, err) != 0)
+		if (store_copy_put(s, "\377\377", 2, err) != 0 ||
+		    store_copy_end(s, NULL, err) != 0)
 			goto out;
 		snprintf(stored, sizeof(stored), "%" PRIu64, total_out);
 		p[2] = stored;
@@ -974,6 +974,7 @@ batch_key(struct store *s, struct dm_error *err)
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
 	snprintf(k->id, sizeof(k->id), "%s", s->rep_id);
 	snprintf(k->begin, sizeof(k->begin), "%s", s->begin_ts);
+	snprintf(k->end, sizeof(k->end), "%s", s->end_ts);
 	k->superseded = 0;
 	k->rolled = s->rep_rolled;
 	s->b_key_count++;
@@ -1051,87 +1052,146 @@ reset_batch(struct store *s)
 }
 
 /*
- * The rollup rows of the batch's small reports are merged here: copied to
- * a temporary table, then added up and upserted in one statement.
+ * The rollup rows of the batch's small reports go straight into
+ * dmarcd.rollup_daily by COPY (appended: sql/0014_rollup_append.sql), and
+ * the (domain, day) pairs of those reports are marked for compaction.
  */
-#define ROLL_TABLE "CREATE TEMP TABLE IF NOT EXISTS dmarcd_rollup_in2 " \
-	"(domain text, day date, source_ip inet, header_from text, " \
-	"dkim_aligned boolean, spf_aligned boolean, disposition text, " \
-	"auth smallint, dkim_domain text, spf_domain text, override text, " \
-	"messages numeric) ON COMMIT DELETE ROWS"
-#define COPY_ROLL "COPY pg_temp.dmarcd_rollup_in2 FROM STDIN"
-#define ROLL_MERGE "INSERT INTO dmarcd.rollup_daily AS t (domain, day, " \
-	"source_ip, header_from, dkim_aligned, spf_aligned, disposition, " \
-	"auth, dkim_domain, spf_domain, override, messages) SELECT domain, " \
-	"day, source_ip, coalesce(lower(header_from), ''), dkim_aligned, " \
-	"spf_aligned, disposition, auth, dkim_domain, spf_domain, override, " \
-	"sum(messages) FROM pg_temp.dmarcd_rollup_in2 " \
-	"GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 " \
-	"HAVING sum(messages) <> 0 " \
-	"ON CONFLICT ON CONSTRAINT rollup_daily_key " \
-	"DO UPDATE SET messages = t.messages + excluded.messages"
+#define COPY_ROLL "COPY dmarcd.rollup_daily (domain, day, source_ip, " \
+	"header_from, dkim_aligned, spf_aligned, disposition, auth, " \
+	"dkim_domain, spf_domain, override, messages) FROM STDIN"
+
+/*
+ * The batch's keys that want() picks, as array literals for parameters:
+ * their domains, ids, begins and ends.
+ */
+struct key_arrays {
+	struct dm_buf dom, ids, begins, ends;
+	size_t n;
+};
+
+static void
+key_arrays_free(struct key_arrays *a)
+{
+	dm_buf_free(&a->dom);
+	dm_buf_free(&a->ids);
+	dm_buf_free(&a->begins);
+	dm_buf_free(&a->ends);
+}
+
+static int
+key_arrays(struct store *s, int (*want)(const struct store_batch_key *,
+    int), int arg, struct key_arrays *a, struct dm_error *err)
+{
+	const char **doms;
+	size_t i;
+	int rc = 0;
+
+	a->n = 0;
+	dm_buf_init(&a->dom, 64 << 20);
+	dm_buf_init(&a->ids, 64 << 20);
+	dm_buf_init(&a->begins, 64 << 20);
+	dm_buf_init(&a->ends, 64 << 20);
+	doms = malloc((s->b_key_count + 1) * sizeof(*doms));
+	if (doms == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	rc |= dm_buf_append(&a->ids, "{", 1);
+	rc |= dm_buf_append(&a->begins, "{", 1);
+	rc |= dm_buf_append(&a->ends, "{", 1);
+	for (i = 0; i < s->b_key_count && rc == 0; i++) {
+		const struct store_batch_key *k = &s->b_keys[i];
+		const char *sep = a->n ? "," : "";
+
+		if (!want(k, arg))
+			continue;
+		rc |= dm_buf_printf(&a->ids, "%s%s", sep, k->id);
+		rc |= dm_buf_printf(&a->begins, "%s\"%s\"", sep, k->begin);
+		rc |= dm_buf_printf(&a->ends, "%s\"%s\"", sep, k->end);
+		doms[a->n++] = k->domain;
+	}
+	rc |= pg_array(&a->dom, doms, a->n);
+	rc |= dm_buf_append(&a->ids, "}", 1);
+	rc |= dm_buf_append(&a->begins, "}", 1);
+	rc |= dm_buf_append(&a->ends, "}", 1);
+	free(doms);
+	return rc != 0 ? dm_error_set(err, DM_E_NOMEM, "out of memory") : 0;
+}
+
+static int
+want_rolled(const struct store_batch_key *k, int unused)
+{
+	(void)unused;
+	return k->rolled;
+}
+
+/* mark_rolled - the days of the batch's reports whose rows are in b_roll,
+ * in dmarcd.rollup_dirty. */
+static int
+mark_rolled(struct store *s, struct dm_error *err)
+{
+	struct key_arrays a;
+	const char *p[3];
+	PGresult *res;
+	int rc = -1;
+
+	if (key_arrays(s, want_rolled, 0, &a, err) != 0)
+		goto out;
+	rc = 0;
+	if (a.n == 0)
+		goto out;
+	p[0] = dm_buf_cstr(&a.dom);
+	p[1] = dm_buf_cstr(&a.begins);
+	p[2] = dm_buf_cstr(&a.ends);
+	res = store_pq_params(s->conn, "INSERT INTO dmarcd.rollup_dirty "
+	    "(domain, day) SELECT DISTINCT k.d, x.day FROM unnest($1::text[], "
+	    "$2::timestamptz[], $3::timestamptz[]) AS k(d, b, e) CROSS JOIN "
+	    "LATERAL dmarcd.report_days(k.b, k.e) x", 3, p, err);
+	if (res == NULL)
+		rc = -1;
+	else
+		store_pq.PQclear(res);
+out:
+	key_arrays_free(&a);
+	return rc;
+}
+
+/* With sign 1, the keys whose rows are not in b_roll; with -1 those merged
+ * from it that a later revision in the batch replaced. */
+static int
+want_rollup_add(const struct store_batch_key *k, int sign)
+{
+	return sign > 0 ? !k->superseded && !k->rolled :
+	    k->superseded && k->rolled;
+}
 
 /*
  * keys_rollup_add - dmarcd.rollup_add() over the batch's keys that need
- * it: with sign 1 those whose rows are not in b_roll (read back from
- * their records), with -1 those merged from b_roll that a later revision
- * in the batch replaced.
+ * it (want_rollup_add()): with sign 1 read back from their records.
  */
 static int
 keys_rollup_add(struct store *s, int sign, struct dm_error *err)
 {
-	struct dm_buf dom, ids, begins;
-	const char **doms = NULL;
+	struct key_arrays a;
 	const char *p[4];
 	PGresult *res;
-	size_t i, n = 0;
 	int rc = -1;
 
-	dm_buf_init(&dom, 64 << 20);
-	dm_buf_init(&ids, 64 << 20);
-	dm_buf_init(&begins, 64 << 20);
-	doms = malloc((s->b_key_count + 1) * sizeof(*doms));
-	if (doms == NULL || dm_buf_append(&ids, "{", 1) != 0 ||
-	    dm_buf_append(&begins, "{", 1) != 0)
-		goto nomem;
-	for (i = 0; i < s->b_key_count; i++) {
-		const struct store_batch_key *k = &s->b_keys[i];
-
-		if (sign > 0 ? k->superseded || k->rolled :
-		    !k->superseded || !k->rolled)
-			continue;
-		if (dm_buf_printf(&ids, "%s%s", n ? "," : "", k->id) != 0 ||
-		    dm_buf_printf(&begins, "%s\"%s\"", n ? "," : "",
-		    k->begin) != 0)
-			goto nomem;
-		doms[n++] = k->domain;
-	}
-	if (n == 0) {
-		rc = 0;
+	if (key_arrays(s, want_rollup_add, sign, &a, err) != 0)
 		goto out;
-	}
-	if (pg_array(&dom, doms, n) != 0 ||
-	    dm_buf_append(&ids, "}", 1) != 0 ||
-	    dm_buf_append(&begins, "}", 1) != 0)
-		goto nomem;
-	p[0] = dm_buf_cstr(&dom);
-	p[1] = dm_buf_cstr(&ids);
-	p[2] = dm_buf_cstr(&begins);
+	rc = 0;
+	if (a.n == 0)
+		goto out;
+	p[0] = dm_buf_cstr(&a.dom);
+	p[1] = dm_buf_cstr(&a.ids);
+	p[2] = dm_buf_cstr(&a.begins);
 	p[3] = sign > 0 ? "1" : "-1";
 	res = store_pq_params(s->conn, "SELECT dmarcd.rollup_add($1::text[], "
 	    "$2::bigint[], $3::timestamptz[], $4::integer)", 4, p, err);
 	if (res == NULL)
-		goto out;
-	store_pq.PQclear(res);
-	rc = 0;
-	goto out;
-nomem:
-	dm_error_set(err, DM_E_NOMEM, "out of memory");
+		rc = -1;
+	else
+		store_pq.PQclear(res);
 out:
-	free(doms);
-	dm_buf_free(&dom);
-	dm_buf_free(&ids);
-	dm_buf_free(&begins);
+	key_arrays_free(&a);
 	return rc;
 }
 
@@ -1148,9 +1208,8 @@ flush_batch(struct store *s, struct dm_error *err)
 	    copy_spool(s, &s->b_spf, COPY_SPF, err) != 0)
 		return -1;
 	if (s->b_roll.lines > 0 &&
-	    (store_pq_exec(s->conn, ROLL_TABLE, err) != 0 ||
-	    copy_spool(s, &s->b_roll, COPY_ROLL, err) != 0 ||
-	    store_pq_exec(s->conn, ROLL_MERGE, err) != 0))
+	    (copy_spool(s, &s->b_roll, COPY_ROLL, err) != 0 ||
+	    mark_rolled(s, err) != 0))
 		return -1;
 	if (s->no_rollup)
 		return 0;
@@ -1464,7 +1523,7 @@ report_begin(struct store *s, const struct dm_report *r,
 	dm_buf_reset(&s->copy);
 	store_rollup_begin(s->rollup, r->begin, r->end);
 	s->rollup_sql = 0;
-	if (copy_start(s, COPY_RECORDS, &s->cb_err) != 0) {
+	if (store_copy_start(s, COPY_RECORDS, &s->cb_err) != 0) {
 		s->cb_failed = 1;
 		return cb_fail(s, err);
 	}
@@ -1581,7 +1640,7 @@ on_record(void *ctx, const struct dm_report *r, const struct dm_record *rec,
 			return -1;
 	}
 	if (!defer && b->len >= COPY_FLUSH) {
-		if (copy_put(s, b->data, b->len, err) != 0) {
+		if (store_copy_put(s, b->data, b->len, err) != 0) {
 			s->rep_state = REP_SKIP;
 			return -1;
 		}
@@ -1717,8 +1776,8 @@ finish_report(struct store *s, const struct dm_report *r, int state,
 	int rc = -1, direct = state == REP_COPY;
 
 	if (direct) {
-		if (copy_put(s, s->copy.data, s->copy.len, err) != 0 ||
-		    copy_end(s, NULL, err) != 0)
+		if (store_copy_put(s, s->copy.data, s->copy.len, err) != 0 ||
+		    store_copy_end(s, NULL, err) != 0)
 			return -1;
 		dm_buf_reset(&s->copy);
 		s->rep_state = REP_NONE;
@@ -2073,7 +2132,7 @@ late_row(struct store *s, int which, const char *line, size_t len,
 		if (dm_buf_append(&s->copy, b->data, b->len) != 0)
 			return dm_error_set(err, DM_E_NOMEM, "out of memory");
 		if (s->copy.len >= COPY_FLUSH) {
-			if (copy_put(s, s->copy.data, s->copy.len, err) != 0)
+			if (store_copy_put(s, s->copy.data, s->copy.len, err) != 0)
 				return -1;
 			dm_buf_reset(&s->copy);
 		}
@@ -2129,7 +2188,7 @@ on_report_end(void *ctx, const struct dm_report *r, struct dm_error *err)
 	if (r->status == DM_STATUS_REJECTED || state == REP_SKIP ||
 	    state == REP_NONE) {
 		if (state == REP_COPY) {
-			if (copy_end(s, "the report was rejected", err) != 0 &&
+			if (store_copy_end(s, "the report was rejected", err) != 0 &&
 			    store_pq.PQstatus(s->conn) != CONNECTION_OK)
 				return -1;
 			if (exec(s, "ROLLBACK TO SAVEPOINT report") != 0)
@@ -2548,7 +2607,7 @@ store_input_end(struct store *s, const struct dm_error *parse_err,
 	}
 	if (s->rep_state == REP_COPY) {
 		/* The parser stopped inside a report without ending it. */
-		copy_end(s, "the parse stopped", &s->cb_err);
+		store_copy_end(s, "the parse stopped", &s->cb_err);
 		s->rep_state = REP_NONE;
 		if (exec(s, "ROLLBACK TO SAVEPOINT report") != 0)
 			goto fail;

@@ -6,9 +6,16 @@
  * much as copying them. Here the records are added up as they pass, by
  * the same rule (dmarcd.report_days(): a count n goes to a UTC day as
  * floor(n * hi / total) - floor(n * lo / total)), into a table of bounded
- * size; what does not fit goes to a temporary file. At the report's end
- * the sums go in with one upsert per slice, lower-casing header_from and
- * merging equal keys on the server, exactly as rollup_add() does.
+ * size. When it is full its entries go to SPILL_PARTS temporary files by
+ * their hash (grace hash aggregation): at the report's end each file is
+ * read back into the table, which adds its equal keys up, so that a key
+ * comes out once however many times the table filled (unless one file's
+ * keys alone overflow the table: then some key comes out more than once,
+ * and compaction merges it). The sums are COPY'd into dmarcd.rollup_daily
+ * with header_from folded (fold()), as rollup_add() has it, and the
+ * report's days are marked for compaction (sql/0014_rollup_append.sql:
+ * the rollup is appended to at ingest, not upserted, an upsert costing
+ * twice an insert; store_compact()).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -24,7 +31,8 @@
 #define ROLLUP_SLOTS	32768	/* hash slots (power of two) */
 #define ROLLUP_KEYS	16384	/* entries held before spilling */
 #define ROLLUP_TEXT	(1024 * 1024)	/* their strings */
-#define ROLLUP_SLICE	4000	/* rows per upsert */
+#define SPILL_PARTS	16	/* temporary files, by hash */
+#define ROLLUP_COPY	(256 * 1024)	/* COPY bytes per PQputCopyData */
 #define DAY		86400
 
 struct rollup_entry {
@@ -48,9 +56,29 @@ struct store_rollup {
 	size_t count;
 	int *slots;			/* entry index + 1; 0: free */
 	struct dm_arena text;
-	FILE *spill;			/* entries that did not fit */
+	FILE *spill[SPILL_PARTS];	/* entries that did not fit */
+	int spilled;
 	int failed;
+	char hf[DM_MAX_TEXT + 1];	/* header_from, folded (fold()) */
 };
+
+/*
+ * fold - header_from as the rollup keeps it: lower case in ASCII only,
+ * "" for none (as rollup_add() does, sql/0014_rollup_append.sql).
+ */
+static const char *
+fold(struct store_rollup *r, const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return "";
+	for (i = 0; s[i] != '\0' && i < sizeof(r->hf) - 1; i++)
+		r->hf[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') :
+		    s[i];
+	r->hf[i] = '\0';
+	return r->hf;
+}
 
 /* v in decimal into buf[48]; returns where the digits start. */
 static const char *
@@ -99,13 +127,25 @@ store_rollup_new(void)
 	return r;
 }
 
+static void
+spill_close(struct store_rollup *r)
+{
+	int i;
+
+	for (i = 0; i < SPILL_PARTS; i++)
+		if (r->spill[i] != NULL) {
+			fclose(r->spill[i]);
+			r->spill[i] = NULL;
+		}
+	r->spilled = 0;
+}
+
 void
 store_rollup_free(struct store_rollup *r)
 {
 	if (r == NULL)
 		return;
-	if (r->spill != NULL)
-		fclose(r->spill);
+	spill_close(r);
 	dm_arena_free(&r->text);
 	free(r->entries);
 	free(r->slots);
@@ -125,10 +165,7 @@ void
 store_rollup_begin(struct store_rollup *r, int64_t begin, int64_t end)
 {
 	clear(r);
-	if (r->spill != NULL) {
-		fclose(r->spill);
-		r->spill = NULL;
-	}
+	spill_close(r);
 	r->failed = 0;
 	store_rollup_days(r, begin, end);
 }
@@ -169,16 +206,17 @@ day_part(const struct store_rollup *r, int i, uint64_t count)
 /*
  * store_rollup_lines - a record's rollup rows as COPY text lines appended
  * to out, one per day it counts on (the days of store_rollup_days):
- * domain, day, source_ip, header_from (as given: lower-cased on the
- * server, like rollup_add()), dkim and spf aligned, disposition,
- * auth, dkim_domain, spf_domain, override, messages. For small reports, whose rows are merged at the batch's end
- * (ingest.c, flush_batch).
+ * domain, day, source_ip, header_from (folded), dkim and spf aligned,
+ * disposition, auth, dkim_domain, spf_domain, override, messages: the
+ * columns of dmarcd.rollup_daily, COPY'd into it at the batch's end
+ * (ingest.c, flush_batch). For small reports.
  */
 int
-store_rollup_lines(const struct store_rollup *r, const char *domain,
+store_rollup_lines(struct store_rollup *r, const char *domain,
     const struct dm_record *rec, const struct dm_alignment *a, struct dm_buf *out)
 {
 	const char *disp = dm_enum_name(DM_ENUM_DISPOSITION, rec->disposition);
+	const char *hf = fold(r, rec->header_from);
 	int i, rc = 0;
 
 	for (i = 0; i < r->ndays; i++) {
@@ -191,7 +229,7 @@ store_rollup_lines(const struct store_rollup *r, const char *domain,
 		rc |= dm_buf_printf(out, "\t%s\t", r->date[i]);
 		rc |= store_copy_escape(out, rec->source_ip);
 		rc |= dm_buf_append(out, "\t", 1);
-		rc |= store_copy_escape(out, rec->header_from);
+		rc |= store_copy_escape(out, hf);
 		rc |= dm_buf_printf(out, "\t%c\t%c\t",
 		    rec->dkim == DM_VERDICT_PASS ? 't' : 'f',
 		    rec->spf == DM_VERDICT_PASS ? 't' : 'f');
@@ -208,31 +246,34 @@ store_rollup_lines(const struct store_rollup *r, const char *domain,
 }
 
 /*
- * The entries to the spill file, each as SPILL_FIELDS NUL-terminated
- * fields: day, ip, header_from (both 'N' for NULL, else 'V' and the text),
- * dkim and spf aligned, disposition, auth, dkim_domain, spf_domain,
- * override, messages.
+ * The entries to the spill files, by the top bits of their hash, each as
+ * SPILL_FIELDS NUL-terminated fields: day, ip ('N' for NULL, else 'V' and
+ * the text), header_from, dkim and spf aligned, disposition, auth,
+ * dkim_domain, spf_domain, override, messages.
  */
+#define SPILL_FIELDS	11
+
 static int
 spill(struct store_rollup *r)
 {
 	size_t i;
 
-	if (r->spill == NULL && (r->spill = tmpfile()) == NULL)
-		return -1;
 	for (i = 0; i < r->count; i++) {
 		const struct rollup_entry *x = &r->entries[i];
+		FILE **f = &r->spill[x->hash >> 28 & (SPILL_PARTS - 1)];
 		char num[48];
 
-		if (fprintf(r->spill, "%d%c%c%s%c%c%s%c%d%c%d%c%s%c%d%c%s%c%s%c"
-		    "%s%c%s%c", x->day, 0, x->ip != NULL ? 'V' : 'N',
-		    x->ip != NULL ? x->ip : "", 0, x->hf != NULL ? 'V' : 'N',
-		    x->hf != NULL ? x->hf : "", 0, x->da, 0, x->sa, 0, x->disp,
-		    0, x->auth, 0, x->dkd, 0, x->spd, 0, x->ovr, 0,
+		if (*f == NULL && (*f = tmpfile()) == NULL)
+			return -1;
+		if (fprintf(*f, "%d%c%c%s%c%s%c%d%c%d%c%s%c%d%c%s%c%s%c%s%c"
+		    "%s%c", x->day, 0, x->ip != NULL ? 'V' : 'N',
+		    x->ip != NULL ? x->ip : "", 0, x->hf, 0, x->da, 0, x->sa,
+		    0, x->disp, 0, x->auth, 0, x->dkd, 0, x->spd, 0, x->ovr, 0,
 		    u128_text(x->n, num), 0) < 0)
 			return -1;
 	}
 	clear(r);
+	r->spilled = 1;
 	return 0;
 }
 
@@ -242,47 +283,45 @@ keep(struct store_rollup *r, const char *s)
 	return s == NULL ? NULL : dm_arena_strndup(&r->text, s, strlen(s));
 }
 
+/*
+ * add - n messages to the key; 1 when the table is full (nothing done),
+ * -1 out of memory. disp and ovr are static names, or "".
+ */
 static int
 add(struct store_rollup *r, int day, const char *ip, const char *hf,
-    int da, int sa, const char *disp, const struct dm_alignment *a,
-    unsigned __int128 n)
+    int da, int sa, const char *disp, int auth, const char *dkd,
+    const char *spd, const char *ovr, unsigned __int128 n)
 {
 	uint32_t h = mix(mix(mix(mix(mix(2166136261U ^ (uint32_t)day, ip), hf),
-	    disp), a->dkim_domain), a->spf_domain) ^
-	    (uint32_t)(da << 1 | sa) ^ (uint32_t)a->bits << 2;
+	    disp), dkd), spd) ^ (uint32_t)(da << 1 | sa) ^ (uint32_t)auth << 2;
 	size_t slot = h & (ROLLUP_SLOTS - 1);
 	struct rollup_entry *x;
 
 	for (; r->slots[slot] != 0; slot = (slot + 1) & (ROLLUP_SLOTS - 1)) {
 		x = &r->entries[r->slots[slot] - 1];
 		if (x->hash == h && x->day == day && x->da == da &&
-		    x->sa == sa && x->disp == disp && same(x->ip, ip) &&
-		    same(x->hf, hf) && x->auth == (int)a->bits &&
-		    x->ovr == a->override &&
-		    strcmp(x->dkd, a->dkim_domain) == 0 &&
-		    strcmp(x->spd, a->spf_domain) == 0) {
+		    x->sa == sa && x->auth == auth && same(x->ip, ip) &&
+		    strcmp(x->hf, hf) == 0 && strcmp(x->disp, disp) == 0 &&
+		    strcmp(x->ovr, ovr) == 0 && strcmp(x->dkd, dkd) == 0 &&
+		    strcmp(x->spd, spd) == 0) {
 			x->n += n;
 			return 0;
 		}
 	}
-	if (r->count == ROLLUP_KEYS ||
-	    r->text.used > ROLLUP_TEXT) {
-		if (spill(r) != 0)
-			return -1;
-		return add(r, day, ip, hf, da, sa, disp, a, n);
-	}
+	if (r->count == ROLLUP_KEYS || r->text.used > ROLLUP_TEXT)
+		return 1;
 	x = &r->entries[r->count];
 	x->hash = h;
 	x->day = day;
 	x->ip = keep(r, ip);
 	x->hf = keep(r, hf);
-	x->dkd = keep(r, a->dkim_domain);
-	x->spd = keep(r, a->spf_domain);
-	if ((ip != NULL && x->ip == NULL) || (hf != NULL && x->hf == NULL) ||
+	x->dkd = keep(r, dkd);
+	x->spd = keep(r, spd);
+	if ((ip != NULL && x->ip == NULL) || x->hf == NULL ||
 	    x->dkd == NULL || x->spd == NULL)
 		return -1;
-	x->auth = (int)a->bits;
-	x->ovr = a->override;
+	x->auth = auth;
+	x->ovr = ovr;
 	x->da = (unsigned char)da;
 	x->sa = (unsigned char)sa;
 	x->disp = disp;
@@ -296,7 +335,8 @@ store_rollup_record(struct store_rollup *r, const struct dm_record *rec,
     const struct dm_alignment *a)
 {
 	const char *disp = dm_enum_name(DM_ENUM_DISPOSITION, rec->disposition);
-	int i;
+	const char *hf = fold(r, rec->header_from);
+	int i, rc;
 
 	if (r->failed)
 		return;
@@ -305,9 +345,14 @@ store_rollup_record(struct store_rollup *r, const struct dm_record *rec,
 
 		if (part == 0)
 			continue;
-		if (add(r, i, rec->source_ip, rec->header_from,
-		    rec->dkim == DM_VERDICT_PASS, rec->spf == DM_VERDICT_PASS,
-		    disp != NULL ? disp : "", a, part) != 0) {
+		do {
+			rc = add(r, i, rec->source_ip, hf,
+			    rec->dkim == DM_VERDICT_PASS,
+			    rec->spf == DM_VERDICT_PASS,
+			    disp != NULL ? disp : "", (int)a->bits,
+			    a->dkim_domain, a->spf_domain, a->override, part);
+		} while (rc == 1 && spill(r) == 0);
+		if (rc != 0) {
 			r->failed = 1;
 			return;
 		}
@@ -316,94 +361,165 @@ store_rollup_record(struct store_rollup *r, const struct dm_record *rec,
 
 /* ---- to the server ---- */
 
-#define SLICE_COLS	11	/* and SPILL_FIELDS */
-
-struct slice {
-	struct dm_buf day, ip, hf, da, sa, disp, auth, dkd, spd, ovr, n;
-	size_t rows;
-};
-
-static int
-elem(struct dm_buf *b, const char *s, size_t rows)
+/* The static name of type spelled text (a spill file's field), or "". */
+static const char *
+static_name(enum dm_enum_type type, const char *text)
 {
-	int rc = dm_buf_append(b, rows ? "," : "{", 1);
+	const char *n;
+	int v;
 
-	if (s == NULL)
-		return rc | dm_buf_append(b, "NULL", 4);
-	rc |= dm_buf_append(b, "\"", 1);
-	for (; *s != '\0'; s++) {
-		if (*s == '"' || *s == '\\')
-			rc |= dm_buf_append(b, "\\", 1);
-		rc |= dm_buf_append(b, s, 1);
-	}
-	return rc | dm_buf_append(b, "\"", 1);
+	for (v = 1; (n = dm_enum_name(type, v)) != NULL; v++)
+		if (strcmp(n, text) == 0)
+			return n;
+	return "";
 }
 
+/* The table's entries as COPY lines for dmarcd.rollup_daily, sent when
+ * ROLLUP_COPY bytes are waiting (and all of them with all set). */
 static int
-send_slice(struct store *s, struct slice *x, const char *domain,
-    struct dm_error *err)
+put_entries(struct store *s, struct store_rollup *r, const char *domain,
+    struct dm_buf *b, int all, struct dm_error *err)
 {
-	struct dm_buf *all[] = { &x->day, &x->ip, &x->hf, &x->da, &x->sa,
-	    &x->disp, &x->auth, &x->dkd, &x->spd, &x->ovr, &x->n };
-	const char *p[SLICE_COLS + 1];
-	PGresult *res;
 	size_t i;
+	int rc = 0;
 
-	if (x->rows == 0)
-		return 0;
-	p[0] = domain;
-	for (i = 0; i < SLICE_COLS; i++) {
-		if (dm_buf_append(all[i], "}", 1) != 0)
+	for (i = 0; i < r->count; i++) {
+		const struct rollup_entry *x = &r->entries[i];
+		char num[48];
+
+		rc |= store_copy_escape(b, domain);
+		rc |= dm_buf_printf(b, "\t%s\t", r->date[x->day]);
+		rc |= store_copy_escape(b, x->ip);
+		rc |= dm_buf_append(b, "\t", 1);
+		rc |= store_copy_escape(b, x->hf);
+		rc |= dm_buf_printf(b, "\t%c\t%c\t", x->da ? 't' : 'f',
+		    x->sa ? 't' : 'f');
+		rc |= store_copy_escape(b, x->disp);
+		rc |= dm_buf_printf(b, "\t%d\t", x->auth);
+		rc |= store_copy_escape(b, x->dkd);
+		rc |= dm_buf_append(b, "\t", 1);
+		rc |= store_copy_escape(b, x->spd);
+		rc |= dm_buf_append(b, "\t", 1);
+		rc |= store_copy_escape(b, x->ovr);
+		rc |= dm_buf_printf(b, "\t%s\n", u128_text(x->n, num));
+		if (rc != 0)
 			return dm_error_set(err, DM_E_NOMEM, "out of memory");
-		p[i + 1] = dm_buf_cstr(all[i]);
+		if (b->len >= ROLLUP_COPY) {
+			if (store_copy_put(s, b->data, b->len, err) != 0)
+				return -1;
+			dm_buf_reset(b);
+		}
 	}
-	res = store_pq_params(s->conn, "INSERT INTO dmarcd.rollup_daily AS t "
-	    "(domain, day, source_ip, header_from, dkim_aligned, spf_aligned, "
-	    "disposition, auth, dkim_domain, spf_domain, override, messages) "
-	    "SELECT $1, x.day, x.ip, coalesce(lower(x.hf), ''), x.da, x.sa, "
-	    "x.disp, x.auth, x.dkd, x.spd, x.ovr, sum(x.n) FROM "
-	    "unnest($2::date[], $3::inet[], $4::text[], $5::boolean[], "
-	    "$6::boolean[], $7::text[], $8::smallint[], $9::text[], "
-	    "$10::text[], $11::text[], $12::numeric[]) AS x(day, ip, hf, da, "
-	    "sa, disp, auth, dkd, spd, ovr, n) "
-	    "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 HAVING sum(x.n) <> 0 "
-	    "ON CONFLICT ON CONSTRAINT rollup_daily_key DO UPDATE SET "
-	    "messages = t.messages + excluded.messages", SLICE_COLS + 1, p,
-	    err);
-	if (res == NULL)
-		return -1;
-	store_pq.PQclear(res);
-	for (i = 0; i < SLICE_COLS; i++)
-		dm_buf_reset(all[i]);
-	x->rows = 0;
+	if (all && b->len > 0) {
+		if (store_copy_put(s, b->data, b->len, err) != 0)
+			return -1;
+		dm_buf_reset(b);
+	}
+	clear(r);
 	return 0;
 }
 
-static int
-slice_add(struct store *s, struct store_rollup *r, struct slice *x,
-    const char *domain, int day, const char *ip, const char *hf, int da,
-    int sa, const char *disp, int auth, const char *dkd, const char *spd,
-    const char *ovr, const char *n, struct dm_error *err)
+/* u128 from decimal text (a spill file's field, written by u128_text). */
+static unsigned __int128
+u128_parse(const char *t)
 {
-	char authtext[16];
-	int rc = 0;
+	unsigned __int128 v = 0;
 
-	snprintf(authtext, sizeof(authtext), "%d", auth);
-	rc |= elem(&x->day, r->date[day], x->rows);
-	rc |= elem(&x->ip, ip, x->rows);
-	rc |= elem(&x->hf, hf, x->rows);
-	rc |= elem(&x->da, da ? "t" : "f", x->rows);
-	rc |= elem(&x->sa, sa ? "t" : "f", x->rows);
-	rc |= elem(&x->disp, disp, x->rows);
-	rc |= elem(&x->auth, authtext, x->rows);
-	rc |= elem(&x->dkd, dkd, x->rows);
-	rc |= elem(&x->spd, spd, x->rows);
-	rc |= elem(&x->ovr, ovr, x->rows);
-	rc |= elem(&x->n, n, x->rows);
-	if (rc != 0)
-		return dm_error_set(err, DM_E_NOMEM, "out of memory");
-	if (++x->rows == ROLLUP_SLICE)
-		return send_slice(s, x, domain, err);
+	for (; *t >= '0' && *t <= '9'; t++)
+		v = v * 10 + (unsigned)(*t - '0');
+	return v;
+}
+
+/*
+ * reload - one spill file read back into the table (which adds equal keys
+ * up), its entries put as they fill it and at the end. 1 on a read error.
+ */
+static int
+reload(struct store *s, struct store_rollup *r, FILE *f, const char *domain,
+    struct dm_buf *b, struct dm_error *err)
+{
+	struct dm_buf fields;
+	char *line = NULL, *v[SPILL_FIELDS];
+	size_t cap = 0, at[SPILL_FIELDS];
+	ssize_t len = 0;
+	int k, rc = -1;
+
+	dm_buf_init(&fields, SPILL_FIELDS * (size_t)DM_MAX_TEXT + 256);
+	if (fflush(f) != 0 || fseeko(f, 0, SEEK_SET) != 0)
+		goto io;
+	for (;;) {
+		int added;
+
+		dm_buf_reset(&fields);
+		for (k = 0; k < SPILL_FIELDS; k++) {
+			len = getdelim(&line, &cap, '\0', f);
+			if (len <= 0)
+				break;
+			/* One buffer for the fields: getdelim reuses line. */
+			at[k] = fields.len;
+			if (dm_buf_append(&fields, line, (size_t)len) != 0)
+				goto nomem;
+		}
+		if (k == 0 && len <= 0)
+			break;
+		if (k < SPILL_FIELDS)
+			goto io;
+		for (k = 0; k < SPILL_FIELDS; k++)
+			v[k] = fields.data + at[k];
+		do {
+			added = add(r, atoi(v[0]), v[1][0] == 'V' ? v[1] + 1 :
+			    NULL, v[2], atoi(v[3]), atoi(v[4]),
+			    static_name(DM_ENUM_DISPOSITION, v[5]), atoi(v[6]),
+			    v[7], v[8], static_name(DM_ENUM_REASON, v[9]),
+			    u128_parse(v[10]));
+		} while (added == 1 &&
+		    put_entries(s, r, domain, b, 0, err) == 0);
+		if (added == -1)
+			goto nomem;
+		if (added == 1)
+			goto out;	/* put_entries failed: err says why */
+	}
+	if (ferror(f))
+		goto io;
+	rc = put_entries(s, r, domain, b, 0, err);
+	goto out;
+nomem:
+	dm_error_set(err, DM_E_NOMEM, "out of memory");
+	goto out;
+io:
+	rc = 1;
+out:
+	free(line);
+	dm_buf_free(&fields);
+	return rc;
+}
+
+/*
+ * mark_days - the report's days in dmarcd.rollup_dirty: its rows are
+ * appended, and compacted later (store_compact()).
+ */
+static int
+mark_days(struct store *s, const struct store_rollup *r, const char *domain,
+    struct dm_error *err)
+{
+	char days[STORE_ROLLUP_DAYS * 17 + 4];
+	const char *p[2];
+	PGresult *res;
+	size_t at = 0;
+	int i;
+
+	days[at++] = '{';
+	for (i = 0; i < r->ndays; i++)
+		at += (size_t)snprintf(days + at, sizeof(days) - at, "%s%s",
+		    i ? "," : "", r->date[i]);
+	snprintf(days + at, sizeof(days) - at, "}");
+	p[0] = domain;
+	p[1] = days;
+	res = store_pq_params(s->conn, "INSERT INTO dmarcd.rollup_dirty "
+	    "(domain, day) SELECT $1, unnest($2::date[])", 2, p, err);
+	if (res == NULL)
+		return -1;
+	store_pq.PQclear(res);
 	return 0;
 }
 
@@ -415,86 +531,100 @@ int
 store_rollup_flush(struct store *s, struct store_rollup *r,
     const char *domain, struct dm_error *err)
 {
-	struct slice x;
-	struct dm_buf *all[] = { &x.day, &x.ip, &x.hf, &x.da, &x.sa, &x.disp,
-	    &x.auth, &x.dkd, &x.spd, &x.ovr, &x.n };
-	struct dm_buf fields;
-	char *line = NULL;
-	size_t cap = 0, i;
-	ssize_t len;
-	int rc = -1;
+	struct dm_error ignored;
+	struct dm_buf b;
+	int i, rc = -1, got;
 
 	if (r->failed)
 		return dm_error_set(err, DM_E_IO, "cannot add up the daily "
 		    "rollup: %s", strerror(errno));
-	memset(&x, 0, sizeof(x));
-	dm_buf_init(&fields, SLICE_COLS * (size_t)DM_MAX_TEXT + 256);
-	for (i = 0; i < SLICE_COLS; i++)
-		dm_buf_init(all[i], (size_t)ROLLUP_SLICE * (DM_MAX_TEXT + 8));
-	if (r->spill != NULL) {
-		if (fflush(r->spill) != 0 || fseeko(r->spill, 0, SEEK_SET) != 0)
+	dm_buf_init(&b, ROLLUP_COPY + 4 * (size_t)DM_MAX_TEXT + 1024);
+	if (store_copy_start(s, "COPY dmarcd.rollup_daily (domain, day, "
+	    "source_ip, header_from, dkim_aligned, spf_aligned, disposition, "
+	    "auth, dkim_domain, spf_domain, override, messages) FROM STDIN",
+	    err) != 0)
+		goto out;
+	if (r->spilled && spill(r) != 0)
+		goto io;
+	for (i = 0; r->spilled && i < SPILL_PARTS; i++) {
+		if (r->spill[i] == NULL)
+			continue;
+		if ((got = reload(s, r, r->spill[i], domain, &b, err)) == 1)
 			goto io;
-		for (;;) {
-			char *f[SLICE_COLS];
-			size_t at[SLICE_COLS], used = 0;
-			int k;
-
-			for (k = 0; k < SLICE_COLS; k++) {
-				len = getdelim(&line, &cap, '\0', r->spill);
-				if (len <= 0)
-					break;
-				/* Fields are copied into one buffer: getdelim
-				 * reuses line. */
-				if (dm_buf_append(&fields, line, (size_t)len) != 0)
-					goto nomem;
-				at[k] = used;
-				used += (size_t)len;
-			}
-			if (k == 0 && len <= 0)
-				break;
-			if (k < SLICE_COLS)
-				goto io;
-			for (k = 0; k < SLICE_COLS; k++)
-				f[k] = fields.data + at[k];
-			if (slice_add(s, r, &x, domain, atoi(f[0]),
-			    f[1][0] == 'V' ? f[1] + 1 : NULL,
-			    f[2][0] == 'V' ? f[2] + 1 : NULL, atoi(f[3]),
-			    atoi(f[4]), f[5], atoi(f[6]), f[7], f[8], f[9],
-			    f[10], err) != 0)
-				goto out;
-			dm_buf_reset(&fields);
-		}
-		if (ferror(r->spill))
-			goto io;
+		if (got != 0)
+			goto abort;
 	}
-	for (i = 0; i < r->count; i++) {
-		const struct rollup_entry *e = &r->entries[i];
-		char num[48];
-
-		if (slice_add(s, r, &x, domain, e->day, e->ip, e->hf, e->da,
-		    e->sa, e->disp, e->auth, e->dkd, e->spd, e->ovr,
-		    u128_text(e->n, num), err) != 0)
-			goto out;
-	}
-	if (send_slice(s, &x, domain, err) != 0)
+	if (put_entries(s, r, domain, &b, 1, err) != 0)
+		goto abort;
+	if (store_copy_end(s, NULL, err) != 0 ||
+	    mark_days(s, r, domain, err) != 0)
 		goto out;
 	rc = 0;
-	goto out;
-nomem:
-	dm_error_set(err, DM_E_NOMEM, "out of memory");
 	goto out;
 io:
 	dm_error_set(err, DM_E_IO, "cannot read the daily rollup back from "
 	    "a temporary file");
+abort:
+	dm_error_clear(&ignored);
+	store_copy_end(s, err->msg, &ignored);
 out:
-	free(line);
-	dm_buf_free(&fields);
-	for (i = 0; i < SLICE_COLS; i++)
-		dm_buf_free(all[i]);
+	dm_buf_free(&b);
 	clear(r);
-	if (r->spill != NULL) {
-		fclose(r->spill);
-		r->spill = NULL;
-	}
+	spill_close(r);
 	return rc;
+}
+
+/*
+ * store_compact - compact the rollup rows appended to (domain, day) pairs
+ * first marked age_s seconds ago or more (dmarcd.rollup_compact(), a
+ * transaction per PAIRS pairs), until none is left; with deadline_ms > 0,
+ * stop after about that long (what is left waits for the next call). Call
+ * it outside a batch, after the last commit. The counts go to *t when t is
+ * not NULL.
+ */
+#define COMPACT_PAIRS	"200"
+
+int
+store_compact(struct store *s, unsigned age_s, unsigned deadline_ms,
+    struct store_compact_tally *t, struct dm_error *err)
+{
+	struct timespec t0, now;
+	PGresult *res;
+	char age[16];
+
+	if (t != NULL)
+		memset(t, 0, sizeof(*t));
+	if (s->in_txn)
+		return dm_error_set(err, DM_E_INTERNAL, "store_compact: a batch "
+		    "is open");
+	snprintf(age, sizeof(age), "%u", age_s);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		long long pairs, del, ins;
+
+		res = store_pq_params(s->conn, "SELECT pairs, deleted, "
+		    "inserted FROM dmarcd.rollup_compact($1::integer, "
+		    "make_interval(secs => $2::integer))", 2,
+		    (const char *[]){ COMPACT_PAIRS, age }, err);
+		if (res == NULL)
+			return -1;
+		pairs = atoll(store_pq.PQgetvalue(res, 0, 0));
+		del = atoll(store_pq.PQgetvalue(res, 0, 1));
+		ins = atoll(store_pq.PQgetvalue(res, 0, 2));
+		store_pq.PQclear(res);
+		if (t != NULL) {
+			t->pairs += (uint64_t)pairs;
+			t->deleted += (uint64_t)del;
+			t->inserted += (uint64_t)ins;
+		}
+		if (pairs == 0)
+			return 0;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (deadline_ms > 0 && (now.tv_sec - t0.tv_sec) * 1000 +
+		    (now.tv_nsec - t0.tv_nsec) / 1000000 >= (long)deadline_ms) {
+			if (t != NULL)
+				t->more = 1;
+			return 0;
+		}
+	}
 }

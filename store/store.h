@@ -181,6 +181,21 @@ int store_commit(struct store *store, struct dm_error *err);
 /* store_rollback - abandon the open batch. */
 void store_rollback(struct store *store);
 
+/*
+ * store_compact - merge the daily rollup rows appended to (domain, day)
+ * pairs first marked age_s seconds ago or more (sql/0014_rollup_append.sql),
+ * in transactions of their own; with deadline_ms > 0 stop after about that
+ * long (more is set: the rest waits). Outside a batch only.
+ */
+#define STORE_COMPACT_AGE	3600	/* what ingest, fetch and run wait */
+struct store_compact_tally {
+	uint64_t pairs;		/* (domain, day) pairs looked at */
+	uint64_t deleted, inserted;	/* rollup rows */
+	int more;		/* stopped at the deadline */
+};
+int store_compact(struct store *store, unsigned age_s, unsigned deadline_ms,
+    struct store_compact_tally *t, struct dm_error *err);
+
 /* Statistics for dmarcd stats, as a JSON text (malloc'd). */
 char *store_stats_json(struct store *store, struct dm_error *err);
 

@@ -36,7 +36,7 @@ struct store_marks {		/* the batch's deferred rows at a point */
 struct store_batch_key {	/* a deferred report, for its rollup */
 	char *domain;
 	char id[24];
-	char begin[40];
+	char begin[40], end[40];
 	int superseded;		/* a later revision in the batch */
 	int rolled;		/* its rollup rows are in b_roll */
 };
@@ -123,7 +123,7 @@ void store_rollup_begin(struct store_rollup *r, int64_t begin, int64_t end);
 void store_rollup_record(struct store_rollup *r, const struct dm_record *rec,
     const struct dm_alignment *auth);
 void store_rollup_days(struct store_rollup *r, int64_t begin, int64_t end);
-int store_rollup_lines(const struct store_rollup *r, const char *domain,
+int store_rollup_lines(struct store_rollup *r, const char *domain,
     const struct dm_record *rec, const struct dm_alignment *auth,
     struct dm_buf *out);
 int store_rollup_flush(struct store *s, struct store_rollup *r,
@@ -136,6 +136,12 @@ int store_batch_open(struct store *s, struct dm_error *err);
 int store_ingest_init(struct store *s, struct dm_error *err);
 void store_ingest_free(struct store *s);
 
+/* COPY ... FROM STDIN: start it, send data, end it (with why, abort
+ * it). -1 with err. */
+int store_copy_start(struct store *s, const char *sql, struct dm_error *err);
+int store_copy_put(struct store *s, const char *data, size_t len,
+    struct dm_error *err);
+int store_copy_end(struct store *s, const char *why, struct dm_error *err);
 /* store_copy_escape - append text in COPY text format (\N for NULL). */
 int store_copy_escape(struct dm_buf *b, const char *s);
 

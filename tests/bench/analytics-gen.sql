@@ -392,6 +392,13 @@ SELECT count(*) AS chunks FROM (SELECT dmarcd.rollup_add(array_agg(r.name),
     array_agg(i.id), array_agg(r.begin_time))
     FROM bench.reports r JOIN bench.ids i ON i.k = r.k
     GROUP BY r.k / 5000) c \gset
+-- Appended (sql/0014_rollup_append.sql): compacted, as a deployment's
+-- rollup is but for its last hour.
+DO $$ BEGIN
+	LOOP
+		EXIT WHEN (SELECT pairs FROM dmarcd.rollup_compact(5000)) = 0;
+	END LOOP;
+END $$;
 
 -- A few platforms, unless sql/platforms.tsv brought them already.
 INSERT INTO dmarcd.platforms (name, kind, spf_fix, dkim_fix) VALUES

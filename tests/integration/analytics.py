@@ -606,6 +606,15 @@ def setup_roles(cluster, db):
     return reader, writer
 
 
+def summary_json(reader, domain):
+    """The domain's summary and sources around CASE_DAY, as text."""
+    since = CASE_DAY - datetime.timedelta(days=1)
+    until = CASE_DAY + datetime.timedelta(days=2)
+    return [reader.value("SELECT dmarcd.%s(%s, %s, %s)::text" % (
+        f, sql_str(domain), sql_str(str(since)), sql_str(str(until))))
+        for f in ("summary", "sources")]
+
+
 def part_cases(tap, env, cluster):
     db = cluster.new_db()
     reader, _ = setup_roles(cluster, db)
@@ -632,16 +641,32 @@ def part_cases(tap, env, cluster):
         domain, "receiver.example", "case-3", epoch(CASE_DAY), doubled,
         policy))
     p = ingest(db, os.path.join(env.work, "rev"))
+    want = sorted((r["ip"], str(r["auth"]), r["ov"], str(r["count"]))
+                  for r in doubled)
+    # Appended (sql/0014_rollup_append.sql): the earlier rows, taken away
+    # by rows of their negative, beside the new; by key they add up.
+    got = sorted(db.rows(
+        "SELECT host(source_ip), auth, override, sum(messages) FROM "
+        "dmarcd.rollup_daily WHERE domain = %s GROUP BY 1, 2, 3 "
+        "HAVING sum(messages) <> 0" % sql_str(domain)))
+    p += diff("rollup_daily after the revision, added up by key (ip, "
+              "auth, override, messages)", got, want)
+    before = summary_json(reader, domain)
+    r = db.dmarcd("compact")
+    if r.rc != 0 or "rows merged" not in r.out:
+        p.append("compact: " + r.describe())
     got = sorted(db.rows(
         "SELECT host(source_ip), auth, override, messages FROM "
         "dmarcd.rollup_daily WHERE domain = %s" % sql_str(domain)))
-    want = sorted((r["ip"], str(r["auth"]), r["ov"], str(r["count"]))
-                  for r in doubled)
-    p += diff("rollup_daily after the revision (ip, auth, override, "
-              "messages)", got, want)
+    p += diff("rollup_daily after the revision and dmarcd compact (ip, "
+              "auth, override, messages)", got, want)
+    if summary_json(reader, domain) != before:
+        p.append("the summary changed with compaction: %r" % before)
     p += db.consistency()
     tap.check("a revision replaces the rollup rows with dmarcd's verdict, "
-              "key for key (no leftover or negative rows)", p)
+              "key for key: added up before dmarcd compact, row for row "
+              "after it (no leftover or negative rows), the summary the "
+              "same", p)
 
     # Over 1 MiB: the rollup is added up while parsing (not by SQL).
     big = "big.example"

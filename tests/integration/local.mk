@@ -19,7 +19,8 @@ TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
 	tests/integration/api.py \
 	tests/integration/alerts.py \
 	tests/integration/treewalk.py \
-	tests/integration/api_answers.py
+	tests/integration/api_answers.py \
+	tests/integration/compact.py
 EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
@@ -35,4 +36,5 @@ EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/analytics.py \
 	tests/integration/alerts.py \
 	tests/integration/treewalk.py \
-	tests/integration/api_answers.py
+	tests/integration/api_answers.py \
+	tests/integration/compact.py

@@ -340,8 +340,10 @@ class Db:
         and message_count equal its rows in dmarcd.records; no record
         without its report; rollup_daily holds the messages of the
         reports, counting only the newest revision of each (a revision
-        replaces the earlier one in the rollup); every report's raw input
-        is kept, with its bytes."""
+        replaces the earlier one in the rollup), and no key of it adds up
+        to less than 0 (rows not compacted yet may be negative: a revision
+        taking the earlier one's away); every report's raw input is kept,
+        with its bytes."""
         row = self.rows(
             "SELECT (SELECT count(*) FROM dmarcd.reports "
             " WHERE payload_sha256 IS NULL), "
@@ -364,9 +366,13 @@ class Db:
             " AND w.sha256 = r.raw_sha256)), "
             "(SELECT count(*) FROM dmarcd.raw_inputs w WHERE NOT EXISTS "
             " (SELECT 1 FROM dmarcd.raw_chunks c WHERE c.domain = w.domain "
-            " AND c.sha256 = w.sha256) AND w.size > 0)")[0]
+            " AND c.sha256 = w.sha256) AND w.size > 0), "
+            "(SELECT count(*) FROM (SELECT 1 FROM dmarcd.rollup_daily "
+            " GROUP BY domain, day, source_ip, header_from, dkim_aligned, "
+            " spf_aligned, disposition, auth, dkim_domain, spf_domain, "
+            " override HAVING sum(messages) < 0) k)")[0]
         (null_sha, bad_counts, orphans, rollup, messages, no_raw,
-         no_chunks) = (int(x) for x in row)
+         no_chunks, negative) = (int(x) for x in row)
         problems = []
         if null_sha:
             problems.append("%d report rows with payload_sha256 NULL "
@@ -381,6 +387,9 @@ class Db:
             problems.append("rollup_daily holds %d messages, the reports "
                             "(the newest revision of each) %d"
                             % (rollup, messages))
+        if negative:
+            problems.append("%d rollup_daily keys add up to less than 0"
+                            % negative)
         if no_raw:
             problems.append("%d reports whose raw input is not kept"
                             % no_raw)

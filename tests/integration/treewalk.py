@@ -207,10 +207,20 @@ def check_verdicts(db, tw_auth, problems):
         if ru != want_ru:
             problems.append("%s: rollup_daily by auth %r, expected %r"
                             % (domain, ru, want_ru))
+    # Realigned rows are appended (the old ones' negative, the new):
+    # compacted, the sums stay and nothing negative is left.
+    before = rollup(db)
+    r = db.dmarcd("compact")
+    if r.rc != 0:
+        problems.append("compact: " + r.describe())
+    if rollup(db) != before:
+        problems.append("compaction changed the rollup: %r -> %r"
+                        % (before, rollup(db)))
     neg = db.int("SELECT count(*) FROM dmarcd.rollup_daily "
-                 "WHERE messages < 0")
+                 "WHERE messages <= 0")
     if neg:
-        problems.append("%d rollup rows with negative messages" % neg)
+        problems.append("%d rollup rows with 0 or negative messages after "
+                        "dmarcd compact" % neg)
 
 
 def dead_server():
