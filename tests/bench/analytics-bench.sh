@@ -268,7 +268,9 @@ EOF
 	echo "http-$1 $6 $2 $3 $4 $5" >>"$tmp/results"
 }
 if [ -z "$http_skip" ]; then
-	token=$("$DMARCD" token add bench --db "$B" 2>"$tmp/err" |
+	# A kept data set holds the tokens of the runs before (revoked).
+	tname=bench-$(date +%s)-$$
+	token=$("$DMARCD" token add "$tname" --db "$B" 2>"$tmp/err" |
 	    grep -o 'dmarcd_[A-Za-z0-9_-]*' | head -n 1)
 	[ -n "$token" ] || die "token add failed: $(cat "$tmp/err")"
 	printf '[api]\nthreads = 4\n' >"$tmp/api.conf"
@@ -300,6 +302,7 @@ if [ -z "$http_skip" ]; then
 	kill "$serve_pid"
 	wait "$serve_pid" 2>/dev/null
 	serve_pid=
+	"$DMARCD" token revoke "$tname" --db "$B" >/dev/null 2>&1 || :
 fi
 
 # --- 3. the rollup at ingest ---
