@@ -185,6 +185,46 @@ int rdns_enrich(struct store *store, const struct dm_config *cfg,
 int rdns_dmarc(struct rdns *r, const char *name, char *record, size_t size,
     double deadline, volatile sig_atomic_t *stop, enum rdns_status *status_r);
 
+/*
+ * rdns_query - one question, name and type (a dm_dns_type of
+ * common/dnsrec.h: A, AAAA, MX, TXT, PTR, CNAME), answered into *a:
+ * status RDNS_OK with the records of that type (after the CNAMEs the
+ * answer followed, which are listed in cname[]), RDNS_NODATA,
+ * RDNS_NXDOMAIN, RDNS_SERVFAIL, RDNS_REFUSED, RDNS_TIMEOUT (also at the
+ * deadline or *stop) or RDNS_ERROR. A TXT record's character-strings are
+ * joined (txt, malloc'd), with their number and the longest; MX records
+ * come sorted by preference. rdns_answer_free() frees it. 0, or -1 out
+ * of memory (err).
+ */
+#define RDNS_RR_MAX	32	/* records kept from one answer */
+#define RDNS_CNAMES	8	/* CNAMEs followed in an answer */
+
+struct rdns_rr {
+	int type;			/* a dm_dns_type */
+	uint32_t ttl;
+	unsigned pref;			/* MX */
+	char name[RDNS_NAME_MAX + 1];	/* MX exchange, PTR name, CNAME target */
+	char addr[RDNS_IP_MAX];		/* A, AAAA */
+	char *txt;			/* TXT: the strings joined */
+	size_t txt_len;
+	unsigned strings;		/* TXT: how many character-strings */
+	size_t longest;			/* TXT: the longest's length */
+};
+
+struct rdns_answer {
+	enum rdns_status status;
+	struct rdns_rr rr[RDNS_RR_MAX];
+	size_t count;
+	char cname[RDNS_CNAMES][RDNS_NAME_MAX + 1];	/* followed, in order */
+	size_t cnames;
+	int truncated;			/* more records than RDNS_RR_MAX */
+};
+
+int rdns_query(struct rdns *r, const char *name, int type,
+    struct rdns_answer *a, double deadline, volatile sig_atomic_t *stop,
+    struct dm_error *err);
+void rdns_answer_free(struct rdns_answer *a);
+
 #define RDNS_WALK_TTL	86400	/* a tree walk's answer is kept a day */
 
 struct rdns_walk_totals {
