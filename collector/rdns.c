@@ -331,7 +331,8 @@ answer_read(const unsigned char *buf, int len, const char *qname,
 					break;
 			if (j == a->chain_count)
 				continue;
-			if (ares_expand_name(r->rdata, buf, len, &name,
+			if (r->rdlen < 1 ||
+			    ares_expand_name(r->rdata, buf, len, &name,
 			    &enclen) != ARES_SUCCESS)
 				goto bad;
 			for (j = 0; j < a->chain_count; j++)
@@ -407,6 +408,236 @@ negative_ttl(const struct answer *a, uint32_t *ttl)
 		return 1;
 	}
 	return 0;
+}
+
+/* ---- one question's answer, any type (rdns_query) ---- */
+
+static int
+query_type(int type)
+{
+	return type == T_A || type == T_AAAA || type == T_MX ||
+	    type == T_TXT || type == T_PTR || type == T_CNAME;
+}
+
+/*
+ * name_lower - a name lower-cased, without its trailing dot, into out.
+ * Not rdns_name_normalize(): a TXT owner (_dmarc, _domainkey), a null MX
+ * ("") or an escaped byte are not host names, and the caller judges them.
+ */
+static int
+name_lower(const char *name, char *out, size_t size)
+{
+	size_t len = strlen(name), i;
+
+	if (len > 0 && name[len - 1] == '.' &&
+	    (len < 2 || name[len - 2] != '\\'))
+		len--;
+	if (len > RDNS_NAME_MAX || len >= size)
+		return -1;
+	for (i = 0; i < len; i++)
+		out[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ?
+		    name[i] - 'A' + 'a' : name[i]);
+	out[len] = '\0';
+	return 0;
+}
+
+/* rr_name - the name at p, inside the rdata of r, into out; -1 if it is
+ * malformed, runs past the rdata or does not fit. */
+static int
+rr_name(const struct answer *ans, const struct rr *r,
+    const unsigned char *p, char *out, size_t size)
+{
+	char *name;
+	long enclen;
+	int rc;
+
+	if (p >= r->rdata + r->rdlen)
+		return -1;
+	if (ares_expand_name(p, ans->buf, ans->len, &name, &enclen) !=
+	    ARES_SUCCESS)
+		return -1;
+	rc = enclen > (r->rdata + r->rdlen) - p ? -1 :
+	    name_lower(name, out, size);
+	ares_free_string(name);
+	return rc;
+}
+
+/* txt_take - a TXT record's character-strings joined (malloc'd) into
+ * out; -1 when a length runs past the rdata, -2 out of memory. */
+static int
+txt_take(const unsigned char *rdata, int rdlen, struct rdns_rr *out)
+{
+	size_t total = 0, n;
+	unsigned strings = 0;
+	int i = 0;
+
+	/* The bounds first: every length inside the rdata. */
+	while (i < rdlen) {
+		n = rdata[i];
+		if ((int)n > rdlen - i - 1)
+			return -1;
+		total += n;
+		i += 1 + (int)n;
+		strings++;
+	}
+	out->txt = malloc(total + 1);
+	if (out->txt == NULL)
+		return -2;
+	total = 0;
+	i = 0;
+	while (i < rdlen) {
+		n = rdata[i++];
+		memcpy(out->txt + total, rdata + i, n);
+		total += n;
+		i += (int)n;
+		if (n > out->longest)
+			out->longest = n;
+	}
+	/* A NUL inside stays: txt_len > strlen(txt) tells it. */
+	out->txt[total] = '\0';
+	out->txt_len = total;
+	out->strings = strings;
+	return 0;
+}
+
+/* rr_take - record r (of type type) into out: 0, -1 malformed, -2 out of
+ * memory. */
+static int
+rr_take(const struct answer *ans, const struct rr *r, int type,
+    struct rdns_rr *out)
+{
+	out->type = type;
+	out->ttl = r->ttl;
+	switch (type) {
+	case T_A:
+	case T_AAAA:
+		if (r->rdlen != (type == T_A ? 4 : 16) ||
+		    inet_ntop(type == T_A ? AF_INET : AF_INET6, r->rdata,
+		    out->addr, sizeof(out->addr)) == NULL)
+			return -1;
+		return 0;
+	case T_MX:
+		if (r->rdlen < 3)
+			return -1;
+		out->pref = get16(r->rdata);
+		return rr_name(ans, r, r->rdata + 2, out->name,
+		    sizeof(out->name));
+	case T_PTR:
+		return rr_name(ans, r, r->rdata, out->name, sizeof(out->name));
+	case T_TXT:
+		return txt_take(r->rdata, r->rdlen, out);
+	}
+	return -1;
+}
+
+static int
+mx_order(const void *x, const void *y)
+{
+	const struct rdns_rr *a = x, *b = y;
+
+	if (a->pref != b->pref)
+		return a->pref < b->pref ? -1 : 1;
+	return strcmp(a->name, b->name);
+}
+
+void
+rdns_answer_free(struct rdns_answer *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->count && i < RDNS_RR_MAX; i++) {
+		free(a->rr[i].txt);
+		a->rr[i].txt = NULL;
+	}
+	a->count = 0;
+}
+
+int
+rdns_answer_parse(const unsigned char *buf, int len, const char *name,
+    int type, struct rdns_answer *out)
+{
+	char qname[RDNS_NAME_MAX + 1];
+	struct answer ans;
+	const char *last;
+	unsigned answers = 0;
+	size_t k;
+	int rcode, rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->status = RDNS_ERROR;
+	if (!query_type(type) || name_lower(name, qname, sizeof(qname)) != 0 ||
+	    qname[0] == '\0' || buf == NULL || len < HFIXEDSZ)
+		return 0;
+	rcode = buf[3] & 0x0f;
+	if (rcode == SERVFAIL || rcode == REFUSED) {
+		/* Nothing else in it is needed (nor always there). */
+		out->status = rcode == SERVFAIL ? RDNS_SERVFAIL : RDNS_REFUSED;
+		return 0;
+	}
+	if ((rcode != NOERROR && rcode != NXDOMAIN) ||
+	    answer_read(buf, len, qname, type, &ans) != 0)
+		return 0;
+	/* The CNAMEs followed: a dangling one is NXDOMAIN with them. */
+	for (k = 1; k < ans.chain_count && out->cnames < RDNS_CNAMES; k++) {
+		if (name_lower(ans.chain[k], out->cname[out->cnames],
+		    sizeof(out->cname[0])) != 0)
+			goto bad;
+		out->cnames++;
+	}
+	last = ans.chain[ans.chain_count - 1];
+	for (k = 0; k < ans.count; k++) {
+		const struct rr *r = &ans.rrs[k];
+
+		if (r->authority)
+			continue;
+		answers++;
+		if (type == T_CNAME) {
+			/* The first link: its owner field holds its target
+			 * now (answer_read). */
+			if (r->type != -T_CNAME || ans.chain_count < 2 ||
+			    strcasecmp(r->owner, ans.chain[1]) != 0 ||
+			    out->count > 0)
+				continue;
+			out->rr[0].type = T_CNAME;
+			out->rr[0].ttl = r->ttl;
+			memcpy(out->rr[0].name, out->cname[0],
+			    sizeof(out->rr[0].name));
+			out->count = 1;
+			continue;
+		}
+		if (r->type != type || (strcasecmp(r->owner, qname) != 0 &&
+		    strcasecmp(r->owner, last) != 0))
+			continue;
+		if (out->count == RDNS_RR_MAX) {
+			out->truncated = 1;
+			continue;
+		}
+		rc = rr_take(&ans, r, type, &out->rr[out->count]);
+		if (rc != 0) {
+			free(out->rr[out->count].txt);
+			out->rr[out->count].txt = NULL;
+			goto bad;
+		}
+		out->count++;
+	}
+	/* Records past what answer_read() reads, or a message cut short
+	 * (TC) that c-ares did not ask again over TCP. */
+	if (get16(buf + 6) > answers || (buf[2] & 0x02) != 0)
+		out->truncated = 1;
+	answer_free(&ans);
+	if (type == T_MX && out->count > 1)
+		qsort(out->rr, out->count, sizeof(out->rr[0]), mx_order);
+	out->status = rcode == NXDOMAIN ? RDNS_NXDOMAIN :
+	    out->count > 0 ? RDNS_OK : RDNS_NODATA;
+	return 0;
+bad:
+	answer_free(&ans);
+	rdns_answer_free(out);
+	memset(out->cname, 0, sizeof(out->cname));
+	out->cnames = 0;
+	out->truncated = 0;
+	out->status = RDNS_ERROR;
+	return rc == -2 ? -1 : 0;
 }
 
 /* ---- the resolver ---- */
@@ -899,6 +1130,29 @@ rdns_resolve(struct rdns *r, const char *const *ips, size_t count,
 	return 0;
 }
 
+/*
+ * ask - one question, until its callback (which sets *done) has run or
+ * the deadline or *stop came: then it is cancelled (called back with
+ * ARES_ECANCELLED).
+ */
+static void
+ask(struct rdns *r, const char *qname, int type, ares_callback callback,
+    void *arg, const int *done, double deadline,
+    volatile sig_atomic_t *stop)
+{
+	r->cancelling = 0;
+	ares_query(r->channel, qname, C_IN, type, callback, arg);
+	while (!*done) {
+		if (rdns_now() >= deadline || (stop != NULL && *stop)) {
+			r->cancelling = 1;
+			ares_cancel(r->channel);
+			r->cancelling = 0;
+			break;
+		}
+		wait_events(r, deadline);
+	}
+}
+
 /* ---- the DMARC records of a name (the tree walk's lookups) ---- */
 
 struct txt_query {
@@ -1007,23 +1261,78 @@ rdns_dmarc(struct rdns *r, const char *name, char *record, size_t size,
 	q.qname = qname;
 	q.record = record;
 	q.size = size;
-	r->cancelling = 0;
-	ares_query(r->channel, qname, C_IN, T_TXT, on_txt, &q);
-	while (!q.done) {
-		if (rdns_now() >= deadline || (stop != NULL && *stop)) {
-			r->cancelling = 1;
-			ares_cancel(r->channel);
-			r->cancelling = 0;
-			break;
-		}
-		wait_events(r, deadline);
-	}
+	ask(r, qname, T_TXT, on_txt, &q, &q.done, deadline, stop);
 	if (!q.done || q.cancelled) {
 		*status_r = RDNS_TIMEOUT;
 		return -2;	/* the deadline: not an answer */
 	}
 	*status_r = q.status;
 	return q.count;
+}
+
+/* ---- one question, any type ---- */
+
+struct any_query {
+	const char *qname;
+	int type;
+	struct rdns_answer *a;
+	int done;
+	int cancelled;
+	int nomem;
+};
+
+static void
+on_any(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct any_query *q = arg;
+
+	(void)timeouts;
+	q->done = 1;
+	if (cancelled(status)) {
+		q->cancelled = 1;
+		return;
+	}
+	/* NOERROR or NXDOMAIN: the answer itself says what it holds (a
+	 * dangling CNAME, records of another type only). */
+	if ((status == ARES_SUCCESS || status == ARES_ENOTFOUND ||
+	    status == ARES_ENODATA) && abuf != NULL) {
+		if (rdns_answer_parse(abuf, alen, q->qname, q->type, q->a) != 0)
+			q->nomem = 1;
+		return;
+	}
+	if (status == ARES_ENOMEM)
+		q->nomem = 1;
+	q->a->status = status_of(status);
+}
+
+int
+rdns_query(struct rdns *r, const char *name, int type,
+    struct rdns_answer *a, double deadline, volatile sig_atomic_t *stop,
+    struct dm_error *err)
+{
+	char qname[RDNS_NAME_MAX + 1];
+	struct any_query q;
+
+	memset(a, 0, sizeof(*a));
+	a->status = RDNS_ERROR;
+	if (!query_type(type) || name_lower(name, qname, sizeof(qname)) != 0 ||
+	    qname[0] == '\0')
+		return 0;	/* nothing to ask */
+	memset(&q, 0, sizeof(q));
+	q.qname = qname;
+	q.type = type;
+	q.a = a;
+	ask(r, qname, type, on_any, &q, &q.done, deadline, stop);
+	if (q.nomem) {
+		rdns_answer_free(a);
+		a->status = RDNS_ERROR;
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	}
+	if (!q.done || q.cancelled) {
+		rdns_answer_free(a);
+		a->status = RDNS_TIMEOUT;
+	}
+	return 0;
 }
 
 /* ---- enrichment ---- */

@@ -126,7 +126,18 @@ double rdns_now(void);
 
 /* The pure parts, for the tests. */
 
-
+struct rdns_answer;
+/*
+ * rdns_answer_parse - the DNS message buf (len bytes) answering name and
+ * type (as rdns_query() asks) into *a, as rdns_query() fills it: status
+ * from the RCODE and the records; RDNS_ERROR when the message is
+ * malformed (cut short, a length past its end, a bad compression pointer,
+ * an A that is not 4 bytes...) or not the answer to that question:
+ * nothing outside buf is read. 0, or -1 out of memory (a->status
+ * RDNS_ERROR). Free it with rdns_answer_free().
+ */
+int rdns_answer_parse(const unsigned char *buf, int len, const char *name,
+    int type, struct rdns_answer *a);
 /* rdns_status_name - "ok", "unconfirmed", ... as dmarcd.ip_names has it. */
 const char *rdns_status_name(enum rdns_status status);
 /*
@@ -193,8 +204,19 @@ int rdns_dmarc(struct rdns *r, const char *name, char *record, size_t size,
  * RDNS_NXDOMAIN, RDNS_SERVFAIL, RDNS_REFUSED, RDNS_TIMEOUT (also at the
  * deadline or *stop) or RDNS_ERROR. A TXT record's character-strings are
  * joined (txt, malloc'd), with their number and the longest; MX records
- * come sorted by preference. rdns_answer_free() frees it. 0, or -1 out
- * of memory (err).
+ * come sorted by preference (then name). rdns_answer_free() frees it. 0,
+ * or -1 out of memory (err).
+ *
+ * Only the records of the type owned by name or by the last name of the
+ * CNAME chain are kept; RDNS_NXDOMAIN with cname[] filled is a dangling
+ * CNAME (its target does not exist). A TXT record holding a NUL byte is
+ * kept: its txt_len is then more than strlen(txt). A type CNAME question
+ * is answered with the CNAME of name itself (also in cname[]). Names are
+ * lower case, without the trailing dot, as ares_expand_name() writes
+ * them (any byte that is not printable escaped \DDD); the null MX
+ * (RFC 7505) has the name "". A name that is not one (empty, over 253
+ * bytes) or a type not listed: RDNS_ERROR, nothing asked. Answers over
+ * 512 bytes come over TCP (the server sets TC, c-ares asks again).
  */
 #define RDNS_RR_MAX	32	/* records kept from one answer */
 #define RDNS_CNAMES	8	/* CNAMEs followed in an answer */
