@@ -20,7 +20,8 @@ TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
 	tests/integration/alerts.py \
 	tests/integration/treewalk.py \
 	tests/integration/api_answers.py \
-	tests/integration/compact.py
+	tests/integration/compact.py \
+	tests/integration/dnsquery.py
 EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
@@ -37,4 +38,15 @@ EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/alerts.py \
 	tests/integration/treewalk.py \
 	tests/integration/api_answers.py \
-	tests/integration/compact.py
+	tests/integration/compact.py \
+	tests/integration/dnsquery.py
+
+# dnsquery.py drives rdns_query() through this test program (collector/
+# rdns.c linked in directly, with the store's library as test_rdns has
+# it: libpq is loaded on first use, and not used here).
+check_PROGRAMS += tests/integration/dnsquery_cli
+tests_integration_dnsquery_cli_SOURCES = tests/integration/dnsquery_cli.c \
+	collector/rdns.c collector/rdns.h
+tests_integration_dnsquery_cli_CFLAGS = $(AM_CFLAGS) $(CARES_CFLAGS)
+tests_integration_dnsquery_cli_LDADD = $(STORE_LIBS) $(PARSER_LIBS) \
+	$(CARES_LIBS)
