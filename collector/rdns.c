@@ -19,6 +19,13 @@
  * or REFUSED answer is taken as it is (ARES_FLAG_NOCHECKRESP: without
  * it c-ares 1.18 ends such a query as ARES_ECONNREFUSED, which cannot be
  * told from a dead server), so it is not asked of the next server.
+ *
+ * rdns_query() (dmarcd check) and rdns_dmarc() (the tree walk) ask one
+ * question through the same channel and loop (ask()); rdns_query()'s
+ * answer is read by rdns_answer_parse() over answer_read(), its CNAME
+ * chain included. No EDNS is sent: an answer over 512 bytes (a 4096-bit
+ * DKIM key) comes back with TC set and c-ares asks again over TCP
+ * (tests/integration/dnsquery.py checks both).
  */
 #include <ares.h>
 #include <arpa/inet.h>
