@@ -19,7 +19,7 @@ answered as they say, exactly (status, records, CNAMEs followed):
 * A (two) and AAAA; an A through a CNAME; a PTR;
 * an empty non-terminal and a name with records of another type only:
   nodata; a name that does not exist: nxdomain; a zone NSD does not
-  serve: refused;
+  serve: refused; a type not listed or a name over 253 bytes: error;
 * a UDP socket that never answers: timeout, after the query's timeout
   when it is shorter than the deadline, else at the deadline.
 """
@@ -50,6 +50,7 @@ KEY2048 = fake_key(2048)    # 410 bytes
 KEY4096 = fake_key(4096)    # 754 bytes
 K2048 = [KEY2048[:255], KEY2048[255:355], KEY2048[355:]]
 K4096 = [KEY4096[:255], KEY4096[255:510], KEY4096[510:]]
+ED25519 = "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
 
 
 def txt(strings):
@@ -85,8 +86,8 @@ dkim NS ns1.example.net.
     "dkim.example.org": """$TTL 300
 @ SOA ns1.example.net. hostmaster.example.net. 1 3600 600 86400 300
 @ NS ns1.example.net.
-key1._domainkey 900 TXT "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
-""",
+key1._domainkey 900 TXT "%s"
+""" % ED25519,
     "2.0.192.in-addr.arpa": """$TTL 300
 @ SOA ns1.example.net. hostmaster.example.net. 1 3600 600 86400 300
 @ NS ns1.example.net.
@@ -112,9 +113,7 @@ EXPECTED = [
        "strings": 1, "longest": 3}], []),
     ("sel._domainkey.example.com", "TXT", "ok",
      [{"type": 16, "ttl": 900,
-       "txt": "v=DKIM1; k=ed25519; "
-              "p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
-       "txt_len": 66, "strings": 1, "longest": 66}],
+       "txt": ED25519, "txt_len": 66, "strings": 1, "longest": 66}],
      ["key1._domainkey.dkim.example.org"]),
     ("sel._domainkey.example.com", "CNAME", "ok",
      [{"type": 5, "ttl": 600, "name": "key1._domainkey.dkim.example.org"}],
@@ -140,6 +139,9 @@ EXPECTED = [
     ("www.example.com", "MX", "nodata", [], []),
     ("nothere.example.com", "A", "nxdomain", [], []),
     ("example.invalid", "A", "refused", [], []),
+    # Not asked: a type rdns_query() does not read, a name too long.
+    ("example.com", "99", "error", [], []),
+    (".".join(["a" * 63] * 4), "A", "error", [], []),
 ]
 
 
