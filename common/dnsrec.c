@@ -1259,3 +1259,1222 @@ nomem:
 }
 
 /* ---- SPF ---- */
+
+/*
+ * check_host() of RFC 7208 over the caller's lookups. With an IP it stops
+ * at the first match, as a receiver does. Without one ("walk") it goes
+ * through every term of every record, includes and redirect too, to
+ * count what the whole tree costs: the count a receiver reaches on the
+ * worst path. Walk mode goes on past the limits to say by how much (up
+ * to SPF_WALK_MAX lookups) and its result is NONE, PERMERROR, TEMPERROR
+ * or else NEUTRAL (evaluable; no IP to match).
+ *
+ * Macros: in walk mode a macro-bearing domain-spec is checked for syntax
+ * and not evaluated (its lookup is counted); with an IP they are
+ * expanded: %{s} is postmaster@<domain checked>, %{l} postmaster, %{o}
+ * and %{h} the domain checked (no HELO is known), %{d} the current
+ * domain, %{i} %{v} from the IP, %{p} "unknown" (RFC 7208 7.3 allows it
+ * when not validated); c, r, t are for exp= only and fail here.
+ */
+
+#define SPF_DEPTH	16	/* includes and redirects nested */
+#define SPF_WALK_MAX	60	/* walk mode stops counting here */
+#define SPF_NAMES_MAX	10	/* MX or PTR names per term */
+#define SPF_TERMS_MAX	64
+#define SPF_COSTS	24
+
+struct spf_cost {
+	char label[96];
+	unsigned lookups;
+};
+
+struct spf {
+	dm_dns_fn lookup;
+	void *ctx;
+	struct dm_findings *f;
+	struct dm_spf_walk *walk;
+	const char *top;		/* the domain checked */
+	int walking;			/* no IP */
+	int family;			/* 4 or 6 */
+	uint8_t addr[16];
+	enum dm_spf_verdict walk_error;	/* the first error, walk mode */
+	char stack[SPF_DEPTH][DM_DOMAIN_MAX];
+	int depth;
+	int nomem;
+	int limit_said, void_said;
+	char voids[256];		/* names of void lookups */
+	struct spf_cost costs[SPF_COSTS];
+	unsigned ncosts;
+};
+
+enum spf_mech {
+	M_ALL, M_INCLUDE, M_A, M_MX, M_PTR, M_IP4, M_IP6, M_EXISTS,
+	M_REDIRECT, M_EXP, M_OTHER_MOD
+};
+
+struct spf_term {
+	char qual;
+	enum spf_mech mech;
+	char *text;			/* as written */
+	char *spec;			/* domain-spec or NULL */
+	size_t speclen;			/* a, mx: it ends before the cidr */
+	int cidr4, cidr6;
+	uint8_t addr[16];
+};
+
+const char *
+dm_spf_result_name(enum dm_spf_verdict r)
+{
+	static const char *const names[] = {
+		"none", "neutral", "pass", "fail", "softfail", "temperror",
+		"permerror"
+	};
+
+	if ((unsigned)r < sizeof(names) / sizeof(names[0]))
+		return names[r];
+	return "?";
+}
+
+static void
+spf_finding(struct spf *s, enum dm_sev sev, const char *code,
+    const char *subject, const char *fix, const char *fmt, ...)
+    DM_PRINTF(6, 7);
+
+static void
+spf_finding(struct spf *s, enum dm_sev sev, const char *code,
+    const char *subject, const char *fix, const char *fmt, ...)
+{
+	char what[DM_FINDING_WHAT];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (dm_findings_add(s->f, sev, code, subject, fix, "%s", what) == -1)
+		s->nomem = 1;
+}
+
+/* An error result: its reason kept (the first), returned. */
+static enum dm_spf_verdict
+spf_error(struct spf *s, enum dm_spf_verdict r, const char *fmt, ...)
+    DM_PRINTF(3, 4);
+
+static enum dm_spf_verdict
+spf_error(struct spf *s, enum dm_spf_verdict r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->walk->error[0] == '\0') {
+		va_start(ap, fmt);
+		vsnprintf(s->walk->error, sizeof(s->walk->error), fmt, ap);
+		va_end(ap);
+	}
+	if (s->walk_error == DM_SPF_NONE)
+		s->walk_error = r;
+	return r;
+}
+
+static enum dm_dns_rc
+spf_dns(struct spf *s, const char *name, enum dm_dns_type type,
+    struct dm_dns_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->rc = DM_DNS_TEMPFAIL;
+	s->lookup(s->ctx, name, type, r);
+	if (r->rc == DM_DNS_FOUND && r->count == 0)
+		r->rc = DM_DNS_NODATA;
+	return r->rc;
+}
+
+/* A void lookup (RFC 7208 4.6.4); 1 when it is one too many. */
+static int
+spf_void(struct spf *s, const char *name)
+{
+	s->walk->void_lookups++;
+	if (strstr(s->voids, name) == NULL)
+		append(s->voids, sizeof(s->voids), "%s%s",
+		    s->voids[0] ? ", " : "", name);
+	return s->walk->void_lookups > DM_SPF_VOID_LIMIT;
+}
+
+/* A DNS-querying term; 1 when over the limit. */
+static int
+spf_count(struct spf *s)
+{
+	s->walk->lookups++;
+	return s->walk->lookups > DM_SPF_LOOKUP_LIMIT;
+}
+
+static int
+parse_ip(const char *text, int *family, uint8_t *addr)
+{
+	static const uint8_t mapped[12] = {
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+	};
+	uint8_t a6[16];
+
+	if (inet_pton(AF_INET, text, addr) == 1) {
+		*family = 4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, text, a6) != 1)
+		return -1;
+	/* RFC 7208 5: an IPv4-mapped IPv6 address is checked as IPv4. */
+	if (memcmp(a6, mapped, sizeof(mapped)) == 0) {
+		memcpy(addr, a6 + 12, 4);
+		*family = 4;
+		return 0;
+	}
+	memcpy(addr, a6, 16);
+	*family = 6;
+	return 0;
+}
+
+static int
+prefix_match(const uint8_t *a, const uint8_t *b, int bits)
+{
+	int i;
+
+	for (i = 0; bits >= 8; i++, bits -= 8)
+		if (a[i] != b[i])
+			return 0;
+	if (bits > 0) {
+		uint8_t mask = (uint8_t)(0xff << (8 - bits));
+
+		if ((a[i] & mask) != (b[i] & mask))
+			return 0;
+	}
+	return 1;
+}
+
+/* "/n": 0 to max, no leading zero; -1 when bad. */
+static int
+parse_cidr(const char *s, int max)
+{
+	long n;
+
+	if (s[0] == '0' && s[1] != '\0')
+		return -1;
+	if (strlen(s) > 3 || !parse_uint(s, max, &n))
+		return -1;
+	return (int)n;
+}
+
+/* The IP as %{i} gives it: dotted quad, or dotted nibbles. */
+static void
+ip_macro(const struct spf *s, char *out, size_t size)
+{
+	int i;
+
+	out[0] = '\0';
+	if (s->walking) {
+		snprintf(out, size, "192.0.2.1");
+		return;
+	}
+	if (s->family == 4) {
+		snprintf(out, size, "%u.%u.%u.%u", s->addr[0], s->addr[1],
+		    s->addr[2], s->addr[3]);
+		return;
+	}
+	for (i = 0; i < 16; i++)
+		append(out, size, "%s%x.%x", i ? "." : "", s->addr[i] >> 4,
+		    s->addr[i] & 15);
+}
+
+/*
+ * Expands a domain-spec's macros (RFC 7208 7) into out. -1 bad syntax
+ * (why in err), 0 done.
+ */
+static int
+spf_expand(const struct spf *s, const char *spec, const char *domain,
+    char *out, size_t size, char *err, size_t errsize)
+{
+	char value[512], parts[512], *list[128], *pos;
+	size_t len = 0;
+
+	out[0] = '\0';
+	while (*spec != '\0') {
+		char letter, delims[8] = "";
+		int reverse = 0, keep = 0, nparts = 0, i, first;
+		size_t k;
+
+		if (*spec != '%') {
+			if (len + 1 < size)
+				out[len++] = *spec;
+			spec++;
+			out[len] = '\0';
+			continue;
+		}
+		spec++;
+		if (*spec == '%' || *spec == '_' || *spec == '-') {
+			append(out, size, "%s", *spec == '%' ? "%" :
+			    *spec == '_' ? " " : "%20");
+			len = strlen(out);
+			spec++;
+			continue;
+		}
+		if (*spec != '{') {
+			snprintf(err, errsize, "'%%' not followed by {, %%, _ "
+			    "or -");
+			return -1;
+		}
+		letter = (char)tolower((unsigned char)spec[1]);
+		switch (letter) {
+		case 's':
+			snprintf(value, sizeof(value), "postmaster@%s", s->top);
+			break;
+		case 'l':
+			snprintf(value, sizeof(value), "postmaster");
+			break;
+		case 'o':
+		case 'h':
+			snprintf(value, sizeof(value), "%s", s->top);
+			break;
+		case 'd':
+			snprintf(value, sizeof(value), "%s", domain);
+			break;
+		case 'i':
+			ip_macro(s, value, sizeof(value));
+			break;
+		case 'p':
+			snprintf(value, sizeof(value), "unknown");
+			break;
+		case 'v':
+			snprintf(value, sizeof(value), "%s", s->family == 6 ?
+			    "ip6" : "in-addr");
+			break;
+		default:
+			snprintf(err, errsize, "%%{%c is no macro of a "
+			    "domain-spec", spec[1] ? spec[1] : '?');
+			return -1;
+		}
+		spec += 2;
+		while (isdigit((unsigned char)*spec))
+			keep = keep * 10 + (*spec++ - '0') % 1000;
+		if (keep == 0 && isdigit((unsigned char)spec[-1])) {
+			snprintf(err, errsize, "a macro keeps 0 labels");
+			return -1;
+		}
+		if (tolower((unsigned char)*spec) == 'r') {
+			reverse = 1;
+			spec++;
+		}
+		for (k = 0; *spec != '\0' && strchr(".-+,/_=", *spec); spec++)
+			if (k + 1 < sizeof(delims))
+				delims[k++] = *spec;
+		delims[k] = '\0';
+		if (*spec != '}') {
+			snprintf(err, errsize, "a macro does not end in }");
+			return -1;
+		}
+		spec++;
+		/* Split at the delimiters, reverse, keep the rightmost. */
+		snprintf(parts, sizeof(parts), "%s", value);
+		for (pos = parts; nparts < 128;) {
+			list[nparts++] = pos;
+			pos += strcspn(pos, delims[0] ? delims : ".");
+			if (*pos == '\0')
+				break;
+			*pos++ = '\0';
+		}
+		if (reverse)
+			for (i = 0; i < nparts / 2; i++) {
+				char *t = list[i];
+
+				list[i] = list[nparts - 1 - i];
+				list[nparts - 1 - i] = t;
+			}
+		first = keep > 0 && keep < nparts ? nparts - keep : 0;
+		for (i = first; i < nparts; i++)
+			append(out, size, "%s%s", i > first ? "." : "",
+			    list[i]);
+		len = strlen(out);
+	}
+	/* RFC 7208 7.3: over 253 octets, labels go from the left. */
+	pos = out;
+	while (strlen(pos) > 253 && strchr(pos, '.') != NULL)
+		pos = strchr(pos, '.') + 1;
+	if (pos != out)
+		memmove(out, pos, strlen(pos) + 1);
+	return 0;
+}
+
+/* The record's text from its terms, with one term replaced or gone. */
+static void
+spf_rebuild(char *out, size_t size, struct spf_term *terms, size_t nterms,
+    size_t skip, const char *replace, const char *add)
+{
+	size_t i;
+
+	snprintf(out, size, "v=spf1");
+	for (i = 0; i < nterms; i++) {
+		if (i == skip) {
+			if (replace != NULL)
+				append(out, size, " %s", replace);
+			continue;
+		}
+		append(out, size, " %s", terms[i].text);
+	}
+	if (add != NULL)
+		append(out, size, " %s", add);
+}
+
+static int
+spf_record(const char *txt)
+{
+	return strncasecmp(txt, "v=spf1", 6) == 0 &&
+	    (txt[6] == '\0' || txt[6] == ' ');
+}
+
+/* One term into *t; -1 with why on bad syntax. */
+static int
+spf_term(char *text, struct spf_term *t, char *why, size_t whysize)
+{
+	static const struct {
+		const char *name;
+		enum spf_mech mech;
+	} mechs[] = {
+		{ "all", M_ALL }, { "include", M_INCLUDE }, { "a", M_A },
+		{ "mx", M_MX }, { "ptr", M_PTR }, { "ip4", M_IP4 },
+		{ "ip6", M_IP6 }, { "exists", M_EXISTS }
+	};
+	char *p = text, *name, *slash, *rest;
+	size_t namelen, i;
+	int found = 0;
+
+	memset(t, 0, sizeof(*t));
+	t->text = text;
+	t->qual = '+';
+	t->cidr4 = 32;
+	t->cidr6 = 128;
+	if (strchr("+-~?", *p) != NULL)
+		t->qual = *p++;
+	name = p;
+	namelen = strspn(p, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.");
+	rest = p + namelen;
+	if (*rest == '=') {
+		if (p != text || namelen == 0 || !isalpha((unsigned char)*p)) {
+			snprintf(why, whysize, "\"%s\" is no modifier", text);
+			return -1;
+		}
+		*rest = '\0';
+		t->spec = rest + 1;
+		if (strcasecmp(name, "redirect") == 0)
+			t->mech = M_REDIRECT;
+		else if (strcasecmp(name, "exp") == 0)
+			t->mech = M_EXP;
+		else
+			t->mech = M_OTHER_MOD;
+		*rest = '=';
+		if (t->mech != M_OTHER_MOD && *t->spec == '\0') {
+			snprintf(why, whysize, "\"%s\" names no domain", text);
+			return -1;
+		}
+		return 0;
+	}
+	for (i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++)
+		if (strlen(mechs[i].name) == namelen &&
+		    strncasecmp(mechs[i].name, name, namelen) == 0) {
+			t->mech = mechs[i].mech;
+			found = 1;
+		}
+	if (!found || (*rest != '\0' && *rest != ':' && *rest != '/')) {
+		snprintf(why, whysize, "\"%s\" is no SPF mechanism", text);
+		return -1;
+	}
+	switch (t->mech) {
+	case M_ALL:
+		if (*rest != '\0')
+			goto bad;
+		return 0;
+	case M_INCLUDE:
+	case M_EXISTS:
+		if (*rest != ':' || rest[1] == '\0')
+			goto bad;
+		t->spec = rest + 1;
+		return 0;
+	case M_PTR:
+		if (*rest == '/')
+			goto bad;
+		if (*rest == ':') {
+			if (rest[1] == '\0')
+				goto bad;
+			t->spec = rest + 1;
+		}
+		return 0;
+	case M_IP4:
+	case M_IP6: {
+		char ip[64];
+		int family;
+
+		if (*rest != ':')
+			goto bad;
+		rest++;
+		slash = strchr(rest, '/');
+		snprintf(ip, sizeof(ip), "%.*s", slash ? (int)(slash - rest) :
+		    (int)strlen(rest), rest);
+		if (parse_ip(ip, &family, t->addr) == -1 || (family == 4) !=
+		    (t->mech == M_IP4) || (t->mech == M_IP6 &&
+		    strchr(ip, ':') == NULL))
+			goto bad;
+		if (t->mech == M_IP6 && family == 4)
+			goto bad;
+		if (slash != NULL) {
+			int n = parse_cidr(slash + 1, t->mech == M_IP4 ? 32 :
+			    128);
+
+			if (n < 0)
+				goto bad;
+			if (t->mech == M_IP4)
+				t->cidr4 = n;
+			else
+				t->cidr6 = n;
+		}
+		return 0;
+	}
+	default:			/* a, mx */
+		break;
+	}
+	/* a and mx: [":" domain-spec] [ip4-cidr] ["//" ip6-cidr] */
+	slash = NULL;
+	if (*rest == ':') {
+		int brace = 0;
+
+		t->spec = rest + 1;
+		for (p = t->spec; *p != '\0'; p++) {
+			if (*p == '{')
+				brace = 1;
+			else if (*p == '}')
+				brace = 0;
+			else if (*p == '/' && !brace) {
+				slash = p;
+				break;
+			}
+		}
+		if (slash == t->spec)
+			goto bad;
+	} else if (*rest == '/')
+		slash = rest;
+	if (slash != NULL) {
+		char cidr[16], *dual;
+		int n;
+
+		snprintf(cidr, sizeof(cidr), "%s", slash);
+		if (strlen(slash) >= sizeof(cidr))
+			goto bad;
+		if ((dual = strstr(cidr, "//")) != NULL) {
+			if ((n = parse_cidr(dual + 2, 128)) < 0)
+				goto bad;
+			t->cidr6 = n;
+			*dual = '\0';
+		}
+		if (cidr[0] != '\0') {
+			if (cidr[0] != '/' || (n = parse_cidr(cidr + 1,
+			    32)) < 0)
+				goto bad;
+			t->cidr4 = n;
+		}
+		/* The domain-spec ends at the cidr; the text keeps it. */
+		if (t->spec != NULL)
+			t->speclen = (size_t)(slash - t->spec);
+	}
+	return 0;
+bad:
+	snprintf(why, whysize, "\"%s\" is not valid SPF", text);
+	return -1;
+}
+
+static enum dm_spf_verdict spf_host(struct spf *, const char *, int);
+
+static enum dm_spf_verdict
+spf_qualified(char qual)
+{
+	switch (qual) {
+	case '-':
+		return DM_SPF_FAIL;
+	case '~':
+		return DM_SPF_SOFTFAIL;
+	case '?':
+		return DM_SPF_NEUTRAL;
+	default:
+		return DM_SPF_PASS;
+	}
+}
+
+static enum dm_spf_verdict
+spf_tempfail(struct spf *s, const char *name, const char *type)
+{
+	spf_finding(s, DM_SEV_WARN, "spf.dns", name, "", "the %s lookup of "
+	    "%s failed temporarily: receivers give temperror and may defer "
+	    "mail", type, name);
+	return spf_error(s, DM_SPF_TEMPERROR, "%s %s: temporary DNS failure",
+	    type, name);
+}
+
+static enum dm_spf_verdict
+spf_too_many_voids(struct spf *s)
+{
+	return spf_error(s, DM_SPF_PERMERROR, "more than %d void lookups",
+	    DM_SPF_VOID_LIMIT);
+}
+
+/*
+ * Whether the addresses of name (A or AAAA by the IP's family) hold the
+ * IP within the cidr: 1 yes, 0 no, -1 the error in *r. A void answer
+ * counts when count_void.
+ */
+static int
+spf_addr_match(struct spf *s, const char *name, int cidr4, int cidr6,
+    int count_void, enum dm_spf_verdict *r)
+{
+	struct dm_dns_result res;
+	enum dm_dns_rc rc;
+	size_t i;
+	int match = 0;
+
+	if (s->walking) {
+		/* No IP: a void is a name with neither A nor AAAA. */
+		rc = spf_dns(s, name, DM_DNS_A, &res);
+		dm_dns_result_free(&res);
+		if (rc == DM_DNS_TEMPFAIL) {
+			*r = spf_tempfail(s, name, "A");
+			return -1;
+		}
+		if (rc == DM_DNS_FOUND)
+			return 0;
+		rc = spf_dns(s, name, DM_DNS_AAAA, &res);
+		dm_dns_result_free(&res);
+		if (rc == DM_DNS_TEMPFAIL) {
+			*r = spf_tempfail(s, name, "AAAA");
+			return -1;
+		}
+		if (rc != DM_DNS_FOUND && count_void && spf_void(s, name))
+			spf_too_many_voids(s);
+		return 0;
+	}
+	rc = spf_dns(s, name, s->family == 4 ? DM_DNS_A : DM_DNS_AAAA, &res);
+	if (rc == DM_DNS_TEMPFAIL) {
+		dm_dns_result_free(&res);
+		*r = spf_tempfail(s, name, s->family == 4 ? "A" : "AAAA");
+		return -1;
+	}
+	if (rc != DM_DNS_FOUND) {
+		dm_dns_result_free(&res);
+		if (count_void && spf_void(s, name)) {
+			*r = spf_too_many_voids(s);
+			return -1;
+		}
+		return 0;
+	}
+	for (i = 0; i < res.count && !match; i++) {
+		uint8_t addr[16];
+		int family;
+
+		if (parse_ip(res.items[i], &family, addr) == 0 &&
+		    family == s->family)
+			match = prefix_match(addr, s->addr, s->family == 4 ?
+			    cidr4 : cidr6);
+	}
+	dm_dns_result_free(&res);
+	return match;
+}
+
+/* mx: up to 10 exchanges, each one's addresses. */
+static int
+spf_mx(struct spf *s, const char *name, const char *target,
+    const struct spf_term *t, enum dm_spf_verdict *r)
+{
+	struct dm_dns_result res;
+	enum dm_dns_rc rc;
+	size_t i;
+	int match = 0;
+
+	rc = spf_dns(s, target, DM_DNS_MX, &res);
+	if (rc == DM_DNS_TEMPFAIL) {
+		dm_dns_result_free(&res);
+		*r = spf_tempfail(s, target, "MX");
+		return -1;
+	}
+	if (rc != DM_DNS_FOUND) {
+		dm_dns_result_free(&res);
+		if (spf_void(s, target) && !s->walking) {
+			*r = spf_too_many_voids(s);
+			return -1;
+		}
+		return 0;
+	}
+	if (res.count > SPF_NAMES_MAX) {
+		spf_finding(s, DM_SEV_FAIL, "spf.mx_names", name, "", "%s "
+		    "has %zu MX records: RFC 7208 4.6.4 allows the mx "
+		    "mechanism %d, receivers give permerror", target,
+		    res.count, SPF_NAMES_MAX);
+		dm_dns_result_free(&res);
+		*r = spf_error(s, DM_SPF_PERMERROR, "%s: more than %d MX "
+		    "names", target, SPF_NAMES_MAX);
+		return -1;
+	}
+	for (i = 0; i < res.count && !match && !s->walking; i++) {
+		int m;
+
+		if (res.items[i][0] == '\0' || strcmp(res.items[i], ".") == 0)
+			continue;	/* a null MX (RFC 7505) */
+		m = spf_addr_match(s, res.items[i], t->cidr4, t->cidr6, 0, r);
+		if (m == -1) {
+			dm_dns_result_free(&res);
+			return -1;
+		}
+		match = m;
+	}
+	dm_dns_result_free(&res);
+	return match;
+}
+
+/*
+ * ptr (RFC 7208 5.5): the IP's names that resolve back to it, one of
+ * them target or under it. Errors make no match; past 10 names the rest
+ * are ignored (unlike mx, which fails).
+ */
+static int
+spf_ptr(struct spf *s, const char *target)
+{
+	struct dm_dns_result res;
+	char rev[128];
+	size_t i, tlen = strlen(target);
+	int match = 0, j;
+
+	if (s->walking)
+		return 0;
+	rev[0] = '\0';
+	if (s->family == 4)
+		snprintf(rev, sizeof(rev), "%u.%u.%u.%u.in-addr.arpa",
+		    s->addr[3], s->addr[2], s->addr[1], s->addr[0]);
+	else {
+		for (j = 15; j >= 0; j--)
+			append(rev, sizeof(rev), "%x.%x.", s->addr[j] & 15,
+			    s->addr[j] >> 4);
+		append(rev, sizeof(rev), "ip6.arpa");
+	}
+	if (spf_dns(s, rev, DM_DNS_PTR, &res) != DM_DNS_FOUND) {
+		if (res.rc != DM_DNS_TEMPFAIL)
+			spf_void(s, rev);
+		dm_dns_result_free(&res);
+		return 0;
+	}
+	for (i = 0; i < res.count && i < SPF_NAMES_MAX && !match; i++) {
+		const char *n = res.items[i];
+		size_t nlen = strlen(n);
+		enum dm_spf_verdict ignored;
+
+		if (!(strcasecmp(n, target) == 0 || (nlen > tlen &&
+		    n[nlen - tlen - 1] == '.' &&
+		    strcasecmp(n + nlen - tlen, target) == 0)))
+			continue;
+		if (spf_addr_match(s, n, 32, 128, 0, &ignored) == 1)
+			match = 1;
+	}
+	dm_dns_result_free(&res);
+	return match;
+}
+
+/* Is name one of the records being evaluated (an include loop)? */
+static int
+spf_on_stack(const struct spf *s, const char *name)
+{
+	int i;
+
+	for (i = 0; i < s->depth; i++)
+		if (strcmp(s->stack[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* The TXT records of domain: the one SPF record into *record (malloc'd),
+ * or a result. */
+static int
+spf_fetch(struct spf *s, const char *domain, int counted, char **record,
+    enum dm_spf_verdict *r)
+{
+	struct dm_dns_result res;
+	enum dm_dns_rc rc;
+	char merged[DM_FINDING_FIX - 300], fix[DM_FINDING_FIX];
+	char best_all[8] = "";
+	size_t i, found = 0, pick = 0;
+
+	*record = NULL;
+	rc = spf_dns(s, domain, DM_DNS_TXT, &res);
+	if (rc == DM_DNS_TEMPFAIL) {
+		dm_dns_result_free(&res);
+		*r = spf_tempfail(s, domain, "TXT");
+		return -1;
+	}
+	if (rc != DM_DNS_FOUND) {
+		dm_dns_result_free(&res);
+		if (counted && spf_void(s, domain) && !s->walking) {
+			*r = spf_too_many_voids(s);
+			return -1;
+		}
+		*r = DM_SPF_NONE;
+		return -1;
+	}
+	for (i = 0; i < res.count; i++) {
+		if (strncasecmp(res.items[i], "spf2.0/", 7) == 0)
+			spf_finding(s, DM_SEV_INFO, "spf.spf2", domain, "",
+			    "\"%.60s\": a Sender ID record (RFC 4406, "
+			    "obsolete); nobody checks it, it does no harm",
+			    res.items[i]);
+		if (spf_record(res.items[i]) && found++ == 0)
+			pick = i;
+	}
+	if (found == 0) {
+		dm_dns_result_free(&res);
+		*r = DM_SPF_NONE;
+		return -1;
+	}
+	if (found > 1) {
+		/* One record with every term of them all, once, and the
+		 * strictest all (or the first redirect when none has one). */
+		char terms[DM_FINDING_FIX - 300] = "", redirect[300] = "";
+
+		for (i = 0; i < res.count; i++) {
+			char copy[RECORD_MAX / 2], *term, *save;
+
+			if (!spf_record(res.items[i]))
+				continue;
+			snprintf(copy, sizeof(copy), "%s", res.items[i] + 6);
+			for (term = strtok_r(copy, " ", &save); term != NULL;
+			    term = strtok_r(NULL, " ", &save)) {
+				char *bare = term + (strchr("+-~?", *term) ?
+				    1 : 0);
+				char padded[320];
+
+				if (strcasecmp(bare, "all") == 0) {
+					const char *order = "+?~-";
+					char q = bare == term ? '+' : *term;
+
+					if (best_all[0] == '\0' ||
+					    strchr(order, q) > strchr(order,
+					    best_all[0]))
+						snprintf(best_all,
+						    sizeof(best_all), "%call",
+						    q);
+					continue;
+				}
+				if (strncasecmp(term, "redirect=", 9) == 0) {
+					if (redirect[0] == '\0')
+						snprintf(redirect,
+						    sizeof(redirect), "%s",
+						    term);
+					continue;
+				}
+				snprintf(padded, sizeof(padded), " %s ", term);
+				if (strstr(terms, padded) == NULL)
+					append(terms, sizeof(terms), " %s ",
+					    term);
+			}
+		}
+		snprintf(merged, sizeof(merged), "v=spf1");
+		{
+			char *term, *save;
+
+			for (term = strtok_r(terms, " ", &save); term != NULL;
+			    term = strtok_r(NULL, " ", &save))
+				append(merged, sizeof(merged), " %s", term);
+		}
+		if (best_all[0] != '\0')
+			append(merged, sizeof(merged), " %s",
+			    best_all[0] == '+' ? "all" : best_all);
+		else if (redirect[0] != '\0')
+			append(merged, sizeof(merged), " %s", redirect);
+		txt_line(fix, sizeof(fix), domain, merged);
+		spf_finding(s, DM_SEV_FAIL, "spf.multiple", domain, fix,
+		    "%zu SPF records: receivers give permerror (RFC 7208 "
+		    "4.5) and SPF fails for all mail; publish one record",
+		    found);
+		dm_dns_result_free(&res);
+		*r = spf_error(s, DM_SPF_PERMERROR, "%s: %zu SPF records",
+		    domain, found);
+		return -1;
+	}
+	*record = strdup(res.items[pick]);
+	dm_dns_result_free(&res);
+	if (*record == NULL) {
+		s->nomem = 1;
+		*r = spf_error(s, DM_SPF_TEMPERROR, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* check_host() for domain; counted: the TXT lookup is a term's. */
+static enum dm_spf_verdict
+spf_host(struct spf *s, const char *domain, int counted)
+{
+	struct spf_term terms[SPF_TERMS_MAX];
+	enum dm_spf_verdict r = DM_SPF_NEUTRAL, err;
+	char *record = NULL, *p, why[200], fix[DM_FINDING_FIX];
+	char rebuilt[DM_FINDING_FIX - 300];
+	size_t nterms = 0, i, len;
+	int redirect = -1, exp = -1, all = -1, macros = 0, errored = 0;
+
+	if (s->depth >= SPF_DEPTH)
+		return spf_error(s, DM_SPF_PERMERROR, "includes nested over "
+		    "%d deep", SPF_DEPTH);
+	if (spf_fetch(s, domain, counted, &record, &r) == -1)
+		return r;
+	s->walk->records++;
+	len = strlen(record);
+	if (len > 450)
+		spf_finding(s, DM_SEV_INFO, "spf.length", domain, "", "the "
+		    "SPF record is %zu octets: over 450 the DNS answer may not "
+		    "fit in 512 octets of UDP (RFC 7208 3.4)", len);
+
+	/* Terms, separated by spaces. */
+	for (p = record + 6; *p != '\0';) {
+		char *term;
+
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		term = p;
+		p += strcspn(p, " ");
+		if (*p != '\0')
+			*p++ = '\0';
+		if (nterms == SPF_TERMS_MAX) {
+			snprintf(why, sizeof(why), "more than %d terms",
+			    SPF_TERMS_MAX);
+			goto syntax;
+		}
+		if (spf_term(term, &terms[nterms], why, sizeof(why)) == -1)
+			goto syntax;
+		if (terms[nterms].spec != NULL &&
+		    strchr(terms[nterms].spec, '%') != NULL) {
+			char out[512];
+			struct spf_term *t = &terms[nterms];
+			char spec[300];
+
+			snprintf(spec, sizeof(spec), "%.*s", (int)(t->speclen ?
+			    t->speclen : strlen(t->spec)), t->spec);
+			if (spf_expand(s, spec, domain, out, sizeof(out), why,
+			    sizeof(why)) == -1)
+				goto syntax;
+			if (t->mech != M_EXP)
+				macros = 1;
+		}
+		switch (terms[nterms].mech) {
+		case M_REDIRECT:
+			if (redirect >= 0) {
+				snprintf(why, sizeof(why), "two redirect=");
+				goto syntax;
+			}
+			redirect = (int)nterms;
+			break;
+		case M_EXP:
+			if (exp >= 0) {
+				snprintf(why, sizeof(why), "two exp=");
+				goto syntax;
+			}
+			exp = (int)nterms;
+			break;
+		case M_ALL:
+			if (all < 0)
+				all = (int)nterms;
+			break;
+		default:
+			break;
+		}
+		nterms++;
+	}
+
+	/* What is wrong with the record itself. */
+	if (all >= 0 && terms[all].qual == '+') {
+		spf_rebuild(rebuilt, sizeof(rebuilt), terms, nterms,
+		    (size_t)all, "~all", NULL);
+		txt_line(fix, sizeof(fix), domain, rebuilt);
+		spf_finding(s, DM_SEV_FAIL, "spf.plus_all", domain, fix, "%s: "
+		    "every host on the Internet passes SPF for %s",
+		    terms[all].text, domain);
+	}
+	if (s->depth == 0) {
+		if (all >= 0)
+			snprintf(s->walk->all, sizeof(s->walk->all), "%call",
+			    terms[all].qual);
+		s->walk->redirect = redirect >= 0 && all < 0;
+		if (all >= 0 && terms[all].qual == '?') {
+			spf_rebuild(rebuilt, sizeof(rebuilt), terms, nterms,
+			    (size_t)all, "~all", NULL);
+			txt_line(fix, sizeof(fix), domain, rebuilt);
+			spf_finding(s, DM_SEV_WARN, "spf.neutral_all", domain,
+			    fix, "?all: mail from anywhere else is neutral, "
+			    "as if there were no SPF record");
+		}
+		if (all < 0 && redirect < 0) {
+			spf_rebuild(rebuilt, sizeof(rebuilt), terms, nterms,
+			    (size_t)-1, NULL, "~all");
+			txt_line(fix, sizeof(fix), domain, rebuilt);
+			spf_finding(s, DM_SEV_WARN, "spf.no_all", domain, fix,
+			    "no all and no redirect=: mail from anywhere "
+			    "else is neutral; end the record in ~all or "
+			    "-all");
+		}
+	}
+	for (i = 0; i < nterms; i++)
+		if (terms[i].mech == M_PTR) {
+			spf_rebuild(rebuilt, sizeof(rebuilt), terms, nterms, i,
+			    NULL, NULL);
+			txt_line(fix, sizeof(fix), domain, rebuilt);
+			spf_finding(s, DM_SEV_WARN, "spf.ptr", domain, fix,
+			    "%s: the ptr mechanism is slow, unreliable and "
+			    "deprecated (RFC 7208 5.5); list the addresses "
+			    "with ip4:/ip6: instead", terms[i].text);
+		}
+	if (macros)
+		spf_finding(s, DM_SEV_INFO, "spf.macros", domain, "", "the "
+		    "record uses macros: what they query depends on each "
+		    "message%s", s->walking ? "; they are not evaluated "
+		    "here, but their lookups are counted" : "");
+
+	snprintf(s->stack[s->depth], sizeof(s->stack[0]), "%s", domain);
+	s->depth++;
+	for (i = 0; i <= nterms; i++) {
+		struct spf_term *t;
+		char target[512], spec[300];
+		unsigned before = s->walk->lookups;
+		int match = 0, querying;
+
+		if (i == nterms) {
+			/* redirect= applies when nothing matched and there
+			 * is no all (RFC 7208 6.1). */
+			if (redirect < 0 || all >= 0)
+				break;
+			t = &terms[redirect];
+		} else {
+			t = &terms[i];
+			if (t->mech == M_REDIRECT || t->mech == M_EXP ||
+			    t->mech == M_OTHER_MOD)
+				continue;
+		}
+		querying = t->mech == M_INCLUDE || t->mech == M_A ||
+		    t->mech == M_MX || t->mech == M_PTR ||
+		    t->mech == M_EXISTS || t->mech == M_REDIRECT;
+		if (querying && spf_count(s)) {
+			err = spf_error(s, DM_SPF_PERMERROR, "more than %d DNS "
+			    "lookups", DM_SPF_LOOKUP_LIMIT);
+			if (!s->walking) {
+				r = err;
+				goto out;
+			}
+			if (s->walk->lookups > SPF_WALK_MAX)
+				break;
+		}
+		snprintf(target, sizeof(target), "%s", domain);
+		if (t->spec != NULL && t->mech != M_IP4 && t->mech != M_IP6) {
+			snprintf(spec, sizeof(spec), "%.*s", (int)(t->speclen ?
+			    t->speclen : strlen(t->spec)), t->spec);
+			if (strchr(spec, '%') != NULL && s->walking)
+				goto cost;	/* not evaluable */
+			if (spf_expand(s, spec, domain, target,
+			    sizeof(target), why, sizeof(why)) == -1)
+				goto syntax_stacked;
+			lower(target);
+			if (strlen(target) > 0 &&
+			    target[strlen(target) - 1] == '.')
+				target[strlen(target) - 1] = '\0';
+			if (!plain_domain(target)) {
+				snprintf(why, sizeof(why), "\"%s\" is no "
+				    "domain name", target);
+				goto syntax_stacked;
+			}
+		}
+		switch (t->mech) {
+		case M_ALL:
+			match = 1;
+			break;
+		case M_IP4:
+		case M_IP6:
+			match = !s->walking && s->family ==
+			    (t->mech == M_IP4 ? 4 : 6) &&
+			    prefix_match(t->addr, s->addr, t->mech == M_IP4 ?
+			    t->cidr4 : t->cidr6);
+			break;
+		case M_A:
+			match = spf_addr_match(s, target, t->cidr4, t->cidr6,
+			    1, &r);
+			break;
+		case M_MX:
+			match = spf_mx(s, domain, target, t, &r);
+			break;
+		case M_PTR:
+			match = spf_ptr(s, target);
+			break;
+		case M_EXISTS: {
+			struct dm_dns_result res;
+			enum dm_dns_rc rc;
+
+			rc = spf_dns(s, target, DM_DNS_A, &res);
+			dm_dns_result_free(&res);
+			if (rc == DM_DNS_TEMPFAIL) {
+				r = spf_tempfail(s, target, "A");
+				match = -1;
+			} else if (rc == DM_DNS_FOUND)
+				match = !s->walking;
+			else if (spf_void(s, target) && !s->walking) {
+				r = spf_too_many_voids(s);
+				match = -1;
+			}
+			break;
+		}
+		case M_INCLUDE:
+		case M_REDIRECT: {
+			const char *kind = t->mech == M_INCLUDE ? "include:" :
+			    "redirect=";
+			enum dm_spf_verdict sub;
+
+			if (spf_on_stack(s, target)) {
+				spf_finding(s, DM_SEV_FAIL, "spf.loop", domain,
+				    "", "%s%s loops back to a record that "
+				    "includes it: receivers give permerror",
+				    kind, target);
+				r = spf_error(s, DM_SPF_PERMERROR, "%s%s "
+				    "loops", kind, target);
+				match = -1;
+				break;
+			}
+			sub = spf_host(s, target, 1);
+			if (sub == DM_SPF_NONE) {
+				spf_rebuild(rebuilt, sizeof(rebuilt), terms,
+				    nterms, i == nterms ? (size_t)redirect : i,
+				    NULL, NULL);
+				txt_line(fix, sizeof(fix), domain, rebuilt);
+				spf_finding(s, DM_SEV_FAIL, "spf.include_none",
+				    domain, fix, "%s%s: that name has no SPF "
+				    "record, a permerror for every receiver "
+				    "(RFC 7208 5.2, 6.1)", kind, target);
+				r = spf_error(s, DM_SPF_PERMERROR, "%s%s has "
+				    "no SPF record", kind, target);
+				match = -1;
+			} else if (sub == DM_SPF_TEMPERROR ||
+			    sub == DM_SPF_PERMERROR) {
+				r = sub;
+				match = -1;
+			} else if (t->mech == M_REDIRECT) {
+				r = sub;
+				match = s->walking ? 0 : 2;
+			} else
+				match = sub == DM_SPF_PASS && !s->walking;
+			break;
+		}
+		default:
+			break;
+		}
+cost:
+		if (s->depth == 1 && querying && s->ncosts < SPF_COSTS) {
+			snprintf(s->costs[s->ncosts].label,
+			    sizeof(s->costs[0].label), "%s", t->text);
+			s->costs[s->ncosts++].lookups = s->walk->lookups -
+			    before;
+		}
+		if (match == -1) {
+			errored = 1;
+			if (!s->walking)
+				goto out;
+			r = DM_SPF_NEUTRAL;
+			continue;
+		}
+		if (match == 2)
+			goto out;	/* the redirect's result */
+		if (match && !s->walking) {
+			r = spf_qualified(t->qual);
+			goto out;
+		}
+	}
+	r = DM_SPF_NEUTRAL;
+	if (s->walking && (errored || s->walk_error != DM_SPF_NONE))
+		r = DM_SPF_NEUTRAL;
+out:
+	s->depth--;
+	free(record);
+	return r;
+syntax_stacked:
+	s->depth--;
+syntax:
+	spf_finding(s, DM_SEV_FAIL, "spf.syntax", domain, "", "%s: the record "
+	    "is invalid, receivers give permerror", why);
+	free(record);
+	return spf_error(s, DM_SPF_PERMERROR, "%s: %s", domain, why);
+}
+
+int
+dm_spf_check(const char *domain, const char *ip, dm_dns_fn lookup,
+    void *ctx, struct dm_spf_walk *walk, struct dm_findings *f)
+{
+	struct spf *s;
+	enum dm_spf_verdict r;
+	size_t first = f->count, i;
+	int worse = 0;
+
+	memset(walk, 0, sizeof(*walk));
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -1;
+	s->lookup = lookup;
+	s->ctx = ctx;
+	s->f = f;
+	s->walk = walk;
+	s->top = domain;
+	s->walking = ip == NULL;
+	if (ip != NULL && parse_ip(ip, &s->family, s->addr) == -1) {
+		walk->result = spf_error(s, DM_SPF_PERMERROR, "%s is no IP "
+		    "address", ip);
+		free(s);
+		return 0;
+	}
+	r = spf_host(s, domain, 0);
+	if (r == DM_SPF_NONE && walk->records == 0 && s->walk_error ==
+	    DM_SPF_NONE)
+		spf_finding(s, DM_SEV_FAIL, "spf.none", domain, "", "%s has no "
+		    "SPF record: receivers cannot tell its servers from "
+		    "forgers, DMARC rests on DKIM alone", domain);
+	if (walk->lookups > DM_SPF_LOOKUP_LIMIT) {
+		char what[DM_FINDING_WHAT];
+
+		snprintf(what, sizeof(what), "%s%u DNS-querying terms, over "
+		    "the limit of %d: receivers give permerror and SPF fails "
+		    "for all mail. What each term costs:", s->walking ? "" :
+		    "at least ", walk->lookups, DM_SPF_LOOKUP_LIMIT);
+		for (i = 0; i < s->ncosts; i++)
+			append(what, sizeof(what), "%s %s %u", i ? "," : "",
+			    s->costs[i].label, s->costs[i].lookups);
+		append(what, sizeof(what), ". Replace includes with the ip4:/"
+		    "ip6: ranges they hold, or drop senders you no longer "
+		    "use");
+		spf_finding(s, DM_SEV_FAIL, "spf.lookups", domain, "", "%s",
+		    what);
+		spf_error(s, DM_SPF_PERMERROR, "more than %d DNS lookups",
+		    DM_SPF_LOOKUP_LIMIT);
+	}
+	if (walk->void_lookups > DM_SPF_VOID_LIMIT)
+		spf_finding(s, DM_SEV_FAIL, "spf.void", domain, "", "%u "
+		    "lookups found nothing (%s), more than %d: receivers give "
+		    "permerror; remove the terms naming them",
+		    walk->void_lookups, s->voids, DM_SPF_VOID_LIMIT);
+	if (s->walking)
+		walk->result = r == DM_SPF_NONE && walk->records == 0 ?
+		    (s->walk_error != DM_SPF_NONE ? s->walk_error :
+		    DM_SPF_NONE) : s->walk_error != DM_SPF_NONE ?
+		    s->walk_error : DM_SPF_NEUTRAL;
+	else
+		walk->result = r;
+	for (i = first; i < f->count; i++)
+		if (f->items[i].sev >= DM_SEV_WARN)
+			worse = 1;
+	if (!worse && walk->records > 0)
+		spf_finding(s, DM_SEV_OK, "spf.ok", domain, "", "SPF: %u DNS "
+		    "lookups of %d, %u void, %u records read%s%s",
+		    walk->lookups, DM_SPF_LOOKUP_LIMIT, walk->void_lookups,
+		    walk->records, walk->all[0] ? ", ends in " : "",
+		    walk->all);
+	i = s->nomem;
+	free(s);
+	return i ? -1 : 0;
+}
