@@ -2453,11 +2453,13 @@ dm_spf_check(const char *domain, const char *ip, dm_dns_fn lookup,
 		spf_error(s, DM_SPF_PERMERROR, "more than %d DNS lookups",
 		    DM_SPF_LOOKUP_LIMIT);
 	}
-	if (walk->void_lookups > DM_SPF_VOID_LIMIT)
+	if (walk->void_lookups > DM_SPF_VOID_LIMIT) {
+		spf_too_many_voids(s);
 		spf_finding(s, DM_SEV_FAIL, "spf.void", domain, "", "%u "
 		    "lookups found nothing (%s), more than %d: receivers give "
 		    "permerror; remove the terms naming them",
 		    walk->void_lookups, s->voids, DM_SPF_VOID_LIMIT);
+	}
 	if (s->walking)
 		walk->result = r == DM_SPF_NONE && walk->records == 0 ?
 		    (s->walk_error != DM_SPF_NONE ? s->walk_error :
