@@ -506,13 +506,14 @@ dm_dmarc_parse(const char *record, const char *domain, const char *subject,
 		int v = tag_find(&tl, "v");
 
 		if (v > 0)
-			DF(DM_SEV_FAIL, "dmarc.version", "", "v=%s is not the "
-			    "first tag: a DMARC record must begin with v=DMARC1, "
-			    "receivers ignore this one", tl.tags[v].value);
+			DF(DM_SEV_FAIL, "dmarc.version", "", "v=%s is not "
+			    "the first tag: a DMARC record must begin with "
+			    "v=DMARC1, receivers ignore this one",
+			    tl.tags[v].value);
 		else
-			DF(DM_SEV_FAIL, "dmarc.version", "", "the record does not "
-			    "begin with v=DMARC1 (\"%.40s\"): receivers ignore it",
-			    record);
+			DF(DM_SEV_FAIL, "dmarc.version", "", "the record does "
+			    "not begin with v=DMARC1 (\"%.40s\"): receivers "
+			    "ignore it", record);
 		free(tl.buf);
 		return 0;
 	}
