@@ -132,18 +132,22 @@ int dm_dmarc_external(const char *domain, const char *dest_domain,
 
 /* ---- SPF ---- */
 
-enum dm_spf_result {
+/*
+ * Named dm_spf_verdict, not dm_spf_result: struct dm_spf_result (a
+ * report's SPF auth result, common/report.h) shares C's tag namespace.
+ */
+enum dm_spf_verdict {
 	DM_SPF_NONE, DM_SPF_NEUTRAL, DM_SPF_PASS, DM_SPF_FAIL,
 	DM_SPF_SOFTFAIL, DM_SPF_TEMPERROR, DM_SPF_PERMERROR
 };
-const char *dm_spf_result_name(enum dm_spf_result r);	/* "pass", ... */
+const char *dm_spf_result_name(enum dm_spf_verdict r);	/* "pass", ... */
 
 #define DM_SPF_LOOKUP_LIMIT	10	/* DNS-querying terms (RFC 7208 4.6.4) */
 #define DM_SPF_VOID_LIMIT	2	/* void lookups */
 
 /* What evaluating a domain's SPF saw, over its whole include tree. */
 struct dm_spf_walk {
-	enum dm_spf_result result;	/* for the IP, or of the walk */
+	enum dm_spf_verdict result;	/* for the IP, or of the walk */
 	unsigned lookups;		/* DNS-querying terms counted */
 	unsigned void_lookups;
 	unsigned records;		/* SPF records read (includes too) */
@@ -205,5 +209,13 @@ struct dm_bimi {
  */
 int dm_bimi_parse(const char *record, const char *subject,
     struct dm_bimi *out, struct dm_findings *f);
+
+/*
+ * dm_bimi_enforcement - BIMI is shown only under an enforcing DMARC
+ * policy (p=quarantine or reject, pct 100, sp not none): a warning
+ * bimi.no_enforcement to f when policy is not one. 0, or -1.
+ */
+int dm_bimi_enforcement(const struct dm_dmarc_policy *policy,
+    const char *subject, struct dm_findings *f);
 
 #endif

@@ -6,6 +6,7 @@ common_libcommon_a_SOURCES = \
 	common/buf.c common/buf.h \
 	common/config.c common/config.h \
 	common/dl.c common/dl.h \
+	common/dnsrec.c common/dnsrec.h \
 	common/error.c common/error.h \
 	common/limits.h \
 	common/report.c common/report.h \

@@ -98,3 +98,10 @@ tests_unit_test_alerts_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) \
 	$(LIBCURL_CFLAGS) $(JANSSON_CFLAGS) $(NETTLE_CFLAGS)
 tests_unit_test_alerts_LDADD = $(STORE_LIBS) common/libcommon.a \
 	$(JANSSON_LIBS) $(CMOCKA_LIBS)
+
+# common/dnsrec.c over a fake DNS table; dm_dmarc_external uses libpsl.
+check_PROGRAMS += tests/unit/test_dnsrec
+TESTS += tests/unit/test_dnsrec
+tests_unit_test_dnsrec_SOURCES = tests/unit/test_dnsrec.c
+tests_unit_test_dnsrec_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(PSL_CFLAGS)
+tests_unit_test_dnsrec_LDADD = common/libcommon.a $(PSL_LIBS) $(CMOCKA_LIBS)
