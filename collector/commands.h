@@ -25,6 +25,8 @@ int cmd_summary(int argc, char **argv);
 int cmd_sources(int argc, char **argv);
 int cmd_readiness(int argc, char **argv);
 int cmd_compact_main(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+extern const char cmd_check_usage[];
 extern const char cmd_migrate_usage[], cmd_ingest_usage[], cmd_stats_usage[],
     cmd_compact_usage[],
     cmd_rejected_usage[], cmd_summary_usage[],

@@ -8,7 +8,7 @@ collector_dmarcd_SOURCES = \
 	collector/oauth2.c collector/oauth2.h \
 	collector/cmd_api.c \
 	collector/rdns.c collector/rdns.h \
-	collector/cmd_resolve.c \
+	collector/cmd_check.c collector/cmd_resolve.c \
 	collector/httpc.c collector/httpc.h \
 	collector/alerts.c collector/alerts.h collector/cmd_alerts.c
 collector_dmarcd_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(XML2_CFLAGS) \

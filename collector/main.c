@@ -32,6 +32,8 @@ static const struct cmd commands[] = {
 	    cmd_run_usage, cmd_run },
 	{ "resolve", "reverse DNS of the sources, DKIM/SPF org domains",
 	    cmd_resolve_usage, cmd_resolve },
+	{ "check", "a domain's DNS: DMARC, SPF, DKIM, MX, BIMI, and the fixes",
+	    cmd_check_usage, cmd_check },
 	{ "serve", "serve the HTTP API, until SIGTERM",
 	    cmd_serve_usage, cmd_serve },
 	{ "token", "add, list or revoke the HTTP API's tokens",

@@ -1106,6 +1106,7 @@ dm_dkim_parse(const char *const *records, size_t count, const char *subject,
 	struct dm_dkim_key key;
 	size_t i, chosen = 0, j;
 	int problems = 0, found = 0;
+	char *joined = NULL;
 
 	memset(out, 0, sizeof(*out));
 	snprintf(out->k, sizeof(out->k), "rsa");
@@ -1126,9 +1127,38 @@ dm_dkim_parse(const char *const *records, size_t count, const char *subject,
 		}
 		dm_findings_free(&scratch);
 	}
+	/*
+	 * None is a key alone: the usual mistake (the Repro guide warns of
+	 * it) is a long key cut into one record per piece. Joined in the
+	 * order given, or the other way for two, it may be one: then that
+	 * is the record to publish.
+	 */
+	if (count > 1 && !found) {
+		size_t total = 0, order;
+
+		for (i = 0; i < count; i++)
+			total += strlen(records[i]);
+		if ((joined = malloc(total + 1)) == NULL)
+			goto nomem;
+		for (order = 0; order < (count == 2 ? 2U : 1U) && !found;
+		    order++) {
+			joined[0] = '\0';
+			for (i = 0; i < count; i++)
+				strcat(joined, records[order ? count - 1 - i :
+				    i]);
+			if (dkim_one(joined, subject, &key, &scratch) == -1)
+				goto nomem;
+			dm_findings_free(&scratch);
+			found = key.valid;
+		}
+		if (!found) {
+			free(joined);
+			joined = NULL;
+		}
+	}
 	if (count > 1) {
 		char fix[DM_FINDING_FIX], chunk[260];
-		const char *r = records[chosen];
+		const char *r = joined != NULL ? joined : records[chosen];
 		size_t len = strlen(r);
 
 		snprintf(fix, sizeof(fix), "%s. TXT", subject);
@@ -1141,10 +1171,14 @@ dm_dkim_parse(const char *const *records, size_t count, const char *subject,
 		    "records at the selector: verifiers take any one of them "
 		    "and fail signatures when it is the wrong one; publish "
 		    "one record (a long key as several strings of one "
-		    "record)", count);
+		    "record)%s", count, joined != NULL ? ". Joined, they "
+		    "make one key: the fix is that record" : "");
 	}
-	if (dkim_one(records[chosen], subject, &key, f) == -1)
+	if (dkim_one(joined != NULL ? joined : records[chosen], subject, &key,
+	    f) == -1)
 		goto nomem;
+	free(joined);
+	joined = NULL;
 	*out = key;
 	if (problems > 0)
 		out->valid = 0;
@@ -1157,6 +1191,7 @@ dm_dkim_parse(const char *const *records, size_t count, const char *subject,
 				f->items[j].sev = DM_SEV_INFO;
 	return 0;
 nomem:
+	free(joined);
 	dm_findings_free(&scratch);
 	return -1;
 }

@@ -921,6 +921,29 @@ test_dkim_broken(void **state)
 	assert_int_equal(count_code(&f, "dkim.ok"), 1);
 	assert_int_equal(dm_findings_worst(&f), DM_SEV_FAIL);
 	dm_findings_free(&f);
+
+	/* A key cut into one record per piece (the Repro guide's warning),
+	 * listed in the other order: neither is a key, joined they are;
+	 * the fix is the joined record. */
+	{
+		static const char whole[] = "v=DKIM1; k=rsa; p=" KEY_RSA2048;
+		char first[200], *second = (char *)whole + 150;
+
+		snprintf(first, sizeof(first), "%.150s", whole);
+		two[0] = second;
+		two[1] = first;
+		memset(&f, 0, sizeof(f));
+		assert_int_equal(dm_dkim_parse(two, 2,
+		    "s1._domainkey.example.com", &k, &f), 0);
+		assert_finding(&f, "dkim.multiple_records", DM_SEV_FAIL);
+		snprintf(want, sizeof(want), "s1._domainkey.example.com. TXT "
+		    "\"%.255s\" \"%s\"", whole, whole + 255);
+		assert_string_equal(finding(&f, "dkim.multiple_records")->fix,
+		    want);
+		assert_int_equal(k.bits, 2048);
+		assert_int_equal(count_code(&f, "dkim.key"), 0);
+		dm_findings_free(&f);
+	}
 }
 
 /* ---- BIMI ---- */
