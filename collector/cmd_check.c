@@ -963,11 +963,19 @@ check_senders(struct check *c)
 
 	for (i = 0; i < c->nsenders; i++)
 		check_sender_host(c, c->senders[i], "--sender");
-	if (c->s == NULL || query(c, "SELECT spf_domain, "
-	    "sum(messages)::text FROM dmarcd.rollup_daily WHERE domain = $1 "
-	    "AND day >= current_date - " CHECK_REPORT_DAYS " AND spf_domain "
-	    "<> '' AND spf_domain <> $1 AND auth & 8 <> 0 GROUP BY 1 HAVING "
-	    "sum(messages) > 0 ORDER BY 2 DESC LIMIT 50", 1, p, &l) != 0)
+	/* The SPF domains that passed, and the envelope_from domains the
+	 * receivers wrote (the domain of MAIL FROM, RFC 7489 appendix C;
+	 * some write an address). */
+	if (c->s == NULL || query(c, "SELECT d, sum(m)::text FROM ("
+	    "SELECT spf_domain AS d, sum(messages) AS m FROM "
+	    "dmarcd.rollup_daily WHERE domain = $1 AND day >= current_date - "
+	    CHECK_REPORT_DAYS " AND spf_domain <> '' AND auth & 8 <> 0 "
+	    "GROUP BY 1 UNION ALL SELECT lower(regexp_replace(envelope_from, "
+	    "'^.*@', '')), sum(count) FROM dmarcd.records WHERE domain = $1 "
+	    "AND report_begin >= now() - interval '" CHECK_REPORT_DAYS
+	    " days' AND coalesce(envelope_from, '') <> '' GROUP BY 1) x "
+	    "WHERE d <> $1 AND d ~ '^[a-z0-9._-]+$' GROUP BY d HAVING "
+	    "sum(m) > 0 ORDER BY 2 DESC, 1 LIMIT 50", 1, p, &l) != 0)
 		return;
 	for (i = 0; i < l.rows && done < CHECK_SENDERS; i++) {
 		const char *host = l.v[i * 2];
@@ -989,7 +997,7 @@ check_senders(struct check *c)
 			snprintf(fix, sizeof(fix), "%s: %s", pl.v[0], pl.v[1]);
 		add(c, DM_SEV_WARN, "sender.platform_unaligned", host,
 		    fix[0] != '\0' ? fix : NULL, "%s messages of the last %s "
-		    "days passed SPF for %s%s%s%s, which cannot align with %s: "
+		    "days had MAIL FROM %s%s%s%s, which cannot align with %s: "
 		    "that mail passes DMARC only with an aligned DKIM "
 		    "signature. Where the platform offers a custom MAIL FROM "
 		    "(Return-Path) under %s, set it up", l.v[i * 2 + 1],

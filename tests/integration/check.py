@@ -78,7 +78,11 @@ mx A 192.0.2.40
 spf TXT "v=spf1 ip4:198.51.100.0/24 -all"
 cg.dkim TXT %s
 """ % dh.txt_strings(key)
-    z["dmarc-vendor.example"] = SOA + '@ MX 10 mx\nmx A 192.0.2.50\n'
+    z["dmarc-vendor.example"] = SOA + """
+@ MX 10 mx
+mx A 192.0.2.50
+eploy-ok.example._report._dmarc TXT "v=DMARC1"
+"""
     z["2.0.192.in-addr.arpa"] = SOA + """
 4 PTR mta-1.altcraft-ok.example.
 5 PTR mta-2.altcraft-bad.example.
@@ -124,7 +128,7 @@ mx A 192.0.2.12
 eploymail MX 10 feedback-smtp.eu-west-1.amazonses.com.
 eploymail TXT "v=spf1 include:amazonses.com ~all"
 abcdef._domainkey CNAME abcdef.dkim.amazonses.com.
-_dmarc TXT "v=DMARC1; p=none; rua=mailto:dmarc@eploy-ok.example"
+_dmarc TXT "v=DMARC1; p=none; rua=mailto:dmarc@eploy-ok.example,mailto:ext@dmarc-vendor.example"
 """
     # The bounce MX on the main domain, a dangling DKIM CNAME, reports
     # to an outside address that has not authorized them.
@@ -209,7 +213,8 @@ CASES = [
     #  {code: text the fix must hold}, failures allowed)
     ("repro-ok.example", ["--selector", "1234rpr",
                           "--sender", "rprmail.repro-ok.example"],
-     {"sender.mx": "ok", "sender.aligned": "ok"}, {}, False),
+     {"sender.mx": "ok", "sender.aligned": "ok", "dkim.ok": "ok",
+      "ptr.confirmed": "ok"}, {}, False),
     ("repro-bad.example", ["--selector", "1234rpr",
                            "--sender", "rprmail.repro-bad.example"],
      {"dmarc.no_rua": "warn", "dkim.multiple_records": "fail",
@@ -219,7 +224,8 @@ CASES = [
       "IDAQAB\""}, True),
     ("eploy-ok.example", ["--selector", "abcdef",
                           "--sender", "eploymail.eploy-ok.example"],
-     {"dkim.delegated": "info", "sender.mx": "ok"}, {}, False),
+     {"dkim.delegated": "info", "sender.mx": "ok",
+      "dmarc.external_authorized": "ok"}, {}, False),
     ("eploy-bad.example", ["--selector", "xyz"],
      {"dkim.dangling_cname": "fail", "dmarc.external_unauthorized": "fail",
       "mx.platform_feedback": "fail"},
@@ -227,7 +233,8 @@ CASES = [
       "eploy-bad.example._report._dmarc.dmarc-vendor.example. TXT "
       "\"v=DMARC1\""}, True),
     ("altcraft-ok.example", ["--selector", "altcraft"],
-     {"ptr.confirmed": "ok"}, {}, False),
+     {"ptr.confirmed": "ok", "spf.spf2": "info", "dkim.ok": "ok",
+      "bimi.ok": "ok", "dmarc.ok": "ok"}, {}, False),
     ("altcraft-bad.example", ["--selector", "altcraft"],
      {"spf.multiple": "fail", "bimi.no_enforcement": "warn",
       "ptr.unconfirmed": "warn", "dkim.key": "fail"},
@@ -243,8 +250,10 @@ CASES = [
                             "--sender", "porterscloud.com"],
      {"sender.unaligned": "warn"}, {}, False),
     ("porters-bad.example", ["--selector", "porters"],
-     {"spf.include_none": "fail", "dkim.short_key": "warn"}, {}, True),
-    ("many.limits.example", [], {"spf.lookups": "fail"}, {}, True),
+     {"spf.include_none": "fail", "dkim.short_key": "warn"},
+     {"spf.include_none": "porters-bad.example"}, True),
+    ("many.limits.example", [], {"spf.lookups": "fail",
+                                 "dmarc.inherited": "info"}, {}, True),
     ("loop.limits.example", [], {"spf.loop": "fail"}, {}, True),
     ("ten.limits.example", [], {"spf.ok": "ok"}, {}, False),
 ]
@@ -373,6 +382,15 @@ def main(tap):
             if sev not in sevs:
                 problems.append("%s: expected %s, got %r" % (code, sev,
                                                             sevs))
+        # Every warning and failure, exactly: none missing, none more.
+        got_bad = sorted({(f["code"], f["severity"]) for f in
+                          r.doc["findings"]
+                          if f["severity"] in ("warn", "fail")})
+        want_bad = sorted((c, v) for c, v in want.items()
+                          if v in ("warn", "fail"))
+        if got_bad != want_bad:
+            problems.append("warnings and failures %r, expected %r"
+                            % (got_bad, want_bad))
         for code, text in fixes.items():
             if not any(text in (f.get("fix") or "")
                        for f in found.get(code, [])):
