@@ -97,10 +97,11 @@ struct check {
 	double deadline;
 	struct dm_findings f;
 	struct store *s;		/* NULL: no reports */
-	unsigned queries, tempfails;
+	unsigned queries, tempfails, answered;
 	struct dm_dmarc_policy pol;
 	char policy_record[4096];	/* the DMARC record that applies */
 	char policy_at[DM_FINDING_SUBJECT];
+	char policy_domain[DM_DOMAIN_MAX];	/* where it was found */
 	int have_policy;
 	const char *selectors[CHECK_MAX_LIST];
 	size_t nselectors;
@@ -160,6 +161,11 @@ lookup(void *ctx, const char *name, enum dm_dns_type type,
 		out->rc = DM_DNS_TEMPFAIL;
 		return;
 	}
+	if (a.status != RDNS_TIMEOUT)
+		c->answered++;
+	/* Not all the records read: never take it for "none". */
+	if (a.truncated && a.status == RDNS_OK)
+		a.status = RDNS_ERROR;
 	switch (a.status) {
 	case RDNS_OK:
 		out->rc = DM_DNS_FOUND;
@@ -212,6 +218,10 @@ ask(struct check *c, const char *name, int type, struct rdns_answer *a)
 		c->oom = 1;
 		return -1;
 	}
+	if (a->status != RDNS_TIMEOUT)
+		c->answered++;
+	if (a->truncated && a->status == RDNS_OK)
+		a->status = RDNS_ERROR;	/* not all the records read */
 	if (a->status != RDNS_OK && a->status != RDNS_NODATA &&
 	    a->status != RDNS_NXDOMAIN)
 		c->tempfails++;
@@ -234,31 +244,6 @@ dns_failed(struct check *c, const char *name, const char *what,
 	    "(%s from %s): this part was not checked; run again, or ask "
 	    "another resolver (--resolver)", what,
 	    rdns_status_name(a->status), rdns_servers(c->r));
-}
-
-/* A dm_dmarc_lookup (common/align.h) for the tree walk. */
-static int
-dmarc_lookup(void *ctx, const char *name, char *record, size_t size)
-{
-	struct check *c = ctx;
-	struct rdns_answer a;
-	char q[DM_DOMAIN_MAX + 8];
-	size_t i;
-	int n = 0;
-
-	snprintf(q, sizeof(q), "_dmarc.%s", name);
-	if (ask(c, q, DM_DNS_TXT, &a) != 0)
-		return -1;
-	if (failed(&a)) {
-		rdns_answer_free(&a);
-		return -1;
-	}
-	for (i = 0; i < a.count; i++)
-		if (a.rr[i].txt != NULL && dm_dmarc_record(a.rr[i].txt) &&
-		    n++ == 0)
-			snprintf(record, size, "%s", a.rr[i].txt);
-	rdns_answer_free(&a);
-	return n;
 }
 
 /* txt_records - the TXT records at name that pass keep (NULL: all), as
@@ -372,16 +357,6 @@ with_tags(const char *record, const char *tags, char *out, size_t size)
 			    0, "%s%s=%s", at ? "; " : "", names[i], values[i]);
 }
 
-/* A DMARC record's TXT as a zone file line. */
-static void
-zone_line(const char *name, const char *value, char *out, size_t size)
-{
-	/* Cut, when it is: the finding's fix field is bounded. */
-	if (snprintf(out, size, "%s. TXT \"%s\"", name, value) >= (int)size &&
-	    size > 4)
-		memcpy(out + size - 4, "...", 4);
-}
-
 static int
 is_dmarc(const char *t)
 {
@@ -404,7 +379,7 @@ check_external(struct check *c, const struct dm_dmarc_uri *u, unsigned n,
 			if (strcmp(u[j].domain, u[i].domain) == 0)
 				break;
 		if (j < i || u[i].domain[0] == '\0' ||
-		    dm_dmarc_external(c->domain, u[i].domain, name,
+		    dm_dmarc_external(c->policy_domain, u[i].domain, name,
 		    sizeof(name)) != 0)
 			continue;
 		got = txt_records(c, name, "report authorization", is_dmarc,
@@ -412,7 +387,7 @@ check_external(struct check *c, const struct dm_dmarc_uri *u, unsigned n,
 		if (got == -2)
 			c->oom = 1;
 		else if (got == 0) {
-			zone_line(name, "v=DMARC1", fix, sizeof(fix));
+			dm_txt_record(name, "v=DMARC1", fix, sizeof(fix));
 			add(c, DM_SEV_FAIL, "dmarc.external_unauthorized",
 			    name, fix, "%s sends reports to %s, outside %s, "
 			    "but %s has not authorized it (no v=DMARC1 at %s): "
@@ -424,79 +399,150 @@ check_external(struct check *c, const struct dm_dmarc_uri *u, unsigned n,
 			add(c, DM_SEV_OK, "dmarc.external_authorized", name,
 			    NULL, "%s destination %s is authorized to "
 			    "receive %s's reports", tag, u[i].address,
-			    c->domain);
+			    c->policy_domain);
 		free_list(recs, got > 0 ? got : 0);
 		recs = NULL;
 		rdns_answer_free(&a);
 	}
 }
 
-/* The DMARC record: at the domain, else the org's or the tree walk's. */
+/* A TXT record that means to be DMARC, even when malformed. */
+static int
+mentions_dmarc(const char *t)
+{
+	const char *p;
+
+	for (p = t; (p = strchr(p, '=')) != NULL; p++) {
+		const char *v = p + 1;
+
+		while (*v == ' ' || *v == '\t')
+			v++;
+		if (strncasecmp(v, "DMARC1", 6) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * dmarc_at - the DMARC records at _dmarc.name: how many (their first in
+ * rec), 0 none, -1 the lookup failed (a finding says so). Records that
+ * mean to be DMARC and are not (v= not first...) are judged here, as
+ * findings, and count as none (receivers ignore them).
+ */
+static int
+dmarc_at(struct check *c, const char *name, char *rec, size_t size)
+{
+	struct rdns_answer a;
+	struct dm_dmarc_policy junk;
+	char q[DM_FINDING_SUBJECT];
+	size_t i;
+	int n = 0;
+
+	snprintf(q, sizeof(q), "_dmarc.%s", name);
+	if (ask(c, q, DM_DNS_TXT, &a) != 0)
+		return -1;
+	if (failed(&a) || a.truncated) {
+		if (a.truncated)
+			a.status = RDNS_ERROR;
+		dns_failed(c, q, "DMARC", &a);
+		rdns_answer_free(&a);
+		return -1;
+	}
+	for (i = 0; i < a.count; i++) {
+		const char *t = a.rr[i].txt != NULL ? a.rr[i].txt : "";
+
+		if (dm_dmarc_record(t)) {
+			if (n++ == 0)
+				snprintf(rec, size, "%s", t);
+		} else if (mentions_dmarc(t)) {
+			/* Its findings (dmarc.version...), its fix. */
+			if (dm_dmarc_parse(t, name, q, &junk, &c->f) != 0)
+				c->oom = 1;
+		}
+	}
+	rdns_answer_free(&a);
+	return n;
+}
+
+/*
+ * The DMARC record that applies: the domain's own; else the nearest
+ * above it (DMARCbis tree walk, RFC 9989 4.10: at most 8 names, the 7
+ * rightmost labels first for long names) and the organizational
+ * domain's (RFC 7489, the Public Suffix List), which may differ.
+ */
 static void
 check_dmarc(struct check *c)
 {
-	struct rdns_answer a;
 	char name[DM_FINDING_SUBJECT], fix[DM_FINDING_FIX];
-	char walk_org[DM_DOMAIN_MAX], rec[4096], **recs = NULL;
-	const char *at = c->domain;
-	int got;
+	char rec[4096], orgrec[4096], walk_at[DM_DOMAIN_MAX];
+	const char *at = c->domain, *labels[128], *d;
+	size_t nl = 0, i, first;
+	int got, og;
 
 	snprintf(name, sizeof(name), "_dmarc.%s", c->domain);
-	got = txt_records(c, name, "DMARC", is_dmarc, &recs, &a);
-	rdns_answer_free(&a);
-	if (got == -2) {
-		c->oom = 1;
-		return;
-	}
-	if (got < 0)
+	if ((got = dmarc_at(c, c->domain, rec, sizeof(rec))) < 0)
 		return;
 	if (got == 0) {
-		/* RFC 7489: the organizational domain's (libpsl); DMARCbis:
-		 * the tree walk's. */
-		walk_org[0] = '\0';
-		dm_treewalk_org(c->domain, dmarc_lookup, c, walk_org,
-		    sizeof(walk_org));
-		if (walk_org[0] == '\0' || strcmp(walk_org, c->domain) == 0)
-			snprintf(walk_org, sizeof(walk_org), "%s", c->org);
-		if (strcmp(walk_org, c->domain) != 0 &&
-		    dmarc_lookup(c, walk_org, rec, sizeof(rec)) == 1) {
-			at = walk_org;
-			snprintf(name, sizeof(name), "_dmarc.%s", walk_org);
-			add(c, DM_SEV_INFO, "dmarc.inherited", name, NULL,
-			    "%s has no DMARC record of its own: the record of "
-			    "its organizational domain %s applies, with its "
-			    "sp= (or p=) for subdomains", c->domain, walk_org);
-			recs = calloc(1, sizeof(*recs));
-			if (recs == NULL || (recs[0] = strdup(rec)) == NULL) {
-				c->oom = 1;
-				free(recs);
+		/* The names above, nearest first, the TLD left out. */
+		for (d = strchr(c->domain, '.'); d != NULL && nl < 128;
+		    d = strchr(d + 1, '.'))
+			if (strchr(d + 1, '.') != NULL)
+				labels[nl++] = d + 1;
+		first = nl > 7 ? nl - 7 : 0;	/* 8 names at most */
+		walk_at[0] = '\0';
+		for (i = first; i < nl && got == 0; i++) {
+			if ((got = dmarc_at(c, labels[i], rec,
+			    sizeof(rec))) < 0)
 				return;
-			}
-			got = 1;
-		} else {
+			if (got > 0)
+				snprintf(walk_at, sizeof(walk_at), "%s",
+				    labels[i]);
+		}
+		if (got == 0) {
 			snprintf(rec, sizeof(rec), "v=DMARC1; p=none; "
 			    "rua=mailto:dmarc-reports@%s", c->domain);
-			zone_line(name, rec, fix, sizeof(fix));
+			dm_txt_record(name, rec, fix, sizeof(fix));
 			add(c, DM_SEV_FAIL, "dmarc.missing", name, fix,
-			    "no DMARC record at %s (nor at its organizational "
-			    "domain): receivers apply no policy and send no "
-			    "reports. Start with p=none and a rua= address "
-			    "dmarcd collects from", name);
+			    "no DMARC record at %s nor above it: receivers "
+			    "apply no policy and send no reports. Start with "
+			    "p=none and a rua= address dmarcd collects from",
+			    name);
 			return;
+		}
+		at = walk_at;
+		snprintf(name, sizeof(name), "_dmarc.%s", at);
+		add(c, DM_SEV_INFO, "dmarc.inherited", name, NULL, "%s has no "
+		    "DMARC record of its own: the record at %s applies to it, "
+		    "with its sp= (np= for names that do not exist) or else "
+		    "its p=", c->domain, name);
+		/* RFC 7489 receivers take the organizational domain's. */
+		if (strcmp(walk_at, c->org) != 0 && strcmp(c->org,
+		    c->domain) != 0) {
+			og = dmarc_at(c, c->org, orgrec, sizeof(orgrec));
+			if (og >= 0)
+				add(c, DM_SEV_WARN, "dmarc.walk_differs", name,
+				    NULL, "receivers disagree on %s's policy: "
+				    "DMARCbis receivers (the tree walk) apply "
+				    "_dmarc.%s, RFC 7489 receivers apply the "
+				    "organizational domain's _dmarc.%s (%s). "
+				    "Publish a record at _dmarc.%s to make them "
+				    "agree", c->domain, walk_at, c->org, og > 0 ?
+				    orgrec : "none", c->domain);
 		}
 	}
 	if (got > 1) {
-		add(c, DM_SEV_FAIL, "dmarc.multiple", name, NULL, "%d DMARC "
+		dm_txt_record(name, rec, fix, sizeof(fix));
+		add(c, DM_SEV_FAIL, "dmarc.multiple", name, fix, "%d DMARC "
 		    "records at %s: receivers then apply none (RFC 7489 "
-		    "6.6.3). Delete all but one; the first is checked below: "
-		    "%s", got, name, recs[0]);
+		    "6.6.3). Keep one (the first is checked below) and "
+		    "delete the others", got, name);
 	}
-	snprintf(c->policy_record, sizeof(c->policy_record), "%s", recs[0]);
+	snprintf(c->policy_record, sizeof(c->policy_record), "%s", rec);
 	snprintf(c->policy_at, sizeof(c->policy_at), "%s", name);
-	if (dm_dmarc_parse(recs[0], at, name, &c->pol, &c->f) != 0)
+	snprintf(c->policy_domain, sizeof(c->policy_domain), "%s", at);
+	if (dm_dmarc_parse(rec, at, name, &c->pol, &c->f) != 0)
 		c->oom = 1;
 	c->have_policy = c->pol.valid;
-	free_list(recs, got);
 	check_external(c, c->pol.rua, c->pol.nrua, "rua");
 	check_external(c, c->pol.ruf, c->pol.nruf, "ruf");
 }
@@ -609,7 +655,7 @@ check_readiness(struct check *c)
 		    CHECK_REPORT_DAYS);
 	else if (strcmp(status, "ready") == 0 && next != NULL) {
 		with_tags(c->policy_record, next, rec, sizeof(rec));
-		zone_line(c->policy_at, rec, fix, sizeof(fix));
+		dm_txt_record(c->policy_at, rec, fix, sizeof(fix));
 		add(c, DM_SEV_INFO, "dmarc.next_step", c->policy_at, fix,
 		    "the reports say: %s", advice != NULL ? advice : "");
 	} else if (strcmp(status, "enforced") == 0)
@@ -847,12 +893,20 @@ fcrdns(struct check *c, const char *host, const char *role)
 			    ips[i], role, host, res[i].ptr);
 			continue;
 		}
-		if (rdns_arpa_name(ips[i], arpa, sizeof(arpa)) != 0)
-			arpa[0] = '\0';
-		if (snprintf(fix, sizeof(fix), "%s. PTR %s. (in the reverse "
-		    "zone: ask whoever holds %s, usually the hosting "
-		    "provider)", arpa, host, ips[i]) >= (int)sizeof(fix))
+		if (rdns_arpa_name(ips[i], arpa, sizeof(arpa)) != 0 ||
+		    snprintf(fix, sizeof(fix), "%s. PTR %s.", arpa, host) >=
+		    (int)sizeof(fix))
 			fix[0] = '\0';
+		if (!dm_aligned(host, c->domain, 0)) {
+			/* A mail service's host (Microsoft 365...): its
+			 * PTRs are not the domain's to fix. */
+			add(c, DM_SEV_INFO, "ptr.third_party", ips[i], NULL,
+			    "%s (%s %s, not under %s) has %s; that is the "
+			    "service's to publish", ips[i], role, host, c->org,
+			    res[i].confirmed ? "a forward-confirmed PTR of "
+			    "another name" : "no forward-confirmed PTR");
+			continue;
+		}
 		if (res[i].confirmed)
 			add(c, DM_SEV_INFO, "ptr.other_name", ips[i], NULL,
 			    "%s (%s %s) has the PTR %s, forward-confirmed, but "
@@ -861,10 +915,13 @@ fcrdns(struct check *c, const char *host, const char *role)
 			    res[i].ptr, host);
 		else
 			add(c, DM_SEV_WARN, "ptr.unconfirmed", ips[i], fix,
-			    "%s (%s %s) has %s: receivers distrust mail from "
-			    "an address whose PTR does not resolve back to it",
+			    "%s (%s %s) has %s%s: receivers distrust mail from "
+			    "an address whose PTR does not resolve back to it. "
+			    "The PTR is published in the reverse zone, by "
+			    "whoever holds the address (the hosting provider)",
 			    ips[i], role, host, res[i].name_count == 0 ?
-			    "no PTR" : "a PTR that does not resolve back to it");
+			    "no PTR" : "the PTR ", res[i].name_count == 0 ? "" :
+			    res[i].names[0]);
 	}
 }
 
@@ -1039,7 +1096,13 @@ check_bimi(struct check *c)
 	if (dm_bimi_parse(recs[0], name, &b, &c->f) != 0)
 		c->oom = 1;
 	if (c->have_policy) {
-		if (dm_bimi_enforcement(&c->pol, name, &c->f) != 0)
+		struct dm_dmarc_policy eff = c->pol;
+
+		/* Inherited: what applies to the domain is sp=. */
+		if (strcmp(c->policy_domain, c->domain) != 0 &&
+		    eff.sp[0] != '\0')
+			memcpy(eff.p, eff.sp, sizeof(eff.p));
+		if (dm_bimi_enforcement(&eff, name, &c->f) != 0)
 			c->oom = 1;
 	} else
 		add(c, DM_SEV_WARN, "bimi.no_enforcement", name, NULL, "a "
@@ -1371,7 +1434,7 @@ cmd_check(int argc, char **argv)
 	if (c.oom) {
 		fprintf(stderr, "dmarcd check: out of memory\n");
 		rc = EX_OSERR;
-	} else if (c.tempfails > 0 && c.tempfails == c.queries) {
+	} else if (c.queries > 0 && c.answered == 0) {
 		fprintf(stderr, "dmarcd check: no DNS server answered (%s): "
 		    "%u queries failed\n", rdns_servers(c.r), c.queries);
 		rc = EX_TEMPFAIL;

@@ -218,7 +218,7 @@ int rdns_dmarc(struct rdns *r, const char *name, char *record, size_t size,
  * bytes) or a type not listed: RDNS_ERROR, nothing asked. Answers over
  * 512 bytes come over TCP (the server sets TC, c-ares asks again).
  */
-#define RDNS_RR_MAX	32	/* records kept from one answer */
+#define RDNS_RR_MAX	64	/* records kept from one answer */
 #define RDNS_CNAMES	8	/* CNAMEs followed in an answer */
 
 struct rdns_rr {

@@ -155,11 +155,51 @@ append(char *dst, size_t size, const char *fmt, ...)
 	va_end(ap);
 }
 
+void
+dm_txt_record(const char *name, const char *value, char *out, size_t size)
+{
+	size_t len = strlen(value), at, j;
+	int n;
+
+	if (size == 0)
+		return;
+	n = snprintf(out, size, "%s. TXT", name);
+	at = n < 0 ? 0 : (size_t)n;
+	for (j = 0; (j < len || j == 0) && at < size; j += 255) {
+		n = snprintf(out + at, size - at, " \"%.*s\"",
+		    (int)(len - j > 255 ? 255 : len - j), value + j);
+		if (n < 0 || (size_t)n >= size - at) {
+			/* Cut: say so rather than give half a record. */
+			if (size > 4)
+				memcpy(out + size - 4, "...", 4);
+			return;
+		}
+		at += (size_t)n;
+	}
+}
+
 /* The fix as a zone file line: name. TXT "record". */
 static void
 txt_line(char *out, size_t size, const char *subject, const char *record)
 {
-	snprintf(out, size, "%s. TXT \"%s\"", subject, record);
+	dm_txt_record(subject, record, out, size);
+}
+
+/* Whether an SPF record is "v=spf1" and at most an all. */
+static int
+spf_only_all(const char *record)
+{
+	const char *p = record + 6;	/* "v=spf1" */
+
+	while (*p == ' ')
+		p++;
+	if (*p == '-' || *p == '~' || *p == '?' || *p == '+')
+		p++;
+	if (strncasecmp(p, "all", 3) == 0)
+		p += 3;
+	while (*p == ' ')
+		p++;
+	return *p == '\0';
 }
 
 /* A domain name of letters, digits, '-' and '_' with a dot. */
@@ -420,6 +460,32 @@ bad:
 	return count;
 }
 
+/*
+ * keep_good_uris - a rua= or ruf= value with the URIs that are no URI
+ * taken out, in place (the good ones as written, size limits and all).
+ */
+static void
+keep_good_uris(char *value)
+{
+	char in[1024], *item, *next, bad[256];
+	struct dm_dmarc_uri u[1];
+	size_t at = 0;
+	int over;
+
+	snprintf(in, sizeof(in), "%s", value);
+	value[0] = '\0';
+	for (item = in; item != NULL; item = next) {
+		if ((next = strchr(item, ',')) != NULL)
+			*next++ = '\0';
+		if (dmarc_uris(item, u, bad, sizeof(bad), &over) == 1 &&
+		    bad[0] == '\0') {
+			/* Never longer than value: a part of it. */
+			at += (size_t)sprintf(value + at, "%s%s", at ? "," :
+			    "", item + strspn(item, " \t"));
+		}
+	}
+}
+
 /* fo=: 0, 1, d, s separated by colons. */
 static int
 dmarc_fo(const char *value)
@@ -650,8 +716,14 @@ dm_dmarc_parse(const char *record, const char *domain, const char *subject,
 					    "reports by mail only (mailto:)",
 					    name, uris[k].scheme,
 					    uris[k].address);
-			if (is_rua && n > 0 && bad[0] == '\0')
+			/* One good URI is enough (RFC 7489 6.6.3): the
+			 * record keeps the good ones. */
+			if (is_rua && n > 0)
 				rua_ok = 1;
+			if (bad[0] != '\0' && n > 0) {
+				keep_good_uris(tl.tags[i].value);
+				keep[i] = 1;
+			}
 		} else if (strcasecmp(name, "fo") == 0) {
 			if (!dmarc_fo(value)) {
 				DF(DM_SEV_FAIL, "dmarc.fo", "", "fo=%s is not "
@@ -1065,6 +1137,13 @@ dkim_one(const char *record, const char *subject, struct dm_dkim_key *out,
 		}
 		out->bits = 256;
 	} else if (strcmp(out->k, "rsa") == 0) {
+		if (keylen > 11 && memcmp(key, "\0\0\0\7ssh-rsa", 11) == 0) {
+			DF(DM_SEV_FAIL, "dkim.key", "", "p= is an SSH public "
+			    "key (ssh-rsa), not a DKIM key: publish the DKIM "
+			    "public key the signing platform gives (base64 "
+			    "DER, \"MIIB...\")");
+			goto done;
+		}
 		if (rsa_key_bits(key, keylen, &out->bits, why,
 		    sizeof(why)) == -1) {
 			DF(DM_SEV_FAIL, "dkim.key", "", "p= is no RSA public "
@@ -1157,16 +1236,10 @@ dm_dkim_parse(const char *const *records, size_t count, const char *subject,
 		}
 	}
 	if (count > 1) {
-		char fix[DM_FINDING_FIX], chunk[260];
+		char fix[DM_FINDING_FIX];
 		const char *r = joined != NULL ? joined : records[chosen];
-		size_t len = strlen(r);
 
-		snprintf(fix, sizeof(fix), "%s. TXT", subject);
-		for (j = 0; j < len; j += 255) {
-			snprintf(chunk, sizeof(chunk), "%.*s",
-			    (int)(len - j > 255 ? 255 : len - j), r + j);
-			append(fix, sizeof(fix), " \"%s\"", chunk);
-		}
+		dm_txt_record(subject, r, fix, sizeof(fix));
 		DF(DM_SEV_FAIL, "dkim.multiple_records", fix, "%zu TXT "
 		    "records at the selector: verifiers take any one of them "
 		    "and fail signatures when it is the wrong one; publish "
@@ -2382,11 +2455,22 @@ spf_host(struct spf *s, const char *domain, int counted)
 				spf_rebuild(rebuilt, sizeof(rebuilt), terms,
 				    nterms, i == nterms ? (size_t)redirect : i,
 				    NULL, NULL);
-				txt_line(fix, sizeof(fix), domain, rebuilt);
+				/* Without it, a record of nothing but an
+				 * all would refuse the platform's mail:
+				 * then no record, the name to correct. */
+				if (spf_only_all(rebuilt))
+					fix[0] = '\0';
+				else
+					txt_line(fix, sizeof(fix), domain,
+					    rebuilt);
 				spf_finding(s, DM_SEV_FAIL, "spf.include_none",
 				    domain, fix, "%s%s: that name has no SPF "
 				    "record, a permerror for every receiver "
-				    "(RFC 7208 5.2, 6.1)", kind, target);
+				    "(RFC 7208 5.2, 6.1); %s", kind, target,
+				    fix[0] != '\0' ? "the fix drops it, or "
+				    "correct the name to the platform's" :
+				    "correct the name to the one the "
+				    "platform's guide gives");
 				r = spf_error(s, DM_SPF_PERMERROR, "%s%s has "
 				    "no SPF record", kind, target);
 				match = -1;

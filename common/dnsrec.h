@@ -49,6 +49,11 @@ int dm_findings_add(struct dm_findings *f, enum dm_sev sev, const char *code,
     const char *subject, const char *fix, const char *what, ...)
     DM_PRINTF(6, 7);
 void dm_findings_free(struct dm_findings *f);
+/* dm_txt_record - "NAME. TXT "..." "..."": value as a zone file line,
+ * cut into character-strings of at most 255 octets (a longer one cannot
+ * be published); "..." at the end when out is too small. */
+void dm_txt_record(const char *name, const char *value, char *out,
+    size_t size);
 /* dm_findings_worst - the highest severity (DM_SEV_OK when none). */
 enum dm_sev dm_findings_worst(const struct dm_findings *f);
 const char *dm_sev_name(enum dm_sev sev);	/* "ok", "info", "warn", "fail" */

@@ -87,9 +87,11 @@ def _on_signal(signum, frame):
     raise SystemExit(128 + signum)
 
 
-def setup():
+def setup(postgres=True):
     """Locate everything; skip the whole test file (exit 0) when
-    PostgreSQL or the dmarcd binary is missing."""
+    PostgreSQL or the dmarcd binary is missing. With postgres=False a
+    missing PostgreSQL is no reason to skip: e.postgres says whether it
+    is there."""
     here = os.path.dirname(os.path.abspath(__file__))
     e = Env()
     e.here = here
@@ -108,25 +110,33 @@ def setup():
                                  "adversarial")
     if not os.access(e.dmarcd, os.X_OK):
         skip_all("%s not built" % e.dmarcd)
+    e.postgres = True
+    why = None
     p = subprocess.run(["sh", e.pg_sh, "bindir"], stdout=subprocess.PIPE,
                        stderr=subprocess.DEVNULL)
     e.bindir = p.stdout.decode().strip()
+    e.psql = e.pg_dump = None
     if p.returncode != 0 or not e.bindir:
-        skip_all("no PostgreSQL")
-    if os.getuid() == 0:
+        why = "no PostgreSQL"
+    elif os.getuid() == 0:
         try:
             import pwd
             pwd.getpwnam("postgres")
         except KeyError:
-            skip_all("no PostgreSQL (running as root without a postgres "
-                     "user to run the server)")
-    psql = os.path.join(e.bindir, "psql")
-    e.psql = psql if os.access(psql, os.X_OK) else shutil.which("psql")
-    pg_dump = os.path.join(e.bindir, "pg_dump")
-    e.pg_dump = pg_dump if os.access(pg_dump, os.X_OK) else \
-        shutil.which("pg_dump")
-    if e.psql is None:
-        skip_all("no PostgreSQL (psql not found)")
+            why = ("no PostgreSQL (running as root without a postgres "
+                   "user to run the server)")
+    if why is None:
+        psql = os.path.join(e.bindir, "psql")
+        e.psql = psql if os.access(psql, os.X_OK) else shutil.which("psql")
+        pg_dump = os.path.join(e.bindir, "pg_dump")
+        e.pg_dump = pg_dump if os.access(pg_dump, os.X_OK) else \
+            shutil.which("pg_dump")
+        if e.psql is None:
+            why = "no PostgreSQL (psql not found)"
+    if why is not None:
+        if postgres:
+            skip_all(why)
+        e.postgres = False
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, _on_signal)
     e.work = tempfile.mkdtemp(prefix="dmarcd-it-work.")

@@ -497,6 +497,8 @@ static const struct rr spf_zone[] = {
 	{ "mods.example", DM_DNS_TXT, { "v=spf1 ip4:192.0.2.1 "
 	    "exp=explain.example foo=bar -all" } },
 	{ "nospfhere.example", DM_DNS_A, { "192.0.2.1" } },
+	{ "onlyinc.example", DM_DNS_TXT, { "v=spf1 include:nospfhere.example "
+	    "-all" } },
 	{ NULL, 0, { NULL } }
 };
 
@@ -956,6 +958,53 @@ bimi(const char *record, struct dm_bimi *b, struct dm_findings *f)
 	    b, f), 0);
 }
 
+/* Review fixes: one bad rua URI keeps the good ones; a fix longer than
+ * a character-string is cut into several; an include of nothing as the
+ * only term gets no fix (-all alone would refuse the platform's mail);
+ * an SSH key in p= is named. */
+static void
+test_review_fixes(void **state)
+{
+	struct dm_dmarc_policy p;
+	struct dm_spf_walk w;
+	struct dm_dkim_key k;
+	struct dm_findings f;
+	const char *one[1];
+	char line[1024], big[600];
+
+	(void)state;
+	dmarc("v=DMARC1; p=none; rua=mailto:good@example.com!10m,"
+	    "reports@example.com", &p, &f);
+	assert_null(finding(&f, "dmarc.no_rua"));
+	assert_finding(&f, "dmarc.bad_uri", DM_SEV_FAIL);
+	assert_int_equal(p.nrua, 1);
+	assert_string_equal(finding(&f, "dmarc.bad_uri")->fix,
+	    FIXED("p=none; rua=mailto:good@example.com!10m"));
+	dm_findings_free(&f);
+
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	dm_txt_record("x.example", big, line, sizeof(line));
+	assert_int_equal(strncmp(line, "x.example. TXT \"", 15), 0);
+	assert_non_null(strstr(line, "\" \""));
+	assert_int_equal(strlen(line), strlen("x.example. TXT") +
+	    3 * 3 + 599);	/* 3 strings: 255, 255, 89 */
+
+	spf("onlyinc.example", NULL, &w, &f);
+	assert_finding(&f, "spf.include_none", DM_SEV_FAIL);
+	assert_string_equal(finding(&f, "spf.include_none")->fix, "");
+	dm_findings_free(&f);
+
+	/* base64 of "\0\0\0\7ssh-rsa\0\0\0\3\1\0\1" */
+	one[0] = "v=DKIM1; k=rsa; p=AAAAB3NzaC1yc2EAAAADAQAB";
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(dm_dkim_parse(one, 1, "s._domainkey.example.com",
+	    &k, &f), 0);
+	assert_finding(&f, "dkim.key", DM_SEV_FAIL);
+	assert_non_null(strstr(finding(&f, "dkim.key")->what, "SSH"));
+	dm_findings_free(&f);
+}
+
 static void
 test_bimi(void **state)
 {
@@ -1040,6 +1089,7 @@ main(void)
 		cmocka_unit_test(test_dkim_keys),
 		cmocka_unit_test(test_dkim_broken),
 		cmocka_unit_test(test_bimi),
+		cmocka_unit_test(test_review_fixes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -583,7 +583,11 @@ test_answer_truncated(void **state)
 	assert_int_equal(a.status, RDNS_OK);
 	assert_int_equal(a.count, RDNS_RR_MAX);
 	assert_int_equal(a.truncated, 1);
-	assert_string_equal(a.rr[RDNS_RR_MAX - 1].txt, "f");
+	{
+		char last[2] = { (char)('a' + (RDNS_RR_MAX - 1) % 26), '\0' };
+
+		assert_string_equal(a.rr[RDNS_RR_MAX - 1].txt, last);
+	}
 	rdns_answer_free(&a);
 
 	/* TC set: what came is kept, and said to be partial. */
