@@ -625,8 +625,12 @@ dm_dmarc_parse(const char *record, const char *domain, const char *subject,
 				snprintf(code, sizeof(code), "dmarc.%s", name);
 				lower(code);
 				DF(DM_SEV_FAIL, code, "", "%s=%s is not none, "
-				    "quarantine or reject: receivers ignore "
-				    "it and apply p= instead", name, value);
+				    "quarantine or reject: %s", name, value,
+				    strcasecmp(name, "sp") == 0 ? "RFC 7489 "
+				    "receivers then treat the whole record as "
+				    "p=none (with a valid rua=) or ignore it "
+				    "(6.6.3), whatever p= says" : "receivers "
+				    "ignore it and apply sp= or p= instead");
 				keep[i] = 0;
 				need_fix = 1;
 			} else
