@@ -1,5 +1,6 @@
 """dnsharness.py - a throwaway NSD serving fixture zones, for the tests
-that ask a real authoritative DNS server (check.py).
+that ask a real authoritative DNS server (check.py, resolve.py,
+treewalk.py).
 
     nsd = Nsd(env, {"example.net": "$TTL 300\\n@ SOA ...\\n..."})
     server = "127.0.0.1:%d" % nsd.port
@@ -49,6 +50,15 @@ def dead_server():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     return s
+
+
+def free_udp_port():
+    """A UDP port nothing listens on (free when asked)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def txt_strings(value, size=255):

@@ -38,10 +38,8 @@ source addresses are the fixture's is ingested, then:
   `dmarcd resolve` does ([resolve] servers in the configuration), logged
   as event=resolved; SIGTERM still ends it at once.
 """
-import atexit
 import ipaddress
 import os
-import socket
 import sys
 import signal
 import time
@@ -49,6 +47,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pgharness as h  # noqa: E402
+import dnsharness as dh  # noqa: E402
 import imapharness as ih  # noqa: E402
 
 V6_ZONE = "8.b.d.0.1.0.0.2.ip6.arpa"
@@ -201,37 +200,6 @@ def report_xml():
             % "".join(recs)).encode()
 
 
-class Nsd:
-    def __init__(self, env):
-        self.sh = os.path.join(env.here, "dns.sh")
-        self.dir = os.path.join(env.work, "nsd")
-        os.makedirs(os.path.join(self.dir, "zones"))
-        for name, text in ZONES.items():
-            with open(os.path.join(self.dir, "zones", name + ".zone"),
-                      "w") as f:
-                f.write("$ORIGIN %s.\n%s" % (name, text))
-        self.started = False
-        r = h.run(["sh", self.sh, "start", self.dir], timeout=60)
-        if r.rc != 0:
-            raise RuntimeError("dns.sh start: " + r.describe())
-        self.started = True
-        self.port = int(r.out.strip().splitlines()[-1])
-        atexit.register(self.stop)
-
-    def stop(self):
-        if self.started:
-            self.started = False
-            h.run(["sh", self.sh, "stop", self.dir], timeout=60)
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def rows(db):
     """ip -> (status, ptr, names, confirmed, org, seconds kept,
     resolved_at epoch)"""
@@ -271,9 +239,9 @@ def check_rows(got, ips, problems):
 
 def main(tap):
     env = h.setup()
-    if h.run(["sh", os.path.join(env.here, "dns.sh"), "check"]).rc != 0:
+    if not dh.have_nsd(env):
         h.skip_all("no nsd (apt-get install nsd)")
-    nsd = Nsd(env)
+    nsd = dh.Nsd(env, ZONES)
     server = "127.0.0.1:%d" % nsd.port
     cluster = h.Cluster(env)
     db = cluster.new_db()
@@ -384,10 +352,10 @@ def main(tap):
     tap.check("an expired row is asked again, and only it", problems)
 
     # Servers that never answer.
-    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    silent.bind(("127.0.0.1", 0))
+    silent = dh.dead_server()
     try:
-        for what, port in (("a port nothing listens on", free_udp_port()),
+        for what, port in (("a port nothing listens on",
+                            dh.free_udp_port()),
                            ("a UDP socket that never answers",
                             silent.getsockname()[1])):
             db.psql("UPDATE dmarcd.ip_names SET expires_at = now()")
@@ -439,7 +407,7 @@ def main(tap):
         silent.close()
 
     dead = "host=127.0.0.1 port=%d dbname=x user=postgres connect_timeout=5" \
-        % free_udp_port()
+        % dh.free_udp_port()
     r = db.dmarcd("resolve", "--server", server, db=dead, config=conf)
     tap.check("PostgreSQL unreachable: exit 75",
               [] if r.rc == 75 else [r.describe()])

@@ -36,15 +36,14 @@ reg.example):
   the PSL verdict stays, the report is not marked realigned; the server
   back: the verdict changes.
 """
-import atexit
 import json
 import os
-import socket
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pgharness as h  # noqa: E402
+import dnsharness as dh  # noqa: E402
 
 ZONES = {
     "example": """$TTL 300
@@ -106,31 +105,6 @@ def report_xml(report_id, domain, method, day, first_count=10):
             "</discovery_method></policy_published>%s</feedback>\n"
             % (report_id, begin, begin + 86399, domain, method,
                "".join(out))).encode()
-
-
-class Nsd:
-    """NSD serving ZONES (tests/integration/dns.sh), stopped at exit."""
-
-    def __init__(self, env):
-        self.sh = os.path.join(env.here, "dns.sh")
-        self.dir = os.path.join(env.work, "nsd")
-        os.makedirs(os.path.join(self.dir, "zones"))
-        for name, text in ZONES.items():
-            with open(os.path.join(self.dir, "zones", name + ".zone"),
-                      "w") as f:
-                f.write("$ORIGIN %s.\n%s" % (name, text))
-        self.started = False
-        r = h.run(["sh", self.sh, "start", self.dir], timeout=60)
-        if r.rc != 0:
-            raise RuntimeError("dns.sh start: " + r.describe())
-        self.started = True
-        self.port = int(r.out.strip().splitlines()[-1])
-        atexit.register(self.stop)
-
-    def stop(self):
-        if self.started:
-            self.started = False
-            h.run(["sh", self.sh, "stop", self.dir], timeout=60)
 
 
 def config(env, name, **keys):
@@ -223,18 +197,11 @@ def check_verdicts(db, tw_auth, problems):
                         "dmarcd compact" % neg)
 
 
-def dead_server():
-    """A UDP socket that is never read: queries to it time out."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    return s
-
-
 def main(tap):
     env = h.setup()
-    if h.run(["sh", os.path.join(env.here, "dns.sh"), "check"]).rc != 0:
+    if not dh.have_nsd(env):
         h.skip_all("no nsd (apt-get install nsd)")
-    nsd = Nsd(env)
+    nsd = dh.Nsd(env, ZONES)
     server = "127.0.0.1:%d" % nsd.port
     cluster = h.Cluster(env)
     db = cluster.new_db()
@@ -330,7 +297,7 @@ def main(tap):
               problems)
     before = snapshot(db)
 
-    silent = dead_server()
+    silent = dh.dead_server()
     try:
         dead = "127.0.0.1:%d" % silent.getsockname()[1]
         db.psql("UPDATE dmarcd.treewalk_orgs SET expires_at = now()")
