@@ -66,7 +66,7 @@
 const char cmd_check_usage[] =
     "usage: dmarcd check DOMAIN [--resolver ADDR[:PORT]]... [--selector S]...\n"
     "                    [--sender HOST]... [--format table|json]\n"
-    "                    [--timeout SECONDS] [--no-reports]\n"
+    "                    [--timeout SECONDS] [--no-reports] [--rua ADDRESS]\n"
     "                    [--db CONNINFO] [--config FILE]\n"
     "\n"
     "Check DOMAIN's DNS for mail authentication: DMARC (with the\n"
@@ -86,6 +86,8 @@ const char cmd_check_usage[] =
     "  --format table|json     table on a terminal, json otherwise\n"
     "  --timeout SECONDS       for the whole check (default 30)\n"
     "  --no-reports            do not read the reports\n"
+    "  --rua ADDRESS           the address fixes put in rua= (default: the\n"
+    "                          first [account] user, else dmarc-reports@)\n"
     "\n"
     "Exit status: 0 all ok, 1 warnings, 2 failures, 64 bad usage, 75 no DNS\n"
     "server answered.\n";
@@ -1255,6 +1257,40 @@ print_json(const struct check *c, FILE *out)
 	return rc;
 }
 
+/*
+ * rua_in_fixes - the fixes that add a rua= (common/dnsrec.c writes
+ * dmarc-reports@DOMAIN) name addr instead: the mailbox the reports are
+ * collected from.
+ */
+static void
+rua_in_fixes(struct check *c, const char *addr)
+{
+	char placeholder[DM_DOMAIN_MAX + 40], out[DM_FINDING_FIX];
+	size_t i, plen, at;
+	const char *p, *hit;
+
+	snprintf(placeholder, sizeof(placeholder), "mailto:dmarc-reports@%s",
+	    c->policy_domain[0] != '\0' ? c->policy_domain : c->domain);
+	plen = strlen(placeholder);
+	for (i = 0; i < c->f.count; i++) {
+		char *fix = c->f.items[i].fix;
+
+		if ((hit = strstr(fix, placeholder)) == NULL)
+			continue;
+		at = 0;
+		out[0] = '\0';
+		for (p = fix; (hit = strstr(p, placeholder)) != NULL;
+		    p = hit + plen)
+			at += (size_t)snprintf(out + at, at < sizeof(out) ?
+			    sizeof(out) - at : 0, "%.*smailto:%s",
+			    (int)(hit - p), p, addr);
+		if (at < sizeof(out))
+			snprintf(out + at, sizeof(out) - at, "%s", p);
+		if (strlen(out) < DM_FINDING_FIX - 1)
+			snprintf(fix, DM_FINDING_FIX, "%s", out);
+	}
+}
+
 /* ---- the command ---- */
 
 static int
@@ -1286,6 +1322,7 @@ cmd_check(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "no-reports", no_argument, NULL, 'n' },
+		{ "rua", required_argument, NULL, 'R' },
 		{ "db", required_argument, NULL, 'D' },
 		{ "config", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
@@ -1299,8 +1336,9 @@ cmd_check(int argc, char **argv)
 	struct sigaction sa;
 	char given[DM_CONFIG_SERVERS_MAX], servers[DM_CONFIG_SERVERS_MAX];
 	char why[256], domain[DM_DOMAIN_MAX], *end;
-	size_t used = 0, len;
+	size_t used = 0, len, i;
 	long timeout = CHECK_TIMEOUT_S;
+	const char *rua = NULL;
 	int ch, json = !isatty(1), reports = 1, rc;
 	enum dm_sev worst;
 
@@ -1354,6 +1392,15 @@ cmd_check(int argc, char **argv)
 			break;
 		case 'n':
 			reports = 0;
+			break;
+		case 'R':
+			if (strchr(optarg, '@') == NULL || strlen(optarg) >
+			    250 || strpbrk(optarg, " \t\";,!") != NULL) {
+				fprintf(stderr, "dmarcd check: --rua '%s': an "
+				    "address (reports@example.com)\n", optarg);
+				return EX_USAGE;
+			}
+			rua = optarg;
 			break;
 		case 'h':
 			fputs(cmd_check_usage, stdout);
@@ -1422,6 +1469,12 @@ cmd_check(int argc, char **argv)
 			c.s = NULL;
 		}
 	}
+	/* The address the fixes put in rua=: --rua, else the mailbox of
+	 * the first IMAP account dmarcd collects from. */
+	for (i = 0; rua == NULL && i < cfg.naccounts; i++)
+		if (strchr(cfg.accounts[i].user, '@') != NULL &&
+		    strpbrk(cfg.accounts[i].user, " \t\";,!") == NULL)
+			rua = cfg.accounts[i].user;
 	check_dmarc(&c);
 	check_readiness(&c);
 	check_spf(&c);
@@ -1431,6 +1484,8 @@ cmd_check(int argc, char **argv)
 	check_bimi(&c);
 	check_tls(&c);
 
+	if (rua != NULL)
+		rua_in_fixes(&c, rua);
 	if (c.oom) {
 		fprintf(stderr, "dmarcd check: out of memory\n");
 		rc = EX_OSERR;

@@ -458,6 +458,20 @@ def main(tap):
     tap.check("--format table: the findings, their fixes, the counts; "
               "exit 2", problems)
 
+    # The address the fixes put in rua=.
+    r = run_check(env, server, "repro-bad.example", ["--rua",
+                                                     "dmarc@collect.example"])
+    fixes = [f.get("fix") or "" for f in (r.doc or {}).get("findings", [])
+             if f["code"] == "dmarc.no_rua"]
+    tap.check("--rua dmarc@collect.example: the fix adds that address",
+              [] if fixes and "rua=mailto:dmarc@collect.example\"" in
+              fixes[0] and "dmarc-reports@" not in fixes[0] else
+              ["fixes %r" % fixes])
+    r = h.run([env.dmarcd, "check", "repro-bad.example", "--rua",
+               "not an address", "--resolver", server])
+    tap.check("--rua without an address: usage error (exit 64)",
+              [] if r.rc == 64 else [r.describe()])
+
     # A resolver that never answers: exit 75, within the timeout.
     dead = dh.dead_server()
     r = run_check(env, "127.0.0.1:%d" % dead.getsockname()[1],
