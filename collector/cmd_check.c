@@ -62,6 +62,7 @@
 #define CHECK_SELECTORS		16	/* selectors taken from the reports */
 #define CHECK_SENDERS		8	/* bounce hosts taken from them */
 #define CHECK_MX		8	/* exchanges looked at */
+#define CHECK_IPS_SEEN		32	/* addresses whose PTR was checked */
 
 const char cmd_check_usage[] =
     "usage: dmarcd check DOMAIN [--resolver ADDR[:PORT]]... [--selector S]...\n"
@@ -109,6 +110,8 @@ struct check {
 	size_t nselectors;
 	const char *senders[CHECK_MAX_LIST];
 	size_t nsenders;
+	char ips[CHECK_IPS_SEEN][RDNS_IP_MAX];	/* PTRs checked */
+	size_t nips;
 	int oom;
 };
 
@@ -853,15 +856,117 @@ addresses(struct check *c, const char *host, char ips[][RDNS_IP_MAX],
 	return n;
 }
 
+/* seen_ip - whether ip was checked already (an MX that also sends). */
+static int
+seen_ip(struct check *c, const char *ip)
+{
+	size_t i;
+
+	for (i = 0; i < c->nips; i++)
+		if (strcmp(c->ips[i], ip) == 0)
+			return 1;
+	if (c->nips < CHECK_IPS_SEEN)
+		snprintf(c->ips[c->nips++], RDNS_IP_MAX, "%s", ip);
+	return 0;
+}
+
+/*
+ * fcrdns_ips - the PTR of each address, and whether it resolves back to
+ * it; host (NULL: none, an address of an SPF ip4:/ip6:) is the name it
+ * should have.
+ */
+static void
+fcrdns_ips(struct check *c, const char *host, char ips[][RDNS_IP_MAX],
+    size_t n, const char *role)
+{
+	char arpa[80], fix[DM_FINDING_FIX], what[DM_FINDING_SUBJECT + 64];
+	const char *list[8];
+	struct rdns_result res[8];
+	struct dm_error err;
+	size_t i, m = 0;
+
+	for (i = 0; i < n && m < 8; i++)
+		if (!seen_ip(c, ips[i]))
+			list[m++] = ips[i];
+	if (m == 0)
+		return;
+	snprintf(what, sizeof(what), "%s%s%s", role, host != NULL ? " " : "",
+	    host != NULL ? host : "");
+	memset(res, 0, sizeof(res));
+	dm_error_clear(&err);
+	if (rdns_resolve(c->r, list, m, res, c->deadline, &check_stop,
+	    &err) != 0) {
+		c->oom = 1;
+		return;
+	}
+	for (i = 0; i < m; i++) {
+		const char *ip = list[i];
+
+		if (!res[i].done || res[i].status == RDNS_TIMEOUT ||
+		    res[i].status == RDNS_SERVFAIL ||
+		    res[i].status == RDNS_REFUSED) {
+			c->tempfails++;
+			add(c, DM_SEV_WARN, "ptr.failed", ip, NULL, "the PTR "
+			    "lookup of %s (%s) failed: not checked", ip, what);
+			continue;
+		}
+		if (res[i].confirmed && (host == NULL ||
+		    strcasecmp(res[i].ptr, host) == 0)) {
+			add(c, DM_SEV_OK, "ptr.confirmed", ip, NULL, "%s (%s) "
+			    "has the PTR %s, which resolves back to it", ip,
+			    what, res[i].ptr);
+			continue;
+		}
+		if (host != NULL && !dm_aligned(host, c->domain, 0)) {
+			/* A mail service's host (Microsoft 365...): its
+			 * PTRs are not the domain's to fix. */
+			add(c, DM_SEV_INFO, "ptr.third_party", ip, NULL,
+			    "%s (%s, not under %s) has %s; that is the "
+			    "service's to publish", ip, what, c->org,
+			    res[i].confirmed ? "a forward-confirmed PTR of "
+			    "another name" : "no forward-confirmed PTR");
+			continue;
+		}
+		if (res[i].confirmed) {
+			add(c, DM_SEV_INFO, "ptr.other_name", ip, NULL, "%s "
+			    "(%s) has the PTR %s, forward-confirmed, but not "
+			    "%s: fine for receiving; a sending MTA should say "
+			    "that name in HELO", ip, what, res[i].ptr, host);
+			continue;
+		}
+		/* The record to publish: the PTR of the host in the
+		 * provider's reverse zone, or, for a bare address whose
+		 * PTR names a host of the domain, that host's A. */
+		fix[0] = '\0';
+		if (host != NULL) {
+			if (rdns_arpa_name(ip, arpa, sizeof(arpa)) != 0 ||
+			    snprintf(fix, sizeof(fix), "%s. PTR %s.", arpa,
+			    host) >= (int)sizeof(fix))
+				fix[0] = '\0';
+		} else if (res[i].name_count > 0 &&
+		    dm_aligned(res[i].names[0], c->domain, 0) &&
+		    snprintf(fix, sizeof(fix), "%s. %s %s", res[i].names[0],
+		    strchr(ip, ':') != NULL ? "AAAA" : "A", ip) >=
+		    (int)sizeof(fix))
+			fix[0] = '\0';
+		add(c, DM_SEV_WARN, "ptr.unconfirmed", ip, fix[0] != '\0' ?
+		    fix : NULL, "%s (%s) has %s%s: receivers distrust mail "
+		    "from an address whose PTR does not resolve back to it. "
+		    "The PTR is published in the reverse zone, by whoever "
+		    "holds the address (the hosting provider)%s", ip, what,
+		    res[i].name_count == 0 ? "no PTR" : "the PTR ",
+		    res[i].name_count == 0 ? "" : res[i].names[0],
+		    host == NULL && fix[0] != '\0' ? "; or make the PTR's "
+		    "name resolve to it" : "");
+	}
+}
+
 /* fcrdns - each address of host: its PTR, forward-confirmed? */
 static void
 fcrdns(struct check *c, const char *host, const char *role)
 {
-	char ips[8][RDNS_IP_MAX], arpa[80], fix[DM_FINDING_FIX];
-	const char *list[8];
-	struct rdns_result res[8];
-	struct dm_error err;
-	size_t n, i;
+	char ips[8][RDNS_IP_MAX];
+	size_t n;
 
 	n = addresses(c, host, ips, 8);
 	if (n == 0) {
@@ -870,60 +975,66 @@ fcrdns(struct check *c, const char *host, const char *role)
 		    role, host);
 		return;
 	}
-	for (i = 0; i < n; i++)
-		list[i] = ips[i];
-	memset(res, 0, sizeof(res));
-	dm_error_clear(&err);
-	if (rdns_resolve(c->r, list, n, res, c->deadline, &check_stop,
-	    &err) != 0) {
-		c->oom = 1;
+	fcrdns_ips(c, host, ips, n, role);
+}
+
+/*
+ * check_spf_mtas - the domain's own sending MTAs as its SPF record names
+ * them (ip4:/ip6: single addresses, a and a:HOST under the domain): their
+ * forward-confirmed PTRs.
+ */
+static void
+check_spf_mtas(struct check *c)
+{
+	struct rdns_answer a;
+	char ips[8][RDNS_IP_MAX], hosts[4][RDNS_NAME_MAX + 1], rec[4096];
+	char *save = NULL, *t;
+	size_t i, n = 0, nh = 0;
+
+	if (ask(c, c->domain, DM_DNS_TXT, &a) != 0)
 		return;
+	rec[0] = '\0';
+	for (i = 0; i < a.count; i++)
+		if (a.rr[i].txt != NULL &&
+		    strncasecmp(a.rr[i].txt, "v=spf1", 6) == 0 &&
+		    (a.rr[i].txt[6] == ' ' || a.rr[i].txt[6] == '\0')) {
+			snprintf(rec, sizeof(rec), "%s", a.rr[i].txt);
+			break;
+		}
+	rdns_answer_free(&a);
+	for (t = strtok_r(rec, " ", &save); t != NULL;
+	    t = strtok_r(NULL, " ", &save)) {
+		const char *v = t + (strchr("+-~?", *t) != NULL ? 1 : 0);
+		const char *slash;
+
+		if (*t == '-' || *t == '~')
+			continue;	/* not authorized: not ours */
+		if ((strncasecmp(v, "ip4:", 4) == 0 ||
+		    strncasecmp(v, "ip6:", 4) == 0) && n < 8) {
+			slash = strchr(v + 4, '/');
+			if (slash != NULL && strcmp(slash, "/32") != 0 &&
+			    strcmp(slash, "/128") != 0)
+				continue;	/* a network */
+			snprintf(ips[n], RDNS_IP_MAX, "%.*s", slash != NULL ?
+			    (int)(slash - v - 4) : (int)strlen(v + 4), v + 4);
+			n++;
+		} else if ((strcasecmp(v, "a") == 0 ||
+		    strncasecmp(v, "a:", 2) == 0) && nh < 4) {
+			const char *h = v[1] == ':' ? v + 2 : c->domain;
+
+			if (strchr(h, '%') == NULL && strchr(h, '/') == NULL &&
+			    dm_aligned(h, c->domain, 0))
+				snprintf(hosts[nh++], sizeof(hosts[0]), "%s",
+				    h);
+		}
 	}
-	for (i = 0; i < n; i++) {
-		if (!res[i].done || res[i].status == RDNS_TIMEOUT ||
-		    res[i].status == RDNS_SERVFAIL ||
-		    res[i].status == RDNS_REFUSED) {
-			c->tempfails++;
-			add(c, DM_SEV_WARN, "ptr.failed", ips[i], NULL, "the PTR "
-			    "lookup of %s (%s %s) failed: not checked", ips[i],
-			    role, host);
-			continue;
-		}
-		if (res[i].confirmed && strcasecmp(res[i].ptr, host) == 0) {
-			add(c, DM_SEV_OK, "ptr.confirmed", ips[i], NULL, "%s "
-			    "(%s %s) has the PTR %s, which resolves back to it",
-			    ips[i], role, host, res[i].ptr);
-			continue;
-		}
-		if (rdns_arpa_name(ips[i], arpa, sizeof(arpa)) != 0 ||
-		    snprintf(fix, sizeof(fix), "%s. PTR %s.", arpa, host) >=
-		    (int)sizeof(fix))
-			fix[0] = '\0';
-		if (!dm_aligned(host, c->domain, 0)) {
-			/* A mail service's host (Microsoft 365...): its
-			 * PTRs are not the domain's to fix. */
-			add(c, DM_SEV_INFO, "ptr.third_party", ips[i], NULL,
-			    "%s (%s %s, not under %s) has %s; that is the "
-			    "service's to publish", ips[i], role, host, c->org,
-			    res[i].confirmed ? "a forward-confirmed PTR of "
-			    "another name" : "no forward-confirmed PTR");
-			continue;
-		}
-		if (res[i].confirmed)
-			add(c, DM_SEV_INFO, "ptr.other_name", ips[i], NULL,
-			    "%s (%s %s) has the PTR %s, forward-confirmed, but "
-			    "not %s: fine for receiving; a sending MTA should "
-			    "say that name in HELO", ips[i], role, host,
-			    res[i].ptr, host);
-		else
-			add(c, DM_SEV_WARN, "ptr.unconfirmed", ips[i], fix,
-			    "%s (%s %s) has %s%s: receivers distrust mail from "
-			    "an address whose PTR does not resolve back to it. "
-			    "The PTR is published in the reverse zone, by "
-			    "whoever holds the address (the hosting provider)",
-			    ips[i], role, host, res[i].name_count == 0 ?
-			    "no PTR" : "the PTR ", res[i].name_count == 0 ? "" :
-			    res[i].names[0]);
+	if (n > 0)
+		fcrdns_ips(c, NULL, ips, n, "a sending MTA in SPF");
+	for (i = 0; i < nh; i++) {
+		char hips[8][RDNS_IP_MAX];
+		size_t hn = addresses(c, hosts[i], hips, 8);
+
+		fcrdns_ips(c, hosts[i], hips, hn, "a sending MTA in SPF");
 	}
 }
 
@@ -1480,6 +1591,7 @@ cmd_check(int argc, char **argv)
 	check_spf(&c);
 	check_dkim(&c);
 	check_mx(&c);
+	check_spf_mtas(&c);
 	check_senders(&c);
 	check_bimi(&c);
 	check_tls(&c);

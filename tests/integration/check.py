@@ -93,6 +93,8 @@ extauth.example._report._dmarc TXT "v=DMARC1"
 12 PTR mx.eploy-ok.example.
 30 PTR catglobe-ok-example.mail.protection.outlook.com.
 40 PTR mx.porterscloud.com.
+6 PTR ghost.mtas.example.
+7 PTR out.mtas.example.
 """
 
     # Repro (Amazon SES, Tokyo): bounce host rprmail, a long DKIM key in
@@ -216,6 +218,13 @@ sub TXT "v=spf1 -all"
 @ TXT "v=spf1 -all"
 _dmarc TXT "v=DMARC1; p=reject; rua=mailto:d@manytxt.example"
 """
+    # Sending MTAs named by SPF: an address whose PTR names a host
+    # without an address, a host whose PTR resolves back.
+    z["mtas.example"] = SOA + """
+@ TXT "v=spf1 ip4:192.0.2.6 a:out.mtas.example -all"
+out A 192.0.2.7
+_dmarc TXT "v=DMARC1; p=reject; rua=mailto:d@mtas.example"
+"""
     # v= not first: receivers ignore it.
     z["badv.example"] = SOA + ('_dmarc TXT "p=reject; v=DMARC1"\n'
                                '@ TXT "v=spf1 -all"\n')
@@ -288,6 +297,9 @@ CASES = [
                                  "dmarc.external_authorized": "ok"},
      {}, False),
     ("manytxt.example", [], {"spf.ok": "ok"}, {}, False),
+    ("mtas.example", [], {"ptr.unconfirmed": "warn",
+                          "ptr.confirmed": "ok"},
+     {"ptr.unconfirmed": "ghost.mtas.example. A 192.0.2.6"}, False),
     ("badv.example", [], {"dmarc.version": "fail", "dmarc.missing": "fail"},
      {}, True),
 ]
