@@ -1447,7 +1447,7 @@ cmd_check(int argc, char **argv)
 	struct sigaction sa;
 	char given[DM_CONFIG_SERVERS_MAX], servers[DM_CONFIG_SERVERS_MAX];
 	char why[256], domain[DM_DOMAIN_MAX], *end;
-	size_t used = 0, len, i;
+	size_t used = 0, i;
 	long timeout = CHECK_TIMEOUT_S;
 	const char *rua = NULL;
 	int ch, json = !isatty(1), reports = 1, rc;
@@ -1459,16 +1459,12 @@ cmd_check(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'r':
-			len = strlen(optarg);
-			if (used + len + 2 > sizeof(given)) {
+			if (cmd_list_append(given, sizeof(given), &used,
+			    optarg) != 0) {
 				fprintf(stderr, "dmarcd check: --resolver: too "
 				    "many servers\n");
 				return EX_USAGE;
 			}
-			if (used > 0)
-				given[used++] = ',';
-			memcpy(given + used, optarg, len + 1);
-			used += len;
 			break;
 		case 's':
 			/* A selector is a DNS label or several (RFC 6376). */

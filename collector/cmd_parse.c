@@ -53,6 +53,20 @@ struct parse_run {
 };
 
 int
+cmd_list_append(char *list, size_t size, size_t *used, const char *item)
+{
+	size_t len = strlen(item);
+
+	if (*used + len + 2 > size)
+		return -1;
+	if (*used > 0)
+		list[(*used)++] = ',';
+	memcpy(list + *used, item, len + 1);
+	*used += len;
+	return 0;
+}
+
+int
 cmd_parse_span(const char *text, long long *seconds)
 {
 	char *end;

@@ -101,7 +101,7 @@ cmd_resolve(int argc, char **argv)
 	char given[DM_CONFIG_SERVERS_MAX], servers[DM_CONFIG_SERVERS_MAX];
 	char why[256];
 	const char *since = NULL;
-	size_t used = 0, len;
+	size_t used = 0;
 	int c, rc, quiet = 0, enriched, walked = 0;
 
 	given[0] = '\0';
@@ -117,16 +117,12 @@ cmd_resolve(int argc, char **argv)
 			since = optarg;
 			break;
 		case 'S':
-			len = strlen(optarg);
-			if (used + len + 2 > sizeof(given)) {
+			if (cmd_list_append(given, sizeof(given), &used,
+			    optarg) != 0) {
 				fprintf(stderr, "dmarcd resolve: --server: "
 				    "too many servers\n");
 				return EX_USAGE;
 			}
-			if (used > 0)
-				given[used++] = ',';
-			memcpy(given + used, optarg, len + 1);
-			used += len;
 			break;
 		case 'q':
 			quiet = 1;

@@ -49,6 +49,9 @@ extern const char cmd_alerts_usage[];
 /* cmd_worse - the exit status that matters more of two. */
 int cmd_worse(int a, int b);
 
+/* cmd_list_append - item to the comma-separated list (size bytes, used
+ * so far); -1 when it does not fit (--server, --resolver given again). */
+int cmd_list_append(char *list, size_t size, size_t *used, const char *item);
 /* cmd_parse_span - "90d" (N and m, h, d or w; N at most 100000) ->
  * seconds; -1 if not a span of time. */
 int cmd_parse_span(const char *text, long long *seconds);

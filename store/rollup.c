@@ -73,7 +73,7 @@ fold(struct store_rollup *r, const char *s)
 
 	if (s == NULL)
 		return "";
-	for (i = 0; s[i] != '\0' && i < sizeof(r->hf) - 1; i++)
+	for (i = 0; i < sizeof(r->hf) - 1 && s[i] != '\0'; i++)
 		r->hf[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') :
 		    s[i];
 	r->hf[i] = '\0';
