@@ -18,14 +18,20 @@ import socket
 import pgharness as h
 
 
-def have_nsd(env):
-    return h.run(["sh", os.path.join(env.here, "dns.sh"), "check"]).rc == 0
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def have_nsd(env=None):
+    return h.run(["sh", os.path.join(HERE, "dns.sh"), "check"]).rc == 0
 
 
 class Nsd:
+    """env: pgharness's (its work dir), or the work dir itself."""
+
     def __init__(self, env, zones, name="nsd"):
-        self.sh = os.path.join(env.here, "dns.sh")
-        self.dir = os.path.join(env.work, name)
+        work = env if isinstance(env, str) else env.work
+        self.sh = os.path.join(HERE, "dns.sh")
+        self.dir = os.path.join(work, name)
         os.makedirs(os.path.join(self.dir, "zones"))
         for zone, text in zones.items():
             with open(os.path.join(self.dir, "zones", zone + ".zone"),

@@ -35,6 +35,7 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pgharness as h  # noqa: E402
+import dnsharness as dh  # noqa: E402
 
 
 def fake_key(bits):
@@ -145,30 +146,6 @@ EXPECTED = [
 ]
 
 
-class Nsd:
-    def __init__(self, work):
-        self.sh = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                               "dns.sh")
-        self.dir = os.path.join(work, "nsd")
-        os.makedirs(os.path.join(self.dir, "zones"))
-        for name, text in ZONES.items():
-            with open(os.path.join(self.dir, "zones", name + ".zone"),
-                      "w") as f:
-                f.write("$ORIGIN %s.\n%s" % (name, text))
-        self.started = False
-        r = h.run(["sh", self.sh, "start", self.dir], timeout=60)
-        if r.rc != 0:
-            raise RuntimeError("dns.sh start: " + r.describe())
-        self.started = True
-        self.port = int(r.out.strip().splitlines()[-1])
-        atexit.register(self.stop)
-
-    def stop(self):
-        if self.started:
-            self.started = False
-            h.run(["sh", self.sh, "stop", self.dir], timeout=60)
-
-
 def udp_tc(port, name, qtype):
     """Whether NSD's UDP answer (no EDNS) to name/qtype has TC set."""
     q = struct.pack(">HHHHHH", 0x4242, 0, 1, 0, 0, 0)
@@ -204,14 +181,13 @@ def main(tap):
     cli = os.path.join(top_builddir, "tests", "integration", "dnsquery_cli")
     if not os.access(cli, os.X_OK):
         h.skip_all("%s not built" % cli)
-    here = os.path.dirname(os.path.abspath(__file__))
-    if h.run(["sh", os.path.join(here, "dns.sh"), "check"]).rc != 0:
+    if not dh.have_nsd():
         h.skip_all("no nsd (apt-get install nsd)")
     import shutil
     import tempfile
     work = tempfile.mkdtemp(prefix="dmarcd-dnsquery.")
     atexit.register(shutil.rmtree, work, True)
-    nsd = Nsd(work)
+    nsd = dh.Nsd(work, ZONES)
     server = "127.0.0.1:%d" % nsd.port
 
     for name, qtype, status, records, cnames in EXPECTED:
@@ -238,8 +214,7 @@ def main(tap):
                              "was not exercised" % size])
 
     # A server that never answers.
-    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    silent.bind(("127.0.0.1", 0))
+    silent = dh.dead_server()
     dead = "127.0.0.1:%d" % silent.getsockname()[1]
     try:
         for what, opts, lo, hi in (
