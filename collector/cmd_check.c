@@ -58,7 +58,7 @@
 #define CHECK_TIMEOUT_S		30	/* the whole check, by default */
 #define CHECK_QUERY_MS		3000	/* one query, its retries included */
 #define CHECK_REPORT_DAYS	"30"	/* the reports read */
-#define CHECK_IPS		20	/* sending addresses checked */
+#define CHECK_IPS		"20"	/* sending addresses checked */
 #define CHECK_SELECTORS		16	/* selectors taken from the reports */
 #define CHECK_SENDERS		8	/* bounce hosts taken from them */
 #define CHECK_MX		8	/* exchanges looked at */
@@ -695,7 +695,7 @@ check_spf_sources(struct check *c)
 	    "dmarcd.rollup_daily WHERE domain = $1 AND day >= current_date - "
 	    CHECK_REPORT_DAYS " AND spf_domain = $1 AND source_ip IS NOT NULL "
 	    "GROUP BY 1 HAVING sum(messages) > 0 ORDER BY 2 DESC LIMIT "
-	    "20", 1, p, &l) != 0)
+	    CHECK_IPS, 1, p, &l) != 0)
 		return;
 	snprintf(name, sizeof(name), "%s", c->domain);
 	what[0] = '\0';
