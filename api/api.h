@@ -201,7 +201,7 @@ struct api_status_page {
 	size_t domains_total;		/* the token's domains with data */
 	const struct api_status_domain *domains;
 	size_t ndomains;		/* at most API_STATUS_MAX_DOMAINS */
-	int public_page;		/* [api] status_public: no token asked */
+	int public_page;		/* [api] status_public: no token */
 };
 
 /*

@@ -1091,23 +1091,28 @@ get_status(struct api_req *r)
 	}
 	store_pq.PQclear(res);
 	for (i = 0; i < n; i++) {
+		static const enum stmt asked[3] = { S_SUMMARY, S_SOURCES,
+		    S_READINESS };
+		const char **slot[3] = { &d[i].summary, &d[i].sources,
+		    &d[i].readiness };
+		size_t j, failed = 0;
 		char *text;
 
 		d[i].domain = name[i];
-		/* A domain whose answer fails is shown as unavailable. */
-		if (analytics(r->routes, r->now, S_SUMMARY, name[i],
-		    page.since, page.until, &text, &err) == 0)
-			d[i].summary = text;
-		else if (err.code != DM_E_TEMP)
-			fprintf(stderr, "dmarcd api: /: %s\n", err.msg);
-		if (analytics(r->routes, r->now, S_SOURCES, name[i],
-		    page.since, page.until, &text, &err) == 0)
-			d[i].sources = text;
-		if (analytics(r->routes, r->now, S_READINESS, name[i],
-		    (int64_t)page.days, page.until, &text, &err) == 0)
-			d[i].readiness = text;
-		if (d[i].summary == NULL && d[i].sources == NULL &&
-		    d[i].readiness == NULL && err.code == DM_E_TEMP) {
+		for (j = 0; j < 3; j++) {
+			if (analytics(r->routes, r->now, asked[j], name[i],
+			    asked[j] == S_READINESS ? (int64_t)page.days :
+			    page.since, page.until, &text, &err) == 0) {
+				*slot[j] = text;
+				continue;
+			}
+			/* Shown as unavailable; a bug is logged. */
+			failed++;
+			if (err.code != DM_E_TEMP)
+				fprintf(stderr, "dmarcd api: /: %s\n",
+				    err.msg);
+		}
+		if (failed == 3 && err.code == DM_E_TEMP) {
 			db_fail(r, &err);
 			goto out;
 		}

@@ -355,10 +355,10 @@ chart(struct html *h, const struct api_status_page *pg, size_t idx,
 			s = 1;
 		bh = PLOT_H * s;
 		day_text(day, t);
-		fmt(h, "<rect class=\"bar\" data-day=\"%s\" data-share=\"%.4f\" "
-		    "x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" "
-		    "fill=\"%s\">", day, share(e, "share"), x + bar_w * 0.1,
-		    PLOT_Y + PLOT_H - bh, bar_w * 0.8, bh,
+		fmt(h, "<rect class=\"bar\" data-day=\"%s\" "
+		    "data-share=\"%.4f\" x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" "
+		    "height=\"%.2f\" fill=\"%s\">", day, share(e, "share"),
+		    x + bar_w * 0.1, PLOT_Y + PLOT_H - bh, bar_w * 0.8, bh,
 		    s >= 0.98 ? "#2da44e" : "#bf8700");
 		fmt(h, "<title>%s: ", day);
 		percent(h, share(e, "share"));
@@ -444,9 +444,9 @@ senders(struct html *h, json_t *list, json_t *summary_classes)
 		fmt(h, "<table class=\"senders\" data-class=\"%s\"><thead><tr>"
 		    "<th scope=\"col\">Sender</th><th scope=\"col\">Platform"
 		    "</th><th scope=\"col\" class=\"n\">Messages</th><th "
-		    "scope=\"col\" class=\"n\">DMARC pass</th><th scope=\"col\" "
-		    "class=\"n\">Failing</th><th scope=\"col\">From</th></tr>"
-		    "</thead><tbody>", classes[k]);
+		    "scope=\"col\" class=\"n\">DMARC pass</th><th "
+		    "scope=\"col\" class=\"n\">Failing</th><th "
+		    "scope=\"col\">From</th></tr></thead><tbody>", classes[k]);
 		for (i = 0; i < n && i < API_STATUS_MAX_SENDERS; i++) {
 			e = picked[i];
 			raw(h, "<tr><td data-k=\"sender\">");
@@ -624,9 +624,10 @@ api_status_render(const struct api_status_page *pg, struct dm_buf *out)
 	else {
 		raw(&h, "<table class=\"domains\"><thead><tr><th scope=\"col\">"
 		    "Domain</th><th scope=\"col\" class=\"n\">Messages</th><th "
-		    "scope=\"col\" class=\"n\">DMARC pass</th><th scope=\"col\" "
-		    "class=\"n\">Aligned share</th><th scope=\"col\">Readiness</th><th scope=\"col\">"
-		    "Policy</th></tr></thead><tbody>");
+		    "scope=\"col\" class=\"n\">DMARC pass</th><th "
+		    "scope=\"col\" class=\"n\">Aligned share</th><th "
+		    "scope=\"col\">Readiness</th><th scope=\"col\">Policy</th>"
+		    "</tr></thead><tbody>");
 		for (i = 0; i < pg->ndomains; i++)
 			domain_row(&h, i + 1, pg->domains[i].domain,
 			    &parsed[i]);

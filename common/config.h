@@ -268,7 +268,7 @@ struct dm_config {
 	unsigned api_answer_cache_s;	/* 0: analytics never kept */
 	char api_tls_cert[DM_CONFIG_PATH_MAX];	/* "": plain HTTP */
 	char api_tls_key[DM_CONFIG_PATH_MAX];
-	int api_status_public;		/* the status page at / without a token */
+	int api_status_public;		/* the status page without a token */
 	/* [alerts]: no webhook, no alerts sent. */
 	char alerts_webhook[2048];	/* a secret: never quoted */
 	int alerts_format;		/* enum dm_alerts_format */

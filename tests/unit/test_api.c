@@ -271,7 +271,8 @@ test_status_domains(void **state)
 	(void)state;
 	assert_int_equal(api_status_domains("[{\"domain\":\"b.example\","
 	    "\"messages\":5},{\"domain\":\"a.example\",\"messages\":5},"
-	    "{\"domain\":\"c.example\",\"messages\":9},{\"domain\":\"d.example\","
+	    "{\"domain\":\"c.example\",\"messages\":9},"
+	    "{\"domain\":\"d.example\","
 	    "\"messages\":1},{\"messages\":100}]", names, 3, &n, &total), 0);
 	assert_int_equal(n, 3);
 	assert_int_equal(total, 4);
