@@ -61,6 +61,14 @@ void api_addresses(const struct api *api, char *out, size_t size);
 int api_token_new(char out[API_TOKEN_SIZE], struct dm_error *err);
 /* api_token_hash - what dmarcd.api_tokens.sha256 holds for a token. */
 void api_token_hash(const char *token, size_t len, unsigned char out[32]);
+/*
+ * api_basic_password - the password of HTTP Basic credentials (the
+ * base64 after "Basic ", RFC 7617): the user is ignored, the password is
+ * the token. Into out (size bytes, NUL-terminated), its length in *len_r;
+ * 0, or -1 (not base64, no ':', a NUL byte, larger than out), out zeroed.
+ */
+int api_basic_password(const char *credentials, char *out, size_t size,
+    size_t *len_r);
 
 /* ---- query parameters (api/params.c; the unit tests call them) ---- */
 
@@ -109,6 +117,7 @@ struct api_req {
 	struct api_routes *routes;
 	void *conn;			/* struct MHD_Connection */
 	int head;			/* HEAD: the same answer, no body */
+	int html;			/* errors as HTML (the status page) */
 	int bad_method;			/* not GET nor HEAD: 405 */
 	char path[API_PATH_MAX + 1];	/* cut into segments */
 	char *seg[API_MAX_SEGMENTS];
@@ -132,6 +141,8 @@ int api_reply(struct api_req *r, unsigned status, const char *content_type,
 /*
  * api_fail - the JSON error {"error":{"code":code,"message":...}}; the
  * message is made printable ASCII. 401 adds WWW-Authenticate, 405 Allow.
+ * With r->html, a small HTML page instead (api_status_error), and 401
+ * asks for Basic authentication.
  */
 int api_fail(struct api_req *r, unsigned status, const char *code,
     const char *fmt, ...) DM_PRINTF(4, 5);
@@ -166,6 +177,63 @@ void api_answers_put(struct api_answers *a, const char *key,
 void api_answers_invalidate(struct api_answers *a, const char *domain);
 void api_answers_counts(struct api_answers *a, uint64_t *hits_r,
     uint64_t *misses_r);
+
+/*
+ * ---- the status page at / (status.c): HTML rendered from the JSON
+ * texts of the summary, sources and readiness answers ----
+ */
+#define API_STATUS_MAX_DOMAINS	25	/* the ones with the most messages */
+#define API_STATUS_MAX_SENDERS	5	/* per class, the largest */
+#define API_STATUS_DAYS_MAX	366	/* days=: one bar a day in the chart */
+#define API_STATUS_MAX_BYTES	(8u << 20)
+
+struct api_status_domain {
+	const char *domain;
+	const char *summary;		/* JSON texts as the API answers them */
+	const char *sources;		/* (NULL: the answer failed) */
+	const char *readiness;
+};
+
+struct api_status_page {
+	int64_t since, until;		/* whole UTC days: [since, until) */
+	unsigned days;
+	int64_t now;
+	size_t domains_total;		/* the token's domains with data */
+	const struct api_status_domain *domains;
+	size_t ndomains;		/* at most API_STATUS_MAX_DOMAINS */
+	int public_page;		/* [api] status_public: no token */
+};
+
+/*
+ * api_status_domains - from the JSON of /v1/domains (an array of
+ * {"domain", "messages", ...}), the names of the max domains with the
+ * most messages (then by name) into names, their count in *n_r, the
+ * array's length in *total_r. 0, or -1 (not that JSON).
+ */
+int api_status_domains(const char *json, char names[][256], size_t max,
+    size_t *n_r, size_t *total_r);
+/*
+ * api_status_render - the page into out (a dm_buf of at most
+ * API_STATUS_MAX_BYTES); 0, or -1 when it does not fit or memory runs
+ * out (out is then freed).
+ */
+int api_status_render(const struct api_status_page *page,
+    struct dm_buf *out);
+/* api_status_error - a small HTML page for an error: status, message. */
+int api_status_error(unsigned status, const char *message,
+    struct dm_buf *out);
+/*
+ * api_status_csp - the Content-Security-Policy of every HTML answer: no
+ * source at all but the page's own style element (by its SHA-256) and
+ * data: images.
+ */
+const char *api_status_csp(void);
+/*
+ * api_html_text - append text HTML-escaped (& < > " ' as references,
+ * control characters as U+FFFD), at most max bytes of it (cut on a UTF-8
+ * character boundary, with an ellipsis); 0 or -1 (the buffer's cap).
+ */
+int api_html_text(struct dm_buf *b, const char *text, size_t max);
 
 struct api_routes *api_routes_new(const struct dm_config *cfg,
     struct dm_error *err);

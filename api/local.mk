@@ -8,6 +8,7 @@ api_libapi_a_SOURCES = \
 	api/routes.c \
 	api/answers.c \
 	api/params.c \
+	api/status.c \
 	api/token.c
 api_libapi_a_CPPFLAGS = $(AM_CPPFLAGS) $(MHD_CFLAGS) $(JANSSON_CFLAGS) \
 	$(LIBPQ_CFLAGS) $(NETTLE_CFLAGS) $(ZLIB_CFLAGS)

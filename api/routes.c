@@ -217,6 +217,7 @@ struct api_routes {
 	pthread_mutex_t cache_lock;
 	struct token_entry cache[CACHE_SLOTS];
 	struct api_answers *answers;	/* NULL: none kept */
+	int status_public;		/* / without a token */
 };
 
 /* One per worker thread. */
@@ -367,7 +368,8 @@ db_fail(struct api_req *r, const struct dm_error *err)
 		    "answer; try again later");
 		return;
 	}
-	fprintf(stderr, "dmarcd api: /%s: %s\n", r->seg[0], err->msg);
+	fprintf(stderr, "dmarcd api: /%s: %s\n", r->nseg > 0 ? r->seg[0] :
+	    "", err->msg);
 	api_fail(r, 500, "internal", "the database failed to answer");
 }
 
@@ -438,33 +440,23 @@ cache_put(struct api_routes *rt, const unsigned char sha[32], int64_t now,
 }
 
 /*
- * authorize - the request's bearer token into sc; 0, or -1 when the
- * answer (401, 403 with need_all, 503) is given already.
+ * token_scope - what token (len bytes) may see, into sc; 0, or -1 when
+ * the answer (401, 500, 503) is given already. Only its SHA-256 is
+ * looked up and kept.
  */
 static int
-authorize(struct api_req *r, int need_all, struct scope *sc)
+token_scope(struct api_req *r, const char *token, size_t len,
+    struct scope *sc)
 {
-	const char *h = api_header(r, "Authorization"), *token;
 	unsigned char sha[32];
 	char param[2 + 64 + 1];
 	const char *values[1] = { param };
 	struct dm_error err;
 	PGresult *res;
-	size_t len;
 	int64_t expires = 0;
 	int found;
 
 	memset(sc, 0, sizeof(*sc));
-	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
-		api_fail(r, 401, "no_token", "an Authorization: Bearer token "
-		    "is needed");
-		return -1;
-	}
-	for (token = h + 7; *token == ' '; token++)
-		;
-	len = strlen(token);
-	while (len > 0 && token[len - 1] == ' ')
-		len--;
 	if (len == 0 || len > TOKEN_MAX_LEN) {
 		api_fail(r, 401, "invalid_token", "unknown, revoked or "
 		    "expired token");
@@ -508,6 +500,46 @@ authorize(struct api_req *r, int need_all, struct scope *sc)
 		cache_put(r->routes, sha, r->now, sc, expires);
 	}
 	explicit_bzero(sha, sizeof(sha));
+	return 0;
+}
+
+/* The token of "Bearer TOKEN" (spaces around it dropped), or NULL. */
+static const char *
+bearer(const char *h, size_t *len_r)
+{
+	const char *token;
+	size_t len;
+
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return NULL;
+	for (token = h + 7; *token == ' '; token++)
+		;
+	len = strlen(token);
+	while (len > 0 && token[len - 1] == ' ')
+		len--;
+	*len_r = len;
+	return token;
+}
+
+/*
+ * authorize - the request's bearer token into sc; 0, or -1 when the
+ * answer (401, 403 with need_all, 503) is given already.
+ */
+static int
+authorize(struct api_req *r, int need_all, struct scope *sc)
+{
+	const char *token;
+	size_t len = 0;
+
+	memset(sc, 0, sizeof(*sc));
+	token = bearer(api_header(r, "Authorization"), &len);
+	if (token == NULL) {
+		api_fail(r, 401, "no_token", "an Authorization: Bearer token "
+		    "is needed");
+		return -1;
+	}
+	if (token_scope(r, token, len, sc) != 0)
+		return -1;
 	if (need_all && !sc->all) {
 		free(sc->domains);
 		sc->domains = NULL;
@@ -516,6 +548,41 @@ authorize(struct api_req *r, int need_all, struct scope *sc)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * authorize_page - for the status page, which a browser opens: the token
+ * as the password of HTTP Basic authentication (any user), or as a
+ * bearer token. 0, or -1 with the answer given (401 asks for Basic).
+ */
+static int
+authorize_page(struct api_req *r, struct scope *sc)
+{
+	const char *h = api_header(r, "Authorization"), *token, *p;
+	/* user ":" password: a user of up to 256 bytes */
+	char password[256 + 1 + TOKEN_MAX_LEN + 1];
+	size_t len = 0;
+	int rc;
+
+	memset(sc, 0, sizeof(*sc));
+	if ((token = bearer(h, &len)) != NULL)
+		return token_scope(r, token, len, sc);
+	if (h == NULL || strncasecmp(h, "Basic ", 6) != 0) {
+		api_fail(r, 401, "no_token", "this page needs a dmarcd token "
+		    "(dmarcd token add) as the password");
+		return -1;
+	}
+	for (p = h + 6; *p == ' '; p++)
+		;
+	if (strlen(p) > 4 * sizeof(password) / 3 + 4 ||
+	    api_basic_password(p, password, sizeof(password), &len) != 0) {
+		api_fail(r, 401, "invalid_token", "unknown, revoked or "
+		    "expired token");
+		return -1;
+	}
+	rc = token_scope(r, password, len, sc);
+	explicit_bzero(password, sizeof(password));
+	return rc;
 }
 
 /* Whether the scope holds domain (a word of the list). */
@@ -885,19 +952,57 @@ get_domains(struct api_req *r)
 	store_pq.PQclear(res);
 }
 
+/*
+ * analytics - the JSON text of statement s for domain (summary, sources:
+ * a since, b until; readiness: a days, b until; spans rounded already),
+ * kept or worked out (and then kept); malloc'd into *body_r. 0, or -1
+ * with err.
+ */
+static int
+analytics(struct api_routes *rt, int64_t now, enum stmt s,
+    const char *domain, int64_t a, int64_t b, char **body_r,
+    struct dm_error *err)
+{
+	char av[24], bv[24], key[320];
+	const char *values[3] = { domain, av, bv };
+	const char *text;
+	PGresult *res;
+	size_t len;
+	uint64_t gen;
+
+	snprintf(av, sizeof(av), "%" PRId64, a);
+	snprintf(bv, sizeof(bv), "%" PRId64, b);
+	snprintf(key, sizeof(key), "%d %s %s %s", (int)s, domain, av, bv);
+	if (api_answers_get(rt->answers, key, now, body_r, &len, &gen))
+		return 0;
+	res = db_run(rt, s, values, 0, err);
+	if (res == NULL)
+		return -1;
+	text = store_pq.PQgetisnull(res, 0, 0) ? "null" :
+	    store_pq.PQgetvalue(res, 0, 0);
+	api_answers_put(rt->answers, key, domain, text, strlen(text), now,
+	    gen);
+	*body_r = strdup(text);
+	store_pq.PQclear(res);
+	if (*body_r == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	return 0;
+}
+
+/* Midnight UTC at or before t. */
+static int64_t
+day_floor(int64_t t)
+{
+	return t - ((t % 86400) + 86400) % 86400;
+}
+
 /* /v1/domains/D/summary, sources, readiness: the SQL functions' JSON. */
 static void
 get_analytics(struct api_req *r, enum stmt s, const char *domain)
 {
 	struct params p;
 	struct dm_error err;
-	char a[24], b[24];
-	const char *values[3] = { domain, a, b };
-	PGresult *res;
-
-	char key[320], *body;
-	size_t len;
-	uint64_t gen;
+	char *body;
 
 	if (get_params(r, s == S_READINESS ? P_DAYS : P_RANGE, &p) != 0)
 		return;
@@ -908,38 +1013,128 @@ get_analytics(struct api_req *r, enum stmt s, const char *domain)
 	 * answer serve every request of the day.
 	 */
 	if (s == S_READINESS)
-		p.until -= ((p.until % 86400) + 86400) % 86400;
+		p.until = day_floor(p.until);
 	else {
-		p.since -= ((p.since % 86400) + 86400) % 86400;
+		p.since = day_floor(p.since);
 		if (p.until % 86400 != 0)
-			p.until += 86400 - ((p.until % 86400) + 86400) % 86400;
-	}
-	if (s == S_READINESS) {
-		snprintf(a, sizeof(a), "%" PRIu64, p.days);
-		snprintf(b, sizeof(b), "%" PRId64, p.until);
-	} else {
-		snprintf(a, sizeof(a), "%" PRId64, p.since);
-		snprintf(b, sizeof(b), "%" PRId64, p.until);
-	}
-	snprintf(key, sizeof(key), "%d %s %s %s", (int)s, domain, a, b);
-	if (api_answers_get(r->routes->answers, key, r->now, &body, &len,
-	    &gen)) {
-		reply_data(r, body);
-		free(body);
-		return;
+			p.until = day_floor(p.until) + 86400;
 	}
 	dm_error_clear(&err);
-	res = db_run(r->routes, s, values, 0, &err);
-	if (res == NULL) {
+	if (analytics(r->routes, r->now, s, domain, s == S_READINESS ?
+	    (int64_t)p.days : p.since, p.until, &body, &err) != 0) {
 		db_fail(r, &err);
 		return;
 	}
-	body = store_pq.PQgetisnull(res, 0, 0) ? "null" :
-	    store_pq.PQgetvalue(res, 0, 0);
-	api_answers_put(r->routes->answers, key, domain, body, strlen(body),
-	    r->now, gen);
 	reply_data(r, body);
+	free(body);
+}
+
+/*
+ * / : the status page (status.c) over the same answers as the paths
+ * above: for each of the scope's domains with the most messages, its
+ * summary and sources over the days=N complete UTC days before until
+ * (default 30 before today) and its readiness over those same days.
+ */
+static void
+get_status(struct api_req *r)
+{
+	struct scope sc;
+	struct params p;
+	struct dm_error err;
+	struct api_status_domain d[API_STATUS_MAX_DOMAINS];
+	struct api_status_page page;
+	char (*name)[256];
+	const char *values[1];
+	PGresult *res;
+	struct dm_buf b;
+	size_t i, n = 0, total = 0;
+	int bad;
+
+	r->html = 1;
+	memset(&sc, 0, sizeof(sc));
+	memset(d, 0, sizeof(d));
+	if (r->routes->status_public)
+		sc.all = 1;
+	else if (authorize_page(r, &sc) != 0)
+		return;
+	name = calloc(API_STATUS_MAX_DOMAINS, sizeof(*name));
+	if (name == NULL) {
+		free(sc.domains);
+		api_fail(r, 500, "internal", "out of memory");
+		return;
+	}
+	if (get_params(r, P_DAYS, &p) != 0)
+		goto out;
+	if (p.days > API_STATUS_DAYS_MAX) {
+		bad_value(r, "days", api_arg(r, "days", &bad), "a number of "
+		    "days from 1 to 366");
+		goto out;
+	}
+	memset(&page, 0, sizeof(page));
+	page.until = day_floor(p.until);
+	page.since = page.until - (int64_t)p.days * 86400;
+	page.days = (unsigned)p.days;
+	page.now = r->now;
+	page.public_page = r->routes->status_public;
+	values[0] = sc.all ? NULL : sc.domains;
+	dm_error_clear(&err);
+	res = db_run(r->routes, S_DOMAINS, values, 0, &err);
+	if (res == NULL) {
+		db_fail(r, &err);
+		goto out;
+	}
+	if (api_status_domains(store_pq.PQgetvalue(res, 0, 0), name,
+	    API_STATUS_MAX_DOMAINS, &n, &total) != 0) {
+		store_pq.PQclear(res);
+		api_fail(r, 500, "internal", "cannot read the domains");
+		goto out;
+	}
 	store_pq.PQclear(res);
+	for (i = 0; i < n; i++) {
+		static const enum stmt asked[3] = { S_SUMMARY, S_SOURCES,
+		    S_READINESS };
+		const char **slot[3] = { &d[i].summary, &d[i].sources,
+		    &d[i].readiness };
+		size_t j, failed = 0;
+		char *text;
+
+		d[i].domain = name[i];
+		for (j = 0; j < 3; j++) {
+			if (analytics(r->routes, r->now, asked[j], name[i],
+			    asked[j] == S_READINESS ? (int64_t)page.days :
+			    page.since, page.until, &text, &err) == 0) {
+				*slot[j] = text;
+				continue;
+			}
+			/* Shown as unavailable; a bug is logged. */
+			failed++;
+			if (err.code != DM_E_TEMP)
+				fprintf(stderr, "dmarcd api: /: %s\n",
+				    err.msg);
+		}
+		if (failed == 3 && err.code == DM_E_TEMP) {
+			db_fail(r, &err);
+			goto out;
+		}
+	}
+	page.domains = d;
+	page.ndomains = n;
+	page.domains_total = total;
+	dm_buf_init(&b, API_STATUS_MAX_BYTES);
+	if (api_status_render(&page, &b) != 0) {
+		api_fail(r, 500, "internal", "the page is too large");
+		goto out;
+	}
+	api_reply(r, 200, "text/html; charset=utf-8",
+	    b.data != NULL ? b.data : strdup(""), b.len);
+out:
+	for (i = 0; i < n; i++) {
+		free((char *)d[i].summary);
+		free((char *)d[i].sources);
+		free((char *)d[i].readiness);
+	}
+	free(name);
+	free(sc.domains);
 }
 
 static void
@@ -1353,9 +1548,11 @@ api_route(struct api_req *r)
 	char domain[256];
 	enum { R_NONE, R_HEALTH, R_READY, R_METRICS, R_DOMAINS, R_SUMMARY,
 	    R_SOURCES, R_READINESS, R_REPORTS, R_FAILURES, R_REPORT, R_RAW,
-	    R_REJECTED } route = R_NONE;
+	    R_REJECTED, R_STATUS } route = R_NONE;
 
-	if (r->nseg == 1 && is(r, 0, "healthz"))
+	if (r->nseg == 0)
+		route = R_STATUS;
+	else if (r->nseg == 1 && is(r, 0, "healthz"))
 		route = R_HEALTH;
 	else if (r->nseg == 1 && is(r, 0, "readyz"))
 		route = R_READY;
@@ -1385,11 +1582,16 @@ api_route(struct api_req *r)
 		api_fail(r, 404, "not_found", "no such path");
 		return;
 	}
+	if (route == R_STATUS)
+		r->html = 1;
 	if (r->bad_method) {
 		api_fail(r, 405, "method_not_allowed", "only GET and HEAD");
 		return;
 	}
 	switch (route) {
+	case R_STATUS:
+		get_status(r);
+		return;
 	case R_HEALTH:
 		get_healthz(r);
 		return;
@@ -1467,6 +1669,7 @@ api_routes_new(const struct dm_config *cfg, struct dm_error *err)
 	    "SET default_transaction_read_only = on",
 	    cfg->api_request_timeout_s * 1000);
 	rt->token_cache_s = cfg->api_token_cache_s;
+	rt->status_public = cfg->api_status_public;
 	if (cfg->api_answer_cache_s > 0) {
 		rt->answers = api_answers_new(rt->conninfo,
 		    cfg->api_answer_cache_s, err);

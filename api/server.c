@@ -107,6 +107,14 @@ common_headers(struct MHD_Response *resp, const char *content_type)
 	mhd.MHD_add_response_header(resp, "Content-Type", content_type);
 	mhd.MHD_add_response_header(resp, "Cache-Control", "no-store");
 	mhd.MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	/* The status page: nothing but itself, never framed nor referred. */
+	if (strncmp(content_type, "text/html", 9) == 0) {
+		mhd.MHD_add_response_header(resp, "Content-Security-Policy",
+		    api_status_csp());
+		mhd.MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+		mhd.MHD_add_response_header(resp, "Referrer-Policy",
+		    "no-referrer");
+	}
 }
 
 int
@@ -142,6 +150,23 @@ api_fail(struct api_req *r, unsigned status, const char *code,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	api_printable(msg, sizeof(clean) - 1, clean, sizeof(clean));
+	if (r->html) {
+		struct dm_buf b;
+
+		dm_buf_init(&b, 64 * 1024);
+		if (api_status_error(status, clean, &b) != 0 ||
+		    api_reply(r, status, "text/html; charset=utf-8", b.data,
+		    b.len) != 0)
+			return -1;
+		if (status == 401)
+			mhd.MHD_add_response_header(r->response,
+			    "WWW-Authenticate", "Basic realm=\"dmarcd\", "
+			    "charset=\"UTF-8\"");
+		if (status == 405)
+			mhd.MHD_add_response_header(r->response, "Allow",
+			    "GET, HEAD");
+		return 0;
+	}
 	doc = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message",
 	    clean);
 	text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
@@ -287,6 +312,8 @@ split(struct api_req *r, const char *url)
 	if (r->path[0] != '/')
 		return -1;
 	r->nseg = 0;
+	if (r->path[1] == '\0')
+		return 0;	/* "/": the status page */
 	p = r->path + 1;
 	for (;;) {
 		char *slash = strchr(p, '/');

@@ -128,6 +128,7 @@ static const struct key keys[] = {
 	KEY("api", "answer_cache", KIND_UNSIGNED, api_answer_cache_s, 0, 86400),
 	KEY("api", "tls_cert", KIND_PATH, api_tls_cert, 0, 0),
 	KEY("api", "tls_key", KIND_PATH, api_tls_key, 0, 0),
+	KEY("api", "status_public", KIND_BOOL, api_status_public, 0, 0),
 	KEY("alerts", "webhook", KIND_WEBHOOK, alerts_webhook, 0, 0),
 	KEY("alerts", "webhook_file", KIND_WEBHOOK_FILE, alerts_webhook, 0,
 	    0),

@@ -46,6 +46,7 @@
  *	answer_cache = 300		; 0..86400 s an analytics answer is kept
  *	tls_cert = /etc/dmarcd/api.crt	; PEM, both or neither
  *	tls_key = /etc/dmarcd/api.key
+ *	status_public = false		; the status page at / without a token
  *	[alerts]			; docs/alerts.md
  *	webhook = https://hooks.example.com/...	; or webhook_file = PATH
  *	format = json			; json|slack
@@ -267,6 +268,7 @@ struct dm_config {
 	unsigned api_answer_cache_s;	/* 0: analytics never kept */
 	char api_tls_cert[DM_CONFIG_PATH_MAX];	/* "": plain HTTP */
 	char api_tls_key[DM_CONFIG_PATH_MAX];
+	int api_status_public;		/* the status page without a token */
 	/* [alerts]: no webhook, no alerts sent. */
 	char alerts_webhook[2048];	/* a secret: never quoted */
 	int alerts_format;		/* enum dm_alerts_format */

@@ -21,6 +21,7 @@ TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
 	tests/integration/alerts.py \
 	tests/integration/treewalk.py \
 	tests/integration/api_answers.py \
+	tests/integration/status_page.py \
 	tests/integration/compact.py \
 	tests/integration/dnsquery.py \
 	tests/integration/check.py
@@ -40,6 +41,7 @@ EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/alerts.py \
 	tests/integration/treewalk.py \
 	tests/integration/api_answers.py \
+	tests/integration/status_page.py \
 	tests/integration/compact.py \
 	tests/integration/dnsquery.py \
 	tests/integration/check.py tests/integration/dnsharness.py \

@@ -72,13 +72,16 @@ nodist_tests_unit_test_senders_SOURCES = sql/senders.c
 tests_unit_test_senders_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_senders_LDADD = common/libcommon.a $(CMOCKA_LIBS)
 
-# api/params.c and api/token.c linked in directly: no HTTP, no database.
+# api/params.c, api/token.c and api/status.c linked in directly: no HTTP,
+# no database.
 check_PROGRAMS += tests/unit/test_api
 TESTS += tests/unit/test_api
 tests_unit_test_api_SOURCES = tests/unit/test_api.c \
-	api/params.c api/token.c api/api.h
-tests_unit_test_api_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(NETTLE_CFLAGS)
-tests_unit_test_api_LDADD = common/libcommon.a $(NETTLE_LIBS) $(CMOCKA_LIBS)
+	api/params.c api/token.c api/status.c api/api.h
+tests_unit_test_api_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(NETTLE_CFLAGS) \
+	$(JANSSON_CFLAGS)
+tests_unit_test_api_LDADD = common/libcommon.a $(NETTLE_LIBS) \
+	$(JANSSON_LIBS) $(CMOCKA_LIBS)
 
 # common/align.c against the real Public Suffix List (libpsl).
 check_PROGRAMS += tests/unit/test_align

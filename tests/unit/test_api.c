@@ -2,7 +2,9 @@
  * test_api.c - api/params.c: what the HTTP API accepts as since/until,
  * limit, days, a domain segment and a cursor, and what it refuses (each
  * refusal is a 400, never a value passed on to SQL); api/token.c: the
- * token's form and hash.
+ * token's form and hash, and the password of Basic credentials;
+ * api/status.c: HTML escaping, the choice of domains, and a page rendered
+ * from answers holding hostile names and broken JSON.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 #include <cmocka.h>
 
 #include "api/api.h"
+#include "common/buf.h"
 
 #define NOW	INT64_C(1767225600)	/* 2026-01-01T00:00:00Z */
 
@@ -193,6 +196,152 @@ test_tokens(void **state)
 	assert_memory_equal(h, abc, 32);
 }
 
+static void
+test_basic(void **state)
+{
+	char out[64];
+	size_t len;
+
+	(void)state;
+	/* "user:dmarcd_tok" */
+	assert_int_equal(api_basic_password("dXNlcjpkbWFyY2RfdG9r", out,
+	    sizeof(out), &len), 0);
+	assert_string_equal(out, "dmarcd_tok");
+	assert_int_equal(len, 10);
+	/* ":pw" (no user), "a:b:c" (the password holds the second ':') */
+	assert_int_equal(api_basic_password("OnB3", out, sizeof(out), &len),
+	    0);
+	assert_string_equal(out, "pw");
+	assert_int_equal(api_basic_password("YTpiOmM=", out, sizeof(out),
+	    &len), 0);
+	assert_string_equal(out, "b:c");
+	/* "u:" : an empty password */
+	assert_int_equal(api_basic_password("dTo=", out, sizeof(out), &len),
+	    0);
+	assert_int_equal(len, 0);
+	/* no ':', not base64, '=' inside, bad length, a NUL, too long */
+	assert_int_equal(api_basic_password("dXNlcg==", out, sizeof(out),
+	    &len), -1);
+	assert_int_equal(api_basic_password("!!!!", out, sizeof(out), &len),
+	    -1);
+	assert_int_equal(api_basic_password("YT=pi", out, sizeof(out), &len),
+	    -1);
+	assert_int_equal(api_basic_password("YTpiO", out, sizeof(out), &len),
+	    -1);
+	assert_int_equal(api_basic_password("YTpiAGM=", out, sizeof(out),
+	    &len), -1);
+	assert_int_equal(api_basic_password("YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFh"
+	    "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYTpi", out, 16, &len), -1);
+	assert_int_equal(api_basic_password("", out, sizeof(out), &len), -1);
+}
+
+static void
+test_html_text(void **state)
+{
+	struct dm_buf b;
+
+	(void)state;
+	dm_buf_init(&b, 1024);
+	assert_int_equal(api_html_text(&b, "<script>alert('x\")&</script>",
+	    100), 0);
+	assert_string_equal(dm_buf_cstr(&b), "&lt;script&gt;alert(&#39;x"
+	    "&quot;)&amp;&lt;/script&gt;");
+	dm_buf_reset(&b);
+	/* a control character becomes U+FFFD */
+	assert_int_equal(api_html_text(&b, "a\x01" "b", 100), 0);
+	assert_string_equal(dm_buf_cstr(&b), "a\xEF\xBF\xBD" "b");
+	dm_buf_reset(&b);
+	/* cut on a character boundary: "é" is two bytes */
+	assert_int_equal(api_html_text(&b, "ab\xC3\xA9z", 3), 0);
+	assert_string_equal(dm_buf_cstr(&b), "ab\xE2\x80\xA6");
+	dm_buf_reset(&b);
+	dm_buf_free(&b);
+	/* the cap: all or nothing */
+	dm_buf_init(&b, 8);
+	assert_int_equal(api_html_text(&b, "<<<<", 100), -1);
+	dm_buf_free(&b);
+}
+
+static void
+test_status_domains(void **state)
+{
+	char names[3][256];
+	size_t n, total;
+
+	(void)state;
+	assert_int_equal(api_status_domains("[{\"domain\":\"b.example\","
+	    "\"messages\":5},{\"domain\":\"a.example\",\"messages\":5},"
+	    "{\"domain\":\"c.example\",\"messages\":9},"
+	    "{\"domain\":\"d.example\","
+	    "\"messages\":1},{\"messages\":100}]", names, 3, &n, &total), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(total, 4);
+	assert_string_equal(names[0], "c.example");
+	assert_string_equal(names[1], "a.example");
+	assert_string_equal(names[2], "b.example");
+	assert_int_equal(api_status_domains("{}", names, 3, &n, &total), -1);
+	assert_int_equal(api_status_domains("[", names, 3, &n, &total), -1);
+}
+
+static void
+test_status_render(void **state)
+{
+	static const char summary[] = "{\"messages\":10,\"dmarc_pass_share\":"
+	    "0.5,\"classes\":{\"aligned\":{\"senders\":1,\"messages\":5},"
+	    "\"unauthorised\":{\"senders\":1,\"messages\":5}}}";
+	static const char sources[] = "{\"senders\":[{\"sender\":"
+	    "\"<script>x</script>\",\"class\":\"unauthorised\",\"messages\":5,"
+	    "\"dmarc_pass\":0,\"failing\":5,\"header_from\":[\"<b>f</b>\"]},"
+	    "{\"sender\":\"ok.example\",\"class\":\"aligned\",\"messages\":5,"
+	    "\"dmarc_pass\":5,\"failing\":0}]}";
+	static const char readiness[] = "{\"current\":\"p=none\",\"verdict\":"
+	    "{\"status\":\"not_ready\",\"advice\":\"<i>fix</i>\"},"
+	    "\"legitimate\":{\"share\":1.0},\"trend\":[{\"day\":\"2026-01-02\","
+	    "\"share\":0.25,\"aligned\":1,\"legitimate\":4},{\"day\":"
+	    "\"<svg>\",\"share\":1},{\"day\":\"2025-01-01\",\"share\":0.5,"
+	    "\"legitimate\":2}]}";
+	struct api_status_domain d[2] = {
+		{ "a.example", summary, sources, readiness },
+		{ "b<i>.example", "not json", "[1]", NULL },
+	};
+	struct api_status_page page;
+	struct dm_buf b;
+	const char *html;
+
+	(void)state;
+	memset(&page, 0, sizeof(page));
+	page.since = NOW;
+	page.until = NOW + 3 * 86400;
+	page.days = 3;
+	page.now = NOW + 3 * 86400 + 60;
+	page.domains = d;
+	page.ndomains = 2;
+	page.domains_total = 30;
+	dm_buf_init(&b, API_STATUS_MAX_BYTES);
+	assert_int_equal(api_status_render(&page, &b), 0);
+	html = dm_buf_cstr(&b);
+	assert_null(strstr(html, "<script"));
+	assert_null(strstr(html, "<b>"));
+	assert_null(strstr(html, "<i>"));
+	assert_null(strstr(html, "<svg>"));
+	assert_non_null(strstr(html, "&lt;script&gt;x&lt;/script&gt;"));
+	assert_non_null(strstr(html, "b&lt;i&gt;.example"));
+	assert_non_null(strstr(html, "The 2 domains with the most messages "
+	    "of 30."));
+	assert_non_null(strstr(html, "data-k=\"dmarc_pass_share\">50.00%"));
+	/* one bar: the day in the window; the others are not drawn */
+	assert_non_null(strstr(html, "data-day=\"2026-01-02\" "
+	    "data-share=\"0.2500\""));
+	assert_null(strstr(html, "data-day=\"2025-01-01\""));
+	assert_non_null(strstr(html, "unavailable"));
+	dm_buf_free(&b);
+	/* over the cap: -1, nothing left behind */
+	dm_buf_init(&b, 4096);
+	assert_int_equal(api_status_render(&page, &b), -1);
+	assert_null(b.data);
+	assert_non_null(strstr(api_status_csp(), "default-src 'none'"));
+}
+
 int
 main(void)
 {
@@ -203,6 +352,10 @@ main(void)
 		cmocka_unit_test(test_cursors),
 		cmocka_unit_test(test_printable),
 		cmocka_unit_test(test_tokens),
+		cmocka_unit_test(test_basic),
+		cmocka_unit_test(test_html_text),
+		cmocka_unit_test(test_status_domains),
+		cmocka_unit_test(test_status_render),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

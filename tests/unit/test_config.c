@@ -1829,8 +1829,10 @@ test_api_section(void **state)
 	assert_int_equal(c.api_token_cache_s, DM_CONFIG_API_TOKEN_CACHE_S);
 	assert_int_equal(c.api_answer_cache_s, DM_CONFIG_API_ANSWER_CACHE_S);
 	assert_string_equal(c.api_tls_cert, "");
+	assert_int_equal(c.api_status_public, 0);
 
 	load_ok(&c, "[database]\nconninfo = dbname=a\n[api]\n"
+	    "status_public = yes\n"
 	    "listen = 127.0.0.1:8025 , [::1]:0,localhost:65535\n"
 	    "database = dbname=b user=reader\nthreads = 8\n"
 	    "max_connections = 100\nrequest_timeout = 5\n"
@@ -1853,6 +1855,7 @@ test_api_section(void **state)
 	assert_int_equal(c.api_token_cache_s, 0);
 	assert_int_equal(c.api_answer_cache_s, 0);
 	assert_string_equal(c.api_tls_key, "/etc/k.pem");
+	assert_int_equal(c.api_status_public, 1);
 	dm_config_free(&c);
 
 	/* Without [api] database the API uses conninfo. */
