@@ -7,7 +7,8 @@
 #   command CMD      dmarcd(8) has a subsection for CMD, a command of
 #                    'dmarcd help', and the options (-x, --long) of
 #                    'dmarcd help CMD' are exactly those (.Fl) of that
-#                    subsection, read from mandoc's markdown output
+#                    subsection, read from mandoc's markdown output;
+#                    the exit statuses its usage lists are there too
 #   commands         no subsection of COMMANDS is a command dmarcd lacks
 #   conf5 SECTION    every key common/config.c accepts in SECTION is an
 #                    item (.It Ic KEY) of dmarcd.conf(5)'s subsection
@@ -108,6 +109,13 @@ while read -r cmd; do
 	    tr -d '*' | sort -u >"$tmp/man_opts"
 	missing=$(comm -23 "$tmp/usage_opts" "$tmp/man_opts" | tr '\n' ' ')
 	extra=$(comm -13 "$tmp/usage_opts" "$tmp/man_opts" | tr '\n' ' ')
+	# The exit statuses its usage lists: dmarcd.8 names them too.
+	codes=$(sed -n '/Exit status/,$p' "$tmp/usage" | tr -s ' \t\n,.:;()' '\n' |
+	    grep -E -x '[0-9]{1,3}' | sort -u)
+	for code in $codes; do
+		tr -s ' \t\n,.:;()*' '\n' <"$tmp/entry" | grep -q -x "$code" ||
+		    missing="$missing(exit status $code) "
+	done
 	if [ -z "$missing$extra" ]; then
 		ok "command $cmd: dmarcd.8 documents its $(wc -l <"$tmp/usage_opts" | tr -d ' ') options: $(tr '\n' ' ' <"$tmp/usage_opts")"
 	else
