@@ -22,6 +22,8 @@
 #                    files made on the spot, mode 0600; of two keys that
 #                    exclude each other, dmarcd's message names the one
 #                    left commented)
+#   accepted: dmarcd.conf.5 example N
+#                    the same for each configuration in dmarcd.conf(5)
 #   refused          a key dmarcd does not know and a password_file of
 #                    mode 0644 are refused (exit 64, naming file and line)
 #
@@ -280,6 +282,32 @@ if [ -n "$conn" ]; then
 	    "$tmp/all.conf"
 else
 	skip "accepted all: no PostgreSQL"
+fi
+
+# The configurations in dmarcd.conf(5)'s EXAMPLES (literal blocks that
+# start with a [section]), their /etc/dmarcd files made private here.
+if [ -n "$conn" ]; then
+	awk -v dir="$tmp" '
+	    /^\.Bd -literal/ { n++; first = 1; next }
+	    /^\.Ed/ { first = 0; in_conf = 0; next }
+	    first { in_conf = /^\[/; first = 0 }
+	    in_conf { print > (dir "/man5_example" n ".conf") }' "$man5"
+	found=0
+	for f in "$tmp"/man5_example*.conf; do
+		[ -f "$f" ] || continue
+		found=$((found + 1))
+		for path in $(grep -o '/etc/dmarcd/[A-Za-z0-9._-]*' "$f" |
+		    sort -u); do
+			private=$tmp/etc_${path##*/}
+			echo "https://hooks.example.com/x" >"$private"
+			chmod 600 "$private"
+			sed -i "s|$path|$private|g" "$f"
+		done
+		accepted "accepted: dmarcd.conf.5 example ${f##*/man5_example}" "$f"
+	done
+	[ "$found" -gt 0 ] || not_ok "dmarcd.conf.5 has configuration examples"
+else
+	skip "accepted: dmarcd.conf.5 examples: no PostgreSQL"
 fi
 
 # refused LABEL FILE PATTERN: exit 64 and a message matching PATTERN.
