@@ -32,6 +32,8 @@
 # that a key added there must be documented in both places.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib.sh"
+LC_ALL=C
+export LC_ALL
 
 man8=$top_srcdir/man/dmarcd.8
 man5=$top_srcdir/man/dmarcd.conf.5
