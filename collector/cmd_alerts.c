@@ -27,6 +27,9 @@ const char cmd_alerts_usage[] =
     "--dry-run, print the alerts that would be raised and the bodies that\n"
     "would be sent; nothing is stored or sent, and no webhook is needed.\n"
     "\n"
+    "  -n, --dry-run   print what would be raised and sent; do nothing\n"
+    "  -q, --quiet     no totals line unless something failed\n"
+    "\n"
     "Exit status: 0 done (alerts may wait for the rate limit), 75 PostgreSQL\n"
     "or the webhook failed and alerts are left for a later run, 64 a bad\n"
     "configuration or no webhook.\n";

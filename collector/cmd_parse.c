@@ -28,7 +28,7 @@ const char cmd_parse_usage[] =
     "reports; detected by content) and print one JSON line per input\n"
     "(summary) or per record and failure report (ndjson).\n"
     "\n"
-    "  --format FMT        summary (default) or ndjson\n"
+    "  -f, --format FMT    summary (default) or ndjson\n"
     "  --max-bytes SIZE    decompressed bytes per input (default 4G)\n"
     "  --max-ratio N       decompression ratio per layer (default 250; 0: off)\n"
     "  --max-message SIZE  a mail held for MIME parsing (default 64M)\n"
@@ -36,7 +36,7 @@ const char cmd_parse_usage[] =
     "  --threads N         threads parsing the records of a big report\n"
     "                      (default: one per CPU, up to 4; 1: none)\n"
     "  --chunk SIZE        bytes of records per thread's chunk (default 64K)\n"
-    "  --verbose           print warnings on standard error too\n"
+    "  -v, --verbose       print warnings on standard error too\n"
     "\n"
     "Exit status: 0 all parsed, 65 something was rejected, 66 no such\n"
     "file, 74 read error, 64 usage error.\n";

@@ -503,22 +503,14 @@ render(const struct report_opts *ro, json_t *j)
 
 /* ---- the commands ---- */
 
-const char cmd_report_usage_tail[] =
-    "\n"
-    "  --since WHEN   from (default 30d): 30d, 2w, 12h, 2026-11-01 or\n"
-    "                 2026-11-01T00:00:00Z\n"
-    "  --until WHEN   to (default now)\n"
-    "  --format F     table (default on a terminal), json (default\n"
-    "                 otherwise; the API's numbers), csv\n"
-    "  --db CONNINFO, --config FILE\n";
-
 const char cmd_sources_usage[] =
     "usage: dmarcd sources DOMAIN [--since WHEN] [--until WHEN]\n"
     "                      [--format table|json|csv]\n"
     "\n"
     "Who sends as DOMAIN: each sender (platform, PTR domain, passing DKIM\n"
     "or SPF domain, or network), its class (aligned, forwarded,\n"
-    "unaligned, unauthorised) and, when it fails, the fix.\n";
+    "unaligned, unauthorised) and, when it fails, the fix.\n"
+    CMD_REPORT_USAGE_OPTIONS;
 
 const char cmd_readiness_usage[] =
     "usage: dmarcd readiness DOMAIN [--since 30d] [--until WHEN]\n"
@@ -527,7 +519,8 @@ const char cmd_readiness_usage[] =
     "Whether DOMAIN can move to a stricter policy: the share of\n"
     "legitimate mail aligned over the days complete before --until, what\n"
     "p=quarantine or p=reject would block a day, the blockers and their\n"
-    "fixes, and the next step.\n";
+    "fixes, and the next step.\n"
+    CMD_REPORT_USAGE_OPTIONS;
 
 static int
 run(int argc, char **argv, const char *cmd, const char *usage)
@@ -579,10 +572,10 @@ run(int argc, char **argv, const char *cmd, const char *usage)
 				return EX_USAGE;
 			}
 		} else if (c == 'h') {
-			printf("%s%s", usage, cmd_report_usage_tail);
+			fputs(usage, stdout);
 			return 0;
 		} else if (cmd_db_option(c, optarg, &o) != 0) {
-			fprintf(stderr, "%s%s", usage, cmd_report_usage_tail);
+			fputs(usage, stderr);
 			return EX_USAGE;
 		}
 	}
@@ -590,7 +583,7 @@ run(int argc, char **argv, const char *cmd, const char *usage)
 	if (strcmp(cmd, "summary") == 0 && optind == argc)
 		return cmd_summary_overview(&o, days, domain_opt);
 	if (optind + 1 != argc || days != NULL || domain_opt != NULL) {
-		fprintf(stderr, "%s%s", usage, cmd_report_usage_tail);
+		fputs(usage, stderr);
 		return EX_USAGE;
 	}
 	ro.domain = argv[optind];

@@ -847,7 +847,10 @@ const char cmd_compact_usage[] =
     "it only makes the rollup smaller, and the analytics faster. dmarcd\n"
     "ingest and fetch compact at their end, and dmarcd run every few\n"
     "minutes, the days marked an hour ago or more; this compacts them all\n"
-    "(or those marked --older-than ago), each (domain, day) pair once.\n";
+    "(or those marked --older-than ago), each (domain, day) pair once.\n"
+    "\n"
+    "  --older-than N(m|h|d|w)  only days marked that long ago (at most 366d)\n"
+    "  -q, --quiet              no totals line\n";
 
 int
 cmd_compact_main(int argc, char **argv)
@@ -916,7 +919,9 @@ const char cmd_stats_usage[] =
     "\n"
     "Totals of what is stored: reports, records, messages (sum of count),\n"
     "duplicates, revisions, failure reports and rejected inputs, per\n"
-    "policy domain.\n";
+    "policy domain.\n"
+    "\n"
+    "  -f, --format text|json   text (default) or one JSON object\n";
 
 struct stats_text {
 	int header;
@@ -1041,7 +1046,7 @@ fail:
 
 const char cmd_rejected_usage[] =
     "usage: dmarcd rejected list [--all]\n"
-    "       dmarcd rejected show ID\n"
+    "       dmarcd rejected show [--raw] ID\n"
     "       dmarcd rejected retry [ID]\n"
     "       (each with [--db CONNINFO] [--config FILE])\n"
     "\n"
@@ -1292,7 +1297,10 @@ const char cmd_summary_usage[] =
     "of its senders, dispositions, reporters and the published policy.\n"
     "Without: per policy domain, over the last N days of reports\n"
     "(default 30, counted back from the newest), messages, the share\n"
-    "passing DMARC and the top sending sources.\n";
+    "passing DMARC and the top sending sources.\n"
+    CMD_REPORT_USAGE_OPTIONS
+    "  --days N       without DOMAIN: the last N days (default 30)\n"
+    "  --domain D     without DOMAIN: only policy domain D\n";
 
 struct summary_ctx {
 	struct store *s;

@@ -27,6 +27,15 @@ int cmd_readiness(int argc, char **argv);
 int cmd_compact_main(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 extern const char cmd_check_usage[];
+/* The options summary, sources and readiness share, in their usage. */
+#define CMD_REPORT_USAGE_OPTIONS \
+    "\n" \
+    "  --since WHEN   from (default 30d): 30d, 2w, 12h, 2026-11-01 or\n" \
+    "                 2026-11-01T00:00:00Z\n" \
+    "  --until WHEN   to (default now)\n" \
+    "  --format F     table (default on a terminal), json (default\n" \
+    "                 otherwise; the API's numbers), csv\n" \
+    "  --db CONNINFO, --config FILE\n"
 extern const char cmd_migrate_usage[], cmd_ingest_usage[], cmd_stats_usage[],
     cmd_compact_usage[],
     cmd_rejected_usage[], cmd_summary_usage[],

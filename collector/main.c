@@ -53,9 +53,16 @@ static const struct cmd commands[] = {
 	{ "alerts", "raise alerts and post them to the webhook",
 	    cmd_alerts_usage, cmd_alerts },
 	{ "help", "show help for dmarcd or one of its commands",
-	    "usage: dmarcd help [COMMAND]\n", cmd_help },
+	    "usage: dmarcd help [COMMAND]\n"
+	    "       dmarcd --help | -h\n"
+	    "\n"
+	    "Every command also takes -h or --help: its usage.\n", cmd_help },
 	{ "version", "print the version and the libraries in use",
-	    "usage: dmarcd --version\n", cmd_version },
+	    "usage: dmarcd version\n"
+	    "       dmarcd --version | -V\n"
+	    "\n"
+	    "Exit status: 0, or 69 when libzip or libetpan cannot be loaded.\n",
+	    cmd_version },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
