@@ -17,3 +17,5 @@ contrib_edit_rule = $(AM_V_GEN)$(MKDIR_P) $(@D) && rm -f $@ $@.tmp && \
 include contrib/systemd/local.mk
 include contrib/cron/local.mk
 include contrib/grafana/local.mk
+
+EXTRA_DIST += docs/deploy.md
