@@ -32,3 +32,8 @@ sql/senders.c: $(SQL_SENDERS) $(top_srcdir)/sql/embed_senders.sh
 	@$(MKDIR_P) sql
 	$(AM_V_GEN)$(SHELL) $(top_srcdir)/sql/embed_senders.sh $@ \
 	    $(top_srcdir) $(SQL_SENDERS)
+
+# Installed too, for reading (and for psql users): the migrations and the
+# sender map, as built into the binary. `dmarcd migrate` applies them.
+sqldir = $(pkgdatadir)/sql
+sql_DATA = $(SQL_MIGRATIONS) $(SQL_SENDERS)

@@ -9,3 +9,4 @@ include tests/data/local.mk
 include tests/fuzz/local.mk
 include tests/bench/local.mk
 include tests/integration/local.mk
+include tests/ops/local.mk
