@@ -13,7 +13,8 @@ SQL_MIGRATIONS = \
 	sql/0011_alerts.sql \
 	sql/0012_treewalk.sql \
 	sql/0013_notify.sql \
-	sql/0014_rollup_append.sql
+	sql/0014_rollup_append.sql \
+	sql/0015_grafana_views.sql
 EXTRA_DIST += $(SQL_MIGRATIONS) sql/embed.sh
 BUILT_SOURCES += sql/migrations.c
 CLEANFILES += sql/migrations.c
