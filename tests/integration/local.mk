@@ -22,7 +22,8 @@ TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
 	tests/integration/api_answers.py \
 	tests/integration/compact.py \
 	tests/integration/dnsquery.py \
-	tests/integration/check.py
+	tests/integration/check.py \
+	tests/integration/grafana.py
 EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
@@ -41,7 +42,8 @@ EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/api_answers.py \
 	tests/integration/compact.py \
 	tests/integration/dnsquery.py \
-	tests/integration/check.py tests/integration/dnsharness.py
+	tests/integration/check.py tests/integration/dnsharness.py \
+	tests/integration/grafana.py
 
 # dnsquery.py drives rdns_query() through this test program (collector/
 # rdns.c linked in directly, with the store's library as test_rdns has
