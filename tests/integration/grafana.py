@@ -526,6 +526,41 @@ def check_meaning(tap, env, db, grafana):
               "inputs, ingest log, mailboxes", problems)
 
 
+def check_documented(tap, env, db):
+    """docs/views.md lists each view of dmarcd_v1 with its columns, in
+    order, with their types: the stable interface and its description
+    cannot drift apart."""
+    with open(os.path.join(env.top_srcdir, "docs", "views.md"),
+              encoding="utf-8") as f:
+        text = f.read()
+    documented = {}
+    for m in re.finditer(r"(?m)^## (\w+)\n(.*?)(?=^## |\Z)", text, re.S):
+        cols = re.findall(r"(?m)^\| (\w+) \| ([\w\[\] ]+?) \|",
+                          m.group(2))
+        cols = [c for c in cols if c[0] != "column"]
+        if "| column | type | meaning |" in m.group(2):
+            documented[m.group(1)] = cols
+    types = {"timestamp with time zone": "timestamptz"}
+    actual = {}
+    for view, col, dtype, udt in db.rows(
+            "SELECT table_name, column_name, data_type, udt_name FROM "
+            "information_schema.columns WHERE table_schema = 'dmarcd_v1' "
+            "ORDER BY table_name, ordinal_position"):
+        t = udt.lstrip("_") + "[]" if dtype == "ARRAY" else \
+            types.get(dtype, dtype)
+        actual.setdefault(view, []).append((col, t))
+    problems = []
+    for view in sorted(set(actual) | set(documented)):
+        if actual.get(view) != documented.get(view):
+            problems.append("%s: the view has %r, docs/views.md %r" % (
+                view, actual.get(view), documented.get(view)))
+    if len(actual) < 12:
+        problems.append("%d views in dmarcd_v1" % len(actual))
+    tap.check("docs/views.md documents every view of dmarcd_v1, every "
+              "column in order with its type (%d views)" % len(actual),
+              problems)
+
+
 def main(tap):
     env = h.setup()
     cluster = h.Cluster(env)
@@ -549,6 +584,7 @@ def main(tap):
     tap.check("contrib/grafana/dashboards: %d JSON files that parse"
               % len(paths), problems)
     check_structure(tap, dashboards, uid, kind)
+    check_documented(tap, env, db)
     if not seed(tap, env, cluster, db, work):
         return
     grafana = h.Db(cluster, db.name)
