@@ -253,6 +253,10 @@ def expand(sql, variables, time_from, time_to, interval="1h"):
 
     def macro(m):
         name, args = m.group(1), [a.strip() for a in m.group(2).split(",")]
+        # Grafana before 5.3: $__timeGroup(...) followed by a comma was
+        # the aliased form; the datasource still reads it so.
+        if name == "__timeGroup" and m.string[m.end():m.end() + 1] == ",":
+            name = "__timeGroupAlias"
         if name == "__timeFilter":
             return "%s BETWEEN '%s' AND '%s'" % (args[0], rfc3339(time_from),
                                                  rfc3339(time_to))
@@ -275,6 +279,49 @@ def expand(sql, variables, time_from, time_to, interval="1h"):
         raise ValueError("unknown macro $%s" % name)
 
     return MACRO_RE.sub(macro, out)
+
+
+def check_expander(tap):
+    """The expander against what Grafana makes of the same text (its
+    macros_test.go and the datasource's variable quoting): the test's
+    own tool must be right before it judges the dashboards."""
+    t0 = datetime.datetime(2018, 4, 12, 18, 0, 0, tzinfo=UTC)
+    t1 = t0 + datetime.timedelta(minutes=5)
+    v = {"domain": (["a.example", "it's"], True), "one": (["x"], False)}
+    cases = [
+        ("WHERE $__timeFilter(time_column)", "WHERE time_column BETWEEN "
+         "'2018-04-12T18:00:00Z' AND '2018-04-12T18:05:00Z'"),
+        ("select $__timeFrom()", "select '2018-04-12T18:00:00Z'"),
+        ("select $__timeTo()", "select '2018-04-12T18:05:00Z'"),
+        ("SELECT $__timeGroup(time_column,'5m')",
+         "SELECT floor(extract(epoch from time_column)/300)*300"),
+        ("SELECT $__timeGroupAlias(time_column , '5m')",
+         'SELECT floor(extract(epoch from time_column)/300)*300 AS "time"'),
+        ("SELECT $__timeGroup(time_column,'5m'), value",
+         'SELECT floor(extract(epoch from time_column)/300)*300 AS "time", '
+         'value'),
+        ("SELECT $__timeGroupAlias(time, $__interval)",
+         'SELECT floor(extract(epoch from time)/3600)*3600 AS "time"'),
+        ("select $__unixEpochFilter(time)",
+         "select time >= 1523556000 AND time <= 1523556300"),
+        ("d IN ($domain)", "d IN ('a.example','it''s')"),
+        ("d IN (${domain})", "d IN ('a.example','it''s')"),
+        ("d IN ([[domain]])", "d IN ('a.example','it''s')"),
+        ("d = '${domain:sqlstring}'", "d = 'a.example,it''s'"),
+        ("d IN (${domain:singlequote})", "d IN ('a.example','it\\'s')"),
+        ("d = '$one'", "d = 'x'"),
+        ("d = '$nosuch'", "d = '$nosuch'"),
+    ]
+    problems = []
+    for text, want in cases:
+        got = expand(text, v, t0, t1)
+        if got != want:
+            problems.append("%r -> %r, Grafana makes %r" % (text, got, want))
+    if unexpanded("d = '$nosuch' AND ${x} AND [[y]]") != \
+            ["$nosuch", "${x", "[[y"]:
+        problems.append("unexpanded() misses what is left")
+    tap.check("the test's expander makes what Grafana makes of macros and "
+              "variables (%d cases)" % len(cases), problems)
 
 
 def unexpanded(sql):
@@ -567,6 +614,7 @@ def main(tap):
     db = cluster.new_db()
     work = os.path.join(env.work, "grafana")
     os.makedirs(work)
+    check_expander(tap)
     uid, kind = check_provisioning(tap, env)
     paths = sorted(glob.glob(os.path.join(env.top_srcdir, "contrib",
                                           "grafana", "dashboards",
