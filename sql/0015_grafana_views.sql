@@ -321,3 +321,7 @@ GRANT EXECUTE ON FUNCTION dmarcd.v1_source_rows(text, date),
 GRANT USAGE ON SCHEMA dmarcd_v1 TO dmarcd_grafana, dmarcd_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA dmarcd_v1
     TO dmarcd_grafana, dmarcd_reader;
+-- Views a later migration adds (columns and views are only added) are
+-- readable as soon as they exist.
+ALTER DEFAULT PRIVILEGES IN SCHEMA dmarcd_v1
+    GRANT SELECT ON TABLES TO dmarcd_grafana, dmarcd_reader;
