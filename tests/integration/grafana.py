@@ -19,7 +19,9 @@ Checked:
 * each dashboard's JSON: uid and title unique, schemaVersion, panels with
   unique ids and a gridPos inside the 24 columns, every panel, target
   and template variable naming the provisioned datasource by uid, every
-  target a raw SQL query of format time_series or table;
+  target a raw SQL query of format time_series or table, every panel of
+  a type Grafana 11 has built in; a query may use only the variables its
+  own dashboard defines;
 * every panel's SQL and every templating query, with Grafana's variables
   and PostgreSQL macros expanded the way Grafana does (the expander
   below: variables first, as Grafana's frontend does, then the
@@ -421,6 +423,11 @@ def check_structure(tap, dashboards, uid, kind):
                 problems.append("%s: id %r missing or used twice"
                                 % (where, p.get("id")))
             ids.add(p.get("id"))
+            if p.get("type") not in ("timeseries", "table", "stat",
+                                     "piechart", "barchart", "bargauge",
+                                     "gauge", "text"):
+                problems.append("%s: type %r is no core panel of Grafana "
+                                "11" % (where, p.get("type")))
             g = p.get("gridPos") or {}
             if not all(isinstance(g.get(k), int) for k in "hwxy") or \
                     g["x"] < 0 or g["w"] < 1 or g["x"] + g["w"] > 24 or \
@@ -451,22 +458,25 @@ def check_structure(tap, dashboards, uid, kind):
 
 
 def queries(dashboards):
-    """(dashboard file, what, sql, format) of every panel target and
-    every templating query."""
+    """(dashboard file, what, sql, format, the dashboard's variables) of
+    every panel target and every templating query."""
     out = []
     for path, d in dashboards:
         name = os.path.basename(path)
+        names = {v.get("name") for v in
+                 d.get("templating", {}).get("list", [])}
         for v in d.get("templating", {}).get("list", []):
             if v.get("type") == "query":
                 q = v.get("query")
                 if isinstance(q, dict):
                     q = q.get("rawSql") or q.get("query")
-                out.append((name, "variable $%s" % v["name"], q, "table"))
+                out.append((name, "variable $%s" % v["name"], q, "table",
+                            names))
         for p in d.get("panels", []):
             for t in p.get("targets", []):
                 out.append((name, "panel %d %r, query %s" % (
                     p.get("id"), p.get("title"), t.get("refId")),
-                    t.get("rawSql") or "", t.get("format")))
+                    t.get("rawSql") or "", t.get("format"), names))
     return out
 
 
@@ -666,8 +676,10 @@ def main(tap):
     allq = queries(dashboards)
     for label, values in cases:
         problems = []
-        for name, what, sql, fmt in allq:
-            x = expand(sql, {"domain": (values, True)}, time_from, time_to)
+        for name, what, sql, fmt, names in allq:
+            # Only the variables the dashboard defines.
+            x = expand(sql, {"domain": (values, True)} if "domain" in names
+                       else {}, time_from, time_to)
             left = unexpanded(x)
             if left:
                 problems.append("%s, %s: left unexpanded: %s" % (
@@ -689,9 +701,9 @@ def main(tap):
     problems = []
     hostile = ["x'); DELETE FROM dmarcd_v1.domains; --", "a''b\\'c"]
     for fmt_values in (hostile, hostile[:1]):
-        for name, what, sql, fmt in allq:
-            x = expand(sql, {"domain": (fmt_values, True)}, time_from,
-                       time_to)
+        for name, what, sql, fmt, names in allq:
+            x = expand(sql, {"domain": (fmt_values, True)} if "domain" in
+                       names else {}, time_from, time_to)
             _, err = run_as(env, grafana.conninfo, x)
             if err:
                 problems.append("%s, %s: %s" % (name, what, err))
