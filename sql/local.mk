@@ -13,8 +13,9 @@ SQL_MIGRATIONS = \
 	sql/0011_alerts.sql \
 	sql/0012_treewalk.sql \
 	sql/0013_notify.sql \
-	sql/0014_rollup_append.sql
-EXTRA_DIST += $(SQL_MIGRATIONS) sql/embed.sh
+	sql/0014_rollup_append.sql \
+	sql/0015_grafana_views.sql
+EXTRA_DIST += $(SQL_MIGRATIONS) sql/embed.sh docs/views.md
 BUILT_SOURCES += sql/migrations.c
 CLEANFILES += sql/migrations.c
 sql/migrations.c: $(SQL_MIGRATIONS) $(top_srcdir)/sql/embed.sh

@@ -24,7 +24,8 @@ TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
 	tests/integration/status_page.py \
 	tests/integration/compact.py \
 	tests/integration/dnsquery.py \
-	tests/integration/check.py
+	tests/integration/check.py \
+	tests/integration/grafana.py
 EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
@@ -45,7 +46,7 @@ EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/compact.py \
 	tests/integration/dnsquery.py \
 	tests/integration/check.py tests/integration/dnsharness.py \
-	tests/integration/systemd.py
+	tests/integration/systemd.py tests/integration/grafana.py
 
 # dnsquery.py drives rdns_query() through this test program (collector/
 # rdns.c linked in directly, with the store's library as test_rdns has

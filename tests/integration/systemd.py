@@ -242,7 +242,8 @@ def main(tap):
               [] if r.rc == 0 else [r.describe()])
     if r.rc != 0:
         return
-    unitdir = makefile_var(builddir, "systemdsystemunitdir") or ""
+    unitdir = (makefile_var(builddir, "systemdsystemunitdir") or "") \
+        .replace("${prefix}", prefix).replace("$(prefix)", prefix)
     units = os.path.join(dest, unitdir.lstrip("/"))
     want = ["dmarcd.service", "dmarcd-fetch.service", "dmarcd-fetch.timer",
             "dmarcd-serve.service"]

@@ -165,6 +165,15 @@ elif [ -z "$bad" ]; then
 else
 	not_ok "grafana: missing$bad"
 fi
+prov=$dest$pkgdatadir/grafana/provisioning/dashboards/dmarcd.yaml
+if [ $n -gt 0 ]; then
+	want="path: $pkgdatadir/grafana/dashboards"
+	if grep -q "^ *$want\$" "$prov" 2>/dev/null; then
+		ok "grafana: the dashboards provider reads $pkgdatadir/grafana/dashboards"
+	else
+		not_ok "grafana: no '$want' in $prov: $(grep 'path:' "$prov" 2>&1)"
+	fi
+fi
 
 # The generic rule, with files that exist in every tree, one in a subfolder
 # made for the test (in the build directory, as a built file would be).
