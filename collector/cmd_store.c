@@ -60,10 +60,14 @@ cmd_open_store(const char *cmd, const struct cmd_db_opts *o, struct dm_config *c
     struct store **s)
 {
 	struct dm_error err;
+	const char *env = getenv(DM_CONFIG_ENV_PATH);
+	int no_file;
 
 	dm_error_clear(&err);
 	dm_config_init(cfg);
-	if (dm_config_load(cfg, o->config, &err) != 0 ||
+	no_file = o->db_is_enough && o->db != NULL && o->config == NULL &&
+	    (env == NULL || env[0] == '\0');
+	if ((!no_file && dm_config_load(cfg, o->config, &err) != 0) ||
 	    (o->db != NULL && dm_config_set_db(cfg, o->db, &err) != 0)) {
 		fprintf(stderr, "dmarcd %s: %s\n", cmd, err.msg);
 		dm_config_free(cfg);
@@ -115,7 +119,9 @@ const char cmd_migrate_usage[] =
     "\n"
     "Apply the schema migrations built into dmarcd (each in its own\n"
     "transaction, under an advisory lock), or list them with --status\n"
-    "(exit 1 when some are pending).\n";
+    "(exit 1 when some are pending). With --db and neither --config nor\n"
+    "$DMARCD_CONFIG no configuration file is read: the database owner\n"
+    "(user postgres, say) need not be able to read /etc/dmarcd.\n";
 
 int
 cmd_migrate(int argc, char **argv)
@@ -127,7 +133,7 @@ cmd_migrate(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct cmd_db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL, 1 };
 	struct dm_config cfg;
 	struct store *s;
 	struct dm_error err;

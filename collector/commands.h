@@ -71,6 +71,12 @@ int cmd_parse_size(const char *text, unsigned long long *value_r);
 struct cmd_db_opts {
 	const char *config;
 	const char *db;
+	/*
+	 * db_is_enough: --db without --config or $DMARCD_CONFIG reads no
+	 * configuration file (migrate: the administrator who runs it, as
+	 * postgres say, need not be able to read /etc/dmarcd).
+	 */
+	int db_is_enough;
 };
 struct dm_config;
 struct dm_error;

@@ -325,6 +325,13 @@ def main(tap):
     tap.check("user dmarcd and /etc/dmarcd made as the README says",
               [] if setup.rc == 0 else [setup.describe()])
 
+    # The README's `runuser -u postgres -- dmarcd migrate --db ...`: with
+    # /etc/dmarcd closed to postgres, --db alone reads no configuration.
+    r = ns.sh("runuser -u postgres -- %s migrate --status --db '%s'" % (
+        installed_bin, cluster.conninfo_for(db.name)))
+    tap.check("user postgres runs dmarcd migrate --db with /etc/dmarcd "
+              "closed to it", [] if r.rc == 0 else [r.describe()])
+
     def stored():
         return db.int("SELECT count(*) FROM dmarcd.reports")
 
