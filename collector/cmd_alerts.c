@@ -117,7 +117,7 @@ cmd_alerts(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct cmd_db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL, 0 };
 	struct alerts_result r;
 	struct dm_config cfg;
 	struct store *s;

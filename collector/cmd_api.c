@@ -73,7 +73,7 @@ cmd_serve(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct cmd_db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL, 0 };
 	const char *listen = NULL;
 	struct dm_config cfg;
 	struct dm_error err;
@@ -238,7 +238,7 @@ cmd_token(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct cmd_db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL, 0 };
 	struct dm_config cfg;
 	struct dm_error err;
 	struct store *s;

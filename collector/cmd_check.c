@@ -1439,7 +1439,7 @@ cmd_check(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct cmd_db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL, 0 };
 	struct rdns_options ropt;
 	struct dm_config cfg;
 	struct dm_error err;

@@ -650,7 +650,7 @@ cmd_fetch(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct cmd_db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL, 0 };
 	struct dm_config cfg;
 	struct store *s;
 	struct ingest_run run;

@@ -537,7 +537,7 @@ run(int argc, char **argv, const char *cmd, const char *usage)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct report_opts ro;
-	struct cmd_db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL, 0 };
 	struct dm_config cfg;
 	struct store *s;
 	struct dm_error err;

@@ -90,7 +90,7 @@ cmd_resolve(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct cmd_db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL, 0 };
 	struct rdns_limits limits;
 	struct rdns_totals t;
 	struct rdns_walk_totals w;

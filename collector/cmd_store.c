@@ -779,7 +779,7 @@ cmd_ingest(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct cmd_db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL, 0 };
 	struct inputs_options iopt;
 	char *end;
 	unsigned long jobs = 1;
@@ -869,7 +869,7 @@ cmd_compact_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct cmd_db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL, 0 };
 	struct store_compact_tally t;
 	struct dm_config cfg;
 	struct store *s;
@@ -973,7 +973,7 @@ cmd_stats(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct cmd_db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL, 0 };
 	struct dm_config cfg;
 	struct store *s;
 	struct dm_error err;
@@ -1184,7 +1184,7 @@ cmd_rejected(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct cmd_db_opts o = { NULL, NULL };
+	struct cmd_db_opts o = { NULL, NULL, 0 };
 	struct dm_config cfg;
 	struct store *s;
 	struct dm_error err;
