@@ -1070,6 +1070,22 @@ get_status(struct api_req *r)
 		    "days from 1 to 366");
 		goto out;
 	}
+	/*
+	 * Without a token, only the windows the page links to, up to
+	 * today: their answers are kept, so anonymous clients cannot make
+	 * it work out an answer per request (25 domains, 3 queries each).
+	 */
+	if (r->routes->status_public && api_arg(r, "until", &bad) != NULL) {
+		bad_value(r, "until", api_arg(r, "until", &bad), "allowed on "
+		    "the public status page (it shows the days up to today)");
+		goto out;
+	}
+	if (r->routes->status_public && p.days != 7 && p.days != 30 &&
+	    p.days != 90 && p.days != 365) {
+		bad_value(r, "days", api_arg(r, "days", &bad), "7, 30, 90 or "
+		    "365 on the public status page");
+		goto out;
+	}
 	memset(&page, 0, sizeof(page));
 	page.until = day_floor(p.until);
 	page.since = page.until - (int64_t)p.days * 86400;

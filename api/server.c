@@ -435,6 +435,28 @@ read_small_file(const char *path, struct dm_error *err)
 	return b.data;	/* the buffer's bytes are the caller's now */
 }
 
+/*
+ * in_use - after libmicrohttpd could not listen: whether the address is
+ * taken (EADDRINUSE), which a restart may cure (the other process goes),
+ * unlike an address that is not local or a bad certificate.
+ */
+static int
+in_use(const struct sockaddr_storage *ss)
+{
+	socklen_t len = ss->ss_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	int fd, on = 1, taken;
+
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	taken = bind(fd, (const struct sockaddr *)ss, len) != 0 &&
+	    errno == EADDRINUSE;
+	close(fd);
+	return taken;
+}
+
 static int
 start_one(struct api *a, const struct dm_config *cfg,
     const struct dm_listen *l, struct dm_error *err)
@@ -482,6 +504,11 @@ start_one(struct api *a, const struct dm_config *cfg,
 		    (size_t)CONNECTION_MEMORY,
 		    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 		    MHD_OPTION_END);
+	if (d == NULL && in_use(&ss))
+		return dm_error_set(err, DM_E_TEMP, "[api] listen: %s%s%s:%u "
+		    "is in use (by another dmarcd serve, or dmarcd run with "
+		    "[api] listen?): try again once it is free",
+		    l->ipv6 ? "[" : "", l->host, l->ipv6 ? "]" : "", l->port);
 	if (d == NULL)
 		return dm_error_set(err, DM_E_USAGE, "[api] listen: cannot "
 		    "serve on %s%s%s:%u (address in use, not local, or a bad "

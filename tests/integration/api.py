@@ -240,6 +240,17 @@ def main(tap):
     c = Client(srv.port)
     admin, com = tokens["admin"], tokens["com"]
 
+    # A second server on the same address: in use, which may pass (the
+    # other one stops): exit 75 (temporary), so systemd restarts it,
+    # not 64, after which it would give up.
+    taken = os.path.join(env.work, "taken.conf")
+    with open(taken, "w") as f:
+        f.write("[api]\nlisten = 127.0.0.1:%d\ndatabase = %s\n" % (
+            srv.port, cluster.conninfo_for(db.name, user=READER)))
+    r = h.run([env.dmarcd, "serve", "--config", taken], timeout=30)
+    tap.check("serve on an address in use: exit 75, saying so",
+              [] if r.rc == 75 and "in use" in r.err else [r.describe()])
+
     # -- health, keep-alive
     st, hd, doc = c.json("/healthz")
     expect(tap, "healthz: 200 without a token", (st, hd, doc), 200)

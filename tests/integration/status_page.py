@@ -664,9 +664,14 @@ def main(tap):
     dom = Dom(body)
     problems = compare_page(c, admin, dom, "default window")
     since, until, days = page_window(dom)
-    want_until = datetime.datetime.fromtimestamp(
-        today, datetime.timezone.utc).date().isoformat()
-    if days != 30 or until != want_until:
+    # Today as the page was made: the day the test started, or the next
+    # one if UTC midnight passed since.
+    start_day = datetime.datetime.fromtimestamp(
+        today, datetime.timezone.utc).date()
+    want = {start_day.isoformat(),
+            (start_day + datetime.timedelta(days=1)).isoformat()}
+    want_until = start_day.isoformat()
+    if days != 30 or until not in want:
         problems.append("window %s..%s, %d days; want 30 days until %s" % (
             since, until, days, want_until))
     tap.check("default window (30 days before today): every domain's "
@@ -767,6 +772,15 @@ def main(tap):
               [] if st == 200 and "status.example" in body and
               "example.com" in body and got[0] == 401 else
               [repr((st, body[:200], got[:1]))])
+    problems = []
+    for path, want in (("/?days=90", 200), ("/?days=365", 200),
+                       ("/?days=12", 400), ("/?days=366", 400),
+                       ("/?days=30&until=2026-01-10", 400)):
+        st, hd, body = page(c, path)
+        if st != want:
+            problems.append("%s: %s, not %s" % (path, st, want))
+    tap.check("public page: only the windows it links to, up to today "
+              "(anonymous clients cannot ask for any window)", problems)
     srv.kill()
 
 
