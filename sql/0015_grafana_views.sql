@@ -41,7 +41,7 @@ RETURNS TABLE (day date, source_ip inet, header_from text,
     disposition text, auth smallint, receiver_pass boolean,
     dkim_domain text, spf_domain text, override text, messages bigint,
     class text, sender text, platform text, ptr text)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, dmarcd
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, dmarcd, pg_temp
 AS $$
 	SELECT * FROM dmarcd.source_rows(p_domain, p_day, p_day + 1)
 $$;
@@ -49,7 +49,7 @@ $$;
 -- v1_readiness - dmarcd.readiness() over the 30 complete days before
 -- now, as `dmarcd readiness DOMAIN` and the API judge it by default.
 CREATE FUNCTION dmarcd.v1_readiness(p_domain text) RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, dmarcd
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, dmarcd, pg_temp
 AS $$
 	SELECT dmarcd.readiness(p_domain, 30, now())
 $$;
@@ -61,7 +61,7 @@ $$;
 CREATE FUNCTION dmarcd_v1.sender_class(aligned bigint, forwarded bigint,
     unaligned bigint, unauthorised bigint) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SECURITY DEFINER
-SET search_path = pg_catalog, dmarcd AS $$
+SET search_path = pg_catalog, dmarcd, pg_temp AS $$
 	SELECT dmarcd.sender_class(aligned, forwarded, unaligned,
 	    unauthorised)
 $$;
@@ -325,3 +325,15 @@ GRANT SELECT ON ALL TABLES IN SCHEMA dmarcd_v1
 -- readable as soon as they exist.
 ALTER DEFAULT PRIVILEGES IN SCHEMA dmarcd_v1
     GRANT SELECT ON TABLES TO dmarcd_grafana, dmarcd_reader;
+
+-- Every SECURITY DEFINER function names pg_temp last in its search_path:
+-- left out, PostgreSQL searches the caller's temporary schema first, and
+-- any role may create temporary tables there to shadow a table the
+-- function names without its schema (the functions of 0001, 0005, 0010
+-- and 0014 name none, but the rule is the rule).
+ALTER FUNCTION dmarcd.ensure_month(timestamptz)
+    SET search_path = pg_catalog, dmarcd, pg_temp;
+ALTER FUNCTION dmarcd.report_raw(text, bigint, integer)
+    SET search_path = pg_catalog, dmarcd, pg_temp;
+ALTER FUNCTION dmarcd.rollup_compact(integer, interval)
+    SET search_path = pg_catalog, dmarcd, pg_temp;

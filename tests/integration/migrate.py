@@ -231,6 +231,22 @@ def main(tap):
               [] if roles == ["dmarcd_ingest", "dmarcd_reader"] else
               ["found %r" % roles])
 
+    # Every SECURITY DEFINER function has a fixed search_path with
+    # pg_temp last (else the caller's temporary tables come first).
+    loose = db.rows(
+        "SELECT p.oid::regprocedure::text, coalesce(array_to_string("
+        "p.proconfig, ' '), '') FROM pg_proc p JOIN pg_namespace n ON "
+        "n.oid = p.pronamespace WHERE p.prosecdef AND n.nspname LIKE "
+        "'dmarcd%' AND NOT coalesce(array_to_string(p.proconfig, ' '), '') "
+        "~ '(^| )search_path=pg_catalog, dmarcd, pg_temp( |$)'")
+    ndef = db.int("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON "
+                  "n.oid = p.pronamespace WHERE p.prosecdef AND "
+                  "n.nspname LIKE 'dmarcd%'")
+    tap.check("every SECURITY DEFINER function (%d) has search_path "
+              "pg_catalog, dmarcd, pg_temp" % ndef,
+              ["%s: %s" % (f, c) for f, c in loose] +
+              ([] if ndef >= 6 else ["only %d found" % ndef]))
+
     r = db.dmarcd("ingest", sample)
     if r.rc != 0:
         tap.note("setup: ingest as postgres failed: " + r.describe())
