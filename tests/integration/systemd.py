@@ -17,7 +17,9 @@ running:
     the host), but journald.
 
 A throwaway PostgreSQL and Dovecot run outside, on loopback, as in the
-other integration tests (the network namespace is shared). Then:
+other integration tests (the network namespace is shared); PostgreSQL's
+socket directory is mounted at /run/postgresql, and the daemon connects
+through it, as the README's configuration has it. Then:
 dmarcd.service collects the mail over IMAPS into PostgreSQL inside its
 sandbox (user dmarcd, no capabilities, NoNewPrivileges, seccomp), logs
 to the journal, takes new mail while it runs (IDLE), reloads on `systemctl
@@ -53,7 +55,8 @@ SYSTEMD = next((p for p in ("/lib/systemd/systemd", "/usr/lib/systemd/systemd")
                 if os.access(p, os.X_OK)), None)
 
 # Run inside the new namespaces, before systemd: $1 the test's directory,
-# $2 the DESTDIR root, $3 the prefix.
+# $2 the DESTDIR root, $3 the prefix, $4 systemd, $5 PostgreSQL's socket
+# directory (seen as /run/postgresql, where Debian's is).
 BOOT_SH = r'''
 set -eu
 T=$1 DEST=$2 PREFIX=$3
@@ -62,8 +65,9 @@ mkdir -p "$T/etc-up" "$T/etc-work"
 mount -t overlay overlay -o "lowerdir=/etc,upperdir=$T/etc-up,workdir=$T/etc-work" /etc
 mount --bind "$DEST$PREFIX" "$PREFIX"
 mount -t tmpfs -o mode=0755 tmpfs /run
-mkdir -p /run/t /run/systemd/system
+mkdir -p /run/t /run/systemd/system /run/postgresql
 mount --bind "$T" /run/t
+mount --bind "$5" /run/postgresql
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=1777 tmpfs /var/tmp
 for d in /lib/systemd/system/*.wants /usr/lib/systemd/system/*.wants \
@@ -105,7 +109,7 @@ def makefile_var(builddir, name):
 class Namespace:
     """systemd as PID 1 of new PID and mount namespaces."""
 
-    def __init__(self, work, dest, prefix):
+    def __init__(self, work, dest, prefix, pg_socket):
         self.work = work
         self.pid = None
         self.proc = None
@@ -115,7 +119,7 @@ class Namespace:
         atexit.register(self.kill)
         self.proc = subprocess.Popen(
             ["unshare", "--pid", "--fork", "--mount", "--mount-proc",
-             "sh", boot, work, dest, prefix, SYSTEMD],
+             "sh", boot, work, dest, prefix, SYSTEMD, pg_socket],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -276,7 +280,9 @@ def main(tap):
     shutil.copy(dc.ca, os.path.join(ns_dir, "ca.pem"))
     conf_text = "\n".join([
         "[database]",
-        "conninfo = " + cluster.conninfo_for(db.name, user="dmarcd"),
+        # The daemon over the Unix socket, as the README has it.
+        "conninfo = host=/run/postgresql port=%d dbname=%s user=dmarcd" % (
+            cluster.port, db.name),
         "api_conninfo = " + cluster.conninfo_for(db.name, user="dmarcd_api"),
         "",
         "[account test]",
@@ -308,7 +314,7 @@ def main(tap):
         shutil.copytree(units, os.path.join(ns_dir, "units"))
         copy_units = "cp /run/t/units/* /run/systemd/system/;"
 
-    ns = Namespace(ns_dir, dest, prefix)
+    ns = Namespace(ns_dir, dest, prefix, os.path.join(cluster.dir, "sock"))
     why = ns.boot()
     if why is not None:
         ns.kill()
@@ -388,6 +394,22 @@ def main(tap):
     tap.check("a mail delivered while it runs is stored",
               [] if got else ["still %d report(s) after 60 s" % stored()])
 
+    # [api] listen set: the daemon serves the API and the status page
+    # itself (dmarcd-serve.service is for the timer style).
+    r = db.dmarcd("token", "add", "systemd-test")
+    token = r.out.strip().splitlines()[-1] if r.rc == 0 else ""
+    base = "http://127.0.0.1:%d" % api_port
+    ok = wait_for(lambda: http_get(base + "/healthz")[0] == 200,
+                  timeout=30)
+    code, hdrs, _ = http_get(base + "/", {
+        "Authorization": "Basic " + base64.b64encode(
+            ("admin:" + token).encode()).decode()})
+    tap.check("with [api] listen, dmarcd.service serves the API and the "
+              "status page too",
+              [] if ok and code == 200 else
+              ["healthz %s, / %s: %s" % (ok, code, ns.journal(
+                  "dmarcd.service")[-600:])])
+
     journal = ns.journal("dmarcd.service")
     problems = [e for e in ("event=started", "event=fetched")
                 if e not in journal]
@@ -441,11 +463,9 @@ def main(tap):
               [] if st.get("ActiveState") == "active" and
               nxt.strip("0 ") else ["timer: %r" % st])
 
-    # The API and the status page, as the read-only role.
-    r = db.dmarcd("token", "add", "systemd-test")
-    token = r.out.strip().splitlines()[-1] if r.rc == 0 else ""
+    # The API and the status page, as the read-only role, beside the
+    # timer (dmarcd.service is stopped: it would hold the address).
     r = ns.systemctl("start", "dmarcd-serve.service")
-    base = "http://127.0.0.1:%d" % api_port
     ok = wait_for(lambda: http_get(base + "/healthz")[0] == 200,
                   timeout=30)
     problems = []
