@@ -14,11 +14,13 @@ SQL_MIGRATIONS = \
 	sql/0012_treewalk.sql \
 	sql/0013_notify.sql \
 	sql/0014_rollup_append.sql \
-	sql/0015_grafana_views.sql
+	sql/0015_grafana_views.sql \
+	sql/0016_compact_remark.sql
 EXTRA_DIST += $(SQL_MIGRATIONS) sql/embed.sh docs/views.md
 BUILT_SOURCES += sql/migrations.c
 CLEANFILES += sql/migrations.c
-sql/migrations.c: $(SQL_MIGRATIONS) $(top_srcdir)/sql/embed.sh
+sql/migrations.c: $(SQL_MIGRATIONS) $(top_srcdir)/sql/embed.sh \
+    $(top_srcdir)/sql/local.mk
 	@$(MKDIR_P) sql
 	$(AM_V_GEN)$(SHELL) $(top_srcdir)/sql/embed.sh $@ $(top_srcdir) \
 	    $(SQL_MIGRATIONS)

@@ -17,6 +17,9 @@ migrate`, `dmarcd ingest` of reports this test writes, `dmarcd compact`.
 * a revision that drops a record: the old rows' negative appended; once
   compacted, the record's key has no row (it added up to 0) and nothing
   is negative;
+* two compactions racing step by step (one holds its transaction open
+  while a report of the same key comes in and the other waits): the one
+  that finds rows taken marks the pair again and merges it (sql/0016);
 * concurrency: two ingest processes (--jobs 2) of 60 reports sharing
   keys while three `dmarcd compact` run in a loop beside them: every
   process exits 0, and once compacted again each key has one row holding
@@ -101,6 +104,11 @@ def by_ip(db):
     return {r[0]: int(r[1]) for r in db.rows(
         "SELECT host(source_ip), messages FROM dmarcd.rollup_daily "
         "WHERE domain = '%s'" % DOMAIN)}
+
+
+def compact_argv(env, db):
+    return [env.dmarcd, "compact", "--quiet", "--db", db.conninfo,
+            "--config", env.empty_config]
 
 
 def main(tap):
@@ -232,6 +240,65 @@ def main(tap):
     tap.check("a key whose rows add up to 0 has no row once compacted",
               problems)
 
+    # The race of two compactions, step by step (sql/0016): A holds its
+    # compaction open; a report of the same key is ingested; B starts,
+    # takes the new mark and waits for A; A commits. B skips A's rows,
+    # so B marks the pair again and merges A's row with its own.
+    db = cluster.new_db()
+    problems = []
+    for org, k in (("ra.example", 1), ("rb.example", 2)):
+        r = db.dmarcd("ingest", write(os.path.join(
+            work, "race", "%s.xml" % org),
+            report_xml(org, "r-" + org, [(ip, n * k, dk, sp)
+                                         for ip, n, dk, sp in recs[:1]])))
+        if r.rc != 0:
+            problems.append(r.describe())
+    a = subprocess.Popen([env.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                          "-d", db.conninfo], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=h.clean_env())
+    a.stdin.write("BEGIN;\nSELECT pairs FROM dmarcd.rollup_compact();\n"
+                  "\\echo A-held\n")
+    a.stdin.flush()
+    line = ""
+    while line not in ("A-held\n", ""):
+        line = a.stdout.readline()
+    r = db.dmarcd("ingest", write(os.path.join(work, "race", "rc.xml"),
+                                  report_xml("rc.example", "r-rc",
+                                             [recs[0]])))
+    if r.rc != 0:
+        problems.append(r.describe())
+    b = subprocess.Popen(compact_argv(env, db), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=h.clean_env())
+    deadline = time.monotonic() + h.TIMEOUT
+    waiting = 0
+    while b.poll() is None and time.monotonic() < deadline:
+        waiting = db.int("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        if waiting:
+            break
+        time.sleep(0.05)
+    if not waiting:
+        problems.append("the second compaction did not wait for the first "
+                        "(exit %r)" % b.poll())
+    a.stdin.write("COMMIT;\n")
+    a.stdin.close()
+    a.wait(timeout=h.TIMEOUT)
+    out, err = b.communicate(timeout=h.TIMEOUT)
+    if b.returncode != 0:
+        problems.append("compact exit %d: %s" % (b.returncode, err))
+    rows = db.rows("SELECT host(source_ip), messages FROM "
+                   "dmarcd.rollup_daily")
+    if rows != [("192.0.2.1", "40")]:
+        problems.append("rows %r, expected one row of 40 (10 + 20 merged "
+                        "by A, 10 by B)" % rows)
+    if db.int("SELECT count(*) FROM dmarcd.rollup_dirty") != 0:
+        problems.append("marks left")
+    problems += db.consistency()
+    tap.check("two compactions racing for a key (one holding its rows, "
+              "the other waiting): the loser marks the pair again and "
+              "merges it, one row with the sum", problems)
+
     # Concurrency: ingest --jobs 2 beside three compactions in a loop.
     db = cluster.new_db()
     rng = random.Random(6)
@@ -254,8 +321,7 @@ def main(tap):
     ing = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            env=h.clean_env())
-    cargv = [env.dmarcd, "compact", "--quiet", "--db", db.conninfo,
-             "--config", env.empty_config]
+    cargv = compact_argv(env, db)
     problems = []
     compactions = 0
     deadline = time.monotonic() + h.TIMEOUT
