@@ -696,6 +696,7 @@ cmd_fetch(int argc, char **argv)
 	if (store_check_schema(s, &err) != 0)
 		return cmd_close_store("fetch", s, &cfg, &err);
 	store_set_batch(s, cfg.batch_reports, cfg.batch_ms);
+	store_set_tmpdir(s, cfg.tmpdir);
 	if ((spool = open_spool(&cfg, &err)) < 0)
 		return cmd_close_store("fetch", s, &cfg, &err);
 	tokens = calloc(cfg.naccounts, sizeof(*tokens));
@@ -920,6 +921,7 @@ store_up(struct daemon *d)
 		return -1;
 	}
 	store_set_batch(d->store, d->cfg.batch_reports, d->cfg.batch_ms);
+	store_set_tmpdir(d->store, d->cfg.tmpdir);
 	if (d->store_failures > 0)
 		logkv(LOG_INFO, "db_connected", KV_END);
 	return 0;
