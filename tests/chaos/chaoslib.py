@@ -42,7 +42,6 @@ import os
 import random
 import re
 import statistics
-import subprocess
 import sys
 import time
 
@@ -421,13 +420,15 @@ def printed(run, prefixes):
                                              for p in prefixes))
 
 
-def fault_at(run, delay, fault):
-    """Sleep delay seconds, note whether run still runs, then fault():
-    True when the fault landed while it ran."""
+def fault_at(run, delay, fault, prefixes=()):
+    """Sleep delay seconds, note whether run still runs and how many
+    input lines it printed, then fault(): (True when the fault landed
+    while it ran, those lines)."""
     time.sleep(delay)
     alive = run.running()
+    lines = printed(run, prefixes) if prefixes else 0
     fault()
-    return alive
+    return alive, lines
 
 
 def mailbox_problems(dc, delivered, folders, allow_twice=False):
@@ -462,24 +463,6 @@ def reset_mailbox(dc, source, folders):
                    "all")
     if r.rc != 0:
         raise RuntimeError("doveadm copy: " + r.describe())
-
-
-def run_to_end(db, *args, config=None):
-    """A run to completion: (Result, seconds)."""
-    r = db.dmarcd(*args, config=config, timeout=h.TIMEOUT)
-    return r, r.seconds
-
-
-def sanitized(env):
-    """True in a sanitizer build (ASan, UBSan): RSS figures mean nothing
-    there, and runs are slower."""
-    try:
-        out = subprocess.run(["nm", "-D", env.dmarcd],
-                             stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL).stdout
-    except OSError:
-        return False
-    return b"__asan_init" in out or b"__ubsan_handle" in out
 
 
 # ---- the workload kill9.py and pgfault.py share ----

@@ -76,10 +76,11 @@ def main(tap):
                     problems.append("%s: %s before: %s"
                                     % (where, other, r.describe()))
         run, total, prefixes = w.start(db, victim)
-        alive = c.fault_at(run, delay, lambda: run.signal(signal.SIGKILL))
+        alive, before = c.fault_at(run, delay,
+                                   lambda: run.signal(signal.SIGKILL),
+                                   prefixes)
         run.wait(60)
-        fig.kill("%s %s" % (victim, c.phase(c.printed(run, prefixes),
-                                            total, not alive)))
+        fig.kill("%s %s" % (victim, c.phase(before, total, not alive)))
         tries[victim] = tries.get(victim, 0) + 1
         landed[victim] = landed.get(victim, 0) + (1 if alive else 0)
         problems += ["%s: after the kill: %s" % (where, p)

@@ -7,7 +7,7 @@
 CHAOS_TESTS = tests/chaos/kill9.py tests/chaos/pgfault.py \
 	tests/chaos/dovecot.py tests/chaos/tmpfull.py
 TESTS += $(CHAOS_TESTS)
-EXTRA_DIST += $(CHAOS_TESTS) tests/chaos/chaoslib.py
+EXTRA_DIST += $(CHAOS_TESTS) tests/chaos/chaoslib.py docs/chaos.md
 AM_TESTS_ENVIRONMENT += CHAOS_ITERATIONS=$${CHAOS_ITERATIONS:-10}; \
 	export CHAOS_ITERATIONS;
 

@@ -75,7 +75,8 @@ def main(tap):
                     problems.append("%s: %s before: %s"
                                     % (where, other, r.describe()))
         run, total, prefixes = w.start(db, victim)
-        alive = c.fault_at(run, delay, lambda: fault(kind, db))
+        alive, before = c.fault_at(run, delay, lambda: fault(kind, db),
+                                   prefixes)
         rc = run.wait(c.FAULT_TIMEOUT)
         if rc is None:
             problems.append("%s: still running %d s after the fault"
@@ -84,7 +85,7 @@ def main(tap):
             run.wait(30)
         if not c.wait_pg(cluster):
             raise RuntimeError("%s: PostgreSQL did not come back" % where)
-        ph = c.phase(c.printed(run, prefixes), total, not alive)
+        ph = c.phase(before, total, not alive)
         fig.kill("%s %s" % (kind, ph))
         landed += alive
         statuses["%s exit %s" % (victim, rc)] = \

@@ -27,7 +27,6 @@ Figures: iterations, seed, sizes tried, exit statuses, reruns and their
 mean time.
 """
 import os
-import subprocess
 import sys
 
 sys.dont_write_bytecode = True
