@@ -9,7 +9,9 @@ Prints TAP; skipped without PostgreSQL, when not root, or without
 
 A small tmpfs is mounted in a private mount namespace (unshare -m: no
 other process sees it) and is both TMPDIR and [ingest] tmpdir of the
-run. The inputs: small aggregate reports, then one report of 18000
+run. Every other run reads the big report on standard input instead,
+which ingest spools to the temporary directory before anything else
+(collector/inputs.c). The inputs: small aggregate reports, then one report of 18000
 records from distinct addresses, big enough for the store to spill: its
 COPY lines pass the 1 MiB kept in memory (store/ingest.c, the spool) and
 its rollup keys the 16384 held before spilling (store/rollup.c), both to
@@ -21,7 +23,13 @@ MiB, all too small), sometimes half filled beforehand: exit 75, stderr
 names the temporary directory and says it is full, nothing half-stored
 (pgharness consistency), the big report not stored and not kept as a
 rejected input (a full disk is not the input's fault); then a rerun with
-space exits 0 and gives the reference digest.
+space exits 0 (the standard input first, then the files) and gives the
+reference digest.
+
+When Dovecot is there, once: `dmarcd fetch` of a 2 MiB mail with its
+spool ([ingest] tmpdir) on a tmpfs of 256 KiB: exit 75 naming the full
+directory, nothing stored, the mail still in INBOX; with space, exit 0,
+stored and moved.
 
 Figures: iterations, seed, sizes tried, exit statuses, reruns and their
 mean time.
@@ -33,7 +41,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import chaoslib as c  # noqa: E402
 
-h = c.h
+h, ih = c.h, c.ih
 BIG_RECORDS = 18000
 SIZES_K = (16, 64, 128, 256, 512, 1024)
 
@@ -106,18 +114,24 @@ def main(tap):
 
     problems = []
     statuses = {}
+    with open(big, "rb") as f:
+        big_bytes = f.read()
     for k in range(n):
         size = rng.choice(SIZES_K)
         filled = rng.choice((0, 0, size // 2))
-        where = "iteration %d (a tmpfs of %d KiB, %d KiB filled)" % (
-            k + 1, size, filled)
-        fig.kill("%d KiB%s" % (size, " half filled" if filled else ""))
+        # Every other run reads the big report on standard input, which
+        # is spooled to the temporary directory first (collector/inputs.c).
+        stdin = k % 2 == 1
+        where = "iteration %d (%s, a tmpfs of %d KiB, %d KiB filled)" % (
+            k + 1, "stdin" if stdin else "files", size, filled)
+        fig.kill("%s %d KiB%s" % ("stdin" if stdin else "files", size,
+                                  " half filled" if filled else ""))
         db = template.copy()
         argv = ["unshare", "-m", "sh", "-c", MOUNT, "sh", "%dk" % size,
                 tight, str(filled), "env", "TMPDIR=" + tight, env.dmarcd,
                 "ingest", "--db", db.conninfo, "--config", tight_conf,
-                "--quiet", files]
-        r = h.run(argv)
+                "--quiet", "-" if stdin else files]
+        r = h.run(argv, input=big_bytes if stdin else None)
         statuses[r.rc] = statuses.get(r.rc, 0) + 1
         if r.rc != 75:
             problems.append("%s: exit %s, expected 75: %s"
@@ -138,8 +152,17 @@ def main(tap):
         if os.listdir(tight):
             problems.append("%s: %s holds %r outside the namespace"
                             % (where, tight, os.listdir(tight)))
+        took = 0
+        if stdin:
+            r = db.dmarcd("ingest", "--quiet", "-", config=roomy_conf,
+                          input=big_bytes)
+            took = r.seconds
+            if r.rc != 0 or db.int("SELECT count(*) FROM dmarcd.reports "
+                                   "WHERE domain = 'big.example'") != 1:
+                problems.append("%s: the rerun of stdin: %s"
+                                % (where, r.describe()))
         r = db.dmarcd("ingest", "--quiet", files, config=roomy_conf)
-        fig.rerun(r.seconds)
+        fig.rerun(took + r.seconds)
         if r.rc != 0:
             problems.append("%s: the rerun: %s" % (where, r.describe()))
         problems += ["%s: after the rerun: %s" % (where, p)
@@ -156,7 +179,60 @@ def main(tap):
     tap.check("%d ingests with a full temporary directory: exit 75 naming "
               "it, nothing half-stored, nothing kept as rejected; the "
               "rerun with space gives the reference digest" % n, problems)
+    fetch_full(tap, env, template, work, tight)
     fig.report(tap, n, rng.seed_value)
+
+
+def fetch_full(tap, env, template, work, tight):
+    """dmarcd fetch with its spool on a full tmpfs, then with space."""
+    why = ih.dovecot_missing()
+    if why:
+        tap.skip("fetch with a full temporary directory", why)
+        return
+    path = os.path.join(work, "fetch-big.xml")
+    c.write_aggregate(path, "tf-fetch", "fetch.example", c.JAN1, 4000, 78)
+    with open(path, "rb") as f:
+        mail = ih.report_mail(f.read(), "fetch-big.xml",
+                              message_id="<tf-fetch@chaos.test>",
+                              gzip_it=False)
+    dc = ih.Dovecot(env)
+    try:
+        dc.deliver_bytes(mail)
+        db = template.copy()
+        conf = ih.write_config(env, "tmpfull-fetch.conf", dc,
+                               sections={"ingest": {"tmpdir": tight}})
+        r = h.run(["unshare", "-m", "sh", "-c", MOUNT, "sh", "256k", tight,
+                   "0", "env", "TMPDIR=" + tight, env.dmarcd, "fetch",
+                   "--db", db.conninfo, "--config", conf])
+        problems = []
+        if r.rc != 75:
+            problems.append("exit %s, expected 75: %s" % (r.rc,
+                                                         r.describe()))
+        elif tight not in r.err or "full" not in r.err:
+            problems.append("stderr does not name %s as full: %r"
+                            % (tight, r.err[-600:]))
+        problems += db.consistency()
+        if db.int("SELECT count(*) FROM dmarcd.raw_inputs"):
+            problems.append("something stored")
+        if dc.count("INBOX") != 1:
+            problems.append("INBOX holds %s mails, expected 1"
+                            % dc.count("INBOX"))
+        tap.check("fetch of a %d KiB mail with its spool on a full tmpfs: "
+                  "exit 75 naming the directory, nothing stored, the mail "
+                  "still in INBOX" % (len(mail) // 1024), problems)
+        roomy = ih.write_config(env, "tmpfull-fetch2.conf", dc)
+        r = db.dmarcd("fetch", config=roomy)
+        problems = [] if r.rc == 0 else [r.describe()]
+        problems += db.consistency()
+        if db.int("SELECT count(*) FROM dmarcd.reports WHERE domain = "
+                  "'fetch.example'") != 1:
+            problems.append("the report not stored")
+        if dc.count("INBOX") != 0 or dc.count(ih.PROCESSED) != 1:
+            problems.append("INBOX %s, processed %s" % (
+                dc.count("INBOX"), dc.count(ih.PROCESSED)))
+        tap.check("then with space: exit 0, stored, moved", problems)
+    finally:
+        dc.stop()
 
 
 if __name__ == "__main__":
