@@ -359,6 +359,29 @@ on_after_commit(void *ctx, int ok)
 	f->max_uid = 0;
 }
 
+/* The spool's directory, for its errors (open_spool() sets it). */
+static char spool_dir[DM_CONFIG_PATH_MAX];
+
+/*
+ * spool_fail - the spool cannot be made or written: a full directory
+ * (ENOSPC, EDQUOT) is temporary (exit 75; the message stays where it is
+ * and is fetched next time), anything else an I/O error.
+ */
+static int
+spool_fail(struct dm_error *err, const char *what, int errnum)
+{
+	if (errnum == ENOSPC
+#ifdef EDQUOT
+	    || errnum == EDQUOT
+#endif
+	    )
+		return dm_error_set(err, DM_E_TEMP, "%s: the temporary "
+		    "directory %s is full (%s); the message is fetched again "
+		    "next time", what, spool_dir, strerror(errnum));
+	return dm_error_set(err, DM_E_IO, "%s in %s: %s", what, spool_dir,
+	    strerror(errnum));
+}
+
 static int
 spool_begin(void *ctx, uint32_t uid, uint64_t size, struct dm_error *err)
 {
@@ -368,7 +391,7 @@ spool_begin(void *ctx, uint32_t uid, uint64_t size, struct dm_error *err)
 	f->uid = uid;
 	f->spool_len = 0;
 	if (ftruncate(f->spool, 0) != 0)
-		return dm_error_set(err, DM_E_IO, "spool: %s", strerror(errno));
+		return spool_fail(err, "spool", errno);
 	snprintf(f->name, sizeof(f->name), "%s/%s#%" PRIu32, f->ss->acct->name,
 	    f->mailbox, uid);
 	return 0;
@@ -386,8 +409,7 @@ spool_data(void *ctx, const void *p, size_t len, struct dm_error *err)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			return dm_error_set(err, DM_E_IO, "spool: %s",
-			    strerror(w < 0 ? errno : ENOSPC));
+			return spool_fail(err, "spool", w < 0 ? errno : ENOSPC);
 		c += w;
 		len -= (size_t)w;
 		f->spool_len += (uint64_t)w;
@@ -596,6 +618,7 @@ open_spool(const struct dm_config *cfg, struct dm_error *err)
 	char path[DM_CONFIG_PATH_MAX + 32];
 	int fd;
 
+	snprintf(spool_dir, sizeof(spool_dir), "%s", dir);
 #ifdef O_TMPFILE
 	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd >= 0)
@@ -604,8 +627,7 @@ open_spool(const struct dm_config *cfg, struct dm_error *err)
 	snprintf(path, sizeof(path), "%s/dmarcd-fetch-XXXXXX", dir);
 	fd = mkostemp(path, O_CLOEXEC);
 	if (fd < 0)
-		return dm_error_set(err, DM_E_IO, "%s: cannot make a spool "
-		    "file: %s", dir, strerror(errno));
+		return spool_fail(err, "cannot make a spool file", errno);
 	unlink(path);
 	return fd;
 }
@@ -696,6 +718,7 @@ cmd_fetch(int argc, char **argv)
 	if (store_check_schema(s, &err) != 0)
 		return cmd_close_store("fetch", s, &cfg, &err);
 	store_set_batch(s, cfg.batch_reports, cfg.batch_ms);
+	store_set_tmpdir(s, cfg.tmpdir);
 	if ((spool = open_spool(&cfg, &err)) < 0)
 		return cmd_close_store("fetch", s, &cfg, &err);
 	tokens = calloc(cfg.naccounts, sizeof(*tokens));
@@ -920,6 +943,7 @@ store_up(struct daemon *d)
 		return -1;
 	}
 	store_set_batch(d->store, d->cfg.batch_reports, d->cfg.batch_ms);
+	store_set_tmpdir(d->store, d->cfg.tmpdir);
 	if (d->store_failures > 0)
 		logkv(LOG_INFO, "db_connected", KV_END);
 	return 0;

@@ -604,6 +604,7 @@ ingest_paths(const struct cmd_db_opts *o, struct inputs_options *iopt,
 	if (store_check_schema(s, &err) != 0)
 		return cmd_close_store("ingest", s, &cfg, &err);
 	store_set_batch(s, cfg.batch_reports, cfg.batch_ms);
+	store_set_tmpdir(s, cfg.tmpdir);
 	iopt->tmpdir = cfg.tmpdir[0] != '\0' ? cfg.tmpdir : NULL;
 	memset(&cb, 0, sizeof(cb));
 	cb.ctx = &run;
@@ -1263,6 +1264,7 @@ cmd_rejected(int argc, char **argv)
 		ingest_run_init(&run, &cfg);
 		run.store = s;
 		store_set_batch(s, 1, 0);
+		store_set_tmpdir(s, cfg.tmpdir);
 		if (id != 0)
 			rc = retry_one(&run, s, id, cfg.tmpdir[0] ?
 			    cfg.tmpdir : NULL);

@@ -352,6 +352,27 @@ spool_dir(const struct inputs_options *opt)
 }
 
 /*
+ * spool_fail - a spool file that cannot be made or written: a full
+ * directory (ENOSPC, EDQUOT) is temporary (exit 75: the same input goes
+ * through once there is space), anything else an I/O error.
+ */
+static int
+spool_fail(struct dm_error *err, const char *label, const char *dir,
+    int errnum)
+{
+	if (errnum == ENOSPC
+#ifdef EDQUOT
+	    || errnum == EDQUOT
+#endif
+	    )
+		return dm_error_set(err, DM_E_TEMP, "cannot spool %s: the "
+		    "temporary directory %s is full (%s); run again once "
+		    "there is space", label, dir, strerror(errnum));
+	return dm_error_set(err, DM_E_IO, "cannot spool %s to %s: %s", label,
+	    dir, strerror(errnum));
+}
+
+/*
  * spool - copy src to an unlinked file in the temporary directory, so
  * that it can be read again and at any offset; *fd_r is that file.
  */
@@ -375,8 +396,7 @@ spool(struct walk *w, int src, const char *label, int *fd_r,
 	if (fd < 0) {
 		e = errno;
 		free(tmpl);
-		return dm_error_set(err, DM_E_IO, "cannot spool %s: cannot "
-		    "create a file in %s: %s", label, dir, strerror(e));
+		return spool_fail(err, label, dir, e);
 	}
 	(void)unlink(tmpl);
 	free(tmpl);
@@ -394,8 +414,7 @@ spool(struct walk *w, int src, const char *label, int *fd_r,
 		if (write_full(fd, w->block, (size_t)n) != 0) {
 			e = errno;
 			close(fd);
-			return dm_error_set(err, DM_E_IO, "cannot spool %s to "
-			    "%s: %s", label, dir, strerror(e));
+			return spool_fail(err, label, dir, e);
 		}
 	}
 	*fd_r = fd;

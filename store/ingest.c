@@ -259,10 +259,9 @@ spool_add(struct store_spool *sp, const struct dm_buf *line,
 		return dm_buf_append(&sp->mem, line->data, line->len) == 0 ? 0 :
 		    dm_error_set(err, DM_E_NOMEM, "out of memory");
 	if (sp->file == NULL) {
-		sp->file = tmpfile();
+		sp->file = store_tmpfile(sp->tmpdir, err);
 		if (sp->file == NULL)
-			return dm_error_set(err, DM_E_IO, "cannot create a "
-			    "temporary file: %s", strerror(errno));
+			return -1;
 		if (fwrite(sp->mem.data, 1, sp->mem.len, sp->file) !=
 		    sp->mem.len)
 			goto fail;
@@ -271,8 +270,8 @@ spool_add(struct store_spool *sp, const struct dm_buf *line,
 	if (fwrite(line->data, 1, line->len, sp->file) == line->len)
 		return 0;
 fail:
-	return dm_error_set(err, DM_E_IO, "cannot write a temporary file: %s",
-	    strerror(errno));
+	return store_tmp_fail(sp->tmpdir, errno, "cannot write a temporary "
+	    "file", err);
 }
 
 /* ---- COPY ---- */
@@ -336,9 +335,11 @@ copy_spool(struct store *s, struct store_spool *sp, const char *sql,
 	if (store_copy_start(s, sql, err) != 0)
 		return -1;
 	if (sp->file != NULL && fflush(sp->file) != 0) {
+		int e = errno;
+
 		store_copy_end(s, "temporary file unwritable", err);
-		return dm_error_set(err, DM_E_IO, "cannot write a temporary "
-		    "file: %s", strerror(errno));
+		return store_tmp_fail(sp->tmpdir, e, "cannot write a temporary "
+		    "file", err);
 	}
 	if (sp->file == NULL) {
 		if (store_copy_put(s, sp->mem.data, sp->mem.len, err) != 0)
@@ -945,8 +946,8 @@ undo_batch(struct store *s, const struct store_marks *m)
 	    spool_truncate(&s->b_dkim, &m->dkim) != 0 ||
 	    spool_truncate(&s->b_spf, &m->spf) != 0 ||
 	    spool_truncate(&s->b_roll, &m->roll) != 0) {
-		dm_error_set(&s->cb_err, DM_E_IO, "cannot truncate a temporary "
-		    "file: %s", strerror(errno));
+		store_tmp_fail(s->tmpdir, errno, "cannot truncate a temporary "
+		    "file", &s->cb_err);
 		s->cb_failed = 1;
 		return -1;
 	}
@@ -2427,9 +2428,12 @@ store_ingest_init(struct store *s, struct dm_error *err)
 
 	dm_buf_init(&s->copy, (size_t)COPY_FLUSH * 64);
 	dm_buf_init(&s->line, (size_t)DM_MAX_TEXT * 16);
+	store_set_tmpdir(s, NULL);
 	spools(s, all);
-	for (i = 0; i < SPOOLS; i++)
+	for (i = 0; i < SPOOLS; i++) {
 		dm_buf_init(&all[i]->mem, STORE_SPOOL_MEM + DM_MAX_TEXT * 16);
+		all[i]->tmpdir = s->tmpdir;
+	}
 	s->sql_defer = defer_sql();
 	{
 		char *pol = policy_sql(18);
@@ -2446,7 +2450,7 @@ store_ingest_init(struct store *s, struct dm_error *err)
 			s->sql_begin = NULL;
 		free(pol);
 	}
-	s->rollup = store_rollup_new();
+	s->rollup = store_rollup_new(s->tmpdir);
 	/*
 	 * For tests/bench/analytics-bench.sh only: ingest without the daily
 	 * rollup (no rows in rollup_daily, nothing added up), to measure what

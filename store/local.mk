@@ -6,6 +6,7 @@ store_libstore_a_SOURCES = \
 	store/migrate.c \
 	store/ingest.c \
 	store/rollup.c \
+	store/tmp.c \
 	store/query.c \
 	store/mailbox.c \
 	store/enrich.c \

@@ -59,6 +59,8 @@ struct store_rollup {
 	FILE *spill[SPILL_PARTS];	/* entries that did not fit */
 	int spilled;
 	int failed;
+	int failed_errno;		/* of the spill that failed; 0: memory */
+	const char *tmpdir;		/* the spill files' (the store's) */
 	char hf[DM_MAX_TEXT + 1];	/* header_from, folded (fold()) */
 };
 
@@ -111,12 +113,13 @@ same(const char *a, const char *b)
 }
 
 struct store_rollup *
-store_rollup_new(void)
+store_rollup_new(const char *tmpdir)
 {
 	struct store_rollup *r = calloc(1, sizeof(*r));
 
 	if (r == NULL)
 		return NULL;
+	r->tmpdir = tmpdir;
 	r->entries = malloc(ROLLUP_KEYS * sizeof(*r->entries));
 	r->slots = calloc(ROLLUP_SLOTS, sizeof(*r->slots));
 	if (r->entries == NULL || r->slots == NULL) {
@@ -167,6 +170,7 @@ store_rollup_begin(struct store_rollup *r, int64_t begin, int64_t end)
 	clear(r);
 	spill_close(r);
 	r->failed = 0;
+	r->failed_errno = 0;
 	store_rollup_days(r, begin, end);
 }
 
@@ -263,14 +267,19 @@ spill(struct store_rollup *r)
 		FILE **f = &r->spill[x->hash >> 28 & (SPILL_PARTS - 1)];
 		char num[48];
 
-		if (*f == NULL && (*f = tmpfile()) == NULL)
+		if (*f == NULL && (*f = store_tmpfile(r->tmpdir, NULL)) ==
+		    NULL) {
+			r->failed_errno = errno;
 			return -1;
+		}
 		if (fprintf(*f, "%d%c%c%s%c%s%c%d%c%d%c%s%c%d%c%s%c%s%c%s%c"
 		    "%s%c", x->day, 0, x->ip != NULL ? 'V' : 'N',
 		    x->ip != NULL ? x->ip : "", 0, x->hf, 0, x->da, 0, x->sa,
 		    0, x->disp, 0, x->auth, 0, x->dkd, 0, x->spd, 0, x->ovr, 0,
-		    u128_text(x->n, num), 0) < 0)
+		    u128_text(x->n, num), 0) < 0) {
+			r->failed_errno = errno;
 			return -1;
+		}
 	}
 	clear(r);
 	r->spilled = 1;
@@ -445,8 +454,10 @@ reload(struct store *s, struct store_rollup *r, FILE *f, const char *domain,
 	int k, rc = -1;
 
 	dm_buf_init(&fields, SPILL_FIELDS * (size_t)DM_MAX_TEXT + 256);
-	if (fflush(f) != 0 || fseeko(f, 0, SEEK_SET) != 0)
+	if (fflush(f) != 0 || fseeko(f, 0, SEEK_SET) != 0) {
+		r->failed_errno = errno;
 		goto io;
+	}
 	for (;;) {
 		int added;
 
@@ -535,9 +546,12 @@ store_rollup_flush(struct store *s, struct store_rollup *r,
 	struct dm_buf b;
 	int i, rc = -1, got;
 
+	if (r->failed && r->failed_errno == 0)
+		return dm_error_set(err, DM_E_NOMEM, "cannot add up the daily "
+		    "rollup: out of memory");
 	if (r->failed)
-		return dm_error_set(err, DM_E_IO, "cannot add up the daily "
-		    "rollup: %s", strerror(errno));
+		return store_tmp_fail(r->tmpdir, r->failed_errno, "cannot add "
+		    "up the daily rollup", err);
 	dm_buf_init(&b, ROLLUP_COPY + 4 * (size_t)DM_MAX_TEXT + 1024);
 	if (store_copy_start(s, "COPY dmarcd.rollup_daily (domain, day, "
 	    "source_ip, header_from, dkim_aligned, spf_aligned, disposition, "
@@ -562,8 +576,12 @@ store_rollup_flush(struct store *s, struct store_rollup *r,
 	rc = 0;
 	goto out;
 io:
-	dm_error_set(err, DM_E_IO, "cannot read the daily rollup back from "
-	    "a temporary file");
+	if (r->failed_errno != 0)
+		store_tmp_fail(r->tmpdir, r->failed_errno, "cannot write the "
+		    "daily rollup to a temporary file", err);
+	else
+		dm_error_set(err, DM_E_IO, "cannot read the daily rollup back "
+		    "from a temporary file in %s", r->tmpdir);
 abort:
 	dm_error_clear(&ignored);
 	store_copy_end(s, err->msg, &ignored);

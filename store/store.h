@@ -157,6 +157,13 @@ struct store_senders_tally {
 int store_senders_sync(struct store *store, struct store_senders_tally *t,
     struct dm_error *err);
 
+/*
+ * store_set_tmpdir - where a big report's spooled rows and spilled rollup
+ * go ([ingest] tmpdir); NULL or "": $TMPDIR, else /tmp (the default).
+ * A full directory fails the input with DM_E_TEMP (store/tmp.c).
+ */
+void store_set_tmpdir(struct store *store, const char *dir);
+
 /* Batches: inputs per transaction and how long one may stay open. */
 void store_set_batch(struct store *store, unsigned inputs, unsigned ms);
 /* store_batch_due - whether the open batch should be committed now. */

@@ -22,6 +22,7 @@ struct store_spool {		/* COPY lines kept for after the records */
 	struct dm_buf mem;
 	FILE *file;		/* past STORE_SPOOL_MEM bytes */
 	uint64_t lines;
+	const char *tmpdir;	/* where file is: the store's tmpdir */
 };
 
 struct store_mark {		/* a spool's end, to go back to */
@@ -105,10 +106,21 @@ struct store {
 	/* ingest_log rows, copied at commit */
 	struct store_spool b_log;
 
+	char tmpdir[4096];		/* store_set_tmpdir() (tmp.c) */
+
 	int64_t months[STORE_MAX_MONTHS];
 	size_t month_count;
 	struct store_reporter *reporters;	/* small cache */
 };
+
+/*
+ * tmp.c: an unlinked temporary file in dir (NULL with err), and the
+ * error for a failed temporary file operation (errnum): DM_E_TEMP when
+ * dir is full, else DM_E_IO; always -1.
+ */
+FILE *store_tmpfile(const char *dir, struct dm_error *err);
+int store_tmp_fail(const char *dir, int errnum, const char *what,
+    struct dm_error *err);
 
 /* rollup.c: a big report's daily rollup, added up as it is parsed. */
 struct store_rollup;
@@ -117,7 +129,7 @@ struct store_rollup;
 int store_list_due(struct store *s, const char *sql, const char *since,
     size_t limit, int (*each)(void *ctx, const char *value), void *ctx,
     struct dm_error *err);
-struct store_rollup *store_rollup_new(void);
+struct store_rollup *store_rollup_new(const char *tmpdir);
 void store_rollup_free(struct store_rollup *r);
 void store_rollup_begin(struct store_rollup *r, int64_t begin, int64_t end);
 void store_rollup_record(struct store_rollup *r, const struct dm_record *rec,

@@ -10,3 +10,4 @@ include tests/fuzz/local.mk
 include tests/bench/local.mk
 include tests/integration/local.mk
 include tests/ops/local.mk
+include tests/chaos/local.mk
