@@ -370,16 +370,8 @@ static char spool_dir[DM_CONFIG_PATH_MAX];
 static int
 spool_fail(struct dm_error *err, const char *what, int errnum)
 {
-	if (errnum == ENOSPC
-#ifdef EDQUOT
-	    || errnum == EDQUOT
-#endif
-	    )
-		return dm_error_set(err, DM_E_TEMP, "%s: the temporary "
-		    "directory %s is full (%s); the message is fetched again "
-		    "next time", what, spool_dir, strerror(errnum));
-	return dm_error_set(err, DM_E_IO, "%s in %s: %s", what, spool_dir,
-	    strerror(errnum));
+	return dm_error_tmpdir(err, what, spool_dir, errnum,
+	    "the message is fetched again next time");
 }
 
 static int

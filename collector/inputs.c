@@ -360,16 +360,11 @@ static int
 spool_fail(struct dm_error *err, const char *label, const char *dir,
     int errnum)
 {
-	if (errnum == ENOSPC
-#ifdef EDQUOT
-	    || errnum == EDQUOT
-#endif
-	    )
-		return dm_error_set(err, DM_E_TEMP, "cannot spool %s: the "
-		    "temporary directory %s is full (%s); run again once "
-		    "there is space", label, dir, strerror(errnum));
-	return dm_error_set(err, DM_E_IO, "cannot spool %s to %s: %s", label,
-	    dir, strerror(errnum));
+	char what[512];
+
+	snprintf(what, sizeof(what), "cannot spool %s", label);
+	return dm_error_tmpdir(err, what, dir, errnum,
+	    "run again once there is space");
 }
 
 /*

@@ -1,6 +1,7 @@
 /*
  * error.c - set, prefix and classify struct dm_error.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -98,4 +99,21 @@ int
 dm_error_is_data(enum dm_error_code code)
 {
 	return code == DM_E_DATA || code == DM_E_LIMIT;
+}
+
+int
+dm_error_tmpdir(struct dm_error *err, const char *what, const char *dir,
+    int errnum, const char *then)
+{
+	if (errnum == ENOSPC
+#ifdef EDQUOT
+	    || errnum == EDQUOT
+#endif
+	    )
+		return dm_error_set(err, DM_E_TEMP, "%s: the temporary "
+		    "directory %s is full (%s)%s%s", what, dir,
+		    strerror(errnum), then != NULL ? "; " : "",
+		    then != NULL ? then : "");
+	return dm_error_set(err, DM_E_IO, "%s in %s: %s", what, dir,
+	    strerror(errnum));
 }

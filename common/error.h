@@ -59,4 +59,13 @@ int dm_error_exit_code(enum dm_error_code code);
 /* dm_error_is_data - true for errors that are the input's fault. */
 int dm_error_is_data(enum dm_error_code code);
 
+/*
+ * dm_error_tmpdir - a temporary file in dir that cannot be made or
+ * written (what failed, errnum): a full directory (ENOSPC, EDQUOT) is
+ * DM_E_TEMP, saying so and then, when not NULL, what happens next (then);
+ * anything else DM_E_IO. The message names the directory. Returns -1.
+ */
+int dm_error_tmpdir(struct dm_error *err, const char *what, const char *dir,
+    int errnum, const char *then);
+
 #endif

@@ -729,8 +729,9 @@ spool(struct unpack *u, struct stream *s, int *fd_r, struct dm_error *err)
 		snprintf(path, sizeof(path), "%s/dmarcd-spool-XXXXXX", dir);
 		fd = mkstemp(path);
 		if (fd < 0)
-			return dm_error_set(err, DM_E_IO, "cannot create a "
-			    "temporary file in %s: %s", dir, strerror(errno));
+			return dm_error_tmpdir(err, "cannot spool a zip "
+			    "archive", dir, errno, "run again once there is "
+			    "space");
 		unlink(path);
 	}
 	while ((n = stream_read(s, u->readbuf, READ_CHUNK, err)) > 0) {
@@ -748,8 +749,9 @@ spool(struct unpack *u, struct stream *s, int *fd_r, struct dm_error *err)
 			if (w < 0 && errno == EINTR)
 				continue;
 			if (w < 0) {
-				dm_error_set(err, DM_E_IO, "cannot write a "
-				    "temporary file: %s", strerror(errno));
+				dm_error_tmpdir(err, "cannot spool a zip "
+				    "archive", dir, errno, "run again once "
+				    "there is space");
 				close(fd);
 				return -1;
 			}

@@ -38,17 +38,8 @@ int
 store_tmp_fail(const char *dir, int errnum, const char *what,
     struct dm_error *err)
 {
-	if (errnum == ENOSPC
-#ifdef EDQUOT
-	    || errnum == EDQUOT
-#endif
-	    )
-		return dm_error_set(err, DM_E_TEMP, "the temporary directory "
-		    "%s is full (%s: %s): nothing of this input is stored; "
-		    "run again once there is space", dir, what,
-		    strerror(errnum));
-	return dm_error_set(err, DM_E_IO, "%s in the temporary directory "
-	    "%s: %s", what, dir, strerror(errnum));
+	return dm_error_tmpdir(err, what, dir, errnum, "nothing of this "
+	    "input is stored; run again once there is space");
 }
 
 FILE *

@@ -26,6 +26,9 @@ rejected input (a full disk is not the input's fault); then a rerun with
 space exits 0 (the standard input first, then the files) and gives the
 reference digest.
 
+Once: a zip inside gzip, which the parser spools to TMPDIR to read it
+(parser/unpack.c), with TMPDIR full: exit 75 naming it; then stored.
+
 When Dovecot is there, once: `dmarcd fetch` of a 2 MiB mail with its
 spool ([ingest] tmpdir) on a tmpfs of 256 KiB: exit 75 naming the full
 directory, nothing stored, the mail still in INBOX; with space, exit 0,
@@ -179,8 +182,49 @@ def main(tap):
     tap.check("%d ingests with a full temporary directory: exit 75 naming "
               "it, nothing half-stored, nothing kept as rejected; the "
               "rerun with space gives the reference digest" % n, problems)
+    zip_in_gzip_full(tap, env, template, work, tight, tight_conf,
+                     roomy_conf, big_bytes)
     fetch_full(tap, env, template, work, tight)
     fig.report(tap, n, rng.seed_value)
+
+
+def zip_in_gzip_full(tap, env, template, work, tight, tight_conf,
+                     roomy_conf, report):
+    """A zip inside gzip is read through a spool file of the parser's
+    (parser/unpack.c: a zip needs seeking, an inflated stream cannot):
+    with TMPDIR full, exit 75 naming it; with space, stored."""
+    import gzip
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("big.example!tf-big.xml", report)
+    path = os.path.join(work, "zipgz", "big.zip.gz")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "wb") as f:
+        f.write(gzip.compress(buf.getvalue()))
+    db = template.copy()
+    r = h.run(["unshare", "-m", "sh", "-c", MOUNT, "sh", "16k", tight, "0",
+               "env", "TMPDIR=" + tight, env.dmarcd, "ingest", "--db",
+               db.conninfo, "--config", tight_conf, "--quiet", path])
+    problems = []
+    if r.rc != 75:
+        problems.append("exit %s, expected 75: %s" % (r.rc, r.describe()))
+    elif "zip" not in r.err or tight not in r.err or "full" not in r.err:
+        problems.append("stderr does not say the zip's spool in %s is "
+                        "full: %r" % (tight, r.err[-600:]))
+    if db.int("SELECT count(*) FROM dmarcd.reports") or db.rows(
+            "SELECT error FROM dmarcd.rejected_inputs"):
+        problems.append("something stored or kept as rejected")
+    problems += db.consistency()
+    r = db.dmarcd("ingest", "--quiet", path, config=roomy_conf)
+    if r.rc != 0 or db.int("SELECT count(*) FROM dmarcd.reports WHERE "
+                           "domain = 'big.example'") != 1:
+        problems.append("with space: %s" % r.describe())
+    template.drop(db)
+    tap.check("a zip of %d KiB inside gzip with TMPDIR full (the parser's "
+              "spool): exit 75 naming it, nothing stored; with space, "
+              "stored" % (len(buf.getvalue()) // 1024), problems)
 
 
 def fetch_full(tap, env, template, work, tight):
