@@ -80,4 +80,19 @@ tests_fuzz_fuzz_config_LDFLAGS = $(FUZZ_FLAGS)
 tests_fuzz_fuzz_config_LDADD = common/libcommon.a
 TESTS += tests/fuzz/run-fuzz.sh
 
+# Long mode: hours, and a corpus that grows from one run to the next.
+FUZZ_LONG_SECONDS = 3600
+fuzz: $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
+	@mkdir -p tests/fuzz/corpus
+	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-$(FUZZ_LONG_SECONDS)} \
+	FUZZ_CORPUS='$(abs_top_builddir)/tests/fuzz/corpus' \
+	    $(SHELL) $(top_srcdir)/tests/fuzz/run-fuzz.sh
+else
+fuzz:
+	@echo "make fuzz needs the libFuzzer targets: configure with"
+	@echo "  $(abs_top_srcdir)/configure CC=clang --enable-fuzzing"
+	@echo "(clang and libclang-rt-dev; see docs/fuzzing.md)"
+	@false
 endif
+.PHONY: fuzz
