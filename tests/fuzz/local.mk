@@ -8,7 +8,7 @@
 # built too: `make check` runs each for FUZZ_SECONDS (run-fuzz.sh, short
 # mode) and `make fuzz FUZZ_SECONDS=N` for longer, growing a corpus kept
 # in the build directory (long mode).
-FUZZ_TARGETS = unpack aggregate mime dnsrec api config
+FUZZ_TARGET_NAMES = unpack aggregate mime dnsrec api config
 FUZZ_PARSER_CFLAGS = $(XML2_CFLAGS) $(LIBETPAN_CFLAGS)
 EXTRA_DIST += tests/fuzz/fuzz_unpack.c tests/fuzz/fuzz_aggregate.c \
 	tests/fuzz/fuzz_mime.c tests/fuzz/fuzz_dnsrec.c tests/fuzz/fuzz_api.c \
@@ -82,7 +82,7 @@ TESTS += tests/fuzz/run-fuzz.sh
 
 # Long mode: hours, and a corpus that grows from one run to the next.
 FUZZ_LONG_SECONDS = 3600
-fuzz: $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
+fuzz: $(FUZZ_TARGET_NAMES:%=tests/fuzz/fuzz_%)
 	@mkdir -p tests/fuzz/corpus
 	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-$(FUZZ_LONG_SECONDS)} \

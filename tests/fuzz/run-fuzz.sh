@@ -1,7 +1,9 @@
 #!/bin/sh
 # tests/fuzz/run-fuzz.sh - run each libFuzzer target for FUZZ_SECONDS
-# (default 60) from its seeds; TAP, one line per target, then a table of
-# figures as '#' comments (seconds, executions, exec/s, coverage, corpus).
+# (default 60) from its seeds; TAP, one line per target with its figures
+# (seconds, executions, exec/s, coverage, corpus size: make check shows
+# them), then all of them as a table of '#' comments, with libFuzzer's
+# feature count and peak RSS.
 #
 # Short mode (make check): a fresh corpus in a temp dir per run. Long
 # mode (make fuzz): FUZZ_CORPUS names a directory kept between runs,
@@ -69,9 +71,11 @@ for target in $targets; do
 	printf '# %-10s %6s %12s %8s %7s %7s %7s %6s\n' "$target" "$took" \
 	    "${runs:-?}" "${speed:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" \
 	    "${rss:-?}" >>"$table"
+	# The TAP line has the figures too: make check shows it.
+	figures="${took}s, ${runs:-?} runs, ${speed:-?} exec/s, cov ${cov:-?},"
+	figures="$figures corpus ${corp:-?}"
 	if [ "$rc" -eq 0 ]; then
-		ok "fuzz_$target ran ${took}s, ${runs:-?} inputs" \
-		    "(${speed:-?}/s, cov ${cov:-?}), no crash"
+		ok "fuzz_$target: $figures, no crash"
 	else
 		saved=
 		for found in "$artifacts/$target-"*; do
@@ -85,7 +89,7 @@ for target in $targets; do
 				saved="$saved $found (source tree not writable)"
 			fi
 		done
-		not_ok "fuzz_$target failed (exit $rc; log $log)"
+		not_ok "fuzz_$target: $figures, failed (exit $rc; log $log)"
 		grep -m8 -E 'ERROR|SUMMARY|Test unit written|fuzz_[a-z]*:' \
 		    "$log" | sed 's/^/# /'
 		if [ -n "$saved" ]; then
