@@ -10,6 +10,12 @@
  * time into the same struct, which merges accounts. *_file keys name
  * files that are not there (or not private): their errors are paths
  * like any other.
+ *
+ * config.h promises that messages never quote a conninfo, a password, a
+ * client secret, a token or a webhook URL. So the value of each such key
+ * in the input (12 bytes or more, found once in the whole input, so that
+ * no other key can have put it there) must not appear in an error
+ * message: it aborts if it does.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +32,85 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_MAX_INPUT	(64 * 1024)
 
 static size_t fuzz_sink;
+
+static const char *const secret_keys[] = {
+	"conninfo", "api_conninfo", "database", "password",
+	"oauth2_client_secret", "oauth2_refresh_token", "webhook", NULL
+};
+
+#define SECRET_MIN	12
+
+static size_t
+occurrences(const uint8_t *data, size_t size, const char *text, size_t len)
+{
+	const uint8_t *at = data, *end = data + size;
+	size_t n = 0;
+
+	while (at < end && (at = memmem(at, (size_t)(end - at), text,
+	    len)) != NULL) {
+		n++;
+		at++;
+	}
+	return n;
+}
+
+/* Abort when msg quotes the value of a secret key of the input. */
+static void
+check_secrets(const uint8_t *data, size_t size, const char *msg)
+{
+	const char *line = (const char *)data, *end = line + size, *eol;
+	const char *key, *key_end, *value, *value_end, *p;
+	char secret[256];
+	size_t i, len;
+
+	for (; line < end; line = eol + 1) {
+		eol = memchr(line, '\n', (size_t)(end - line));
+		if (eol == NULL)
+			eol = end;
+		for (key = line; key < eol && (*key == ' ' || *key == '\t');
+		    key++)
+			;
+		for (key_end = key; key_end < eol && *key_end != '=' &&
+		    *key_end != ':'; key_end++)
+			;
+		if (key_end == eol)
+			continue;
+		value = key_end + 1;
+		while (key_end > key && (key_end[-1] == ' ' ||
+		    key_end[-1] == '\t'))
+			key_end--;
+		for (i = 0; secret_keys[i] != NULL; i++)
+			if (strlen(secret_keys[i]) == (size_t)(key_end - key) &&
+			    memcmp(secret_keys[i], key, (size_t)(key_end - key))
+			    == 0)
+				break;
+		if (secret_keys[i] == NULL)
+			continue;
+		while (value < eol && (*value == ' ' || *value == '\t'))
+			value++;
+		/* An inline comment: ';' after white space (libinih). */
+		for (value_end = value, p = value; p < eol; p++)
+			if (*p == ';' && p > value && (p[-1] == ' ' ||
+			    p[-1] == '\t'))
+				break;
+		value_end = p;
+		while (value_end > value && (value_end[-1] == ' ' ||
+		    value_end[-1] == '\t' || value_end[-1] == '\r'))
+			value_end--;
+		len = (size_t)(value_end - value);
+		if (len < SECRET_MIN || len >= sizeof(secret) ||
+		    memchr(value, '\0', len) != NULL ||
+		    occurrences(data, size, value, len) != 1)
+			continue;
+		memcpy(secret, value, len);
+		secret[len] = '\0';
+		if (strstr(msg, secret) != NULL) {
+			fprintf(stderr, "fuzz_config: the message quotes the "
+			    "value of %s: %s\n", secret_keys[i], msg);
+			abort();
+		}
+	}
+}
 
 static int
 file_of(const uint8_t *data, size_t size, char *path, size_t path_size)
@@ -69,9 +154,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	dm_config_init(&config);
 	if (dm_config_load_file(&config, path, &err) != 0)
-		fuzz_sink += strlen(err.msg);
+		check_secrets(data + 1, size - 1, err.msg);
 	if ((mode & 1) && dm_config_load_file(&config, path, &err) != 0)
-		fuzz_sink += strlen(err.msg);
+		check_secrets(data + 1, size - 1, err.msg);
 
 	if (dm_config_copy(&copy, &config, &err) == 0) {
 		for (i = 0; i < copy.naccounts; i++) {

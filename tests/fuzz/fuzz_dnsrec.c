@@ -14,6 +14,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,15 +126,35 @@ fake_dns(void *ctx, const char *name, enum dm_dns_type type,
 	}
 }
 
+/*
+ * A fixed-size text field must end inside itself: ASan cannot see a
+ * missing NUL that runs into the next field of the same struct.
+ */
+#define TERMINATED(field) \
+	terminated((field), sizeof(field), #field)
+
+static void
+terminated(const char *text, size_t size, const char *name)
+{
+	if (memchr(text, '\0', size) == NULL) {
+		fprintf(stderr, "fuzz_dnsrec: %s is not NUL-terminated\n",
+		    name);
+		abort();
+	}
+	fuzz_sink += strlen(text);
+}
+
 static void
 touch_findings(const struct dm_findings *f)
 {
 	size_t i;
 
-	for (i = 0; i < f->count; i++)
-		fuzz_sink += strlen(f->items[i].code) +
-		    strlen(f->items[i].subject) + strlen(f->items[i].what) +
-		    strlen(f->items[i].fix);
+	for (i = 0; i < f->count; i++) {
+		TERMINATED(f->items[i].code);
+		TERMINATED(f->items[i].subject);
+		TERMINATED(f->items[i].what);
+		TERMINATED(f->items[i].fix);
+	}
 	fuzz_sink += strlen(dm_sev_name(dm_findings_worst(f)));
 }
 
@@ -148,7 +169,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct zone zone;
 	char line[1024], external[600];
 	const char *ip;
-	size_t i, start, dkim_count;
+	size_t i, start, dkim_count, txt_size;
 	char *text;
 	unsigned mode;
 
@@ -177,10 +198,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&findings, 0, sizeof(findings));
 	if (dm_dmarc_parse(zone.records[0], "example.com",
 	    "_dmarc.example.com", &policy, &findings) == 0) {
-		for (i = 0; i < policy.nrua && i < DM_DMARC_URIS; i++)
+		TERMINATED(policy.p);
+		TERMINATED(policy.sp);
+		TERMINATED(policy.np);
+		TERMINATED(policy.fo);
+		if (policy.nrua > DM_DMARC_URIS ||
+		    policy.nruf > DM_DMARC_URIS) {
+			fprintf(stderr, "fuzz_dnsrec: more URIs than "
+			    "DM_DMARC_URIS\n");
+			abort();
+		}
+		for (i = 0; i < policy.nrua; i++) {
+			TERMINATED(policy.rua[i].scheme);
+			TERMINATED(policy.rua[i].address);
+			TERMINATED(policy.rua[i].domain);
+		}
+		for (i = 0; i < policy.nruf; i++) {
+			TERMINATED(policy.ruf[i].scheme);
+			TERMINATED(policy.ruf[i].address);
+			TERMINATED(policy.ruf[i].domain);
+		}
+		for (i = 0; i < policy.nrua; i++)
 			dm_dmarc_external("example.com", policy.rua[i].domain,
 			    external, sizeof(external));
-		for (i = 0; i < policy.nruf && i < DM_DMARC_URIS; i++)
+		for (i = 0; i < policy.nruf; i++)
 			dm_dmarc_external("example.com", policy.ruf[i].domain,
 			    external, sizeof(external));
 		dm_bimi_enforcement(&policy, "default._bimi.example.com",
@@ -189,21 +230,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(&walk, 0, sizeof(walk));
 	dm_spf_check("example.com", ip, fake_dns, &zone, &walk, &findings);
-	fuzz_sink += strlen(dm_spf_result_name(walk.result)) +
-	    strlen(walk.error) + strlen(walk.all);
+	TERMINATED(walk.error);
+	TERMINATED(walk.all);
+	fuzz_sink += strlen(dm_spf_result_name(walk.result));
 
 	dkim_count = (mode >> 3) % zone.count + 1;
-	dm_dkim_parse((const char *const *)zone.records, dkim_count,
-	    "sel._domainkey.example.com", &key, &findings);
+	if (dm_dkim_parse((const char *const *)zone.records, dkim_count,
+	    "sel._domainkey.example.com", &key, &findings) == 0) {
+		TERMINATED(key.k);
+		TERMINATED(key.h);
+	}
 
-	dm_bimi_parse(zone.records[0], "default._bimi.example.com", &bimi,
-	    &findings);
+	if (dm_bimi_parse(zone.records[0], "default._bimi.example.com",
+	    &bimi, &findings) == 0) {
+		TERMINATED(bimi.l);
+		TERMINATED(bimi.a);
+	}
 
 	/* A small out now and then, to reach the "..." cut. */
 	line[0] = '\0';
-	dm_txt_record("example.com", zone.records[0], line,
-	    (mode & 0x80) ? (size_t)(mode & 0x3f) : sizeof(line));
-	fuzz_sink += strnlen(line, sizeof(line));
+	txt_size = (mode & 0x80) ? (size_t)(mode & 0x3f) : sizeof(line);
+	dm_txt_record("example.com", zone.records[0], line, txt_size);
+	if (txt_size > 0)
+		terminated(line, txt_size, "dm_txt_record's out");
 
 	touch_findings(&findings);
 	dm_findings_free(&findings);
