@@ -98,7 +98,8 @@ parse_authorization(const char *h, unsigned mode)
 
 	token = api_bearer(h, &len);
 	if (token != NULL) {
-		check(len <= strlen(token), "api_bearer: a length past the end");
+		check(len <= strlen(token),
+		    "api_bearer: a length past the end");
 		check(len == 0 || (token[0] != ' ' && token[len - 1] != ' '),
 		    "api_bearer kept a space");
 		return;
@@ -130,7 +131,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (text == NULL)
 		return 0;
 	memcpy(text, data, size);
-	text[size] = '\0';		/* a NUL inside ends the input early */
+	text[size] = '\0';	/* a NUL inside ends the input early */
 
 	nl = strchr(text, '\n');
 	if (nl != NULL) {

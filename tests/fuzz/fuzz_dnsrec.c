@@ -60,7 +60,7 @@ answer(struct dm_dns_result *out, const char *const *items, size_t n)
 	for (i = 0; i < n; i++) {
 		out->items[i] = strdup(items[i]);
 		if (out->items[i] == NULL)
-			return -1;	/* dm_dns_result_free frees the rest */
+			return -1;	/* freed by dm_dns_result_free */
 		out->count++;
 	}
 	out->rc = DM_DNS_FOUND;
@@ -73,7 +73,9 @@ fake_dns(void *ctx, const char *name, enum dm_dns_type type,
 {
 	static const char *const a[] = { "192.0.2.1", "198.51.100.7" };
 	static const char *const aaaa[] = { "2001:db8::1" };
-	static const char *const mx[] = { "mx1.example.com", "mx2.example.net" };
+	static const char *const mx[] = {
+		"mx1.example.com", "mx2.example.net"
+	};
 	static const char *const ptr[] = { "mail.example.com" };
 	const struct zone *z = ctx;
 	uint32_t h = name_hash(name) ^ (uint32_t)type;

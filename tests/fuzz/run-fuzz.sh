@@ -18,7 +18,8 @@
 seconds=${FUZZ_SECONDS:-60}
 targets=${FUZZ_TARGETS:-"unpack aggregate mime dnsrec api config"}
 artifacts=$top_builddir/tests/fuzz/artifacts
-regressions=$top_srcdir/tests/data/fuzz-regressions
+regressions_rel=tests/data/fuzz-regressions
+regressions=$top_srcdir/$regressions_rel
 mkdir -p "$artifacts"
 table=$(mktemp)
 trap 'rm -f "$table"' EXIT
@@ -80,11 +81,10 @@ for target in $targets; do
 		saved=
 		for found in "$artifacts/$target-"*; do
 			[ -f "$found" ] || continue
-			sum=$(sha1sum <"$found" | cut -c1-40)
+			name=$target/crash-$(sha1sum <"$found" | cut -c1-40)
 			mkdir -p "$regressions/$target" 2>/dev/null
-			if cp "$found" "$regressions/$target/crash-$sum" \
-			    2>/dev/null; then
-				saved="$saved tests/data/fuzz-regressions/$target/crash-$sum"
+			if cp "$found" "$regressions/$name" 2>/dev/null; then
+				saved="$saved $regressions_rel/$name"
 			else
 				saved="$saved $found (source tree not writable)"
 			fi
@@ -94,7 +94,7 @@ for target in $targets; do
 		    "$log" | sed 's/^/# /'
 		if [ -n "$saved" ]; then
 			echo "# reproducer saved:$saved"
-			echo "# add it to git and fix the bug; replay.sh runs it"
+			echo "# add it to git, fix the bug: replay.sh runs it"
 		fi
 	fi
 	[ -n "$work" ] && rm -rf "$work"
