@@ -129,6 +129,25 @@ struct api_req {
 };
 
 /*
+ * api_unescape - decode s's percent-escapes in place; %00 and malformed
+ * escapes are kept as written. The new length.
+ */
+size_t api_unescape(char *s);
+/*
+ * api_split_path - url (already unescaped) into r->path, cut at each '/'
+ * into r->seg[0..nseg); "/" has no segment. -1 for a path not starting
+ * with '/', an empty segment (// or a final /) or more than
+ * API_MAX_SEGMENTS.
+ */
+int api_split_path(struct api_req *r, const char *url);
+/*
+ * api_bearer - the token of an Authorization header "Bearer TOKEN"
+ * (scheme in any case, spaces around the token dropped), its length in
+ * *len_r; NULL when h is NULL or not a bearer header. Points into h.
+ */
+const char *api_bearer(const char *h, size_t *len_r);
+
+/*
  * api_arg - query parameter name, or NULL when absent. A value holding a
  * NUL byte or longer than 256 bytes sets *bad (answer 400).
  */

@@ -4,8 +4,15 @@
  * cursors integers, domains lower-case DNS names. Whatever does not fit
  * the grammar is refused (the caller answers 400): nothing is guessed,
  * clamped or passed on as text.
+ *
+ * Also the request's own grammar, before routing: percent-escapes
+ * (api_unescape), the path's segments (api_split_path) and the bearer
+ * token of the Authorization header (api_bearer). They are here, not in
+ * server.c or routes.c, so that tests/fuzz/fuzz_api.c can reach them.
  */
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "api/api.h"
@@ -261,4 +268,79 @@ api_printable(const char *text, size_t max, char *out, size_t size)
 	out[i] = '\0';
 	if (text[i] != '\0' && i >= 3)		/* cut: say so */
 		out[i - 1] = out[i - 2] = out[i - 3] = '.';
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* In place; %00 and bad escapes stay as they are (see server.c's top). */
+size_t
+api_unescape(char *s)
+{
+	char *in = s, *out = s;
+	int hi, lo;
+
+	while (*in != '\0') {
+		if (in[0] == '%' && (hi = hexval(in[1])) >= 0 &&
+		    (lo = hexval(in[2])) >= 0 && (hi | lo) != 0) {
+			*out++ = (char)(hi << 4 | lo);
+			in += 3;
+		} else
+			*out++ = *in++;
+	}
+	*out = '\0';
+	return (size_t)(out - s);
+}
+
+int
+api_split_path(struct api_req *r, const char *url)
+{
+	char *p;
+
+	snprintf(r->path, sizeof(r->path), "%s", url);
+	if (r->path[0] != '/')
+		return -1;
+	r->nseg = 0;
+	if (r->path[1] == '\0')
+		return 0;	/* "/": the status page */
+	p = r->path + 1;
+	for (;;) {
+		char *slash = strchr(p, '/');
+
+		if (*p == '\0' || slash == p)
+			return -1;
+		if (r->nseg == API_MAX_SEGMENTS)
+			return -1;
+		r->seg[r->nseg++] = p;
+		if (slash == NULL)
+			return 0;
+		*slash = '\0';
+		p = slash + 1;
+	}
+}
+
+const char *
+api_bearer(const char *h, size_t *len_r)
+{
+	const char *token;
+	size_t len;
+
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return NULL;
+	for (token = h + 7; *token == ' '; token++)
+		;
+	len = strlen(token);
+	while (len > 0 && token[len - 1] == ' ')
+		len--;
+	*len_r = len;
+	return token;
 }

@@ -503,24 +503,6 @@ token_scope(struct api_req *r, const char *token, size_t len,
 	return 0;
 }
 
-/* The token of "Bearer TOKEN" (spaces around it dropped), or NULL. */
-static const char *
-bearer(const char *h, size_t *len_r)
-{
-	const char *token;
-	size_t len;
-
-	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-		return NULL;
-	for (token = h + 7; *token == ' '; token++)
-		;
-	len = strlen(token);
-	while (len > 0 && token[len - 1] == ' ')
-		len--;
-	*len_r = len;
-	return token;
-}
-
 /*
  * authorize - the request's bearer token into sc; 0, or -1 when the
  * answer (401, 403 with need_all, 503) is given already.
@@ -532,7 +514,7 @@ authorize(struct api_req *r, int need_all, struct scope *sc)
 	size_t len = 0;
 
 	memset(sc, 0, sizeof(*sc));
-	token = bearer(api_header(r, "Authorization"), &len);
+	token = api_bearer(api_header(r, "Authorization"), &len);
 	if (token == NULL) {
 		api_fail(r, 401, "no_token", "an Authorization: Bearer token "
 		    "is needed");
@@ -565,7 +547,7 @@ authorize_page(struct api_req *r, struct scope *sc)
 	int rc;
 
 	memset(sc, 0, sizeof(*sc));
-	if ((token = bearer(h, &len)) != NULL)
+	if ((token = api_bearer(h, &len)) != NULL)
 		return token_scope(r, token, len, sc);
 	if (h == NULL || strncasecmp(h, "Basic ", 6) != 0) {
 		api_fail(r, 401, "no_token", "this page needs a dmarcd token "

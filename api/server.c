@@ -10,10 +10,10 @@
  * one is refused at once (413), before it is read. Every answer here is
  * JSON with a code, except /metrics and raw downloads (routes.c).
  *
- * Percent-escapes are decoded by unescape() below, not libmicrohttpd's
- * own: %00 and malformed escapes are kept as written, so a NUL byte can
- * never cut a path or a value short, and the checks in params.c see and
- * refuse the '%'.
+ * Percent-escapes are decoded by api_unescape() (params.c), not
+ * libmicrohttpd's own: %00 and malformed escapes are kept as written, so
+ * a NUL byte can never cut a path or a value short, and the checks in
+ * params.c see and refuse the '%'.
  *
  * libmicrohttpd is loaded on first use: it links GnuTLS, which dmarcd
  * parse must not map (tests/startup.sh).
@@ -269,65 +269,13 @@ api_requests_metrics(const struct api *a, struct dm_buf *out)
 
 /* ---- libmicrohttpd callbacks ---- */
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* In place; %00 and bad escapes stay as they are (see the top). */
+/* libmicrohttpd's unescape callback: api_unescape(), in place. */
 static size_t
 unescape(void *cls, struct MHD_Connection *c, char *s)
 {
-	char *in = s, *out = s;
-	int hi, lo;
-
 	(void)cls;
 	(void)c;
-	while (*in != '\0') {
-		if (in[0] == '%' && (hi = hexval(in[1])) >= 0 &&
-		    (lo = hexval(in[2])) >= 0 && (hi | lo) != 0) {
-			*out++ = (char)(hi << 4 | lo);
-			in += 3;
-		} else
-			*out++ = *in++;
-	}
-	*out = '\0';
-	return (size_t)(out - s);
-}
-
-/* Cut the path into segments; -1 for an empty one (// or a final /). */
-static int
-split(struct api_req *r, const char *url)
-{
-	char *p;
-
-	snprintf(r->path, sizeof(r->path), "%s", url);
-	if (r->path[0] != '/')
-		return -1;
-	r->nseg = 0;
-	if (r->path[1] == '\0')
-		return 0;	/* "/": the status page */
-	p = r->path + 1;
-	for (;;) {
-		char *slash = strchr(p, '/');
-
-		if (*p == '\0' || slash == p)
-			return -1;
-		if (r->nseg == API_MAX_SEGMENTS)
-			return -1;
-		r->seg[r->nseg++] = p;
-		if (slash == NULL)
-			return 0;
-		*slash = '\0';
-		p = slash + 1;
-	}
+	return api_unescape(s);
 }
 
 static enum MHD_Result
@@ -380,7 +328,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	    chunked != NULL)
 		api_fail(&r, 413, "body_not_allowed", "requests have no "
 		    "body here");
-	else if (split(&r, url) != 0)
+	else if (api_split_path(&r, url) != 0)
 		api_fail(&r, 404, "not_found", "no such path");
 	else {
 		/* 404 before 405: api_route() matches the path first. */

@@ -1662,8 +1662,12 @@ spf_expand(const struct spf *s, const char *spec, const char *domain,
 			return -1;
 		}
 		spec += 2;
-		while (isdigit((unsigned char)*spec))
-			keep = keep * 10 + (*spec++ - '0') % 1000;
+		/* Past 999 every label is kept (there are at most 128):
+		 * stop counting, so that a long run of digits cannot
+		 * overflow keep. */
+		for (; isdigit((unsigned char)*spec); spec++)
+			if (keep < 1000)
+				keep = keep * 10 + (*spec - '0');
 		if (keep == 0 && isdigit((unsigned char)spec[-1])) {
 			snprintf(err, errsize, "a macro keeps 0 labels");
 			return -1;
