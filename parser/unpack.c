@@ -825,6 +825,80 @@ printable_name(const char *in, char *out, size_t size)
 	out[o] = '\0';
 }
 
+/*
+ * zip_check_declared - the sizes the central directory declares, checked
+ * against the caps before any member is read: each member's size and
+ * ratio, then all members together against what is left of the budget
+ * and against the archive's own size (members that overlap share one
+ * compressed stream: each is modest, together a bomb). 0 when all is
+ * within the caps; 1 after a problem event for each member over a cap
+ * or one for the archive; -1 when a handler stopped the parse.
+ */
+static int
+zip_check_declared(struct unpack *u, zip_t *za, zip_int64_t count,
+    uint64_t archive_size, const char *where)
+{
+	char member_where[WHERE_MAX], name[160];
+	uint64_t declared = 0, left = u->budget.max_bytes - u->budget.used;
+	zip_int64_t i;
+	int over = 0;
+
+	for (i = 0; i < count; i++) {
+		zip_stat_t st;
+
+		zipl.zip_stat_init(&st);
+		if (zipl.zip_stat_index(za, (zip_uint64_t)i, 0, &st) != 0 ||
+		    !(st.valid & ZIP_STAT_SIZE))
+			continue;	/* the read loop says what it is */
+		printable_name(st.name, name, sizeof(name));
+		join_where(member_where, where, "zip member '%s'", name);
+		if (st.size > left) {
+			over = 1;
+			if (problem(u, member_where, DM_KIND_UNKNOWN,
+			    DM_E_LIMIT, "zip member declares %llu bytes, more "
+			    "than the limit of %llu (decompression bomb?)",
+			    (unsigned long long)st.size,
+			    (unsigned long long)u->budget.max_bytes) != 0)
+				return -1;
+			continue;
+		}
+		if ((st.valid & ZIP_STAT_COMP_SIZE) &&
+		    u->budget.max_ratio > 0 && st.size > u->budget.ratio_grace &&
+		    st.size / (st.comp_size ? st.comp_size : 1) >
+		    u->budget.max_ratio) {
+			over = 1;
+			if (problem(u, member_where, DM_KIND_UNKNOWN,
+			    DM_E_LIMIT, "zip member expands %llu bytes to "
+			    "%llu, a ratio above the limit of %u:1 "
+			    "(decompression bomb?)",
+			    (unsigned long long)st.comp_size,
+			    (unsigned long long)st.size,
+			    u->budget.max_ratio) != 0)
+				return -1;
+			continue;
+		}
+		declared += st.size;
+	}
+	if (over)
+		return 1;
+	if (declared > left)
+		return problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT, "zip "
+		    "archive declares %llu bytes in %lld members, more than "
+		    "the limit of %llu (decompression bomb?): no member read",
+		    (unsigned long long)declared, (long long)count,
+		    (unsigned long long)u->budget.max_bytes) != 0 ? -1 : 1;
+	if (u->budget.max_ratio > 0 && declared > u->budget.ratio_grace &&
+	    declared / (archive_size ? archive_size : 1) > u->budget.max_ratio)
+		return problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT, "zip "
+		    "archive of %llu bytes declares %llu bytes in %lld "
+		    "members, a ratio above the limit of %u:1 (overlapping "
+		    "members? decompression bomb?): no member read",
+		    (unsigned long long)archive_size,
+		    (unsigned long long)declared, (long long)count,
+		    u->budget.max_ratio) != 0 ? -1 : 1;
+	return 0;
+}
+
 static int
 do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
 {
@@ -832,7 +906,7 @@ do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
 	struct dm_error err;
 	zip_t *za;
 	zip_int64_t count, i;
-	uint64_t archive_size, archive_out = 0, declared = 0;
+	uint64_t archive_size, archive_out = 0;
 	unsigned found_before = u->found, skipped = 0;
 	int rc = 0;
 
@@ -847,6 +921,11 @@ do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
 		rc = problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT, "zip "
 		    "archive has %lld members, more than the limit of %u",
 		    (long long)count, u->opt->limits.max_zip_members);
+		goto out;
+	}
+	rc = zip_check_declared(u, za, count, archive_size, where);
+	if (rc != 0) {
+		rc = rc < 0 ? -1 : 0;
 		goto out;
 	}
 	for (i = 0; i < count && rc == 0; i++) {
@@ -874,43 +953,6 @@ do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
 			rc = problem(u, member_where, DM_KIND_UNKNOWN,
 			    DM_E_DATA, "encrypted zip member: cannot be read");
 			continue;
-		}
-		if ((st.valid & ZIP_STAT_SIZE) &&
-		    st.size > u->budget.max_bytes - u->budget.used) {
-			rc = problem(u, member_where, DM_KIND_UNKNOWN,
-			    DM_E_LIMIT, "zip member declares %llu bytes, more "
-			    "than the limit of %llu (decompression bomb?)",
-			    (unsigned long long)st.size,
-			    (unsigned long long)u->budget.max_bytes);
-			continue;
-		}
-		if ((st.valid & ZIP_STAT_SIZE) &&
-		    (st.valid & ZIP_STAT_COMP_SIZE) &&
-		    u->budget.max_ratio > 0 && st.size > u->budget.ratio_grace &&
-		    st.size / (st.comp_size ? st.comp_size : 1) >
-		    u->budget.max_ratio) {
-			rc = problem(u, member_where, DM_KIND_UNKNOWN,
-			    DM_E_LIMIT, "zip member expands %llu bytes to "
-			    "%llu, a ratio above the limit of %u:1 "
-			    "(decompression bomb?)",
-			    (unsigned long long)st.comp_size,
-			    (unsigned long long)st.size, u->budget.max_ratio);
-			continue;
-		}
-		/* Overlapping members: each is modest, together a bomb. */
-		if (st.valid & ZIP_STAT_SIZE)
-			declared += st.size;
-		if (u->budget.max_ratio > 0 && declared > u->budget.ratio_grace &&
-		    declared / (archive_size ? archive_size : 1) >
-		    u->budget.max_ratio) {
-			rc = problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT,
-			    "zip archive of %llu bytes declares %llu bytes in "
-			    "its first %lld members, a ratio above the limit "
-			    "of %u:1 (overlapping members? decompression "
-			    "bomb?)", (unsigned long long)archive_size,
-			    (unsigned long long)declared, (long long)i + 1,
-			    u->budget.max_ratio);
-			break;
 		}
 		m = calloc(1, sizeof(*m));
 		if (m == NULL) {
