@@ -923,6 +923,48 @@ test_zip_member_cap(void **state)
 	assert_int_equal(run.rec.ends, 0);
 }
 
+/*
+ * Members that each fit the byte budget but not together: the archive is
+ * refused from its central directory, before the first (valid) member is
+ * read, so no report comes out of it.
+ */
+static void
+test_zip_declared_total(void **state)
+{
+	const struct zip_entry entries[] = {
+		{ "a.xml", report_a, strlen(report_a) },
+		{ "b.xml", report_b, strlen(report_b) },
+		{ "c.xml", report_b, strlen(report_b) },
+	};
+	struct unpack_options opt;
+	struct run run;
+	unsigned char *zip;
+	size_t len;
+	const struct event *e;
+
+	(void)state;
+	unpack_options_init(&opt);
+	opt.limits.max_ratio = 0;
+	opt.limits.max_input_bytes = strlen(report_a) + strlen(report_b) + 1;
+	zip = zip_mem(entries, 3, &len);
+	run_with(&run, zip, len, &opt);
+	e = only_event(&run, 'P');
+	assert_int_equal(e->code, DM_E_LIMIT);
+	assert_contains(e->msg, "zip archive declares");
+	assert_contains(e->msg, "in 3 members, more than the limit of");
+	assert_contains(e->msg, "no member read");
+	assert_int_equal(run.rec.ends, 0);
+	assert_true(run.result.records == 0);
+
+	/* With room for all three, all three are read. */
+	opt.limits.max_input_bytes = strlen(report_a) + 2 * strlen(report_b);
+	run_with(&run, zip, len, &opt);
+	free(zip);
+	assert_int_equal(run.rc, 0);
+	assert_int_equal(run.result.aggregate_reports, 3);
+	assert_int_equal(run.result.problems, 0);
+}
+
 /* Result counters over one input with several reports. */
 static void
 test_result_counters(void **state)
@@ -1554,6 +1596,7 @@ main(void)
 		T(test_zip_members),
 		T(test_zip_without_report),
 		T(test_zip_member_cap),
+		T(test_zip_declared_total),
 		T(test_result_counters),
 		T(test_mail_base64_gzip_attachment),
 		T(test_mail_zip_attachment),
