@@ -764,6 +764,148 @@ spool(struct unpack *u, struct stream *s, int *fd_r, struct dm_error *err)
 	return 0;
 }
 
+static void
+printable_name(const char *in, char *out, size_t size);
+
+/* Bytes of an archive at an offset: from memory, or pread() on fd. */
+static int
+zip_read_at(const unsigned char *mem, int fd, uint64_t size, uint64_t off,
+    void *buf, size_t len)
+{
+	ssize_t n;
+	size_t got = 0;
+
+	if (off > size || len > size - off)
+		return -1;
+	if (mem != NULL) {
+		memcpy(buf, mem + off, len);
+		return 0;
+	}
+	while (got < len) {
+		n = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static uint32_t
+le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+static uint16_t
+le16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+struct zip_span {
+	uint64_t offset, end;		/* local header .. at least its data */
+	char name[64];
+};
+
+static int
+zip_span_cmp(const void *a, const void *b)
+{
+	const struct zip_span *x = a, *y = b;
+
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/*
+ * zip_check_overlap - read the central directory (libzip does not give
+ * the members' offsets) and refuse members whose data overlap: two
+ * entries for one local header, or one inside another, is how a zip bomb
+ * makes many members of one stream. Each member takes at least its
+ * 30-byte local header and its compressed size, so an overlap found is a
+ * real one. Archives this reader does not follow (zip64, a directory of
+ * over 256 members or 16 MiB, a broken end record) are left to libzip
+ * and to the caps. 0 when no overlap, -1 with err.
+ */
+static int
+zip_check_overlap(const unsigned char *mem, int fd, uint64_t size,
+    struct dm_error *err)
+{
+	unsigned char *tail, *cd = NULL;
+	struct zip_span *spans = NULL;
+	uint64_t tail_off, cd_off, cd_size;
+	size_t tail_len, i, n = 0, entries, pos;
+	int rc = 0;
+
+	if (size < 22)
+		return 0;
+	/* The end record: 22 bytes and a comment of up to 65535. */
+	tail_len = size < 65535 + 22 ? (size_t)size : 65535 + 22;
+	tail_off = size - tail_len;
+	if ((tail = malloc(tail_len)) == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	if (zip_read_at(mem, fd, size, tail_off, tail, tail_len) != 0) {
+		free(tail);
+		return 0;
+	}
+	for (i = tail_len - 22 + 1; i-- > 0;)
+		if (le32(tail + i) == 0x06054b50)
+			break;
+	if (i == (size_t)-1) {
+		free(tail);
+		return 0;
+	}
+	entries = le16(tail + i + 10);
+	cd_size = le32(tail + i + 12);
+	cd_off = le32(tail + i + 16);
+	free(tail);
+	if (entries == 0 || entries > DM_MAX_ZIP_MEMBERS ||
+	    cd_off == 0xffffffffu || cd_size > (16u << 20) ||
+	    cd_off + cd_size > size)
+		return 0;
+	cd = malloc(cd_size > 0 ? (size_t)cd_size : 1);
+	spans = calloc(entries, sizeof(*spans));
+	if (cd == NULL || spans == NULL) {
+		rc = dm_error_set(err, DM_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (zip_read_at(mem, fd, size, cd_off, cd, (size_t)cd_size) != 0)
+		goto out;
+	for (pos = 0; n < entries && pos + 46 <= cd_size; n++) {
+		const unsigned char *e = cd + pos;
+		size_t name_len = le16(e + 28);
+		char raw[64];
+
+		if (le32(e) != 0x02014b50)
+			goto out;	/* libzip says what is wrong */
+		spans[n].offset = le32(e + 42);
+		spans[n].end = spans[n].offset + 30 + le32(e + 20);
+		if (name_len > cd_size - pos - 46)
+			goto out;
+		snprintf(raw, sizeof(raw), "%.*s", (int)name_len,
+		    (const char *)e + 46);
+		printable_name(raw, spans[n].name, sizeof(spans[n].name));
+		pos += 46 + name_len + le16(e + 30) + le16(e + 32);
+	}
+	qsort(spans, n, sizeof(*spans), zip_span_cmp);
+	for (i = 0; i + 1 < n; i++)
+		if (spans[i].end > spans[i + 1].offset) {
+			rc = dm_error_set(err, DM_E_DATA, "zip members '%s' and "
+			    "'%s' overlap (local headers at byte offsets "
+			    "%llu and %llu): refused before any member is "
+			    "read (a zip bomb's shape)", spans[i].name,
+			    spans[i + 1].name,
+			    (unsigned long long)spans[i].offset,
+			    (unsigned long long)spans[i + 1].offset);
+			break;
+		}
+out:
+	free(cd);
+	free(spans);
+	return rc;
+}
+
 static int
 zip_open_stream(struct unpack *u, struct stream *s, zip_t **za_r,
     uint64_t *size_r, struct dm_error *err)
@@ -776,8 +918,14 @@ zip_open_stream(struct unpack *u, struct stream *s, zip_t **za_r,
 	*size_r = s->mem_len;
 	zipl.zip_error_init(&zerr);
 	if (s->mem != NULL) {
-		zip_source_t *src = zipl.zip_source_buffer_create(s->mem, s->mem_len,
-		    0, &zerr);
+		zip_source_t *src;
+
+		if (zip_check_overlap(s->mem, -1, s->mem_len, err) != 0) {
+			zipl.zip_error_fini(&zerr);
+			return -1;
+		}
+		src = zipl.zip_source_buffer_create(s->mem, s->mem_len, 0,
+		    &zerr);
 
 		if (src != NULL) {
 			*za_r = zipl.zip_open_from_source(src, ZIP_RDONLY, &zerr);
@@ -798,6 +946,11 @@ zip_open_stream(struct unpack *u, struct stream *s, zip_t **za_r,
 		}
 		if (fstat(fd, &st) == 0)
 			*size_r = (uint64_t)st.st_size;
+		if (zip_check_overlap(NULL, fd, *size_r, err) != 0) {
+			close(fd);
+			zipl.zip_error_fini(&zerr);
+			return -1;
+		}
 		*za_r = zipl.zip_fdopen(fd, ZIP_RDONLY, &code);
 		if (*za_r == NULL) {
 			close(fd);
