@@ -140,6 +140,8 @@ EXTRA_DIST += tests/data/adversarial.sh \
 	tests/data/adversarial/zip-empty.zip \
 	tests/data/adversarial/zip-encrypted-member.expect \
 	tests/data/adversarial/zip-encrypted-member.zip \
+	tests/data/adversarial/zip-member-inside-member.expect \
+	tests/data/adversarial/zip-member-inside-member.zip \
 	tests/data/adversarial/zip-members-total-over-max-bytes.expect \
 	tests/data/adversarial/zip-members-total-over-max-bytes.zip \
 	tests/data/adversarial/zip-nested-8-deep.expect \
@@ -148,6 +150,8 @@ EXTRA_DIST += tests/data/adversarial.sh \
 	tests/data/adversarial/zip-only-directory.zip \
 	tests/data/adversarial/zip-overlapping-members.expect \
 	tests/data/adversarial/zip-overlapping-members.zip \
+	tests/data/adversarial/zip-overlapping-two-small.expect \
+	tests/data/adversarial/zip-overlapping-two-small.zip \
 	tests/data/adversarial/zip-path-traversal-member.expect \
 	tests/data/adversarial/zip-path-traversal-member.zip \
 	tests/data/adversarial/zip-truncated.expect \

@@ -387,11 +387,43 @@ def build():
         z.entry("r%03d.xml" % i, off, 8, crc, len(payload), len(shared))
     case("zip-overlapping-members", "zip", z.bytes(),
          "256 zip entries that all point at one small deflate stream "
-         "(225 MiB from 18 KB) are refused by the archive-wide ratio of "
-         "the declared sizes before any member is read (records 0)",
-         error=r"^zip archive of \d+ bytes declares \d+ bytes in 256 "
-               r"members, a ratio above the limit of 250:1 \(overlapping "
-               r"members\? decompression bomb\?\): no member read",
+         "(225 MiB from 18 KB) are refused from the central directory "
+         "as overlapping, before any member is read (records 0)",
+         error=r"^zip members 'r000\.xml' and 'r001\.xml' overlap \(local "
+               r"headers at byte offsets 0 and 0\): refused before any "
+               r"member is read",
+         records=0)
+
+    # Two entries for one valid report: under every size and ratio cap,
+    # so only the overlap check keeps it from being read twice.
+    z = Zip()
+    payload = deflate([ok_report], -15)
+    crc = zlib.crc32(ok_report)
+    off = z.local("a.xml", payload, 8, crc, len(payload), len(ok_report))
+    z.entry("a.xml", off, 8, crc, len(payload), len(ok_report))
+    z.entry("b.xml", off, 8, crc, len(payload), len(ok_report))
+    case("zip-overlapping-two-small", "zip", z.bytes(),
+         "two small entries sharing one local header (no cap is near) are "
+         "refused as overlapping, not read as two reports",
+         error=r"^zip members 'a\.xml' and 'b\.xml' overlap \(local "
+               r"headers at byte offsets 0 and 0\)",
+         records=0)
+
+    # B's local header sits inside A's compressed data.
+    z = Zip()
+    inner = zip_one("report.xml", ok_report)
+    off_a = z.local("outer.bin", inner, 0, zlib.crc32(inner), len(inner),
+                    len(inner))
+    z.entry("outer.bin", off_a, 0, zlib.crc32(inner), len(inner),
+            len(inner))
+    payload = deflate([ok_report], -15)
+    z.entry("report.xml", off_a + 30 + len("outer.bin"), 8,
+            zlib.crc32(ok_report), len(payload), len(ok_report))
+    case("zip-member-inside-member", "zip", z.bytes(),
+         "an entry whose local header lies inside another member's data "
+         "is refused as overlapping",
+         error=r"^zip members 'outer\.bin' and 'report\.xml' overlap "
+               r"\(local headers at byte offsets 0 and 39\)",
          records=0)
 
     # Three complete reports of 400 KiB: each fits --max-bytes 1M, all
