@@ -301,6 +301,24 @@ stop(struct agg_parser *p, enum dm_error_code code, const char *fmt, ...)
 static void
 reject(struct agg_parser *p, const char *fmt, ...) DM_PRINTF(2, 3);
 
+/*
+ * A <begin> or <end> after this (2099-12-31T23:59:59Z) is no reporting
+ * period: year 9999 and the like are refused, not stored.
+ */
+#define AGG_MAX_EPOCH		INT64_C(4102444799)
+/* 2000-01-01: the earliest date read from milliseconds. */
+#define AGG_MIN_MS_EPOCH	INT64_C(946684800)
+
+/* Whether a namespace URI names DMARC (any case). */
+static int
+contains_dmarc(const char *uri)
+{
+	for (; *uri != '\0'; uri++)
+		if (strncasecmp(uri, "dmarc", 5) == 0)
+			return 1;
+	return 0;
+}
+
 static void
 reject(struct agg_parser *p, const char *fmt, ...)
 {
@@ -518,6 +536,20 @@ handle_meta_value(struct agg_parser *p, enum elem id, const char *s,
 			break;
 		if (dm_parse_epoch(value, &t, &why, &repair) != 0) {
 			reject(p, "'%.60s' %s", value, why);
+			break;
+		}
+		if (t > AGG_MAX_EPOCH) {
+			reject(p, "'%.60s' is after 2099: no report covers "
+			    "that period", value);
+			break;
+		}
+		/* Seconds past 5138 were read as milliseconds (common/
+		 * report.c); before 2000 as milliseconds, they are no date
+		 * in either reading (year 9999 in seconds lands in 1978). */
+		if (repair != NULL && strncmp(repair, "milliseconds", 12) ==
+		    0 && t < AGG_MIN_MS_EPOCH) {
+			reject(p, "'%.60s' is out of range: after 2099 as "
+			    "seconds, before 2000 as milliseconds", value);
 			break;
 		}
 		if (repair != NULL)
@@ -917,6 +949,12 @@ on_start(struct agg_parser *p, enum elem id, const xmlChar *uri)
 			    "urn:ietf:params:xml:ns:dmarc-2.0") == 0 ||
 			    strcmp((const char *)uri,
 			    "http://dmarc.org/dmarc-xml/0.2") == 0;
+			/* Any DMARC namespace will do (several are in use);
+			 * one that is not is another format's <feedback>. */
+			if (uri[0] != '\0' && !contains_dmarc((const char *)uri))
+				reject(p, "<feedback> is in the namespace "
+				    "'%.200s', not a DMARC namespace",
+				    (const char *)uri);
 		}
 		if (p->wrapper_name[0] != '\0')
 			warn(p, "<feedback> found inside <%s>",

@@ -766,6 +766,148 @@ spool(struct unpack *u, struct stream *s, int *fd_r, struct dm_error *err)
 	return 0;
 }
 
+static void
+printable_name(const char *in, char *out, size_t size);
+
+/* Bytes of an archive at an offset: from memory, or pread() on fd. */
+static int
+zip_read_at(const unsigned char *mem, int fd, uint64_t size, uint64_t off,
+    void *buf, size_t len)
+{
+	ssize_t n;
+	size_t got = 0;
+
+	if (off > size || len > size - off)
+		return -1;
+	if (mem != NULL) {
+		memcpy(buf, mem + off, len);
+		return 0;
+	}
+	while (got < len) {
+		n = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static uint32_t
+le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+static uint16_t
+le16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+struct zip_span {
+	uint64_t offset, end;		/* local header .. at least its data */
+	char name[64];
+};
+
+static int
+zip_span_cmp(const void *a, const void *b)
+{
+	const struct zip_span *x = a, *y = b;
+
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/*
+ * zip_check_overlap - read the central directory (libzip does not give
+ * the members' offsets) and refuse members whose data overlap: two
+ * entries for one local header, or one inside another, is how a zip bomb
+ * makes many members of one stream. Each member takes at least its
+ * 30-byte local header and its compressed size, so an overlap found is a
+ * real one. Archives this reader does not follow (zip64, a directory of
+ * over 256 members or 16 MiB, a broken end record) are left to libzip
+ * and to the caps. 0 when no overlap, -1 with err.
+ */
+static int
+zip_check_overlap(const unsigned char *mem, int fd, uint64_t size,
+    struct dm_error *err)
+{
+	unsigned char *tail, *cd = NULL;
+	struct zip_span *spans = NULL;
+	uint64_t tail_off, cd_off, cd_size;
+	size_t tail_len, i, n = 0, entries, pos;
+	int rc = 0;
+
+	if (size < 22)
+		return 0;
+	/* The end record: 22 bytes and a comment of up to 65535. */
+	tail_len = size < 65535 + 22 ? (size_t)size : 65535 + 22;
+	tail_off = size - tail_len;
+	if ((tail = malloc(tail_len)) == NULL)
+		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	if (zip_read_at(mem, fd, size, tail_off, tail, tail_len) != 0) {
+		free(tail);
+		return 0;
+	}
+	for (i = tail_len - 22 + 1; i-- > 0;)
+		if (le32(tail + i) == 0x06054b50)
+			break;
+	if (i == (size_t)-1) {
+		free(tail);
+		return 0;
+	}
+	entries = le16(tail + i + 10);
+	cd_size = le32(tail + i + 12);
+	cd_off = le32(tail + i + 16);
+	free(tail);
+	if (entries == 0 || entries > DM_MAX_ZIP_MEMBERS ||
+	    cd_off == 0xffffffffu || cd_size > (16u << 20) ||
+	    cd_off + cd_size > size)
+		return 0;
+	cd = malloc(cd_size > 0 ? (size_t)cd_size : 1);
+	spans = calloc(entries, sizeof(*spans));
+	if (cd == NULL || spans == NULL) {
+		rc = dm_error_set(err, DM_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (zip_read_at(mem, fd, size, cd_off, cd, (size_t)cd_size) != 0)
+		goto out;
+	for (pos = 0; n < entries && pos + 46 <= cd_size; n++) {
+		const unsigned char *e = cd + pos;
+		size_t name_len = le16(e + 28);
+		char raw[64];
+
+		if (le32(e) != 0x02014b50)
+			goto out;	/* libzip says what is wrong */
+		spans[n].offset = le32(e + 42);
+		spans[n].end = spans[n].offset + 30 + le32(e + 20);
+		if (name_len > cd_size - pos - 46)
+			goto out;
+		snprintf(raw, sizeof(raw), "%.*s", (int)name_len,
+		    (const char *)e + 46);
+		printable_name(raw, spans[n].name, sizeof(spans[n].name));
+		pos += 46 + name_len + le16(e + 30) + le16(e + 32);
+	}
+	qsort(spans, n, sizeof(*spans), zip_span_cmp);
+	for (i = 0; i + 1 < n; i++)
+		if (spans[i].end > spans[i + 1].offset) {
+			rc = dm_error_set(err, DM_E_DATA, "zip members '%s' and "
+			    "'%s' overlap (local headers at byte offsets "
+			    "%llu and %llu): refused before any member is "
+			    "read (a zip bomb's shape)", spans[i].name,
+			    spans[i + 1].name,
+			    (unsigned long long)spans[i].offset,
+			    (unsigned long long)spans[i + 1].offset);
+			break;
+		}
+out:
+	free(cd);
+	free(spans);
+	return rc;
+}
+
 static int
 zip_open_stream(struct unpack *u, struct stream *s, zip_t **za_r,
     uint64_t *size_r, struct dm_error *err)
@@ -778,8 +920,14 @@ zip_open_stream(struct unpack *u, struct stream *s, zip_t **za_r,
 	*size_r = s->mem_len;
 	zipl.zip_error_init(&zerr);
 	if (s->mem != NULL) {
-		zip_source_t *src = zipl.zip_source_buffer_create(s->mem, s->mem_len,
-		    0, &zerr);
+		zip_source_t *src;
+
+		if (zip_check_overlap(s->mem, -1, s->mem_len, err) != 0) {
+			zipl.zip_error_fini(&zerr);
+			return -1;
+		}
+		src = zipl.zip_source_buffer_create(s->mem, s->mem_len, 0,
+		    &zerr);
 
 		if (src != NULL) {
 			*za_r = zipl.zip_open_from_source(src, ZIP_RDONLY, &zerr);
@@ -800,6 +948,11 @@ zip_open_stream(struct unpack *u, struct stream *s, zip_t **za_r,
 		}
 		if (fstat(fd, &st) == 0)
 			*size_r = (uint64_t)st.st_size;
+		if (zip_check_overlap(NULL, fd, *size_r, err) != 0) {
+			close(fd);
+			zipl.zip_error_fini(&zerr);
+			return -1;
+		}
 		*za_r = zipl.zip_fdopen(fd, ZIP_RDONLY, &code);
 		if (*za_r == NULL) {
 			close(fd);
@@ -827,6 +980,80 @@ printable_name(const char *in, char *out, size_t size)
 	out[o] = '\0';
 }
 
+/*
+ * zip_check_declared - the sizes the central directory declares, checked
+ * against the caps before any member is read: each member's size and
+ * ratio, then all members together against what is left of the budget
+ * and against the archive's own size (members that overlap share one
+ * compressed stream: each is modest, together a bomb). 0 when all is
+ * within the caps; 1 after a problem event for each member over a cap
+ * or one for the archive; -1 when a handler stopped the parse.
+ */
+static int
+zip_check_declared(struct unpack *u, zip_t *za, zip_int64_t count,
+    uint64_t archive_size, const char *where)
+{
+	char member_where[WHERE_MAX], name[160];
+	uint64_t declared = 0, left = u->budget.max_bytes - u->budget.used;
+	zip_int64_t i;
+	int over = 0;
+
+	for (i = 0; i < count; i++) {
+		zip_stat_t st;
+
+		zipl.zip_stat_init(&st);
+		if (zipl.zip_stat_index(za, (zip_uint64_t)i, 0, &st) != 0 ||
+		    !(st.valid & ZIP_STAT_SIZE))
+			continue;	/* the read loop says what it is */
+		printable_name(st.name, name, sizeof(name));
+		join_where(member_where, where, "zip member '%s'", name);
+		if (st.size > left) {
+			over = 1;
+			if (problem(u, member_where, DM_KIND_UNKNOWN,
+			    DM_E_LIMIT, "zip member declares %llu bytes, more "
+			    "than the limit of %llu (decompression bomb?)",
+			    (unsigned long long)st.size,
+			    (unsigned long long)u->budget.max_bytes) != 0)
+				return -1;
+			continue;
+		}
+		if ((st.valid & ZIP_STAT_COMP_SIZE) &&
+		    u->budget.max_ratio > 0 && st.size > u->budget.ratio_grace &&
+		    st.size / (st.comp_size ? st.comp_size : 1) >
+		    u->budget.max_ratio) {
+			over = 1;
+			if (problem(u, member_where, DM_KIND_UNKNOWN,
+			    DM_E_LIMIT, "zip member expands %llu bytes to "
+			    "%llu, a ratio above the limit of %u:1 "
+			    "(decompression bomb?)",
+			    (unsigned long long)st.comp_size,
+			    (unsigned long long)st.size,
+			    u->budget.max_ratio) != 0)
+				return -1;
+			continue;
+		}
+		declared += st.size;
+	}
+	if (over)
+		return 1;
+	if (declared > left)
+		return problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT, "zip "
+		    "archive declares %llu bytes in %lld members, more than "
+		    "the limit of %llu (decompression bomb?): no member read",
+		    (unsigned long long)declared, (long long)count,
+		    (unsigned long long)u->budget.max_bytes) != 0 ? -1 : 1;
+	if (u->budget.max_ratio > 0 && declared > u->budget.ratio_grace &&
+	    declared / (archive_size ? archive_size : 1) > u->budget.max_ratio)
+		return problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT, "zip "
+		    "archive of %llu bytes declares %llu bytes in %lld "
+		    "members, a ratio above the limit of %u:1 (overlapping "
+		    "members? decompression bomb?): no member read",
+		    (unsigned long long)archive_size,
+		    (unsigned long long)declared, (long long)count,
+		    u->budget.max_ratio) != 0 ? -1 : 1;
+	return 0;
+}
+
 static int
 do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
 {
@@ -834,7 +1061,7 @@ do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
 	struct dm_error err;
 	zip_t *za;
 	zip_int64_t count, i;
-	uint64_t archive_size, archive_out = 0, declared = 0;
+	uint64_t archive_size, archive_out = 0;
 	unsigned found_before = u->found, skipped = 0;
 	int rc = 0;
 
@@ -849,6 +1076,11 @@ do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
 		rc = problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT, "zip "
 		    "archive has %lld members, more than the limit of %u",
 		    (long long)count, u->opt->limits.max_zip_members);
+		goto out;
+	}
+	rc = zip_check_declared(u, za, count, archive_size, where);
+	if (rc != 0) {
+		rc = rc < 0 ? -1 : 0;
 		goto out;
 	}
 	for (i = 0; i < count && rc == 0; i++) {
@@ -876,43 +1108,6 @@ do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
 			rc = problem(u, member_where, DM_KIND_UNKNOWN,
 			    DM_E_DATA, "encrypted zip member: cannot be read");
 			continue;
-		}
-		if ((st.valid & ZIP_STAT_SIZE) &&
-		    st.size > u->budget.max_bytes - u->budget.used) {
-			rc = problem(u, member_where, DM_KIND_UNKNOWN,
-			    DM_E_LIMIT, "zip member declares %llu bytes, more "
-			    "than the limit of %llu (decompression bomb?)",
-			    (unsigned long long)st.size,
-			    (unsigned long long)u->budget.max_bytes);
-			continue;
-		}
-		if ((st.valid & ZIP_STAT_SIZE) &&
-		    (st.valid & ZIP_STAT_COMP_SIZE) &&
-		    u->budget.max_ratio > 0 && st.size > u->budget.ratio_grace &&
-		    st.size / (st.comp_size ? st.comp_size : 1) >
-		    u->budget.max_ratio) {
-			rc = problem(u, member_where, DM_KIND_UNKNOWN,
-			    DM_E_LIMIT, "zip member expands %llu bytes to "
-			    "%llu, a ratio above the limit of %u:1 "
-			    "(decompression bomb?)",
-			    (unsigned long long)st.comp_size,
-			    (unsigned long long)st.size, u->budget.max_ratio);
-			continue;
-		}
-		/* Overlapping members: each is modest, together a bomb. */
-		if (st.valid & ZIP_STAT_SIZE)
-			declared += st.size;
-		if (u->budget.max_ratio > 0 && declared > u->budget.ratio_grace &&
-		    declared / (archive_size ? archive_size : 1) >
-		    u->budget.max_ratio) {
-			rc = problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT,
-			    "zip archive of %llu bytes declares %llu bytes in "
-			    "its first %lld members, a ratio above the limit "
-			    "of %u:1 (overlapping members? decompression "
-			    "bomb?)", (unsigned long long)archive_size,
-			    (unsigned long long)declared, (long long)i + 1,
-			    u->budget.max_ratio);
-			break;
 		}
 		m = calloc(1, sizeof(*m));
 		if (m == NULL) {

@@ -12,12 +12,22 @@ EXTRA_DIST += tests/data/adversarial.sh \
 	tests/data/adversarial/count-negative.xml \
 	tests/data/adversarial/count-not-numeric.expect \
 	tests/data/adversarial/count-not-numeric.xml \
+	tests/data/adversarial/count-overflow-2p128.expect \
+	tests/data/adversarial/count-overflow-2p128.xml \
 	tests/data/adversarial/count-overflow-2p63.expect \
 	tests/data/adversarial/count-overflow-2p63.xml \
 	tests/data/adversarial/count-overflow-2p64.expect \
 	tests/data/adversarial/count-overflow-2p64.xml \
 	tests/data/adversarial/count-sum-overflow.expect \
 	tests/data/adversarial/count-sum-overflow.xml \
+	tests/data/adversarial/date-range-negative.expect \
+	tests/data/adversarial/date-range-negative.xml \
+	tests/data/adversarial/date-range-year-2100.expect \
+	tests/data/adversarial/date-range-year-2100.xml \
+	tests/data/adversarial/date-range-year-9999-ms.expect \
+	tests/data/adversarial/date-range-year-9999-ms.xml \
+	tests/data/adversarial/date-range-year-9999.expect \
+	tests/data/adversarial/date-range-year-9999.xml \
 	tests/data/adversarial/duplicate-conflicting-begin.expect \
 	tests/data/adversarial/duplicate-conflicting-begin.xml \
 	tests/data/adversarial/empty-file.expect \
@@ -52,6 +62,10 @@ EXTRA_DIST += tests/data/adversarial.sh \
 	tests/data/adversarial/html-no-doctype.html \
 	tests/data/adversarial/huge-attribute.expect \
 	tests/data/adversarial/huge-attribute.xml \
+	tests/data/adversarial/invalid-utf8-in-count.expect \
+	tests/data/adversarial/invalid-utf8-in-count.xml \
+	tests/data/adversarial/invalid-utf8-in-org-name.expect \
+	tests/data/adversarial/invalid-utf8-in-org-name.xml \
 	tests/data/adversarial/json-not-tlsrpt.expect \
 	tests/data/adversarial/json-not-tlsrpt.json \
 	tests/data/adversarial/mail-600-parts.eml \
@@ -90,14 +104,20 @@ EXTRA_DIST += tests/data/adversarial.sh \
 	tests/data/adversarial/record-without-count.xml \
 	tests/data/adversarial/text-node-100mb.expect \
 	tests/data/adversarial/text-node-100mb.xml.gz \
+	tests/data/adversarial/text-node-1gib.expect \
+	tests/data/adversarial/text-node-1gib.xml.gz.gz \
 	tests/data/adversarial/tlsrpt-truncated.expect \
 	tests/data/adversarial/tlsrpt-truncated.json \
 	tests/data/adversarial/unterminated-mid-record.expect \
 	tests/data/adversarial/unterminated-mid-record.xml \
+	tests/data/adversarial/wrong-namespace.expect \
+	tests/data/adversarial/wrong-namespace.xml \
 	tests/data/adversarial/xml-declaration-only.expect \
 	tests/data/adversarial/xml-declaration-only.xml \
 	tests/data/adversarial/xml-no-feedback-root.expect \
 	tests/data/adversarial/xml-no-feedback-root.xml \
+	tests/data/adversarial/xxe-http-entity.expect \
+	tests/data/adversarial/xxe-http-entity.xml \
 	tests/data/adversarial/xxe-parameter-entity.expect \
 	tests/data/adversarial/xxe-parameter-entity.xml \
 	tests/data/adversarial/xxe-system-entity.expect \
@@ -120,12 +140,18 @@ EXTRA_DIST += tests/data/adversarial.sh \
 	tests/data/adversarial/zip-empty.zip \
 	tests/data/adversarial/zip-encrypted-member.expect \
 	tests/data/adversarial/zip-encrypted-member.zip \
+	tests/data/adversarial/zip-member-inside-member.expect \
+	tests/data/adversarial/zip-member-inside-member.zip \
+	tests/data/adversarial/zip-members-total-over-max-bytes.expect \
+	tests/data/adversarial/zip-members-total-over-max-bytes.zip \
 	tests/data/adversarial/zip-nested-8-deep.expect \
 	tests/data/adversarial/zip-nested-8-deep.zip \
 	tests/data/adversarial/zip-only-directory.expect \
 	tests/data/adversarial/zip-only-directory.zip \
 	tests/data/adversarial/zip-overlapping-members.expect \
 	tests/data/adversarial/zip-overlapping-members.zip \
+	tests/data/adversarial/zip-overlapping-two-small.expect \
+	tests/data/adversarial/zip-overlapping-two-small.zip \
 	tests/data/adversarial/zip-path-traversal-member.expect \
 	tests/data/adversarial/zip-path-traversal-member.zip \
 	tests/data/adversarial/zip-truncated.expect \

@@ -11,6 +11,7 @@ TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
 	tests/integration/imap_hostile.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
+	tests/integration/adversarial_store.py \
 	tests/integration/dedupe.py tests/integration/order.py \
 	tests/integration/jobs.py tests/integration/race.py \
 	tests/integration/resolve.py \
@@ -29,6 +30,7 @@ TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
 EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
+	tests/integration/adversarial_store.py \
 	tests/integration/dedupe.py tests/integration/order.py \
 	tests/integration/jobs.py tests/integration/race.py \
 	tests/integration/pg.sh tests/integration/pgharness.py \

@@ -1206,6 +1206,101 @@ test_conflicting_report_id_rejects(void **state)
 	    "<report_id>: 'a' and 'b'");
 }
 
+/* A fresh recorder and warnings for the next document of one test. */
+static void
+recorder_reset(struct fixture *f)
+{
+	recorder_free(&f->rec);
+	recorder_init(&f->rec, 0);
+	dm_warnings_clear(f->warnings);
+}
+
+#define DATED_META(begin, end) \
+	"<report_metadata><org_name>o</org_name><report_id>r</report_id>" \
+	"<date_range><begin>" begin "</begin><end>" end "</end>" \
+	"</date_range></report_metadata>"
+
+/* Year 9999 in seconds is above 10^11, the milliseconds threshold: it
+ * must not become a date in 1978. */
+static void
+test_date_range_year_9999_rejects(void **state)
+{
+	static const char doc[] =
+		"<feedback>" DATED_META("253402214400", "253402300799")
+		POLICY RECORD("192.0.2.1", "1") "</feedback>";
+	struct fixture *f = *state;
+
+	assert_int_equal(parse_str(doc, &f->rec, f->warnings, &f->out), -1);
+	assert_int_equal(f->rec.at_end.status, DM_STATUS_REJECTED);
+	assert_contains(f->rec.at_end.error.msg, "in <begin>: "
+	    "'253402214400' is out of range: after 2099 as seconds, before "
+	    "2000 as milliseconds");
+	assert_int_equal(f->rec.records, 0);
+}
+
+static void
+test_date_range_after_2099_rejects(void **state)
+{
+	static const char in_ms[] =
+		"<feedback>" DATED_META("253402214400000", "253402300799000")
+		POLICY RECORD("192.0.2.1", "1") "</feedback>";
+	static const char end_2100[] =
+		"<feedback>" DATED_META("4102358400", "4102444800")
+		POLICY RECORD("192.0.2.1", "1") "</feedback>";
+	static const char last_second[] =
+		"<feedback>" DATED_META("4102358400", "4102444799")
+		POLICY RECORD("192.0.2.1", "1") "</feedback>";
+	static const char negative[] =
+		"<feedback>" DATED_META("-86400", "-1")
+		POLICY RECORD("192.0.2.1", "1") "</feedback>";
+	struct fixture *f = *state;
+
+	assert_int_equal(parse_str(in_ms, &f->rec, f->warnings, &f->out), -1);
+	assert_contains(f->rec.at_end.error.msg, "in <begin>: "
+	    "'253402214400000' is after 2099");
+	recorder_reset(f);
+	assert_int_equal(parse_str(end_2100, &f->rec, f->warnings, &f->out),
+	    -1);
+	assert_contains(f->rec.at_end.error.msg, "in <end>: '4102444800' is "
+	    "after 2099");
+	recorder_reset(f);
+	assert_int_equal(parse_str(negative, &f->rec, f->warnings, &f->out),
+	    -1);
+	assert_contains(f->rec.at_end.error.msg, "in <begin>: '-86400' is "
+	    "negative");
+	/* The last second of 2099 is still a date. */
+	recorder_reset(f);
+	assert_int_equal(parse_str(last_second, &f->rec, f->warnings,
+	    &f->out), 0);
+	assert_int_equal(f->rec.at_end.status, DM_STATUS_OK);
+	assert_int_equal(f->rec.records, 1);
+}
+
+/* Any DMARC namespace is read; another format's <feedback> is not. */
+static void
+test_wrong_namespace_rejects(void **state)
+{
+	static const char xhtml[] =
+		"<feedback xmlns=\"http://www.w3.org/1999/xhtml\">\n" META
+		POLICY RECORD("192.0.2.1", "1") "</feedback>";
+	static const char dmarc01[] =
+		"<feedback xmlns=\"http://dmarc.org/dmarc-xml/0.1\">\n" META
+		POLICY RECORD("192.0.2.1", "1") "</feedback>";
+	struct fixture *f = *state;
+
+	assert_int_equal(parse_str(xhtml, &f->rec, f->warnings, &f->out), -1);
+	assert_int_equal(f->rec.at_end.status, DM_STATUS_REJECTED);
+	assert_contains(f->rec.at_end.error.msg, "<feedback> is in the "
+	    "namespace 'http://www.w3.org/1999/xhtml', not a DMARC namespace");
+	assert_int_equal(f->rec.records, 0);
+	recorder_reset(f);
+	assert_int_equal(parse_str(dmarc01, &f->rec, f->warnings, &f->out),
+	    0);
+	assert_int_equal(f->rec.at_end.status, DM_STATUS_OK);
+	assert_string_equal(f->rec.at_end.namespace_uri,
+	    "http://dmarc.org/dmarc-xml/0.1");
+}
+
 static void
 test_record_before_metadata(void **state)
 {
@@ -1893,6 +1988,9 @@ main(void)
 		T(test_zero_records_rejects),
 		T(test_missing_report_id_rejects),
 		T(test_conflicting_report_id_rejects),
+		T(test_date_range_year_9999_rejects),
+		T(test_date_range_after_2099_rejects),
+		T(test_wrong_namespace_rejects),
 		T(test_record_before_metadata),
 		T(test_doctype_xxe_stops),
 		T(test_billion_laughs_stops),

@@ -923,6 +923,124 @@ test_zip_member_cap(void **state)
 	assert_int_equal(run.rec.ends, 0);
 }
 
+/*
+ * Members that each fit the byte budget but not together: the archive is
+ * refused from its central directory, before the first (valid) member is
+ * read, so no report comes out of it.
+ */
+static void
+test_zip_declared_total(void **state)
+{
+	const struct zip_entry entries[] = {
+		{ "a.xml", report_a, strlen(report_a) },
+		{ "b.xml", report_b, strlen(report_b) },
+		{ "c.xml", report_b, strlen(report_b) },
+	};
+	struct unpack_options opt;
+	struct run run;
+	unsigned char *zip;
+	size_t len;
+	const struct event *e;
+
+	(void)state;
+	unpack_options_init(&opt);
+	opt.limits.max_ratio = 0;
+	opt.limits.max_input_bytes = strlen(report_a) + strlen(report_b) + 1;
+	zip = zip_mem(entries, 3, &len);
+	run_with(&run, zip, len, &opt);
+	e = only_event(&run, 'P');
+	assert_int_equal(e->code, DM_E_LIMIT);
+	assert_contains(e->msg, "zip archive declares");
+	assert_contains(e->msg, "in 3 members, more than the limit of");
+	assert_contains(e->msg, "no member read");
+	assert_int_equal(run.rec.ends, 0);
+	assert_true(run.result.records == 0);
+
+	/* With room for all three, all three are read. */
+	opt.limits.max_input_bytes = strlen(report_a) + 2 * strlen(report_b);
+	run_with(&run, zip, len, &opt);
+	free(zip);
+	assert_int_equal(run.rc, 0);
+	assert_int_equal(run.result.aggregate_reports, 3);
+	assert_int_equal(run.result.problems, 0);
+}
+
+static void
+put_le16(unsigned char *p, size_t v)
+{
+	p[0] = (unsigned char)(v & 0xff);
+	p[1] = (unsigned char)((v >> 8) & 0xff);
+}
+
+static void
+put_le32(unsigned char *p, size_t v)
+{
+	put_le16(p, v & 0xffff);
+	put_le16(p + 2, (v >> 16) & 0xffff);
+}
+
+static size_t
+get_le32(const unsigned char *p)
+{
+	return (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
+	    (size_t)p[3] << 24;
+}
+
+/*
+ * A one-member archive (libzip's, no comment) with its central directory
+ * entry twice, the second renamed 'b...': two names for one local header.
+ */
+static unsigned char *
+zip_duplicate_entry(const unsigned char *zip, size_t len, size_t *len_r)
+{
+	size_t eocd = len - 22, cd_off, cd_size;
+	unsigned char *out;
+
+	assert_int_equal(get_le32(zip + eocd), 0x06054b50);
+	cd_size = get_le32(zip + eocd + 12);
+	cd_off = get_le32(zip + eocd + 16);
+	assert_int_equal(cd_off + cd_size, eocd);
+	out = malloc(len + cd_size);
+	assert_non_null(out);
+	memcpy(out, zip, eocd);
+	memcpy(out + eocd, zip + cd_off, cd_size);
+	out[eocd + 46] = 'b';
+	memcpy(out + eocd + cd_size, zip + eocd, 22);
+	put_le16(out + eocd + cd_size + 8, 2);
+	put_le16(out + eocd + cd_size + 10, 2);
+	put_le32(out + eocd + cd_size + 12, 2 * cd_size);
+	*len_r = len + cd_size;
+	return out;
+}
+
+/* Overlapping members are refused from the central directory, before
+ * either is read, however small they are. */
+static void
+test_zip_overlapping_members(void **state)
+{
+	const struct zip_entry entry = { "a.xml", report_a, strlen(report_a) };
+	struct run run;
+	unsigned char *zip, *twice;
+	size_t len, twice_len;
+	const struct event *e;
+
+	(void)state;
+	zip = zip_mem(&entry, 1, &len);
+	run_mem(&run, zip, len);
+	assert_int_equal(only_event(&run, 'R')->status, DM_STATUS_OK);
+	twice = zip_duplicate_entry(zip, len, &twice_len);
+	free(zip);
+	run_mem(&run, twice, twice_len);
+	free(twice);
+	assert_int_equal(run.rc, 0);
+	e = only_event(&run, 'P');
+	assert_int_equal(e->code, DM_E_DATA);
+	assert_contains(e->msg, "zip members 'a.xml' and 'b.xml' overlap "
+	    "(local headers at byte offsets 0 and 0)");
+	assert_int_equal(run.rec.ends, 0);
+	assert_true(run.result.records == 0);
+}
+
 /* Result counters over one input with several reports. */
 static void
 test_result_counters(void **state)
@@ -1554,6 +1672,8 @@ main(void)
 		T(test_zip_members),
 		T(test_zip_without_report),
 		T(test_zip_member_cap),
+		T(test_zip_declared_total),
+		T(test_zip_overlapping_members),
 		T(test_result_counters),
 		T(test_mail_base64_gzip_attachment),
 		T(test_mail_zip_attachment),
