@@ -40,7 +40,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -62,6 +61,10 @@ def sanitized(binary):
     with open(binary, "rb") as f:
         data = f.read()
     return b"__asan_init" in data or b"__msan_init" in data
+
+
+SANITIZER_REPORT = re.compile(r"AddressSanitizer|LeakSanitizer|"
+                              r"runtime error:|ThreadSanitizer")
 
 
 def vm_rss(pid):
@@ -364,8 +367,9 @@ def check_slow(tap, env, config_base, tokens):
         tap.check("slow clients: max_connections_per_ip caps one address",
                   [] if refused >= 40 - PER_IP else
                   ["only %d of 40 refused" % refused])
-        tap.check("slow clients: the server lives",
-                  [] if srv.p.poll() is None and alive(srv.port) else
+        tap.check("slow clients: the server lives, no sanitizer report",
+                  [] if srv.p.poll() is None and alive(srv.port) and
+                  not SANITIZER_REPORT.search(srv.log()) else
                   [srv.log()[-2000:]])
     finally:
         srv.kill()
@@ -505,6 +509,9 @@ def main(tap):
         check_memory(tap, env, srv, tokens)
         tap.check("no token in the server's output",
                   [n for n, t in tokens.items() if t in srv.log()])
+        tap.check("no sanitizer report in the server's output",
+                  [srv.log()[-3000:]] if SANITIZER_REPORT.search(srv.log())
+                  else [])
     finally:
         srv.kill()
     check_slow(tap, env, config_base, tokens)

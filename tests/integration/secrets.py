@@ -15,7 +15,8 @@ and says so.
 
 Checked, with the names docs/security.md cites:
   no secret: COMMAND       parse, ingest, fetch and run (Dovecot: one
-        account with a wrong password, one with the right one), serve (requests with and without a token, SIGTERM),
+        account with a wrong password, one with the right one), serve
+        (requests with a good, a wrong and a mangled token, SIGTERM),
         check, alerts (a webhook answering 500), migrate (a database
         that does not exist, with a password): none of the secrets in
         stdout, stderr or a syslog line; for run, the command that logs
@@ -52,6 +53,10 @@ SECRETS = {
     "hook_url": "hookurl-Zq7x9SecretPath",
     "hook_key": "hookkey-Zq7x9SecretKey",
 }
+
+
+SANITIZER_REPORT = re.compile(r"AddressSanitizer|LeakSanitizer|"
+                              r"runtime error:|ThreadSanitizer")
 
 
 def write_secret(path, value, mode=0o600):
@@ -195,6 +200,8 @@ def main(tap):
         syslog = log.text()
         problems = ["%s in the output or the log" % s
                     for s in leaks(r.out, r.err, syslog)]
+        if SANITIZER_REPORT.search(r.err):
+            problems.append("a sanitizer report")
         if expect_rc is not None and r.rc not in expect_rc:
             problems.append("exit %s" % r.rc)
         if logs and log.works and "dmarcd" not in syslog:
@@ -279,6 +286,8 @@ def main(tap):
     tap.check("no secret: serve (a good, a wrong and a mangled token)",
               ["%s in the output or the log" % s
                for s in leaks(out, syslog)] +
+              (["a sanitizer report"] if SANITIZER_REPORT.search(out)
+               else []) +
               ([] if "listening" in out + syslog else ["no log at all"]))
 
     # fetch, against Dovecot with a wrong password.
@@ -341,6 +350,8 @@ def main(tap):
         syslog = log.text()
         problems = ["%s in the output or the log" % s
                     for s in leaks(out, syslog)]
+        if SANITIZER_REPORT.search(out):
+            problems.append("a sanitizer report")
         if log.works and not ("imap_error" in syslog and
                               "connected" in syslog):
             problems.append("syslog lacks the lines looked for "
