@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""secrets.py - no secret ever leaves in a log line, and secret files
+"""secret_leaks.py - no secret ever leaves in a log line, and secret files
 that others could read (or, for root, that another user owns) are
 refused.
+
+Not named secrets.py: this directory is on sys.path, and the standard
+library's secrets module (imapharness uses it) must stay reachable.
 
 Prints TAP; skipped without PostgreSQL (the Dovecot part without
 Dovecot). Distinctive secrets are planted everywhere dmarcd takes one:
