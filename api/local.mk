@@ -13,4 +13,4 @@ api_libapi_a_SOURCES = \
 api_libapi_a_CPPFLAGS = $(AM_CPPFLAGS) $(MHD_CFLAGS) $(JANSSON_CFLAGS) \
 	$(LIBPQ_CFLAGS) $(NETTLE_CFLAGS) $(ZLIB_CFLAGS)
 API_LIBS = api/libapi.a
-EXTRA_DIST += api/openapi.yaml
+EXTRA_DIST += api/openapi.yaml docs/security.md

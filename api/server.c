@@ -2,9 +2,17 @@
  * server.c - the HTTP side of the API: one libmicrohttpd daemon per
  * [api] listen address, each with a pool of [api] threads worker threads
  * (MHD_USE_INTERNAL_POLLING_THREAD, epoll), [api] max_connections
- * connections, an idle timeout of [api] request_timeout and 32 KiB of
+ * connections, at most [api] max_connections_per_ip of them from one
+ * client address, an idle timeout of [api] request_timeout and 32 KiB of
  * memory per connection (the request line and headers must fit: longer
  * ones get libmicrohttpd's own 414 or 431).
+ *
+ * The idle timeout alone does not stop a slow client (slowloris): one
+ * byte a second keeps a connection alive forever. So the request line
+ * and headers of each request must arrive in full within [api]
+ * header_timeout seconds of the connection opening or of the previous
+ * answer; a watchdog thread shuts down the socket of a connection past
+ * that deadline (libmicrohttpd then closes it as if the client had).
  *
  * Only GET and HEAD are served, without a body: a request that carries
  * one is refused at once (413), before it is read. Every answer here is
@@ -50,7 +58,8 @@
 	X(a, MHD_create_response_from_callback)				\
 	X(a, MHD_add_response_header) X(a, MHD_queue_response)		\
 	X(a, MHD_destroy_response) X(a, MHD_lookup_connection_value_n)	\
-	X(a, MHD_lookup_connection_value) X(a, MHD_is_feature_supported)
+	X(a, MHD_lookup_connection_value) X(a, MHD_is_feature_supported)	\
+	X(a, MHD_get_connection_info)
 
 static struct mhd_api {
 	DM_DL_FIELDS(MHD_SYMS)
@@ -67,6 +76,14 @@ static struct dm_dl_lib mhd_lib = DM_DL_LIB(LIBMICROHTTPD_SONAME,
 #define STATUS_MIN		100
 #define STATUS_MAX		599
 
+/* An open connection, watched for the header deadline (see the top). */
+struct watched {
+	struct watched *prev, *next;
+	int fd;
+	int waiting;		/* for the head of a request */
+	struct timespec since;	/* opened, or its last answer sent */
+};
+
 struct api {
 	struct MHD_Daemon *daemons[DM_CONFIG_MAX_LISTEN];
 	char bound[DM_CONFIG_MAX_LISTEN][80];
@@ -74,6 +91,13 @@ struct api {
 	struct api_routes *routes;
 	char *tls_cert, *tls_key;
 	uint64_t requests[STATUS_MAX + 1];	/* by status, atomic */
+	/* The header deadline: the list, and the thread that enforces it. */
+	pthread_mutex_t watch_lock;
+	pthread_cond_t watch_wake;
+	struct watched *watched;
+	long header_timeout_ms;
+	int watchdog_started, stopping;
+	pthread_t watchdog;
 };
 
 /* ---- request helpers for routes.c ---- */
@@ -278,6 +302,118 @@ unescape(void *cls, struct MHD_Connection *c, char *s)
 	return api_unescape(s);
 }
 
+/* ---- the header deadline ---- */
+
+static long
+elapsed_ms(const struct timespec *since, const struct timespec *now)
+{
+	return (long)(now->tv_sec - since->tv_sec) * 1000 +
+	    (now->tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* waiting: whether c now waits for the head of a request. */
+static void
+watch_set(struct api *a, struct MHD_Connection *c, int waiting)
+{
+	const union MHD_ConnectionInfo *info;
+	struct watched *w;
+
+	info = mhd.MHD_get_connection_info(c,
+	    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (info == NULL || (w = info->socket_context) == NULL)
+		return;
+	pthread_mutex_lock(&a->watch_lock);
+	w->waiting = waiting;
+	clock_gettime(CLOCK_MONOTONIC, &w->since);
+	pthread_mutex_unlock(&a->watch_lock);
+}
+
+/*
+ * on_connection - a connection opens or closes. libmicrohttpd calls it
+ * for CLOSED before it closes the socket, so the watchdog never sees a
+ * descriptor that another connection may have reused.
+ */
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+	struct api *a = cls;
+	const union MHD_ConnectionInfo *info;
+	struct watched *w;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		info = mhd.MHD_get_connection_info(c,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		/* Out of memory: this one connection has no deadline. */
+		if (info == NULL || (w = calloc(1, sizeof(*w))) == NULL)
+			return;
+		w->fd = info->connect_fd;
+		w->waiting = 1;
+		clock_gettime(CLOCK_MONOTONIC, &w->since);
+		pthread_mutex_lock(&a->watch_lock);
+		w->next = a->watched;
+		if (a->watched != NULL)
+			a->watched->prev = w;
+		a->watched = w;
+		pthread_mutex_unlock(&a->watch_lock);
+		*socket_context = w;
+		return;
+	}
+	if ((w = *socket_context) == NULL)
+		return;
+	pthread_mutex_lock(&a->watch_lock);
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		a->watched = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	pthread_mutex_unlock(&a->watch_lock);
+	free(w);
+	*socket_context = NULL;
+}
+
+/* on_completed - an answer is sent: the next request's clock starts. */
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode code)
+{
+	(void)con_cls;
+	(void)code;
+	watch_set(cls, c, 1);
+}
+
+/* watchdog - cut every connection whose head is late, 4 times a second. */
+static void *
+watchdog(void *cls)
+{
+	struct api *a = cls;
+	struct timespec now, until;
+	struct watched *w;
+
+	pthread_mutex_lock(&a->watch_lock);
+	while (!a->stopping) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		for (w = a->watched; w != NULL; w = w->next) {
+			if (w->waiting && elapsed_ms(&w->since, &now) >=
+			    a->header_timeout_ms) {
+				(void)shutdown(w->fd, SHUT_RDWR);
+				w->waiting = 0;
+			}
+		}
+		until = now;
+		until.tv_nsec += 250 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&a->watch_wake, &a->watch_lock,
+		    &until);
+	}
+	pthread_mutex_unlock(&a->watch_lock);
+	return NULL;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload,
@@ -302,6 +438,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	if (*con_cls == NULL) {
 		*con_cls = &waiting;
+		watch_set(a, c, 0);
 		length = mhd.MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
 		chunked = mhd.MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -439,6 +576,10 @@ start_one(struct api *a, const struct dm_config *cfg,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		    (size_t)CONNECTION_MEMORY,
 		    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+		    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		    cfg->api_max_connections_per_ip,
+		    MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
+		    MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
 		    MHD_OPTION_HTTPS_MEM_CERT, a->tls_cert,
 		    MHD_OPTION_HTTPS_MEM_KEY, a->tls_key,
 		    MHD_OPTION_END);
@@ -451,6 +592,10 @@ start_one(struct api *a, const struct dm_config *cfg,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		    (size_t)CONNECTION_MEMORY,
 		    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+		    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		    cfg->api_max_connections_per_ip,
+		    MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
+		    MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
 		    MHD_OPTION_END);
 	if (d == NULL && in_use(&ss))
 		return dm_error_set(err, DM_E_TEMP, "[api] listen: %s%s%s:%u "
@@ -493,6 +638,16 @@ api_start(const struct dm_config *cfg, struct api **api_r,
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
+	a->header_timeout_ms = (long)cfg->api_header_timeout_s * 1000;
+	pthread_mutex_init(&a->watch_lock, NULL);
+	{
+		pthread_condattr_t attr;
+
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&a->watch_wake, &attr);
+		pthread_condattr_destroy(&attr);
+	}
 	if (cfg->api_tls_cert[0] != '\0' &&
 	    ((a->tls_cert = read_small_file(cfg->api_tls_cert, err)) == NULL ||
 	    (a->tls_key = read_small_file(cfg->api_tls_key, err)) == NULL)) {
@@ -507,6 +662,11 @@ api_start(const struct dm_config *cfg, struct api **api_r,
 	/* The worker threads inherit this mask: signals go to the caller. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &saved);
+	if ((rc = pthread_create(&a->watchdog, NULL, watchdog, a)) != 0)
+		rc = dm_error_set(err, DM_E_NOMEM, "[api] cannot start a "
+		    "thread: %s", strerror(rc));
+	else
+		a->watchdog_started = 1;
 	for (i = 0; i < cfg->api_nlisten && rc == 0; i++)
 		rc = start_one(a, cfg, &cfg->api_listen[i], err);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
@@ -529,6 +689,15 @@ api_stop(struct api **ap)
 	/* Joins the worker threads: their connections close (routes.c). */
 	for (i = 0; i < a->ndaemons; i++)
 		mhd.MHD_stop_daemon(a->daemons[i]);
+	if (a->watchdog_started) {
+		pthread_mutex_lock(&a->watch_lock);
+		a->stopping = 1;
+		pthread_cond_signal(&a->watch_wake);
+		pthread_mutex_unlock(&a->watch_lock);
+		pthread_join(a->watchdog, NULL);
+	}
+	pthread_cond_destroy(&a->watch_wake);
+	pthread_mutex_destroy(&a->watch_lock);
 	api_routes_free(&a->routes);
 	if (a->tls_key != NULL) {
 		explicit_bzero(a->tls_key, strlen(a->tls_key));

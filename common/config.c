@@ -124,6 +124,10 @@ static const struct key keys[] = {
 	    100000),
 	KEY("api", "request_timeout", KIND_UNSIGNED, api_request_timeout_s, 1,
 	    3600),
+	KEY("api", "header_timeout", KIND_UNSIGNED, api_header_timeout_s, 1,
+	    3600),
+	KEY("api", "max_connections_per_ip", KIND_UNSIGNED,
+	    api_max_connections_per_ip, 0, 100000),
 	KEY("api", "token_cache", KIND_UNSIGNED, api_token_cache_s, 0, 3600),
 	KEY("api", "answer_cache", KIND_UNSIGNED, api_answer_cache_s, 0, 86400),
 	KEY("api", "tls_cert", KIND_PATH, api_tls_cert, 0, 0),
@@ -329,6 +333,8 @@ dm_config_init(struct dm_config *c)
 	c->api_threads = DM_CONFIG_API_THREADS;
 	c->api_max_connections = DM_CONFIG_API_MAX_CONNECTIONS;
 	c->api_request_timeout_s = DM_CONFIG_API_REQUEST_TIMEOUT_S;
+	c->api_header_timeout_s = DM_CONFIG_API_HEADER_TIMEOUT_S;
+	c->api_max_connections_per_ip = DM_CONFIG_API_MAX_CONNECTIONS_PER_IP;
 	c->api_token_cache_s = DM_CONFIG_API_TOKEN_CACHE_S;
 	c->api_answer_cache_s = DM_CONFIG_API_ANSWER_CACHE_S;
 	c->alerts_format = DM_ALERTS_JSON;
@@ -789,7 +795,8 @@ parse_nomem(struct parse *p)
 
 /*
  * read_secret_file - the one line of file, a regular file that only its
- * owner may use, into out (size bytes, terminated). The message names
+ * owner may use (and, when dmarcd runs as root, owned by root), into out
+ * (size bytes, terminated). The message names
  * the file, never what it holds.
  */
 static int
@@ -828,6 +835,14 @@ read_secret_file(struct parse *p, const char *section, const char *key,
 		    (st.st_mode & 044) != 0 ? "readable" :
 		    (st.st_mode & 022) != 0 ? "writable" : "executable",
 		    (unsigned)(st.st_mode & 07777));
+	}
+	/* Root reads only root's secrets: another user could swap them. */
+	if (geteuid() == 0 && st.st_uid != 0) {
+		close(fd);
+		return parse_fail(p, "[%s] %s: %s belongs to uid %u, not to "
+		    "root, which runs dmarcd; run dmarcd as that user "
+		    "(runuser -u USER -- dmarcd ...) or chown root it", section,
+		    key, file, (unsigned)st.st_uid);
 	}
 	while (len < want) {
 		n = read(fd, buf + len, want - len);

@@ -163,6 +163,8 @@
 #define DM_CONFIG_API_THREADS		4
 #define DM_CONFIG_API_MAX_CONNECTIONS	256
 #define DM_CONFIG_API_REQUEST_TIMEOUT_S	30
+#define DM_CONFIG_API_HEADER_TIMEOUT_S	10
+#define DM_CONFIG_API_MAX_CONNECTIONS_PER_IP	64
 #define DM_CONFIG_API_TOKEN_CACHE_S	30
 #define DM_CONFIG_API_ANSWER_CACHE_S	300
 #define DM_CONFIG_MAX_LISTEN		8	/* [api] listen addresses */
@@ -264,6 +266,8 @@ struct dm_config {
 	unsigned api_threads;		/* per listen address */
 	unsigned api_max_connections;	/* per listen address */
 	unsigned api_request_timeout_s;
+	unsigned api_header_timeout_s;	/* a request's head, in all */
+	unsigned api_max_connections_per_ip;	/* 0: no cap per client */
 	unsigned api_token_cache_s;	/* 0: every request asks */
 	unsigned api_answer_cache_s;	/* 0: analytics never kept */
 	char api_tls_cert[DM_CONFIG_PATH_MAX];	/* "": plain HTTP */

@@ -15,7 +15,8 @@ SQL_MIGRATIONS = \
 	sql/0013_notify.sql \
 	sql/0014_rollup_append.sql \
 	sql/0015_grafana_views.sql \
-	sql/0016_compact_remark.sql
+	sql/0016_compact_remark.sql \
+	sql/0017_least_privilege.sql
 EXTRA_DIST += $(SQL_MIGRATIONS) sql/embed.sh docs/views.md
 BUILT_SOURCES += sql/migrations.c
 CLEANFILES += sql/migrations.c

@@ -26,7 +26,10 @@ TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
 	tests/integration/compact.py \
 	tests/integration/dnsquery.py \
 	tests/integration/check.py \
-	tests/integration/grafana.py
+	tests/integration/grafana.py \
+	tests/integration/api_security.py \
+	tests/integration/privileges.py \
+	tests/integration/secret_leaks.py
 EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
@@ -48,7 +51,9 @@ EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/compact.py \
 	tests/integration/dnsquery.py \
 	tests/integration/check.py tests/integration/dnsharness.py \
-	tests/integration/systemd.py tests/integration/grafana.py
+	tests/integration/systemd.py tests/integration/grafana.py \
+	tests/integration/api_security.py tests/integration/privileges.py \
+	tests/integration/secret_leaks.py
 
 # dnsquery.py drives rdns_query() through this test program (collector/
 # rdns.c linked in directly, with the store's library as test_rdns has

@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""privileges.py - each PostgreSQL role can do what it needs and no more.
+
+Prints TAP; skipped without PostgreSQL. A throwaway cluster, `dmarcd
+migrate`, the samples ingested, and three login roles: one with
+dmarcd_reader only (what the API uses), one with dmarcd_ingest only (what
+ingest, fetch and the daemon use), one with dmarcd_grafana only.
+
+Checked, with the names docs/security.md cites:
+  reader: write: KIND      connected as the API's role, INSERT, UPDATE,
+        DELETE and TRUNCATE on every table of schemas dmarcd and
+        dmarcd_v1 (read from pg_class: a new table is covered), and
+        CREATE in each schema, all fail with permission denied (tried in
+        a transaction rolled back, so a hole would change nothing);
+        has_table_privilege agrees for the views too.
+  reader: no function that writes   no VOLATILE SECURITY DEFINER function
+        (one that writes with its owner's rights) is executable.
+  reader: no raw bytes     raw_inputs and raw_chunks are not readable.
+  ingest: ...              no DELETE of reports, records, raw inputs; no
+        TRUNCATE, no CREATE, no write to schema_migrations; UPDATE of a
+        report's origin (org_name, report_id, begin_time, domain) or a
+        record's content denied (sql/0017_least_privilege.sql); and yet
+        dmarcd ingest (the samples, adversarial inputs, a duplicate, a
+        failure report), compact and token add run as that role.
+  grafana: ...             no USAGE on schema dmarcd, every dmarcd_v1 view
+        readable, nothing writable.
+"""
+import os
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pgharness as h  # noqa: E402
+
+READER = "dmarcd_priv_reader"
+INGEST = "dmarcd_priv_ingest"
+GRAFANA = "dmarcd_priv_grafana"
+
+# Every write, tried on every table as the given role; each outcome is a
+# row "kind<TAB>table<TAB>sqlstate" (42501: insufficient_privilege).
+PROBE = r"""
+BEGIN;
+CREATE TEMP TABLE probe_out (kind text, rel text, state text);
+DO $$
+DECLARE
+	t record;
+	col text;
+	stmt text;
+	kind text;
+BEGIN
+	FOR t IN SELECT c.oid, n.nspname, c.relname FROM pg_class c
+	    JOIN pg_namespace n ON n.oid = c.relnamespace
+	    WHERE n.nspname IN ('dmarcd', 'dmarcd_v1') AND c.relkind IN ('r', 'p')
+	    AND NOT c.relispartition ORDER BY 1, 2
+	LOOP
+		SELECT attname INTO col FROM pg_attribute WHERE attrelid = t.oid
+		    AND attnum > 0
+		    AND NOT attisdropped AND attidentity = '' AND attgenerated = ''
+		    ORDER BY attnum LIMIT 1;
+		FOREACH kind IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']
+		LOOP
+			stmt := CASE kind
+			    WHEN 'INSERT' THEN format('INSERT INTO %%I.%%I DEFAULT VALUES',
+				t.nspname, t.relname)
+			    WHEN 'UPDATE' THEN format('UPDATE %%I.%%I SET %%I = %%I',
+				t.nspname, t.relname, col, col)
+			    WHEN 'DELETE' THEN format('DELETE FROM %%I.%%I',
+				t.nspname, t.relname)
+			    ELSE format('TRUNCATE %%I.%%I', t.nspname, t.relname) END;
+			BEGIN
+				EXECUTE stmt;
+				INSERT INTO probe_out VALUES (kind,
+				    t.nspname || '.' || t.relname, '00000');
+			EXCEPTION WHEN OTHERS THEN
+				INSERT INTO probe_out VALUES (kind,
+				    t.nspname || '.' || t.relname, SQLSTATE);
+			END;
+		END LOOP;
+	END LOOP;
+	FOREACH kind IN ARRAY ARRAY['dmarcd', 'dmarcd_v1', 'public'] LOOP
+		BEGIN
+			EXECUTE format('CREATE TABLE %%I.probe_%%s (x int)', kind,
+			    md5(random()::text));
+			INSERT INTO probe_out VALUES ('CREATE', kind, '00000');
+		EXCEPTION WHEN OTHERS THEN
+			INSERT INTO probe_out VALUES ('CREATE', kind, SQLSTATE);
+		END;
+	END LOOP;
+END $$;
+COPY (SELECT * FROM probe_out ORDER BY 1, 2) TO STDOUT;
+ROLLBACK;
+"""
+
+
+def as_role(db, role, sql):
+    return db.psql(sql, conninfo=db.cluster.conninfo_for(db.name,
+                                                         user=role))
+
+
+def probe(db, role):
+    """{(kind, table): sqlstate} of every write tried as role."""
+    r = db.psql("SET ROLE %s;\n" % role + PROBE.replace("%%", "%"))
+    if r.rc != 0:
+        raise RuntimeError(r.describe())
+    out = {}
+    for line in r.out.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3:
+            out[(parts[0], parts[1])] = parts[2]
+    if not out:
+        raise RuntimeError("the probe tried nothing: " + r.describe())
+    return out
+
+
+def denied(results, kinds=None, tables=None):
+    """The probes that did not end in permission denied (42501)."""
+    return ["%s %s: SQLSTATE %s" % (k, t, s) for (k, t), s in
+            sorted(results.items()) if s != "42501" and
+            (kinds is None or k in kinds) and
+            (tables is None or t in tables)]
+
+
+def main(tap):
+    env = h.setup()
+    cluster = h.Cluster(env)
+    db = cluster.new_db()
+    for role, group in ((READER, "dmarcd_reader"),
+                        (INGEST, "dmarcd_ingest"),
+                        (GRAFANA, "dmarcd_grafana")):
+        r = db.psql("CREATE ROLE %s LOGIN IN ROLE %s" % (role, group))
+        if r.rc != 0:
+            raise RuntimeError(r.describe())
+
+    # The ingest role does its work: this is what the tighter grants of
+    # 0017 must still allow.
+    ingest_db = cluster.conninfo_for(db.name, user=INGEST)
+    problems = []
+    for path in (env.samples, os.path.join(env.samples,
+                                           "google-example.com.xml"),
+                 os.path.join(env.adversarial, "missing-report-id.xml"),
+                 os.path.join(env.samples, "failure-report.eml"),
+                 os.path.join(env.samples, "failure-report.eml")):
+        r = db.dmarcd("ingest", path, db=ingest_db)
+        if r.rc not in (0, 65) or "permission denied" in r.err:
+            problems.append(r.describe())
+    if db.int("SELECT count(*) FROM dmarcd.reports") < 3:
+        problems.append("the reports were not stored")
+    if db.int("SELECT sum(duplicates) FROM dmarcd.reports") < 1:
+        problems.append("the duplicate was not counted")
+    tap.check("ingest: dmarcd ingest runs as the ingest role (samples, "
+              "a duplicate, a rejected input, a failure report twice)",
+              problems)
+    for args in (("compact",), ("token", "add", "probe")):
+        r = db.dmarcd(*args, db=ingest_db)
+        tap.check("ingest: dmarcd %s runs as the ingest role" % args[0],
+                  [] if r.rc == 0 else [r.describe()])
+    reports_before = db.rows("SELECT domain, id, org_name, report_id, "
+                             "begin_time FROM dmarcd.reports ORDER BY 2")
+
+    # -- the API's role
+    results = probe(db, READER)
+    tap.check("reader: write: INSERT, UPDATE, DELETE, TRUNCATE on every "
+              "table (%d tried): permission denied" % len(results),
+              denied(results, ("INSERT", "UPDATE", "DELETE", "TRUNCATE")))
+    tap.check("reader: write: CREATE in dmarcd, dmarcd_v1, public: "
+              "permission denied", denied(results, ("CREATE",)))
+    rows = db.rows(
+        "SELECT n.nspname || '.' || c.relname, p FROM pg_class c JOIN "
+        "pg_namespace n ON n.oid = c.relnamespace, unnest(ARRAY['INSERT', "
+        "'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p WHERE "
+        "n.nspname IN ('dmarcd', 'dmarcd_v1') AND c.relkind IN ('r', 'p', "
+        "'v', 'm') AND has_table_privilege('%s', c.oid, p)" % READER)
+    tap.check("reader: write: has_table_privilege, views included", [
+        "%s on %s" % (p, t) for t, p in rows])
+    rows = db.rows(
+        "SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON "
+        "n.oid = p.pronamespace WHERE n.nspname IN ('dmarcd', 'dmarcd_v1') "
+        "AND p.prosecdef AND p.provolatile = 'v' AND "
+        "has_function_privilege('%s', p.oid, 'EXECUTE')" % READER)
+    tap.check("reader: no function that writes (VOLATILE SECURITY "
+              "DEFINER) is executable", [r[0] for r in rows])
+    r = as_role(db, READER, "SELECT count(*) FROM dmarcd.raw_chunks")
+    r2 = as_role(db, READER, "SELECT count(*) FROM dmarcd.raw_inputs")
+    tap.check("reader: no raw bytes (raw_chunks, raw_inputs)",
+              [] if r.rc != 0 and "permission denied" in r.err and
+              r2.rc != 0 and "permission denied" in r2.err else
+              [r.describe(), r2.describe()])
+    r = as_role(db, READER, "SELECT count(*) FROM dmarcd.reports")
+    tap.check("reader: reads the reports",
+              [] if r.rc == 0 else [r.describe()])
+
+    # -- the ingest role
+    results = probe(db, INGEST)
+    core = ["dmarcd.reports", "dmarcd.records", "dmarcd.raw_inputs",
+            "dmarcd.raw_chunks", "dmarcd.policy_published",
+            "dmarcd.dkim_results", "dmarcd.spf_results",
+            "dmarcd.failure_reports", "dmarcd.ingest_log"]
+    tap.check("ingest: no DELETE of reports, records, raw inputs, results",
+              denied(results, ("DELETE",), core))
+    tap.check("ingest: no TRUNCATE of any table",
+              denied(results, ("TRUNCATE",)))
+    tap.check("ingest: no CREATE in dmarcd, dmarcd_v1, public",
+              denied(results, ("CREATE",)))
+    tap.check("ingest: no write to schema_migrations",
+              denied(results, ("INSERT", "UPDATE", "DELETE"),
+                     ["dmarcd.schema_migrations"]))
+    tap.check("ingest: no UPDATE of the raw bytes, results, warnings, "
+              "log, reporters",
+              denied(results, ("UPDATE",), [
+                  "dmarcd.raw_chunks", "dmarcd.dkim_results",
+                  "dmarcd.spf_results", "dmarcd.report_warnings",
+                  "dmarcd.ingest_log", "dmarcd.reporters"]))
+    problems = []
+    for stmt in ("UPDATE dmarcd.reports SET org_name = 'forged'",
+                 "UPDATE dmarcd.reports SET report_id = 'forged'",
+                 "UPDATE dmarcd.reports SET begin_time = now()",
+                 "UPDATE dmarcd.reports SET domain = 'forged.example'",
+                 "UPDATE dmarcd.records SET source_ip = '192.0.2.1'",
+                 "UPDATE dmarcd.records SET count = 0",
+                 "UPDATE dmarcd.raw_inputs SET sha256 = sha256",
+                 "UPDATE dmarcd.policy_published SET p = 'none'"):
+        r = as_role(db, INGEST, stmt)
+        if r.rc == 0 or "permission denied" not in r.err:
+            problems.append("%s: %s" % (stmt, r.describe()))
+    tap.check("ingest: no UPDATE of a report's origin nor of a record's "
+              "content (0017)", problems)
+    tap.check("ingest: the reports are unchanged after the attempts",
+              [] if db.rows("SELECT domain, id, org_name, report_id, "
+                            "begin_time FROM dmarcd.reports ORDER BY 2") ==
+              reports_before else ["the reports changed"])
+
+    # -- Grafana's role
+    rows = db.rows("SELECT has_schema_privilege('%s', 'dmarcd', 'USAGE'), "
+                   "has_schema_privilege('%s', 'dmarcd_v1', 'USAGE')"
+                   % (GRAFANA, GRAFANA))
+    r = as_role(db, GRAFANA, "SELECT count(*) FROM dmarcd.reports")
+    tap.check("grafana: no USAGE on schema dmarcd, USAGE on dmarcd_v1",
+              [] if rows == [("f", "t")] and r.rc != 0 and
+              "permission denied" in r.err else [repr(rows), r.describe()])
+    views = db.rows("SELECT c.relname FROM pg_class c JOIN pg_namespace n "
+                    "ON n.oid = c.relnamespace WHERE n.nspname = "
+                    "'dmarcd_v1' AND c.relkind IN ('v', 'm', 'r', 'p')")
+    problems = [] if views else ["no view in dmarcd_v1"]
+    for (v,) in views:
+        r = as_role(db, GRAFANA, "SELECT * FROM dmarcd_v1.%s LIMIT 1" % v)
+        if r.rc != 0:
+            problems.append(r.describe())
+    tap.check("grafana: every dmarcd_v1 view (%d) readable" % len(views),
+              problems)
+    rows = db.rows(
+        "SELECT n.nspname || '.' || c.relname, p FROM pg_class c JOIN "
+        "pg_namespace n ON n.oid = c.relnamespace, unnest(ARRAY['INSERT', "
+        "'UPDATE', 'DELETE', 'TRUNCATE']) p WHERE n.nspname IN ('dmarcd', "
+        "'dmarcd_v1') AND c.relkind IN ('r', 'p', 'v', 'm') AND "
+        "has_table_privilege('%s', c.oid, p)" % GRAFANA)
+    results = probe(db, GRAFANA)
+    tap.check("grafana: nothing writable",
+              ["%s on %s" % (p, t) for t, p in rows] +
+              denied(results))
+
+
+if __name__ == "__main__":
+    h.run_main(main)
