@@ -63,6 +63,27 @@ say(const char *fmt, ...)
 	fflush(stderr);
 }
 
+/*
+ * cmd_api_role_writes - how many of dmarcd's tables the API's database
+ * role ([api] database, else [database] conninfo) may change: it should
+ * have dmarcd_reader only (docs/security.md). 0 as well when the database
+ * cannot be asked now: the API starts anyway, and /readyz says why.
+ */
+long
+cmd_api_role_writes(const struct dm_config *cfg)
+{
+	struct store *s = NULL;
+	struct dm_error err;
+	long n = 0;
+
+	dm_error_clear(&err);
+	if (store_connect(&s, dm_config_api_conninfo(cfg), &err) == 0 &&
+	    store_role_writes(s, &n, &err) != 0)
+		n = 0;
+	store_free(s);
+	return n;
+}
+
 int
 cmd_serve(int argc, char **argv)
 {
@@ -81,6 +102,7 @@ cmd_serve(int argc, char **argv)
 	char why[256], where[DM_CONFIG_MAX_LISTEN * 80];
 	sigset_t set;
 	int c, sig;
+	long n;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -131,6 +153,10 @@ cmd_serve(int argc, char **argv)
 		return cmd_exit_for(&err);
 	}
 	api_addresses(api, where, sizeof(where));
+	if ((n = cmd_api_role_writes(&cfg)) > 0)
+		say("warning: the API's database role may write to %ld of "
+		    "dmarcd's tables: give [api] database a role granted "
+		    "dmarcd_reader only (docs/security.md)", n);
 	say("listening on %s", where);
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)

@@ -1291,6 +1291,11 @@ cmd_run(int argc, char **argv)
 			return cmd_exit_for(&err);
 		}
 		api_addresses(api, where, sizeof(where));
+		if (cmd_api_role_writes(&d.cfg) > 0)
+			logkv(LOG_WARNING, "api_role_writes", "why", "the API's "
+			    "database role may write to dmarcd's tables: give "
+			    "[api] database a role granted dmarcd_reader only",
+			    KV_END);
 		logkv(LOG_INFO, "api_listening", "addresses", where, KV_END);
 	}
 	logkv(LOG_INFO, "started", "config", d.cfg.path, KV_END);

@@ -79,6 +79,8 @@ struct cmd_db_opts {
 	int db_is_enough;
 };
 struct dm_config;
+/* cmd_api_role_writes - dmarcd's tables the API's role may change. */
+long cmd_api_role_writes(const struct dm_config *cfg);
 struct dm_error;
 struct store;
 /* cmd_db_option - take option c ('C' or 'D'); -1 if it is neither. */

@@ -36,3 +36,11 @@ GRANT UPDATE (realigned_at) ON dmarcd.policy_published TO dmarcd_ingest;
 -- (the API's and Grafana's included). Only ingest calls it.
 REVOKE ALL ON FUNCTION dmarcd.ensure_month(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dmarcd.ensure_month(timestamptz) TO dmarcd_ingest;
+
+-- The rollup's rows are appended and compacted (rollup_compact(), a
+-- SECURITY DEFINER function), never updated by ingest: the sums the API
+-- and Grafana read cannot be rewritten with an ingest login. Of a failure
+-- report, ingest counts duplicates only.
+REVOKE UPDATE ON dmarcd.rollup_daily FROM dmarcd_ingest;
+REVOKE UPDATE ON dmarcd.failure_reports FROM dmarcd_ingest;
+GRANT UPDATE (duplicates) ON dmarcd.failure_reports TO dmarcd_ingest;

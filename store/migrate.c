@@ -372,6 +372,22 @@ store_check_schema(struct store *s, struct dm_error *err)
 	return 0;
 }
 
+int
+store_role_writes(struct store *s, long *tables_r, struct dm_error *err)
+{
+	PGresult *res;
+
+	res = store_pq_params(s->conn, "SELECT count(*) FROM pg_class c "
+	    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
+	    "'dmarcd' AND c.relkind IN ('r', 'p') AND has_table_privilege("
+	    "c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')", 0, NULL, err);
+	if (res == NULL)
+		return -1;
+	*tables_r = atol(store_pq.PQgetvalue(res, 0, 0));
+	store_pq.PQclear(res);
+	return 0;
+}
+
 /* ---- the sender map ---- */
 
 /* pg_array - a text[] literal {"a","b"} for a parameter. */

@@ -94,6 +94,13 @@ int store_migrate_status(struct store *store, FILE *out, int *pending_r,
     struct dm_error *err);
 /* store_check_schema - DM_E_USAGE if migrations are pending. */
 int store_check_schema(struct store *store, struct dm_error *err);
+/*
+ * store_role_writes - *tables_r: how many of dmarcd's tables the role
+ * connected may change (INSERT, UPDATE, DELETE or TRUNCATE); the API's
+ * should be 0 (docs/security.md).
+ */
+int store_role_writes(struct store *store, long *tables_r,
+    struct dm_error *err);
 
 /*
  * The sender map built into the binary: sql/platforms.tsv and

@@ -75,6 +75,9 @@ for target in $targets; do
 	# The TAP line has the figures too: make check shows it.
 	figures="${took}s, ${runs:-?} runs, ${speed:-?} exec/s, cov ${cov:-?},"
 	figures="$figures corpus ${corp:-?}"
+	if [ "$rc" -eq 0 ] && grep -q 'runtime error:' "$log"; then
+		rc=1	# UBSan reported and recovered: a failure all the same
+	fi
 	if [ "$rc" -eq 0 ]; then
 		ok "fuzz_$target: $figures, no crash"
 	else

@@ -53,6 +53,7 @@ from api import Server  # noqa: E402
 READER = "dmarcd_apisec_test"
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 HEADER_TIMEOUT = 3
+ROLE_WARNING = "warning: the API's database role may write"
 PER_IP = 8
 RSS_GROWTH_MAX = 2 * 1024 * 1024
 
@@ -172,6 +173,7 @@ def load_paths(env, ids):
 def check_auth(tap, port, paths, tokens, markers):
     cases = (("no token", None), ("wrong token", "dmarcd_" + "B" * 43),
              ("expired token", tokens["expired"]),
+             ("revoked token", tokens["revoked"]),
              ("token of another domain", tokens["other"]))
     for tpl, path, public, forbids in paths:
         for method in METHODS:
@@ -320,7 +322,7 @@ def check_slow(tap, env, config_base, tokens):
     config = os.path.join(env.work, "slow.conf")
     with open(config, "w") as f:
         f.write(config_base + "request_timeout = 60\nheader_timeout = %d\n"
-                "max_connections_per_ip = %d\nmax_connections = 200\n"
+                "max_connections_per_ip = %d\nmax_connections = 20\n"
                 % (HEADER_TIMEOUT, PER_IP))
     srv = Server(env, config)
     try:
@@ -474,11 +476,15 @@ def main(tap):
     tokens = {}
     for name, args in (("admin", []), ("other", ["--domain",
                                                    "other.example"]),
-                       ("expired", ["--expires", "1h"])):
+                       ("expired", ["--expires", "1h"]),
+                       ("revoked", [])):
         r = db.dmarcd("token", "add", name, *args)
         if r.rc != 0:
             raise RuntimeError(r.describe())
         tokens[name] = r.out.strip()
+    r = db.dmarcd("token", "revoke", "revoked")
+    if r.rc != 0:
+        raise RuntimeError(r.describe())
     r = db.psql("UPDATE dmarcd.api_tokens SET expires_at = now() - "
                 "interval '1 minute' WHERE name = 'expired'")
     if r.rc != 0:
@@ -512,6 +518,22 @@ def main(tap):
         tap.check("no sanitizer report in the server's output",
                   [srv.log()[-3000:]] if SANITIZER_REPORT.search(srv.log())
                   else [])
+        tap.check("serve as a reader role: no warning about its role",
+                  [srv.log()[-600:]] if ROLE_WARNING in srv.log() else [])
+    finally:
+        srv.kill()
+    # The same with a role that can write (the superuser): a warning.
+    config_w = os.path.join(env.work, "api-writer.conf")
+    with open(config_w, "w") as f:
+        f.write("[api]\nlisten = 127.0.0.1:0\ndatabase = %s\n"
+                % cluster.conninfo_for(db.name))
+    srv = Server(env, config_w)
+    try:
+        alive(srv.port)
+        tap.check("serve as a role that can write: a warning on stderr "
+                  "naming dmarcd_reader",
+                  [] if ROLE_WARNING in srv.log() and "dmarcd_reader" in
+                  srv.log() else [srv.log()[-600:]])
     finally:
         srv.kill()
     check_slow(tap, env, config_base, tokens)

@@ -218,12 +218,16 @@ def main(tap):
                  "UPDATE dmarcd.records SET source_ip = '192.0.2.1'",
                  "UPDATE dmarcd.records SET count = 0",
                  "UPDATE dmarcd.raw_inputs SET sha256 = sha256",
-                 "UPDATE dmarcd.policy_published SET p = 'none'"):
+                 "UPDATE dmarcd.policy_published SET p = 'none'",
+                 "UPDATE dmarcd.rollup_daily SET messages = 0",
+                 "UPDATE dmarcd.failure_reports SET source_ip = "
+                 "'192.0.2.1'"):
         r = as_role(db, INGEST, stmt)
         if r.rc == 0 or "permission denied" not in r.err:
             problems.append("%s: %s" % (stmt, r.describe()))
-    tap.check("ingest: no UPDATE of a report's origin nor of a record's "
-              "content (0017)", problems)
+    tap.check("ingest: no UPDATE of a report's origin, a record's or a "
+              "failure report's content, nor of the rollup's sums (0017)",
+              problems)
     tap.check("ingest: the reports are unchanged after the attempts",
               [] if db.rows("SELECT domain, id, org_name, report_id, "
                             "begin_time FROM dmarcd.reports ORDER BY 2") ==
