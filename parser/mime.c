@@ -414,6 +414,16 @@ mime_parse_date(const char *value, long long *epoch_r)
 	if (etp.mailimf_date_time_parse(value, strlen(value), &idx, &dt) !=
 	    MAILIMF_NO_ERROR || dt == NULL)
 		return -1;
+	/* RFC 5322: a four-digit year, a zone of +-HHMM. libetpan takes
+	 * any number: 10639436 would overflow the offset below. */
+	if (dt->dt_year < 1 || dt->dt_year > 9999 || dt->dt_zone < -9959 ||
+	    dt->dt_zone > 9959 || dt->dt_month < 1 || dt->dt_month > 12 ||
+	    dt->dt_day < 1 || dt->dt_day > 31 || dt->dt_hour < 0 ||
+	    dt->dt_hour > 23 || dt->dt_min < 0 || dt->dt_min > 59 ||
+	    dt->dt_sec < 0 || dt->dt_sec > 60) {
+		etp.mailimf_date_time_free(dt);
+		return -1;
+	}
 	memset(&tm, 0, sizeof(tm));
 	tm.tm_year = dt->dt_year - 1900;
 	tm.tm_mon = dt->dt_month - 1;
