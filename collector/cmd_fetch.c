@@ -1009,7 +1009,7 @@ watch_fetch(struct daemon *d, struct watch *w)
 	struct ingest_run run;
 	struct dm_error err;
 	unsigned fetched = 0, passes;
-	int rc = 0, db = 0;
+	int rc = 0, db = 0, passed = 0;
 	char n[16];
 
 	if (store_up(d) != 0) {
@@ -1047,9 +1047,16 @@ watch_fetch(struct daemon *d, struct watch *w)
 			break;
 		}
 		fetched += got;
+		passed = 1;
 		if (got == 0)
 			break;
 	}
+	/*
+	 * A stop asked before the first pass ended: no mailbox was read to
+	 * its end (none may even be selected), so no IDLE may follow.
+	 */
+	if (rc == 0 && !passed)
+		rc = -1;
 	if (rc == 0) {
 		w->failures = 0;
 		d->store_failures = 0;
@@ -1100,7 +1107,7 @@ watch_wait(struct daemon *d, struct watch *w)
 	struct dm_error err;
 
 	dm_error_clear(&err);
-	if (w->state != W_POLL || w->ss.conn == NULL)
+	if (w->state != W_POLL || w->ss.conn == NULL || stop_requested)
 		return;
 	if (imap_has_idle(w->ss.conn)) {
 		if (imap_idle_start(w->ss.conn, &err) != 0) {

@@ -1218,8 +1218,14 @@ imap_noop(struct imap_conn *c, struct dm_error *err)
 int
 imap_idle_start(struct imap_conn *c, struct dm_error *err)
 {
-	int r = etp.mailimap_idle(c->imap);
+	int r;
 
+	/* libetpan's IDLE writes to the selected mailbox's state: without
+	 * one it would crash, so it is refused here. */
+	if (c->imap->imap_selection_info == NULL)
+		return dm_error_set(err, DM_E_INTERNAL, "IDLE: no mailbox is "
+		    "selected");
+	r = etp.mailimap_idle(c->imap);
 	if (!IMAP_OK(r))
 		return failed(c, r, "IDLE", err);
 	c->idling = 1;
