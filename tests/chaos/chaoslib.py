@@ -558,6 +558,27 @@ class Workload:
         self.twice = twice
         return problems
 
+    def after_fault(self, db, victim, where, ref, fig):
+        """After a fault in the run of victim: db consistent and no mail
+        lost, then a clean rerun with the expected exit that gives the
+        reference digest and empties INBOX. The problems."""
+        problems = ["%s: after the fault: %s" % (where, p)
+                    for p in db.consistency() + self.mail_problems()]
+        r = self.run_clean(db, victim)
+        fig.rerun(r.seconds)
+        if r.rc != self.expected[victim]:
+            problems.append("%s: the rerun: exit %s, expected %d: %s"
+                            % (where, r.rc, self.expected[victim],
+                               r.describe()))
+        problems += ["%s: after the rerun: %s" % (where, p)
+                     for p in db.consistency() + self.mail_problems()]
+        problems += ["%s: %s" % (where, p) for p in
+                     digest_problems(ref, digest(db), "the rerun")]
+        if self.dc is not None and self.dc.count("INBOX"):
+            problems.append("%s: INBOX holds %d mails after the rerun"
+                            % (where, self.dc.count("INBOX")))
+        return problems
+
     def describe(self):
         return "ingest of %d files%s" % (
             len(self.inputs), ", fetch of %d mails" % len(self.mails)

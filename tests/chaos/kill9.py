@@ -83,21 +83,7 @@ def main(tap):
         fig.kill("%s %s" % (victim, c.phase(before, total, not alive)))
         tries[victim] = tries.get(victim, 0) + 1
         landed[victim] = landed.get(victim, 0) + (1 if alive else 0)
-        problems += ["%s: after the kill: %s" % (where, p)
-                     for p in db.consistency() + w.mail_problems()]
-        r = w.run_clean(db, victim)
-        fig.rerun(r.seconds)
-        if r.rc != w.expected[victim]:
-            problems.append("%s: the rerun: exit %s, expected %d: %s"
-                            % (where, r.rc, w.expected[victim],
-                               r.describe()))
-        problems += ["%s: after the rerun: %s" % (where, p)
-                     for p in db.consistency() + w.mail_problems()]
-        problems += ["%s: %s" % (where, p) for p in
-                     c.digest_problems(ref, c.digest(db), "the rerun")]
-        if w.dc is not None and w.dc.count("INBOX"):
-            problems.append("%s: INBOX holds %d mails after the rerun"
-                            % (where, w.dc.count("INBOX")))
+        problems += w.after_fault(db, victim, where, ref, fig)
         template.drop(db)
     for victim in w.what:
         fig.note("%s: %d of %d kills landed while it ran"

@@ -100,21 +100,7 @@ def main(tap):
                 "database" not in run.stderr().lower():
             problems.append("%s: exit 75, but stderr does not name "
                             "PostgreSQL: %r" % (where, run.stderr()[-500:]))
-        problems += ["%s: after the fault: %s" % (where, p)
-                     for p in db.consistency() + w.mail_problems()]
-        r = w.run_clean(db, victim)
-        fig.rerun(r.seconds)
-        if r.rc != w.expected[victim]:
-            problems.append("%s: the rerun: exit %s, expected %d: %s"
-                            % (where, r.rc, w.expected[victim],
-                               r.describe()))
-        problems += ["%s: after the rerun: %s" % (where, p)
-                     for p in db.consistency() + w.mail_problems()]
-        problems += ["%s: %s" % (where, p) for p in
-                     c.digest_problems(ref, c.digest(db), "the rerun")]
-        if w.dc is not None and w.dc.count("INBOX"):
-            problems.append("%s: INBOX holds %d mails after the rerun"
-                            % (where, w.dc.count("INBOX")))
+        problems += w.after_fault(db, victim, where, ref, fig)
         template.drop(db)
     fig.note("exit statuses: %s" % ", ".join(
         "%s %d" % kv for kv in sorted(statuses.items())))
