@@ -558,6 +558,19 @@ class Workload:
         self.twice = twice
         return problems
 
+    def before_fault(self, db, victim, where):
+        """The mailbox as delivered, and every run but victim's to its end
+        in db: the problems."""
+        problems = []
+        self.reset_mailbox()
+        for other in self.what:
+            if other != victim:
+                r = self.run_clean(db, other)
+                if r.rc != self.expected[other]:
+                    problems.append("%s: %s before: %s"
+                                    % (where, other, r.describe()))
+        return problems
+
     def after_fault(self, db, victim, where, ref, fig):
         """After a fault in the run of victim: db consistent and no mail
         lost, then a clean rerun with the expected exit that gives the

@@ -67,13 +67,7 @@ def main(tap):
         db = template.copy()
         where = "iteration %d (%s, %s after %.3f s)" % (k + 1, victim,
                                                          kind, delay)
-        w.reset_mailbox()
-        for other in w.what:
-            if other != victim:
-                r = w.run_clean(db, other)
-                if r.rc != w.expected[other]:
-                    problems.append("%s: %s before: %s"
-                                    % (where, other, r.describe()))
+        problems += w.before_fault(db, victim, where)
         run, total, prefixes = w.start(db, victim)
         alive, before = c.fault_at(run, delay, lambda: fault(kind, db),
                                    prefixes)
