@@ -25,14 +25,23 @@ Checked, with the names docs/security.md cites:
   slowloris: ...            a client sending its headers one byte a
         second is cut within [api] header_timeout (printed), although
         request_timeout (the idle timeout) is far longer.
-  slow clients: ...         while 40 such clients from 127.0.0.2 hold
-        what [api] max_connections_per_ip lets them, a client from
-        127.0.0.1 is served at once.
+  slow clients: ...         40 connections from 127.0.0.2, each with
+        half a request head: the server closes exactly those over [api]
+        max_connections_per_ip (each close waited for, no fixed sleep),
+        a client from 127.0.0.1 is served meanwhile, and those under the
+        cap are served once their heads are complete.
+  slow reader: ...          a client asks for a 16 MiB raw report through
+        a 4 KiB receive buffer and reads a byte per 0.5 s: cut within
+        [api] answer_timeout (3 s here; printed), although each byte read
+        keeps the connection from being idle; a kept-alive connection
+        whose requests span twice answer_timeout is served throughout.
   memory: ...               100,000 requests (wrk, or a keep-alive loop
         without it): VmRSS of dmarcd serve after a 10,000 request
         warm-up (a keep-alive loop) and at the end, printed; fails over
         2 MiB of growth (the bound is skipped in a sanitizer build, whose
-        shadow memory says nothing about ours).
+        shadow memory says nothing about ours). Then the same with 20,000
+        requests each on a new connection (Connection: close; wrk, or a
+        loop of sockets) after a warm-up of 2,000.
 """
 import http.client
 import json
@@ -63,6 +72,7 @@ ANSWER_TIMEOUT = 3
 BIG_REPORT_BYTES = 16 * 1024 * 1024
 BIG_REPORT_ID = "apisec-big-answer"
 TCP_CLOSE, TCP_CLOSE_WAIT = 7, 8
+CLOSE_REQUESTS = 20000
 
 
 def sanitized(binary):
@@ -598,12 +608,28 @@ def loop_requests(port, count, token, paths):
     return count
 
 
-def run_requests(port, count, token, paths):
-    """At least count requests, with wrk (runs of 2 s, 8 keep-alive
-    connections) when there is one; how many were answered."""
+def close_requests(port, count, token, paths):
+    """Exactly count requests, each on a new connection with Connection:
+    close, each read until the server closes it; how many were 200."""
+    ok = 0
+    for i in range(count):
+        st, _ = raw_exchange(port, ("GET %s HTTP/1.1\r\nHost: x\r\n"
+                                    "Authorization: Bearer %s\r\n"
+                                    "Connection: close\r\n\r\n"
+                                    % (paths[i % len(paths)], token))
+                             .encode(), timeout=30)
+        ok += st is not None
+    return ok
+
+
+def run_requests(port, count, token, paths, close=False):
+    """At least count requests, with wrk (runs of 2 s, 8 connections, kept
+    alive or, with close, a new one per request) when there is one; how
+    many were answered."""
     wrk = shutil.which("wrk")
     if not wrk:
-        return loop_requests(port, count, token, paths)
+        return (close_requests if close else loop_requests)(
+            port, count, token, paths)
     fd, script = tempfile.mkstemp(prefix="dmarcd-apisec.", suffix=".lua")
     with os.fdopen(fd, "w") as f:
         f.write(WRK_SCRIPT % ", ".join('"%s"' % p for p in paths))
@@ -611,8 +637,9 @@ def run_requests(port, count, token, paths):
     try:
         while done < count:
             r = h.run([wrk, "-t2", "-c8", "-d2s", "-s", script, "-H",
-                       "Authorization: Bearer " + token,
-                       "http://127.0.0.1:%d/" % port], timeout=60)
+                       "Authorization: Bearer " + token] +
+                      (["-H", "Connection: close"] if close else []) +
+                      ["http://127.0.0.1:%d/" % port], timeout=60)
             m = re.search(r"(\d+) requests in", r.out)
             if r.rc != 0 or not m or int(m.group(1)) == 0:
                 raise RuntimeError("wrk: " + r.describe())
@@ -648,6 +675,48 @@ def check_memory(tap, env, srv, tokens):
                   [] if growth <= RSS_GROWTH_MAX and warm + rest >= 100000
                   else ["grew %d bytes" % growth])
     tap.check("memory: the server lives",
+              [] if srv.p.poll() is None and alive(srv.port) else
+              [srv.log()[-2000:]])
+
+
+def check_memory_close(tap, env, srv, tokens):
+    """The same with a new connection per request: what a connection
+    costs (libmicrohttpd's 32 KiB pool, the watchdog's entry) must go
+    with it."""
+    paths = ["/healthz", "/v1/domains", "/v1/domains/example.com/summary",
+             "/nosuch"]
+    # Connection: close is obeyed, so that each request below is one
+    # connection: the server ends this one after its answer.
+    st, got = raw_exchange(srv.port, ("GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                                      "Connection: close\r\n\r\n").encode(),
+                           timeout=10)
+    tap.check("memory: Connection: close, the server closes after the "
+              "answer", [] if st == 200 else [repr(got[:200])])
+    tool = "wrk -H 'Connection: close'" if shutil.which("wrk") else \
+        "a loop of sockets"
+    t0 = time.monotonic()
+    warm = close_requests(srv.port, 2000, tokens["admin"], paths)
+    before = vm_rss(srv.p.pid)
+    rest = run_requests(srv.port, CLOSE_REQUESTS, tokens["admin"], paths,
+                        close=True)
+    after = vm_rss(srv.p.pid)
+    took = time.monotonic() - t0
+    growth = after - before
+    tap.note("memory: %d requests each on a new connection (%s) in %.1f s; "
+             "VmRSS %.1f MiB after the %d warm-up, %.1f MiB at the end: "
+             "%+d KiB" % (warm + rest, tool, took, before / 1048576.0, warm,
+                          after / 1048576.0, growth // 1024))
+    if sanitized(env.dmarcd):
+        tap.skip("memory: 20,000 connections leave VmRSS flat",
+                 "sanitizer build")
+    else:
+        tap.check("memory: 20,000 connections leave VmRSS flat (under 2 "
+                  "MiB of growth)",
+                  [] if growth <= RSS_GROWTH_MAX and warm == 2000 and
+                  rest >= CLOSE_REQUESTS else
+                  ["grew %d bytes, %d + %d requests answered"
+                   % (growth, warm, rest)])
+    tap.check("memory: the server lives after 20,000 connections",
               [] if srv.p.poll() is None and alive(srv.port) else
               [srv.log()[-2000:]])
 
@@ -713,6 +782,7 @@ def main(tap):
         check_auth(tap, srv.port, paths, tokens, markers)
         check_oversized(tap, srv.port)
         check_memory(tap, env, srv, tokens)
+        check_memory_close(tap, env, srv, tokens)
         tap.check("no token in the server's output",
                   [n for n, t in tokens.items() if t in srv.log()])
         tap.check("no sanitizer report in the server's output",
