@@ -14,6 +14,14 @@
  * answer; a watchdog thread shuts down the socket of a connection past
  * that deadline (libmicrohttpd then closes it as if the client had).
  *
+ * Nor does it stop a slow reader: a client that asks for a large answer
+ * and reads it a byte a second resets the idle timer with every byte. So
+ * each request must also be over, from its request line (libmicrohttpd's
+ * first hook; the time before it is header_timeout's) to the last byte of
+ * its answer, within [api] answer_timeout seconds (0: no limit). The same
+ * watchdog resets such a connection (SO_LINGER 0, then shutdown): a plain
+ * close would leave the kernel trickling the queued answer out to it.
+ *
  * Only GET and HEAD are served, without a body: a request that carries
  * one is refused at once (413), before it is read. Every answer here is
  * JSON with a code, except /metrics and raw downloads (routes.c).
@@ -76,12 +84,14 @@ static struct dm_dl_lib mhd_lib = DM_DL_LIB(LIBMICROHTTPD_SONAME,
 #define STATUS_MIN		100
 #define STATUS_MAX		599
 
-/* An open connection, watched for the header deadline (see the top). */
+/* An open connection, watched for its deadlines (see the top). */
 struct watched {
 	struct watched *prev, *next;
 	int fd;
 	int waiting;		/* for the head of a request */
 	struct timespec since;	/* opened, or its last answer sent */
+	int answering;		/* a request is under way */
+	struct timespec started;	/* its request line arrived */
 };
 
 struct api {
@@ -91,11 +101,12 @@ struct api {
 	struct api_routes *routes;
 	char *tls_cert, *tls_key;
 	uint64_t requests[STATUS_MAX + 1];	/* by status, atomic */
-	/* The header deadline: the list, and the thread that enforces it. */
+	/* The deadlines: the list, and the thread that enforces them. */
 	pthread_mutex_t watch_lock;
 	pthread_cond_t watch_wake;
 	struct watched *watched;
 	long header_timeout_ms;
+	long answer_timeout_ms;	/* 0: no answer deadline */
 	int watchdog_started, stopping;
 	pthread_t watchdog;
 };
@@ -302,7 +313,7 @@ unescape(void *cls, struct MHD_Connection *c, char *s)
 	return api_unescape(s);
 }
 
-/* ---- the header deadline ---- */
+/* ---- the header and answer deadlines ---- */
 
 static long
 elapsed_ms(const struct timespec *since, const struct timespec *now)
@@ -311,21 +322,53 @@ elapsed_ms(const struct timespec *since, const struct timespec *now)
 	    (now->tv_nsec - since->tv_nsec) / 1000000;
 }
 
-/* waiting: whether c now waits for the head of a request. */
-static void
-watch_set(struct api *a, struct MHD_Connection *c, int waiting)
+static struct watched *
+watched_of(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *info;
-	struct watched *w;
 
 	info = mhd.MHD_get_connection_info(c,
 	    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	if (info == NULL || (w = info->socket_context) == NULL)
+	return info != NULL ? info->socket_context : NULL;
+}
+
+/*
+ * watch_set - waiting: whether c now waits for the head of a request;
+ * done: its answer is sent (or abandoned), so no answer deadline runs.
+ */
+static void
+watch_set(struct api *a, struct MHD_Connection *c, int waiting, int done)
+{
+	struct watched *w;
+
+	if ((w = watched_of(c)) == NULL)
 		return;
 	pthread_mutex_lock(&a->watch_lock);
 	w->waiting = waiting;
 	clock_gettime(CLOCK_MONOTONIC, &w->since);
+	if (done)
+		w->answering = 0;
 	pthread_mutex_unlock(&a->watch_lock);
+}
+
+/*
+ * on_uri - libmicrohttpd has the request line of a new request: its
+ * answer deadline starts. NULL keeps *con_cls NULL for on_request.
+ */
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct api *a = cls;
+	struct watched *w;
+
+	(void)uri;
+	if ((w = watched_of(c)) == NULL)
+		return NULL;
+	pthread_mutex_lock(&a->watch_lock);
+	w->answering = 1;
+	clock_gettime(CLOCK_MONOTONIC, &w->started);
+	pthread_mutex_unlock(&a->watch_lock);
+	return NULL;
 }
 
 /*
@@ -380,10 +423,29 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	(void)con_cls;
 	(void)code;
-	watch_set(cls, c, 1);
+	watch_set(cls, c, 1, 1);
 }
 
-/* watchdog - cut every connection whose head is late, 4 times a second. */
+/*
+ * cut - end a connection from the watchdog, with watch_lock held: the
+ * descriptor is still this connection's (see on_connection). reset: a
+ * reset rather than a FIN, for a client that left an answer unread.
+ */
+static void
+cut(struct watched *w, int reset)
+{
+	struct linger hard = { 1, 0 };
+
+	if (reset)
+		(void)setsockopt(w->fd, SOL_SOCKET, SO_LINGER, &hard,
+		    sizeof(hard));
+	(void)shutdown(w->fd, SHUT_RDWR);
+}
+
+/*
+ * watchdog - cut every connection whose head is late or whose request
+ * has lasted too long, 4 times a second.
+ */
 static void *
 watchdog(void *cls)
 {
@@ -397,8 +459,14 @@ watchdog(void *cls)
 		for (w = a->watched; w != NULL; w = w->next) {
 			if (w->waiting && elapsed_ms(&w->since, &now) >=
 			    a->header_timeout_ms) {
-				(void)shutdown(w->fd, SHUT_RDWR);
+				cut(w, 0);
 				w->waiting = 0;
+			}
+			if (w->answering && a->answer_timeout_ms > 0 &&
+			    elapsed_ms(&w->started, &now) >=
+			    a->answer_timeout_ms) {
+				cut(w, 1);
+				w->answering = 0;
 			}
 		}
 		until = now;
@@ -438,7 +506,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	if (*con_cls == NULL) {
 		*con_cls = &waiting;
-		watch_set(a, c, 0);
+		watch_set(a, c, 0, 0);
 		length = mhd.MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
 		chunked = mhd.MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -580,6 +648,7 @@ start_one(struct api *a, const struct dm_config *cfg,
 		    cfg->api_max_connections_per_ip,
 		    MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
 		    MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+		    MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
 		    MHD_OPTION_HTTPS_MEM_CERT, a->tls_cert,
 		    MHD_OPTION_HTTPS_MEM_KEY, a->tls_key,
 		    MHD_OPTION_END);
@@ -596,6 +665,7 @@ start_one(struct api *a, const struct dm_config *cfg,
 		    cfg->api_max_connections_per_ip,
 		    MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
 		    MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+		    MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
 		    MHD_OPTION_END);
 	if (d == NULL && in_use(&ss))
 		return dm_error_set(err, DM_E_TEMP, "[api] listen: %s%s%s:%u "
@@ -639,6 +709,7 @@ api_start(const struct dm_config *cfg, struct api **api_r,
 	if (a == NULL)
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
 	a->header_timeout_ms = (long)cfg->api_header_timeout_s * 1000;
+	a->answer_timeout_ms = (long)cfg->api_answer_timeout_s * 1000;
 	pthread_mutex_init(&a->watch_lock, NULL);
 	{
 		pthread_condattr_t attr;

@@ -126,6 +126,8 @@ static const struct key keys[] = {
 	    3600),
 	KEY("api", "header_timeout", KIND_UNSIGNED, api_header_timeout_s, 1,
 	    3600),
+	KEY("api", "answer_timeout", KIND_UNSIGNED, api_answer_timeout_s, 0,
+	    86400),
 	KEY("api", "max_connections_per_ip", KIND_UNSIGNED,
 	    api_max_connections_per_ip, 0, 100000),
 	KEY("api", "token_cache", KIND_UNSIGNED, api_token_cache_s, 0, 3600),
@@ -334,6 +336,7 @@ dm_config_init(struct dm_config *c)
 	c->api_max_connections = DM_CONFIG_API_MAX_CONNECTIONS;
 	c->api_request_timeout_s = DM_CONFIG_API_REQUEST_TIMEOUT_S;
 	c->api_header_timeout_s = DM_CONFIG_API_HEADER_TIMEOUT_S;
+	c->api_answer_timeout_s = DM_CONFIG_API_ANSWER_TIMEOUT_S;
 	c->api_max_connections_per_ip = DM_CONFIG_API_MAX_CONNECTIONS_PER_IP;
 	c->api_token_cache_s = DM_CONFIG_API_TOKEN_CACHE_S;
 	c->api_answer_cache_s = DM_CONFIG_API_ANSWER_CACHE_S;

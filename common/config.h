@@ -164,6 +164,7 @@
 #define DM_CONFIG_API_MAX_CONNECTIONS	256
 #define DM_CONFIG_API_REQUEST_TIMEOUT_S	30
 #define DM_CONFIG_API_HEADER_TIMEOUT_S	10
+#define DM_CONFIG_API_ANSWER_TIMEOUT_S	60
 #define DM_CONFIG_API_MAX_CONNECTIONS_PER_IP	64
 #define DM_CONFIG_API_TOKEN_CACHE_S	30
 #define DM_CONFIG_API_ANSWER_CACHE_S	300
@@ -267,6 +268,7 @@ struct dm_config {
 	unsigned api_max_connections;	/* per listen address */
 	unsigned api_request_timeout_s;
 	unsigned api_header_timeout_s;	/* a request's head, in all */
+	unsigned api_answer_timeout_s;	/* request line to answer sent; 0: off */
 	unsigned api_max_connections_per_ip;	/* 0: no cap per client */
 	unsigned api_token_cache_s;	/* 0: every request asks */
 	unsigned api_answer_cache_s;	/* 0: analytics never kept */

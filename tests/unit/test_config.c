@@ -1826,6 +1826,10 @@ test_api_section(void **state)
 	assert_int_equal(c.api_max_connections, DM_CONFIG_API_MAX_CONNECTIONS);
 	assert_int_equal(c.api_request_timeout_s,
 	    DM_CONFIG_API_REQUEST_TIMEOUT_S);
+	assert_int_equal(c.api_header_timeout_s,
+	    DM_CONFIG_API_HEADER_TIMEOUT_S);
+	assert_int_equal(c.api_answer_timeout_s,
+	    DM_CONFIG_API_ANSWER_TIMEOUT_S);
 	assert_int_equal(c.api_token_cache_s, DM_CONFIG_API_TOKEN_CACHE_S);
 	assert_int_equal(c.api_answer_cache_s, DM_CONFIG_API_ANSWER_CACHE_S);
 	assert_string_equal(c.api_tls_cert, "");
@@ -1836,6 +1840,7 @@ test_api_section(void **state)
 	    "listen = 127.0.0.1:8025 , [::1]:0,localhost:65535\n"
 	    "database = dbname=b user=reader\nthreads = 8\n"
 	    "max_connections = 100\nrequest_timeout = 5\n"
+	    "header_timeout = 7\nanswer_timeout = 0\n"
 	    "token_cache = 0\nanswer_cache = 0\ntls_cert = /etc/c.pem\n"
 	    "tls_key = /etc/k.pem\n");
 	assert_int_equal(c.api_nlisten, 3);
@@ -1852,6 +1857,8 @@ test_api_section(void **state)
 	assert_int_equal(c.api_threads, 8);
 	assert_int_equal(c.api_max_connections, 100);
 	assert_int_equal(c.api_request_timeout_s, 5);
+	assert_int_equal(c.api_header_timeout_s, 7);
+	assert_int_equal(c.api_answer_timeout_s, 0);	/* off */
 	assert_int_equal(c.api_token_cache_s, 0);
 	assert_int_equal(c.api_answer_cache_s, 0);
 	assert_string_equal(c.api_tls_key, "/etc/k.pem");
@@ -1890,6 +1897,10 @@ test_api_section(void **state)
 	    "between 1 and 256", NULL);
 	load_fails("[api]\nrequest_timeout = 3601\n", "2: [api] "
 	    "request_timeout: '3601' is not between 1 and 3600", NULL);
+	load_fails("[api]\nanswer_timeout = 86401\n", "2: [api] "
+	    "answer_timeout: '86401' is not between 0 and 86400", NULL);
+	load_fails("[api]\nanswer_timeout = -1\n", "2: [api] "
+	    "answer_timeout: '-1' is not a whole number", NULL);
 	load_fails("[api]\ntls_cert = relative.pem\n", "2: [api] tls_cert: "
 	    "'relative.pem' is not an absolute path", NULL);
 	load_fails("[api]\nbind = 127.0.0.1:80\n", "2: [api] bind: unknown "
