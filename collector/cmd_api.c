@@ -44,9 +44,13 @@ const char cmd_token_usage[] =
     "add prints a new API bearer token once: only its SHA-256 is kept.\n"
     "Without --domain it sees every domain (and /metrics, /v1/rejected).\n"
     "--expires 90d: it stops working after that long (default: never).\n"
-    "It connects as --db, else [database] admin_conninfo (default:\n"
-    "conninfo), a role granted dmarcd_admin (or the one that ran dmarcd\n"
-    "migrate); without such a role it fails with exit status 77.\n";
+    "It connects as --db (alone: no configuration file is read), else\n"
+    "[database] admin_conninfo (default: conninfo): a role granted\n"
+    "dmarcd_admin, or the one that ran dmarcd migrate.\n"
+    "\n"
+    "Exit status: 0 done, 64 bad usage, 65 that name exists, 66 no such\n"
+    "token, 75 PostgreSQL unreachable, 77 the role may not write the\n"
+    "tokens (the message says how to fix it).\n";
 
 static void DM_PRINTF(1, 2)
 say(const char *fmt, ...)
