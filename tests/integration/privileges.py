@@ -36,6 +36,11 @@ Checked, with the names docs/security.md cites:
         [database] admin_conninfo while conninfo is the ingest role's.
   grafana: ...             no USAGE on schema dmarcd, every dmarcd_v1 view
         readable, nothing writable.
+  migrate: ...             0018 on a cluster where dmarcd_admin exists
+        already, run by a database owner without CREATEROLE: it works;
+        with the role missing, it fails naming dmarcd_admin and
+        CREATEROLE, leaving the schema before 0018; a superuser's migrate
+        then makes the role.
 """
 import os
 import sys
@@ -323,6 +328,66 @@ def main(tap):
     tap.check("grafana: nothing writable",
               ["%s on %s" % (p, t) for t, p in rows] +
               denied(results))
+
+    migrate_checks(tap, db, cluster, env)
+
+
+def migrate_checks(tap, db, cluster, env):
+    """0018's role on a cluster where it exists, or not, migrated by a
+    database owner without CREATEROLE. Last: it drops dmarcd_admin."""
+    owner = "dmarcd_priv_owner"
+    for sql in ("CREATE ROLE %s LOGIN NOCREATEROLE" % owner,
+                "CREATE DATABASE priv_owned1 OWNER %s" % owner,
+                "CREATE DATABASE priv_owned2 OWNER %s" % owner):
+        r = cluster.psql(sql)
+        if r.rc != 0:
+            raise RuntimeError(r.describe())
+
+    def migrate(dbname, user):
+        return h.run([env.dmarcd, "migrate", "--db",
+                      cluster.conninfo_for(dbname, user=user)])
+
+    def version(dbname):
+        r = cluster.psql("COPY (SELECT max(version) FROM "
+                         "dmarcd.schema_migrations) TO STDOUT", dbname)
+        return r.out.strip() if r.rc == 0 else r.describe()
+
+    r = migrate("priv_owned1", owner)
+    tap.check("migrate: 0018 by a database owner without CREATEROLE, "
+              "dmarcd_admin existing already (another database)",
+              [] if r.rc == 0 and version("priv_owned1") == "18" else
+              [r.describe(), version("priv_owned1")])
+
+    # Without the role: drop it (and what it was granted) everywhere.
+    for dbname in (db.name, "priv_owned1"):
+        r = cluster.psql("DROP OWNED BY dmarcd_admin", dbname)
+        if r.rc != 0:
+            raise RuntimeError(r.describe())
+    r = cluster.psql("DROP ROLE %s" % ADMIN)
+    r2 = cluster.psql("DROP ROLE dmarcd_admin")
+    if r.rc != 0 or r2.rc != 0:
+        raise RuntimeError(r.describe() + r2.describe())
+    r = migrate("priv_owned2", owner)
+    problems = []
+    if r.rc == 0:
+        problems.append("migrate succeeded")
+    for want in ("dmarcd_admin", "CREATEROLE"):
+        if want not in r.err:
+            problems.append("no %r in the message" % want)
+    if version("priv_owned2") != "17":
+        problems.append("schema at %s, not 17" % version("priv_owned2"))
+    tap.check("migrate: without dmarcd_admin and without CREATEROLE it "
+              "fails naming the role and CREATEROLE; the schema stays at 17",
+              problems + ([] if not problems else [r.describe()]))
+    tap.note("the message: " + r.err.strip())
+    r = migrate("priv_owned2", "postgres")
+    rows = cluster.psql("COPY (SELECT rolcanlogin FROM pg_roles WHERE "
+                        "rolname = 'dmarcd_admin') TO STDOUT")
+    tap.check("migrate: a superuser's migrate then makes dmarcd_admin, "
+              "NOLOGIN",
+              [] if r.rc == 0 and rows.out.strip() == "f" and
+              version("priv_owned2") == "18" else
+              [r.describe(), rows.describe()])
 
 
 def token_checks(tap, db, cluster, env, ingest_db):
