@@ -1,6 +1,7 @@
 /*
  * cmd_api.c - dmarcd serve (the HTTP API alone) and dmarcd token (the
- * API's bearer tokens, through the normal database connection).
+ * API's bearer tokens, through [database] admin_conninfo: only
+ * dmarcd_admin may write them, sql/0018_admin_role.sql).
  *
  *	dmarcd serve [--config FILE] [--db CONNINFO] [--listen ADDR:PORT]
  *	dmarcd token add NAME [--domain D]... [--expires 90d]
@@ -42,7 +43,14 @@ const char cmd_token_usage[] =
     "\n"
     "add prints a new API bearer token once: only its SHA-256 is kept.\n"
     "Without --domain it sees every domain (and /metrics, /v1/rejected).\n"
-    "--expires 90d: it stops working after that long (default: never).\n";
+    "--expires 90d: it stops working after that long (default: never).\n"
+    "It connects as --db (alone: no configuration file is read), else\n"
+    "[database] admin_conninfo (default: conninfo): a role granted\n"
+    "dmarcd_admin, or the one that ran dmarcd migrate.\n"
+    "\n"
+    "Exit status: 0 done, 64 bad usage, 65 that name exists, 66 no such\n"
+    "token, 75 PostgreSQL unreachable, 77 the role may not write the\n"
+    "tokens (the message says how to fix it).\n";
 
 static void DM_PRINTF(1, 2)
 say(const char *fmt, ...)
@@ -176,6 +184,68 @@ cmd_serve(int argc, char **argv)
 }
 
 /* ---- dmarcd token ---- */
+
+/*
+ * token_open - the configuration, and a connection as --db, else
+ * [database] admin_conninfo, else conninfo; 0 or the exit status (the
+ * message printed). --db alone reads no configuration file, so that
+ * user postgres can make the first token (README).
+ */
+static int
+token_open(const struct cmd_db_opts *o, struct dm_config *cfg,
+    struct store **s)
+{
+	struct dm_error err;
+	const char *env = getenv(DM_CONFIG_ENV_PATH);
+	int no_file;
+
+	dm_error_clear(&err);
+	dm_config_init(cfg);
+	no_file = o->db != NULL && o->config == NULL &&
+	    (env == NULL || env[0] == '\0');
+	if ((!no_file && dm_config_load(cfg, o->config, &err) != 0) ||
+	    store_connect(s, o->db != NULL ? o->db :
+	    dm_config_admin_conninfo(cfg), &err) != 0) {
+		fprintf(stderr, "dmarcd token: %s\n", err.msg);
+		dm_config_free(cfg);
+		return cmd_exit_for(&err);
+	}
+	return 0;
+}
+
+static int
+one_value(void *ctx, int ncols, char **v)
+{
+	if (ncols > 0 && v[0] != NULL)
+		snprintf(ctx, 64, "%s", v[0]);
+	return 0;
+}
+
+/*
+ * token_denied - err was PostgreSQL's "permission denied" (SQLSTATE
+ * 42501): say which role lacks what and how to fix it; EX_NOPERM. Else
+ * 0: an ordinary failure.
+ */
+static int
+token_denied(struct store *s, const char *sub, const struct dm_error *err)
+{
+	struct dm_error ignored;
+	char role[64];
+
+	if (strstr(err->msg, "SQLSTATE 42501") == NULL)
+		return 0;
+	snprintf(role, sizeof(role), "%s", "this role");
+	dm_error_clear(&ignored);
+	(void)store_query_lines(s, "SELECT current_user", 0, NULL, one_value,
+	    role, &ignored);
+	fprintf(stderr, "dmarcd token: PostgreSQL role %s may not %s the API's "
+	    "tokens: only dmarcd_admin may write them (docs/security.md). "
+	    "GRANT dmarcd_admin TO %s, or set [database] admin_conninfo (or "
+	    "--db) to a role that has it, such as the one that ran dmarcd "
+	    "migrate (%s)\n", role, strcmp(sub, "list") == 0 ? "read" :
+	    "write", role, err->msg);
+	return EX_NOPERM;
+}
 
 static int
 name_ok(const char *name)
@@ -327,7 +397,7 @@ cmd_token(int argc, char **argv)
 			goto usage;
 	} else
 		goto usage;
-	if ((rc = cmd_open_store("token", &o, &cfg, &s)) != 0)
+	if ((rc = token_open(&o, &cfg, &s)) != 0)
 		return rc;
 	dm_error_clear(&err);
 	if (store_check_schema(s, &err) != 0)
@@ -365,6 +435,10 @@ cmd_token(int argc, char **argv)
 	}
 	return cmd_close_store("token", s, &cfg, NULL);
 fail:
+	if ((rc = token_denied(s, sub, &err)) != 0) {
+		cmd_close_store("token", s, &cfg, NULL);
+		return rc;
+	}
 	return cmd_close_store("token", s, &cfg, &err);
 usage:
 	fputs(cmd_token_usage, stderr);

@@ -94,6 +94,7 @@ struct key {
 static const struct key keys[] = {
 	KEY("database", "conninfo", KIND_CONNINFO, conninfo, 0, 0),
 	KEY("database", "api_conninfo", KIND_CONNINFO, api_conninfo, 0, 0),
+	KEY("database", "admin_conninfo", KIND_CONNINFO, admin_conninfo, 0, 0),
 	KEY("ingest", "batch_reports", KIND_UNSIGNED, batch_reports, 1, 10000),
 	KEY("ingest", "batch_ms", KIND_UNSIGNED, batch_ms, 1, 60000),
 	KEY("ingest", "keep_bodies", KIND_BOOL, keep_bodies, 0, 0),
@@ -409,6 +410,12 @@ const char *
 dm_config_api_conninfo(const struct dm_config *c)
 {
 	return c->api_conninfo_set ? c->api_conninfo : c->conninfo;
+}
+
+const char *
+dm_config_admin_conninfo(const struct dm_config *c)
+{
+	return c->admin_conninfo_set ? c->admin_conninfo : c->conninfo;
 }
 
 const char *
@@ -995,6 +1002,8 @@ store(struct parse *p, const struct key *k, char *base, const char *section,
 		snprintf(field, DM_CONFIG_CONNINFO_MAX, "%s", value);
 		if (field == p->config->api_conninfo)
 			p->config->api_conninfo_set = 1;
+		if (field == p->config->admin_conninfo)
+			p->config->admin_conninfo_set = 1;
 		return 1;
 	case KIND_UNSIGNED:
 		if (parse_unsigned(value, &number, &overflow) != 0 &&

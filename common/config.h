@@ -15,6 +15,7 @@
  *	[database]
  *	conninfo = host=/var/run/postgresql dbname=dmarcd
  *	api_conninfo = ...		; = [api] database; give one of them
+ *	admin_conninfo = ...		; dmarcd token's; default conninfo
  *	[ingest]
  *	batch_reports = 100		; 1..10000
  *	batch_ms = 500			; 1..60000
@@ -244,6 +245,8 @@ struct dm_config {
 	char conninfo[DM_CONFIG_CONNINFO_MAX];	/* "": libpq's defaults */
 	char api_conninfo[DM_CONFIG_CONNINFO_MAX];
 	int api_conninfo_set;	/* 0: the API uses conninfo */
+	char admin_conninfo[DM_CONFIG_CONNINFO_MAX];
+	int admin_conninfo_set;	/* 0: dmarcd token uses conninfo */
 	unsigned batch_reports;	/* small reports per transaction */
 	unsigned batch_ms;	/* longest time a batch stays open */
 	int keep_bodies;	/* keep failure reports' original bodies */
@@ -331,6 +334,12 @@ int dm_config_parse_listen(struct dm_config *c, const char *text,
 
 /* dm_config_api_conninfo - api_conninfo, or conninfo when that is unset. */
 const char *dm_config_api_conninfo(const struct dm_config *c);
+
+/*
+ * dm_config_admin_conninfo - admin_conninfo (a role granted dmarcd_admin,
+ * for dmarcd token), or conninfo when that is unset.
+ */
+const char *dm_config_admin_conninfo(const struct dm_config *c);
 
 /*
  * dm_config_free - release what c holds (the accounts, zeroed first):

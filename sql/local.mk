@@ -16,7 +16,8 @@ SQL_MIGRATIONS = \
 	sql/0014_rollup_append.sql \
 	sql/0015_grafana_views.sql \
 	sql/0016_compact_remark.sql \
-	sql/0017_least_privilege.sql
+	sql/0017_least_privilege.sql \
+	sql/0018_admin_role.sql
 EXTRA_DIST += $(SQL_MIGRATIONS) sql/embed.sh docs/views.md
 BUILT_SOURCES += sql/migrations.c
 CLEANFILES += sql/migrations.c

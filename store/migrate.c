@@ -149,6 +149,25 @@ checksum(const char *text, char hex[65])
 		snprintf(hex + 2 * i, 3, "%02x", d[i]);
 }
 
+/*
+ * run_migration - one migration's SQL; on failure err holds PostgreSQL's
+ * message, its HINT and SQLSTATE, not the script (which would fill the
+ * message before the reason: store_pq_exec() names what failed by its
+ * text).
+ */
+static int
+run_migration(PGconn *conn, const char *sql, struct dm_error *err)
+{
+	PGresult *res = store_pq.PQexec(conn, sql);
+	ExecStatusType st = res != NULL ? store_pq.PQresultStatus(res) :
+	    PGRES_FATAL_ERROR;
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		return store_pq_fail(conn, res, "applying it", err);
+	store_pq.PQclear(res);
+	return 0;
+}
+
 static int
 ensure_table(struct store *s, struct dm_error *err)
 {
@@ -219,8 +238,8 @@ store_migrate(struct store *s, FILE *out, struct dm_error *err)
 		t0 = now_ms();
 		if (store_pq_exec(s->conn, "BEGIN", err) != 0)
 			goto out;
-		if (store_pq_exec(s->conn, m->sql, err) != 0) {
-			dm_error_prefix(err, "migration %04d_%s: ", m->version,
+		if (run_migration(s->conn, m->sql, err) != 0) {
+			dm_error_prefix(err, "migration %04d_%s", m->version,
 			    m->name);
 			store_pq_exec(s->conn, "ROLLBACK", &(struct dm_error){ 0 });
 			goto out;
@@ -251,7 +270,7 @@ store_migrate(struct store *s, FILE *out, struct dm_error *err)
 		fprintf(out, "nothing to do: all %zu migrations applied\n",
 		    store_migration_count);
 	if (store_senders_sync(s, &tally, err) != 0) {
-		dm_error_prefix(err, "sender map: ");
+		dm_error_prefix(err, "sender map");
 		goto out;
 	}
 	if (out != NULL) {

@@ -2,9 +2,10 @@
 """privileges.py - each PostgreSQL role can do what it needs and no more.
 
 Prints TAP; skipped without PostgreSQL. A throwaway cluster, `dmarcd
-migrate`, the samples ingested, and three login roles: one with
+migrate`, the samples ingested, and four login roles: one with
 dmarcd_reader only (what the API uses), one with dmarcd_ingest only (what
-ingest, fetch and the daemon use), one with dmarcd_grafana only.
+ingest, fetch and the daemon use), one with dmarcd_grafana only, one with
+dmarcd_admin only (what dmarcd token uses).
 
 Checked, with the names docs/security.md cites:
   reader: write: KIND      connected as the API's role, INSERT, UPDATE,
@@ -21,9 +22,25 @@ Checked, with the names docs/security.md cites:
         report's origin (org_name, report_id, begin_time, domain) or a
         record's content denied (sql/0017_least_privilege.sql); and yet
         dmarcd ingest (the samples, adversarial inputs, a duplicate, a
-        failure report), compact and token add run as that role.
+        failure report) and compact run as that role.
+  ingest: no write to the API's tokens   INSERT, UPDATE, DELETE of
+        api_tokens, and any write of the sender map (platforms,
+        sender_rules), DELETE of rejected_inputs: permission denied
+        (sql/0018_admin_role.sql).
+  ingest: dmarcd token add fails   as the ingest role (--db, or conninfo
+        with no admin_conninfo): exit 77, a message naming the role, GRANT
+        dmarcd_admin and admin_conninfo; no token printed, no row added.
+  admin: ...               writes api_tokens, the sender map, deletes a
+        refused input, runs refresh_platforms(); writes nothing else;
+        dmarcd token add, list and revoke run as that role, through
+        [database] admin_conninfo while conninfo is the ingest role's.
   grafana: ...             no USAGE on schema dmarcd, every dmarcd_v1 view
         readable, nothing writable.
+  migrate: ...             0018 on a cluster where dmarcd_admin exists
+        already, run by a database owner without CREATEROLE: it works;
+        with the role missing, it fails naming dmarcd_admin and
+        CREATEROLE, leaving the schema before 0018; a superuser's migrate
+        then makes the role.
 """
 import os
 import sys
@@ -35,6 +52,10 @@ import pgharness as h  # noqa: E402
 READER = "dmarcd_priv_reader"
 INGEST = "dmarcd_priv_ingest"
 GRAFANA = "dmarcd_priv_grafana"
+ADMIN = "dmarcd_priv_admin"
+# What only dmarcd_admin may write (sql/0018_admin_role.sql).
+ADMIN_TABLES = ["dmarcd.api_tokens", "dmarcd.platforms",
+                "dmarcd.sender_rules"]
 
 # Every write, tried on every table as the given role; each outcome is a
 # row "kind<TAB>table<TAB>sqlstate" (42501: insufficient_privilege).
@@ -126,8 +147,14 @@ def main(tap):
     db = cluster.new_db()
     for role, group in ((READER, "dmarcd_reader"),
                         (INGEST, "dmarcd_ingest"),
-                        (GRAFANA, "dmarcd_grafana")):
+                        (GRAFANA, "dmarcd_grafana"),
+                        (ADMIN, "dmarcd_admin")):
         r = db.psql("CREATE ROLE %s LOGIN IN ROLE %s" % (role, group))
+        if r.rc != 0 and role == ADMIN:
+            # No dmarcd_admin (0018 missing): a login with no rights, so
+            # that each check of it fails on its own.
+            tap.note("no role dmarcd_admin: " + r.err.strip())
+            r = db.psql("CREATE ROLE %s LOGIN" % role)
         if r.rc != 0:
             raise RuntimeError(r.describe())
 
@@ -150,10 +177,10 @@ def main(tap):
     tap.check("ingest: dmarcd ingest runs as the ingest role (samples, "
               "a duplicate, a rejected input, a failure report twice)",
               problems)
-    for args in (("compact",), ("token", "add", "probe")):
-        r = db.dmarcd(*args, db=ingest_db)
-        tap.check("ingest: dmarcd %s runs as the ingest role" % args[0],
-                  [] if r.rc == 0 else [r.describe()])
+    r = db.dmarcd("compact", db=ingest_db)
+    tap.check("ingest: dmarcd compact runs as the ingest role",
+              [] if r.rc == 0 else [r.describe()])
+    token_checks(tap, db, cluster, env, ingest_db)
     reports_before = db.rows("SELECT domain, id, org_name, report_id, "
                              "begin_time FROM dmarcd.reports ORDER BY 2")
 
@@ -233,6 +260,51 @@ def main(tap):
                             "begin_time FROM dmarcd.reports ORDER BY 2") ==
               reports_before else ["the reports changed"])
 
+    problems = []
+    for stmt in ("INSERT INTO dmarcd.api_tokens (name, sha256) VALUES "
+                 "('forged', '\\x00')",
+                 "UPDATE dmarcd.api_tokens SET revoked_at = NULL",
+                 "UPDATE dmarcd.api_tokens SET domains = NULL",
+                 "DELETE FROM dmarcd.api_tokens",
+                 "UPDATE dmarcd.platforms SET url = 'https://forged.example'",
+                 "INSERT INTO dmarcd.sender_rules (kind, suffix, platform) "
+                 "SELECT 'ptr', 'forged.example', name FROM dmarcd.platforms "
+                 "LIMIT 1",
+                 "DELETE FROM dmarcd.rejected_inputs"):
+        r = as_role(db, INGEST, stmt)
+        if r.rc == 0 or "permission denied" not in r.err:
+            problems.append("%s: %s" % (stmt, r.describe()))
+    problems += denied(results, ("INSERT", "UPDATE", "DELETE"),
+                       ADMIN_TABLES)
+    problems += denied(results, ("DELETE",), ["dmarcd.rejected_inputs"])
+    tap.check("ingest: no write to the API's tokens, the sender map, no "
+              "DELETE of refused inputs (0018)", problems)
+    r = as_role(db, INGEST, "SELECT count(*) FROM dmarcd.api_tokens")
+    tap.check("ingest: still reads the tokens (dmarcd run's API)",
+              [] if r.rc == 0 else [r.describe()])
+
+    # -- the admin role
+    results = probe(db, ADMIN)
+    allowed = ["%s %s: SQLSTATE %s" % (k, t, s) for (k, t), s in
+               sorted(results.items()) if t in ADMIN_TABLES and
+               k in ("INSERT", "UPDATE", "DELETE") and s == "42501"]
+    tap.check("admin: INSERT, UPDATE, DELETE of api_tokens, platforms, "
+              "sender_rules allowed", allowed)
+    problems = []
+    for stmt in ("SELECT dmarcd.refresh_platforms()",
+                 "BEGIN; DELETE FROM dmarcd.rejected_inputs; ROLLBACK"):
+        r = as_role(db, ADMIN, stmt)
+        if r.rc != 0:
+            problems.append("%s: %s" % (stmt, r.describe()))
+    tap.check("admin: refresh_platforms() and DELETE of refused inputs",
+              problems)
+    mine = set((k, t) for t in ADMIN_TABLES
+               for k in ("INSERT", "UPDATE", "DELETE"))
+    mine.add(("DELETE", "dmarcd.rejected_inputs"))
+    others = dict((kt, st) for kt, st in results.items() if kt not in mine)
+    tap.check("admin: no other write (%d tried), no TRUNCATE, no CREATE"
+              % len(others), denied(others))
+
     # -- Grafana's role
     rows = db.rows("SELECT has_schema_privilege('%s', 'dmarcd', 'USAGE'), "
                    "has_schema_privilege('%s', 'dmarcd_v1', 'USAGE')"
@@ -261,6 +333,129 @@ def main(tap):
     tap.check("grafana: nothing writable",
               ["%s on %s" % (p, t) for t, p in rows] +
               denied(results))
+
+    migrate_checks(tap, db, cluster, env)
+
+
+def migrate_checks(tap, db, cluster, env):
+    """0018's role on a cluster where it exists, or not, migrated by a
+    database owner without CREATEROLE. Last: it drops dmarcd_admin."""
+    owner = "dmarcd_priv_owner"
+    for sql in ("CREATE ROLE %s LOGIN NOCREATEROLE" % owner,
+                "CREATE DATABASE priv_owned1 OWNER %s" % owner,
+                "CREATE DATABASE priv_owned2 OWNER %s" % owner):
+        r = cluster.psql(sql)
+        if r.rc != 0:
+            raise RuntimeError(r.describe())
+
+    def migrate(dbname, user):
+        return h.run([env.dmarcd, "migrate", "--db",
+                      cluster.conninfo_for(dbname, user=user)])
+
+    def version(dbname):
+        r = cluster.psql("COPY (SELECT max(version) FROM "
+                         "dmarcd.schema_migrations) TO STDOUT", dbname)
+        return r.out.strip() if r.rc == 0 else r.describe()
+
+    r = migrate("priv_owned1", owner)
+    tap.check("migrate: 0018 by a database owner without CREATEROLE, "
+              "dmarcd_admin existing already (another database)",
+              [] if r.rc == 0 and version("priv_owned1") == "18" else
+              [r.describe(), version("priv_owned1")])
+
+    # Without the role: drop it (and what it was granted) everywhere.
+    for dbname in (db.name, "priv_owned1"):
+        r = cluster.psql("DROP OWNED BY dmarcd_admin", dbname)
+        if r.rc != 0:
+            raise RuntimeError(r.describe())
+    r = cluster.psql("DROP ROLE %s" % ADMIN)
+    r2 = cluster.psql("DROP ROLE dmarcd_admin")
+    if r.rc != 0 or r2.rc != 0:
+        raise RuntimeError(r.describe() + r2.describe())
+    r = migrate("priv_owned2", owner)
+    problems = []
+    if r.rc == 0:
+        problems.append("migrate succeeded")
+    for want in ("dmarcd_admin", "CREATEROLE"):
+        if want not in r.err:
+            problems.append("no %r in the message" % want)
+    if version("priv_owned2") != "17":
+        problems.append("schema at %s, not 17" % version("priv_owned2"))
+    tap.check("migrate: without dmarcd_admin and without CREATEROLE it "
+              "fails naming the role and CREATEROLE; the schema stays at 17",
+              problems + ([] if not problems else [r.describe()]))
+    tap.note("the message: " + r.err.strip())
+    r = migrate("priv_owned2", "postgres")
+    rows = cluster.psql("COPY (SELECT rolcanlogin FROM pg_roles WHERE "
+                        "rolname = 'dmarcd_admin') TO STDOUT")
+    tap.check("migrate: a superuser's migrate then makes dmarcd_admin, "
+              "NOLOGIN",
+              [] if r.rc == 0 and rows.out.strip() == "f" and
+              version("priv_owned2") == "18" else
+              [r.describe(), rows.describe()])
+
+
+def token_checks(tap, db, cluster, env, ingest_db):
+    """dmarcd token as the ingest role (refused, exit 77) and as the
+    admin role, by --db and by [database] admin_conninfo."""
+    before = db.int("SELECT count(*) FROM dmarcd.api_tokens")
+    r = db.dmarcd("token", "add", "probe", db=ingest_db)
+    problems = []
+    if r.rc != 77:
+        problems.append("exit %r, not 77 (EX_NOPERM)" % r.rc)
+    for want in ("role %s may not write" % INGEST,
+                 "GRANT dmarcd_admin TO %s" % INGEST, "admin_conninfo"):
+        if want not in r.err:
+            problems.append("no %r in the message" % want)
+    if r.out.strip() != "":
+        problems.append("a token printed: %r" % r.out)
+    if db.int("SELECT count(*) FROM dmarcd.api_tokens") != before:
+        problems.append("a token row was added")
+    tap.check("ingest: dmarcd token add as the ingest role: exit 77, the "
+              "role, GRANT dmarcd_admin and admin_conninfo named",
+              problems + ([] if not problems else [r.describe()]))
+    tap.note("the message: " + r.err.strip())
+
+    admin_db = cluster.conninfo_for(db.name, user=ADMIN)
+    conf = os.path.join(env.work, "privileges-admin.conf")
+    with open(conf, "w") as f:
+        f.write("[database]\nconninfo = %s\nadmin_conninfo = %s\n" %
+                (ingest_db, admin_db))
+    ingest_conf = os.path.join(env.work, "privileges-ingest.conf")
+    with open(ingest_conf, "w") as f:
+        f.write("[database]\nconninfo = %s\n" % ingest_db)
+
+    def token(*args, config):
+        return h.run([env.dmarcd, "token"] + list(args) +
+                     ["--config", config])
+
+    r = token("add", "probe", config=ingest_conf)
+    tap.check("ingest: dmarcd token add with conninfo the ingest role's "
+              "and no admin_conninfo: exit 77",
+              [] if r.rc == 77 and r.out.strip() == "" else [r.describe()])
+
+    problems = []
+    r = db.dmarcd("token", "add", "by-db", db=admin_db)
+    if r.rc != 0 or len(r.out.strip()) < 20:
+        problems.append(r.describe())
+    r = token("add", "by-config", "--domain", "example.net", config=conf)
+    if r.rc != 0 or len(r.out.strip()) < 20:
+        problems.append(r.describe())
+    r = token("revoke", "by-db", config=conf)
+    if r.rc != 0:
+        problems.append(r.describe())
+    r = token("list", config=conf)
+    if r.rc != 0 or "by-config" not in r.out or not any(
+            line.startswith("by-db ") and "revoked" in line
+            for line in r.out.splitlines()):
+        problems.append(r.describe())
+    rows = db.rows("SELECT name, revoked_at IS NOT NULL FROM "
+                   "dmarcd.api_tokens WHERE name LIKE 'by-%' ORDER BY 1")
+    if rows != [("by-config", "f"), ("by-db", "t")]:
+        problems.append("api_tokens: %r" % rows)
+    tap.check("admin: dmarcd token add, revoke, list as the admin role "
+              "(--db, and [database] admin_conninfo beside an ingest "
+              "conninfo)", problems)
 
 
 if __name__ == "__main__":

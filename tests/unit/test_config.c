@@ -93,6 +93,8 @@ assert_defaults(const struct dm_config *c)
 	assert_string_equal(c->conninfo, "");
 	assert_string_equal(dm_config_api_conninfo(c), "");
 	assert_int_equal(c->api_conninfo_set, 0);
+	assert_string_equal(dm_config_admin_conninfo(c), "");
+	assert_int_equal(c->admin_conninfo_set, 0);
 	assert_int_equal(c->batch_reports, 100);
 	assert_int_equal(c->batch_ms, 500);
 	assert_int_equal(c->keep_bodies, 0);
@@ -179,6 +181,7 @@ test_full_file(void **state)
 	    "conninfo = host=/var/run/postgresql dbname=dmarcd "
 	    "user=dmarcd_ingest\n"
 	    "api_conninfo = dbname=dmarcd user=dmarcd_api  ; read only\n"
+	    "admin_conninfo = dbname=dmarcd user=dmarcd_admin\n"
 	    "\n"
 	    "[ingest]\n"
 	    "batch_reports = 10000\n"
@@ -198,6 +201,9 @@ test_full_file(void **state)
 	assert_int_equal(c.api_conninfo_set, 1);
 	assert_string_equal(dm_config_api_conninfo(&c),
 	    "dbname=dmarcd user=dmarcd_api");
+	assert_int_equal(c.admin_conninfo_set, 1);
+	assert_string_equal(dm_config_admin_conninfo(&c),
+	    "dbname=dmarcd user=dmarcd_admin");
 	assert_int_equal(c.batch_reports, 10000);
 	assert_int_equal(c.batch_ms, 1);
 	assert_int_equal(c.keep_bodies, 1);
@@ -551,6 +557,8 @@ test_db_precedence(void **state)
 	assert_int_equal(dm_config_set_db(&c, "dbname=b", &err), 0);
 	assert_string_equal(c.conninfo, "dbname=b");
 	assert_string_equal(dm_config_api_conninfo(&c), "dbname=a user=api");
+	/* dmarcd token follows conninfo when admin_conninfo is not set. */
+	assert_string_equal(dm_config_admin_conninfo(&c), "dbname=b");
 }
 
 static void
