@@ -95,7 +95,9 @@
  * (a symbolic link is refused), the file must belong to root and be
  * writable by no one else (mode & 022 == 0), and every *_file must
  * belong to root: otherwise another user could write a configuration, or
- * swap a file, that makes root read one of root's files. mailboxes is a comma-separated list (names
+ * swap a file, that makes root read one of root's files.
+ *
+ * mailboxes is a comma-separated list (names
  * trimmed, not empty, at most DM_CONFIG_MAX_MAILBOXES, no name twice;
  * INBOX in any case is INBOX); neither folder may be one of them.
  * oauth2_token_url is https://, or http:// to a loopback host (127/8,
