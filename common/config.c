@@ -226,6 +226,7 @@ struct parse {
 	struct dm_config *config;	/* the new configuration */
 	const char *path;
 	FILE *fp;
+	mode_t file_mode;	/* of the file: a secret in it needs 0600 */
 	int line;		/* lines handed to libinih so far */
 	int failed;		/* err holds the first error; stop reading */
 	int error_line;		/* of that error */
@@ -803,6 +804,49 @@ parse_nomem(struct parse *p)
 	return 0;
 }
 
+/* Whether path itself (not what it points to) is a symbolic link. */
+static int
+is_symlink(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+/*
+ * inline_secret - a secret written in the file itself (key's value is
+ * one): refused unless group and others can do nothing with the file, the
+ * rule a *_file follows. fix says where else the secret may go. The
+ * message names the file and the key, never the value.
+ */
+static int
+inline_secret(struct parse *p, const char *section, const char *key,
+    const char *fix)
+{
+	if ((p->file_mode & 077) == 0)
+		return 1;
+	return parse_fail(p, "[%s] %s: a secret written in this file, which "
+	    "group or others can %s (mode %04o): chmod 600 %s (owned by the "
+	    "user dmarcd runs as), or %s", section, key,
+	    (p->file_mode & 044) != 0 ? "read" :
+	    (p->file_mode & 022) != 0 ? "write" : "execute",
+	    (unsigned)(p->file_mode & 07777), p->path, fix);
+}
+
+/* Whether a conninfo holds a password (or what may be one). */
+static int
+conninfo_has_secret(const char *conninfo)
+{
+	char redacted[2 * DM_CONFIG_CONNINFO_MAX + 16];
+	size_t len;
+	int differs;
+
+	len = dm_config_redact(conninfo, redacted, sizeof(redacted));
+	differs = len >= sizeof(redacted) || strcmp(redacted, conninfo) != 0;
+	explicit_bzero(redacted, sizeof(redacted));
+	return differs;
+}
+
 /*
  * read_secret_file - the one line of file, a regular file that only its
  * owner may use (and, when dmarcd runs as root, owned by root), into out
@@ -822,8 +866,15 @@ read_secret_file(struct parse *p, const char *section, const char *key,
 	if (file[0] != '/')
 		return parse_fail(p, "[%s] %s: '%s' is not an absolute path",
 		    section, key, file);
-	/* O_NONBLOCK: opening a FIFO must not hang; it is refused below. */
-	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	/* O_NONBLOCK: opening a FIFO must not hang; it is refused below.
+	 * Root follows no link: whoever may change it would choose which of
+	 * root's files is read (and sent to a server as a password). */
+	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+	    (geteuid() == 0 ? O_NOFOLLOW : 0));
+	if (fd < 0 && errno == ELOOP && is_symlink(file))
+		return parse_fail(p, "[%s] %s: %s is a symbolic link, which "
+		    "dmarcd running as root does not follow; name the file "
+		    "itself (readlink -f %s)", section, key, file, file);
 	if (fd < 0)
 		return parse_fail(p, "[%s] %s: cannot open %s: %s", section,
 		    key, file, strerror(errno));
@@ -966,6 +1017,10 @@ store_webhook(struct parse *p, const struct key *k, char *field,
 		if (len >= sizeof(url))
 			return parse_fail(p, "[%s] %s: longer than %zu bytes",
 			    section, k->name, sizeof(url) - 1);
+		/* A Slack webhook's path is its secret. */
+		if (inline_secret(p, section, k->name,
+		    "move it to webhook_file") == 0)
+			return 0;
 		memcpy(url, value, len + 1);
 	}
 	if (has_control(url, strlen(url)) || !url_ok(url)) {
@@ -992,6 +1047,7 @@ store(struct parse *p, const struct key *k, char *base, const char *section,
 	size_t len = strlen(value);
 	uint64_t number;
 	int overflow, flag;
+	char fix[64];
 	size_t i;
 
 	switch (k->kind) {
@@ -999,6 +1055,10 @@ store(struct parse *p, const struct key *k, char *base, const char *section,
 		if (len >= DM_CONFIG_CONNINFO_MAX)
 			return parse_fail(p, "[%s] %s: longer than %d bytes",
 			    section, k->name, DM_CONFIG_CONNINFO_MAX - 1);
+		if (conninfo_has_secret(value) && inline_secret(p, section,
+		    k->name, "move the password to a passfile (passfile=FILE "
+		    "in the conninfo, or ~/.pgpass), mode 0600") == 0)
+			return 0;
 		snprintf(field, DM_CONFIG_CONNINFO_MAX, "%s", value);
 		if (field == p->config->api_conninfo)
 			p->config->api_conninfo_set = 1;
@@ -1088,6 +1148,9 @@ store(struct parse *p, const struct key *k, char *base, const char *section,
 		if (len >= k->size)
 			return parse_fail(p, "[%s] %s: longer than %zu bytes",
 			    section, k->name, k->size - 1);
+		snprintf(fix, sizeof(fix), "move it to %s_file", k->name);
+		if (inline_secret(p, section, k->name, fix) == 0)
+			return 0;
 		memcpy(field, value, len + 1);
 		break;
 	case KIND_SECRET_FILE:
@@ -1511,6 +1574,74 @@ merge_accounts(const struct dm_config *c, struct parse *p,
 }
 
 /*
+ * open_config - the configuration file at path, open for reading, its
+ * stat in st; NULL with err filled. As root it must be root's own file
+ * that nobody else can change, reached without a symbolic link at its
+ * end: it names the secret files root reads, and so another user who
+ * could change it could have root read any of root's files.
+ */
+static FILE *
+open_config(const char *path, struct stat *st, struct dm_error *err)
+{
+	int root = geteuid() == 0, fd, saved;
+	FILE *fp;
+
+	/* O_NONBLOCK: a FIFO must not hang; it is refused below. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+	    (root ? O_NOFOLLOW : 0));
+	if (fd < 0 && errno == ELOOP && root && is_symlink(path)) {
+		dm_error_set(err, DM_E_USAGE, "%s is a symbolic link, which "
+		    "dmarcd running as root does not follow; name the file "
+		    "itself (readlink -f %s)", path, path);
+		return NULL;
+	}
+	if (fd < 0) {
+		dm_error_set(err, DM_E_NOINPUT, "cannot open %s: %s", path,
+		    strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, st) != 0) {
+		saved = errno;
+		close(fd);
+		dm_error_set(err, DM_E_IO, "cannot stat %s: %s", path,
+		    strerror(saved));
+		return NULL;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(fd);
+		dm_error_set(err, DM_E_NOINPUT, "%s is not a regular file",
+		    path);
+		return NULL;
+	}
+	if (root && st->st_uid != 0) {
+		close(fd);
+		dm_error_set(err, DM_E_USAGE, "%s belongs to uid %u, not to "
+		    "root, which runs dmarcd: that user could make root read "
+		    "any file of root's; chown root %s, or run dmarcd as that "
+		    "user (runuser -u USER -- dmarcd ...)", path,
+		    (unsigned)st->st_uid, path);
+		return NULL;
+	}
+	if (root && (st->st_mode & 022) != 0) {
+		close(fd);
+		dm_error_set(err, DM_E_USAGE, "%s is writable by %s (mode "
+		    "%04o), and dmarcd runs as root: chmod go-w %s", path,
+		    (st->st_mode & 020) != 0 ? "group" : "others",
+		    (unsigned)(st->st_mode & 07777), path);
+		return NULL;
+	}
+	fp = fdopen(fd, "r");
+	if (fp == NULL) {
+		saved = errno;
+		close(fd);
+		dm_error_set(err, DM_E_NOMEM, "cannot read %s: %s", path,
+		    strerror(saved));
+		return NULL;
+	}
+	return fp;
+}
+
+/*
  * load_file - c and the file at path into next, which owns memory of its
  * own when this returns 0 and holds nothing when it returns -1. c is not
  * changed.
@@ -1523,24 +1654,12 @@ load_file(const struct dm_config *c, const char *path,
 	struct stat st;
 	FILE *fp;
 	size_t i;
-	int rc, saved;
+	int rc;
 
 	dm_config_init(next);
-	fp = fopen(path, "re");
+	fp = open_config(path, &st, err);
 	if (fp == NULL)
-		return dm_error_set(err, DM_E_NOINPUT, "cannot open %s: %s",
-		    path, strerror(errno));
-	if (fstat(fileno(fp), &st) != 0) {
-		saved = errno;
-		fclose(fp);
-		return dm_error_set(err, DM_E_IO, "cannot stat %s: %s", path,
-		    strerror(saved));
-	}
-	if (!S_ISREG(st.st_mode)) {
-		fclose(fp);
-		return dm_error_set(err, DM_E_NOINPUT, "%s is not a regular "
-		    "file", path);
-	}
+		return -1;
 	if (strlen(path) >= sizeof(next->path)) {
 		fclose(fp);
 		return dm_error_set(err, DM_E_USAGE, "%s: a path longer than "
@@ -1556,6 +1675,7 @@ load_file(const struct dm_config *c, const char *path,
 	p.config = next;
 	p.path = path;
 	p.fp = fp;
+	p.file_mode = st.st_mode;
 	p.err = err;
 	errno = 0;
 	rc = inih.ini_parse_stream(read_line, &p, on_value, &p);

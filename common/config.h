@@ -86,7 +86,19 @@
  * are read at load time: an absolute path to a regular file that group
  * and others cannot use at all (mode & 077 == 0), one line (trailing
  * CR/LF dropped), not empty, short enough for its field. A key and its
- * _file may not both be set. mailboxes is a comma-separated list (names
+ * _file may not both be set. A secret written in the file itself (password,
+ * oauth2_client_secret, oauth2_refresh_token, webhook, and a conninfo,
+ * api_conninfo or [api] database that holds a password: one that
+ * dm_config_redact() changes) is refused unless the file follows the
+ * *_file rule too (mode & 077 == 0); a file without one may be 0644.
+ *
+ * As root (euid 0) the file and every *_file are opened with O_NOFOLLOW
+ * (a symbolic link is refused), the file must belong to root and be
+ * writable by no one else (mode & 022 == 0), and every *_file must
+ * belong to root: otherwise another user could write a configuration, or
+ * swap a file, that makes root read one of root's files.
+ *
+ * mailboxes is a comma-separated list (names
  * trimmed, not empty, at most DM_CONFIG_MAX_MAILBOXES, no name twice;
  * INBOX in any case is INBOX); neither folder may be one of them.
  * oauth2_token_url is https://, or http:// to a loopback host (127/8,
@@ -108,7 +120,13 @@
  *			or read, is not a regular file, or is open to group
  *			or others ("PATH:LINE: [account NAME] password_file:
  *			FILE is readable by others (mode 0644); chmod 600
- *			it"); a DMARCD_DB or --db longer than
+ *			it"); a secret written in a file that group or
+ *			others may use ("PATH:LINE: [section] key: a secret
+ *			written in this file, ... (mode 0644): chmod 600
+ *			PATH ..., or move it to key_file"); as root, a
+ *			symbolic link (the file or a *_file), a file of
+ *			another user or one that group or others may write;
+ *			a DMARCD_DB or --db longer than
  *			DM_CONFIG_CONNINFO_MAX
  *	DM_E_NOINPUT	the file named by --config or DMARCD_CONFIG does
  *			not exist; a file that exists cannot be opened

@@ -75,6 +75,7 @@ user = $IMAP_USER
 password = $IMAP_PASS
 ${BENCH_EXTRA:-}
 EOF
+chmod 600 "$tmp/dmarcd.conf"	# the password is written in it
 "$DMARCD" migrate --config "$tmp/dmarcd.conf" >/dev/null ||
     die "dmarcd migrate failed"
 status=$(doveadm -c "$DOVECOT_CONF" mailbox status -u test messages INBOX)

@@ -4,12 +4,15 @@
  * /etc/dmarcd/dmarcd.conf (libinih, every section and key, the account
  * checks), then copied, redacted and freed.
  *
- * The file is a memfd, written again for each input and opened through
- * /proc/self/fd, so nothing touches the disk and the path never changes
- * (messages name it). The first byte's low bit loads the file a second
- * time into the same struct, which merges accounts. *_file keys name
- * files that are not there (or not private): their errors are paths
- * like any other.
+ * The file is one regular file in a private directory made once (under
+ * $TMPDIR, else /tmp), written again for each input, so the path never
+ * changes (messages name it); not a memfd, whose /proc/self/fd path is a
+ * link, which dmarcd refuses as root. The first byte's low bit loads the
+ * file a second time into the same struct, which merges accounts; its
+ * high bit makes the file mode 0644 instead of 0600, where a secret
+ * written in the file is refused (and that message must not quote it
+ * either). *_file keys name files that are not there (or not private):
+ * their errors are paths like any other.
  *
  * config.h promises that messages never quote a conninfo, a password, a
  * client secret, a token or a webhook URL. So the value of each such key
@@ -24,7 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/config.h"
@@ -56,21 +60,50 @@ occurrences(const uint8_t *data, size_t size, const char *text, size_t len)
 	return n;
 }
 
+static mode_t file_mode = 0600;	/* of the next file_of() */
+static char file_dir[4096];
+
+static void
+remove_file(void)
+{
+	char path[sizeof(file_dir) + 16];
+
+	snprintf(path, sizeof(path), "%s/dmarcd.conf", file_dir);
+	unlink(path);
+	rmdir(file_dir);
+}
+
 static int
 file_of(const uint8_t *data, size_t size, char *path, size_t path_size)
 {
 	static int fd = -1;
+	const char *tmp;
 	size_t off = 0;
 	ssize_t n;
 
 	if (fd < 0) {
-		fd = memfd_create("fuzz_config", MFD_CLOEXEC);
+		tmp = getenv("TMPDIR");
+		if (tmp == NULL || tmp[0] == '\0')
+			tmp = "/tmp";
+		if ((size_t)snprintf(file_dir, sizeof(file_dir),
+		    "%s/fuzz_config.XXXXXX", tmp) >= sizeof(file_dir) ||
+		    mkdtemp(file_dir) == NULL) {
+			perror("fuzz_config: mkdtemp");
+			abort();
+		}
+		atexit(remove_file);
+	}
+	if ((size_t)snprintf(path, path_size, "%s/dmarcd.conf", file_dir) >=
+	    path_size)
+		abort();
+	if (fd < 0) {
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0) {
-			perror("fuzz_config: memfd_create");
+			perror("fuzz_config: open");
 			abort();
 		}
 	}
-	if (ftruncate(fd, 0) != 0)
+	if (ftruncate(fd, 0) != 0 || fchmod(fd, file_mode) != 0)
 		abort();
 	while (off < size) {
 		n = pwrite(fd, data + off, size - off, (off_t)off);
@@ -78,7 +111,6 @@ file_of(const uint8_t *data, size_t size, char *path, size_t path_size)
 			abort();
 		off += (size_t)n;
 	}
-	snprintf(path, path_size, "/proc/self/fd/%d", fd);
 	return 0;
 }
 
@@ -86,7 +118,7 @@ file_of(const uint8_t *data, size_t size, char *path, size_t path_size)
  * quoted_from - whether a message that holds secret got it from the value
  * at data[off..off+len): the same file with that value overwritten gives
  * a message without it. (A fixed text such as "127.0.0.1:8025, [::1]:8025"
- * in [api] listen's message can hold what a fuzzed value is.) The memfd
+ * in [api] listen's message can hold what a fuzzed value is.) The file
  * holds data again when this returns.
  */
 static int
@@ -95,7 +127,7 @@ quoted_from(const uint8_t *data, size_t size, size_t off, size_t len,
 {
 	struct dm_config config;
 	struct dm_error err;
-	char path[64];
+	char path[sizeof(file_dir) + 16];
 	uint8_t *other;
 	size_t i;
 	int quoted = 1;
@@ -182,13 +214,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct dm_config config, copy;
 	struct dm_error err;
-	char path[64], redacted[DM_CONFIG_CONNINFO_MAX];
+	char path[sizeof(file_dir) + 16], redacted[DM_CONFIG_CONNINFO_MAX];
 	size_t i;
 	unsigned mode;
 
 	if (size < 1 || size > FUZZ_MAX_INPUT)
 		return 0;
 	mode = data[0];
+	file_mode = (mode & 0x80) != 0 ? 0644 : 0600;
 	file_of(data + 1, size - 1, path, sizeof(path));
 
 	dm_config_init(&config);

@@ -209,6 +209,7 @@ class Case:
             lines.append("%s = %s" % (k, v))
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
+        os.chmod(path, 0o600)   # a webhook written in it is a secret
         return path
 
     def alerts(self, config, *args, timeout=120):

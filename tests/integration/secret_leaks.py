@@ -33,6 +33,20 @@ Checked, with the names docs/security.md cites:
         the file and its mode, never its content.
   secret file: owner       run as root, a secret file of mode 0600 owned
         by another user is refused, naming the file.
+  inline secret: KEY, mode NNNN   a secret written in the configuration
+        itself ([account] password, oauth2_client_secret,
+        oauth2_refresh_token, [alerts] webhook, a [database] conninfo,
+        api_conninfo or [api] database with a password) in a file of mode
+        0644 or 0640 is refused: exit 64, the message names the file, the
+        key and the fix (chmod 600, or the key's _file / a passfile), never
+        the value; the same file at 0600 is accepted.
+  inline secret: none, 0644  a configuration with no secret in it (a
+        conninfo without a password, *_file keys) is accepted at 0644.
+  as root: ...   run as root: a secret file reached through a symbolic
+        link, a configuration that is a symbolic link, one another user
+        owns (pointing at root's secret file: what it would read is never
+        shown) and one that group may write are refused (exit 64, naming
+        the file); root's own 0644 configuration is accepted.
 """
 import http.server
 import os
@@ -55,6 +69,8 @@ SECRETS = {
     "imap": "imappw-Zq7x9SecretImap",
     "hook_url": "hookurl-Zq7x9SecretPath",
     "hook_key": "hookkey-Zq7x9SecretKey",
+    "oauth_secret": "oauthsecret-Zq7x9Client",
+    "oauth_refresh": "oauthrefresh-Zq7x9Token",
 }
 
 
@@ -154,6 +170,130 @@ def leaks(*texts):
                 found.append(name)
                 break
     return found
+
+
+def load(d, conf, db):
+    """A command that reads conf and connects (with --db): 0 or 1 when
+    the configuration is accepted (migrate --status: 1 is pending)."""
+    return h.run([d, "migrate", "--status", "--config", conf, "--db", db],
+                 timeout=60)
+
+
+def inline_secrets(tap, env, d, sdir, db, conninfo, api_conninfo):
+    """Each key that holds a secret, written in the configuration: refused
+    in a file group or others may read, accepted at 0600."""
+    token = write_secret(os.path.join(sdir, "oauth.refresh"),
+                         SECRETS["oauth_refresh"])
+    account = ("[account a]\nhost = imap.example.com\nuser = u\n")
+    oauth = (account + "oauth2_token_url = https://oauth.example.com/t\n"
+             "oauth2_client_id = client-id\n")
+    cases = [
+        ("[account a] password", account + "password = %s\n"
+         % SECRETS["imap"], "password_file"),
+        ("[account a] oauth2_client_secret", oauth +
+         "oauth2_client_secret = %s\noauth2_refresh_token_file = %s\n"
+         % (SECRETS["oauth_secret"], token), "oauth2_client_secret_file"),
+        ("[account a] oauth2_refresh_token", oauth +
+         "oauth2_refresh_token = %s\n" % SECRETS["oauth_refresh"],
+         "oauth2_refresh_token_file"),
+        ("[alerts] webhook", "[alerts]\nwebhook = http://127.0.0.1:9/%s\n"
+         % SECRETS["hook_url"], "webhook_file"),
+        ("[database] conninfo", "[database]\nconninfo = %s\n" % conninfo,
+         "passfile"),
+        ("[database] api_conninfo", "[database]\napi_conninfo = %s\n"
+         % api_conninfo, "passfile"),
+        ("[api] database", "[api]\ndatabase = %s\n" % api_conninfo,
+         "passfile"),
+    ]
+    for n, (key, text, fix) in enumerate(cases):
+        conf = os.path.join(env.work, "inline%d.conf" % n)
+        with open(conf, "w") as f:
+            f.write(text)
+        for mode in (0o644, 0o640):
+            os.chmod(conf, mode)
+            r = load(d, conf, db)
+            problems = []
+            if r.rc != 64:
+                problems.append("exit %s, not 64" % r.rc)
+            for want in (conf + ":", key + ":", "(mode %04o)" % mode,
+                         "chmod 600 " + conf, fix):
+                if want not in r.err:
+                    problems.append("stderr lacks %r" % want)
+            problems += ["%s in the output" % s for s in leaks(r.out,
+                                                                r.err)]
+            tap.check("inline secret: %s, mode %04o refused (exit 64, the "
+                      "file, the key and the fix named, not the value)"
+                      % (key, mode),
+                      problems + ([r.describe()] if problems else []))
+        os.chmod(conf, 0o600)
+        r = load(d, conf, db)
+        tap.check("inline secret: %s, mode 0600 accepted" % key,
+                  [] if r.rc in (0, 1) and not leaks(r.out, r.err) else
+                  [r.describe()])
+    # No secret in the file: 0644 is fine.
+    conf = os.path.join(env.work, "inline-none.conf")
+    with open(conf, "w") as f:
+        f.write("[database]\nconninfo = %s\n\n" % db + account +
+                "password_file = %s\n" % write_secret(
+                    os.path.join(sdir, "inline.pass"), SECRETS["imap"]))
+    os.chmod(conf, 0o644)
+    r = load(d, conf, db)
+    tap.check("inline secret: none, 0644 accepted (a conninfo without a "
+              "password, a password_file)",
+              [] if r.rc in (0, 1) else [r.describe()])
+
+
+def root_rules(tap, env, d, sdir, db):
+    """As root: no link at the end of a path, the configuration root's
+    and writable by root only."""
+    names = ["as root: a secret file through a symbolic link refused",
+             "as root: a configuration that is a symbolic link refused",
+             "as root: a configuration another user owns refused",
+             "as root: a configuration group may write refused",
+             "as root: root's own configuration, mode 0644, accepted"]
+    if os.geteuid() != 0:
+        for name in names:
+            tap.skip(name, "not running as root")
+        return
+    key = write_secret(os.path.join(sdir, "root.key"), SECRETS["hook_key"])
+    url = write_secret(os.path.join(sdir, "root.url"),
+                       "http://127.0.0.1:9/%s" % SECRETS["hook_url"])
+    key_link = os.path.join(sdir, "root-link.key")
+    os.symlink(key, key_link)
+
+    def conf_with(name, secret_path, mode=0o644):
+        path = os.path.join(env.work, name)
+        with open(path, "w") as f:
+            f.write("[alerts]\nwebhook_file = %s\nsecret_file = %s\n"
+                    % (url, secret_path))
+        os.chmod(path, mode)
+        return path
+
+    def refused(name, r, *wants):
+        problems = [] if r.rc == 64 else ["exit %s, not 64" % r.rc]
+        problems += ["stderr lacks %r" % w for w in wants if w not in r.err]
+        problems += ["%s in the output" % s for s in leaks(r.out, r.err)]
+        tap.check(name, problems + ([r.describe()] if problems else []))
+
+    conf = conf_with("root-linked-key.conf", key_link)
+    refused(names[0], load(d, conf, db), key_link, "symbolic link",
+            "secret_file")
+    real = conf_with("root-real.conf", key)
+    conf_link = os.path.join(env.work, "root-link.conf")
+    os.symlink(real, conf_link)
+    refused(names[1], load(d, conf_link, db), conf_link, "symbolic link")
+    # Another user's configuration pointing at root's secret: refused
+    # before that file is read.
+    other = conf_with("root-other.conf", key)
+    os.chown(other, 65534, 65534)
+    refused(names[2], load(d, other, db), other, "uid 65534",
+            "chown root")
+    writable = conf_with("root-writable.conf", key, 0o664)
+    refused(names[3], load(d, writable, db), writable, "writable by group",
+            "chmod go-w")
+    r = load(d, real, db)
+    tap.check(names[4], [] if r.rc in (0, 1) and not leaks(r.out, r.err)
+              else [r.describe()])
 
 
 def main(tap):
@@ -373,6 +513,7 @@ def main(tap):
         with open(conf, "w") as f:
             f.write("[alerts]\nwebhook = http://127.0.0.1:9/\n"
                     "secret_file = %s\n" % bad)
+        os.chmod(conf, 0o600)   # the webhook, written here, is a secret
         r = h.run([d, "alerts", "--dry-run", "--config", conf, "--db",
                    conninfo], timeout=60)
         tap.check("secret file: mode %04o refused (exit 64, naming the "
@@ -388,6 +529,7 @@ def main(tap):
         with open(conf, "w") as f:
             f.write("[alerts]\nwebhook = http://127.0.0.1:9/\n"
                     "secret_file = %s\n" % other)
+        os.chmod(conf, 0o600)
         r = h.run([d, "alerts", "--dry-run", "--config", conf, "--db",
                    conninfo], timeout=60)
         tap.check("secret file: owner, root refuses another user's file",
@@ -397,6 +539,9 @@ def main(tap):
     else:
         tap.skip("secret file: owner, root refuses another user's file",
                  "not running as root")
+    inline_secrets(tap, env, d, sdir, cluster.conninfo_for(db.name),
+                   conninfo, api_conninfo)
+    root_rules(tap, env, d, sdir, cluster.conninfo_for(db.name))
     hook.shutdown()
     log.stop = True
 

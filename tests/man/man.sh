@@ -24,8 +24,11 @@
 #                    left commented)
 #   accepted: dmarcd.conf.5 example N
 #                    the same for each configuration in dmarcd.conf(5)
-#   refused          a key dmarcd does not know and a password_file of
-#                    mode 0644 are refused (exit 64, naming file and line)
+#   refused          a key dmarcd does not know, a password_file of
+#                    mode 0644 and a password written in a configuration
+#                    of mode 0644 are refused (exit 64, naming file and
+#                    line; the password itself never shown); the latter
+#                    is accepted at mode 0600
 #
 # The keys come from the keys[] and account_keys[] tables of
 # common/config.c (KEY("section", "name", ...) and AKEY("name", ...)), so
@@ -272,6 +275,8 @@ if [ -n "$conn" ]; then
 	    /^[a-z0-9_]+ = / { k = $1; if (k in seen) $0 = ";" $0; seen[k] = 1 }
 	    { print }' "$tmp/all.conf" >"$tmp/all2.conf"
 	mv "$tmp/all2.conf" "$tmp/all.conf"
+	# The example's webhook and secrets, written in it: private.
+	chmod 600 "$tmp/all.conf"
 	tries=0
 	while load "$tmp/all.conf"; [ $? = 64 ] &&
 	    line=$(sed -n 's/^.*all\.conf:\([0-9]*\): .*give one of them$/\1/p' \
@@ -335,5 +340,17 @@ chmod 644 "$tmp/open.pass"
 { cat "$example"; printf '[account open]\nhost = imap.example.com\nuser = u\npassword_file = %s\n' "$tmp/open.pass"; } >"$tmp/open.conf"
 refused "refused: a password_file of mode 0644" "$tmp/open.conf" \
     "open\\.conf:[0-9]+: .*password_file: .*chmod 600"
+# A password written in the configuration: only in a private file.
+inline_pw=Zq7-inline-password
+{ cat "$example"; printf '[account inline]\nhost = imap.example.com\nuser = u\npassword = %s\n' "$inline_pw"; } >"$tmp/inline.conf"
+chmod 644 "$tmp/inline.conf"
+refused "refused: a password written in a configuration of mode 0644" \
+    "$tmp/inline.conf" \
+    "inline\\.conf:[0-9]+: \\[account inline\\] password: .*\\(mode 0644\\): chmod 600 .*inline\\.conf.*password_file"
+if [ -n "$conn" ] && grep -q -F "$inline_pw" "$tmp/load.err"; then
+	not_ok "refused: the message shows the password"
+fi
+chmod 600 "$tmp/inline.conf"
+accepted "accepted: the same configuration at mode 0600" "$tmp/inline.conf"
 
 tap_done

@@ -22,7 +22,12 @@
  * the configuration as it was; a *_file is read only when its mode
  * leaves group and others out (a real file, chmod 644 vs 600), one line,
  * not empty, not too long; no message ever holds a password, secret or
- * token, nor a byte of a *_file; several accounts, dm_config_account(),
+ * token, nor a byte of a *_file; a secret written in the file itself
+ * (password, client secret, refresh token, webhook, a conninfo with a
+ * password) only in a file that group and others cannot use, the message
+ * naming file, key and fix; as root, no symbolic link (the file or a
+ * *_file), and the file root's and writable by root only (skipped when
+ * not root); several accounts, dm_config_account(),
  * a second file replacing an account by NAME, dm_config_copy() and
  * dm_config_free() (run under valgrind or ASan for the leaks).
  *
@@ -69,6 +74,9 @@ write_file_len(const char *name, const char *text, size_t len)
 	assert_non_null(fp);
 	assert_int_equal(fwrite(text, 1, len, fp), len);
 	assert_int_equal(fclose(fp), 0);
+	/* Private: many tests write a password in the file itself, which
+	 * only a file that group and others cannot use may hold. */
+	assert_int_equal(chmod(path, 0600), 0);
 	return path;
 }
 
@@ -1487,6 +1495,201 @@ test_secret_file_mode(void **state)
 	dm_config_free(&c);
 }
 
+/*
+ * A secret written in the configuration itself: each key that holds one
+ * (a conninfo only with a password) is refused in a file that group or
+ * others may use, naming the file, the key and the fix, never the value;
+ * the same file at 0600 or 0400 is read. A file with no secret may be
+ * 0644.
+ */
+static void
+test_inline_secret_mode(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *where;	/* LINE: [section] key */
+		const char *fix;
+	} cases[] = {
+		{ "[account a]\nhost = h\nuser = u\npassword = " SECRET "\n",
+		  "4: [account a] password", "or move it to password_file" },
+		{ "[account a]\nhost = h\nuser = u\nauth = xoauth2\n"
+		  "oauth2_client_secret = " SECRET "\n",
+		  "5: [account a] oauth2_client_secret",
+		  "or move it to oauth2_client_secret_file" },
+		{ "[account a]\noauth2_refresh_token = " SECRET "\n",
+		  "2: [account a] oauth2_refresh_token",
+		  "or move it to oauth2_refresh_token_file" },
+		{ "[alerts]\nwebhook = https://hooks.example.com/" SECRET "\n",
+		  "2: [alerts] webhook", "or move it to webhook_file" },
+		{ "[database]\nconninfo = host=h password=" SECRET "\n",
+		  "2: [database] conninfo", "passfile=FILE" },
+		{ "[database]\napi_conninfo = postgresql://u:" SECRET
+		  "@h/db\n", "2: [database] api_conninfo", "~/.pgpass" },
+		{ "; the API\n[api]\ndatabase = host=h sslpassword=" SECRET "\n",
+		  "3: [api] database", "passfile=FILE" },
+	};
+	static const struct {
+		mode_t mode;
+		const char *can;
+	} open_modes[] = {
+		{ 0644, "read" }, { 0640, "read" }, { 0604, "read" },
+		{ 0620, "write" }, { 0602, "write" }, { 0610, "execute" },
+	};
+	struct dm_config c;
+	struct dm_error err;
+	char expected[DM_ERROR_MSG_MAX], pass[256], url[256];
+	const char *path;
+	size_t i, m;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (m = 0; m < sizeof(open_modes) / sizeof(open_modes[0]);
+		    m++) {
+			/* As root a file others may write is refused first
+			 * (test_root_rules). */
+			if (geteuid() == 0 && (open_modes[m].mode & 022) != 0)
+				continue;
+			path = write_file("inline.conf", cases[i].text);
+			assert_int_equal(chmod(path, open_modes[m].mode), 0);
+			dm_config_init(&c);
+			dm_error_clear(&err);
+			assert_int_equal(dm_config_load_file(&c, path, &err),
+			    -1);
+			snprintf(expected, sizeof(expected), "%s:%s: a secret "
+			    "written in this file, which group or others can "
+			    "%s (mode %04o): chmod 600 %s (owned by the user "
+			    "dmarcd runs as), ", path, cases[i].where,
+			    open_modes[m].can, (unsigned)open_modes[m].mode,
+			    path);
+			if (strncmp(err.msg, expected, strlen(expected)) != 0 ||
+			    strstr(err.msg, cases[i].fix) == NULL)
+				fail_msg("case %zu, mode %04o: got '%s', "
+				    "expected '%s...%s'", i,
+				    (unsigned)open_modes[m].mode, err.msg,
+				    expected, cases[i].fix);
+			assert_int_equal(err.code, DM_E_USAGE);
+			assert_null(strstr(err.msg, "Zq9"));
+			assert_defaults(&c);
+		}
+		/* Private: read (an account may still lack a key, which is
+		 * another error, not this one). */
+		assert_int_equal(chmod(path, 0600), 0);
+		dm_config_init(&c);
+		dm_error_clear(&err);
+		if (dm_config_load_file(&c, path, &err) != 0 &&
+		    strstr(err.msg, "a secret written") != NULL)
+			fail_msg("case %zu, mode 0600: %s", i, err.msg);
+		assert_null(strstr(err.msg, "Zq9"));
+		dm_config_free(&c);
+	}
+	/* Mode 0400, and the value is the one written. */
+	path = write_file("inline.conf", cases[0].text);
+	assert_int_equal(chmod(path, 0400), 0);
+	dm_config_init(&c);
+	if (dm_config_load_file(&c, path, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_string_equal(c.accounts[0].password, SECRET);
+	dm_config_free(&c);
+	assert_int_equal(chmod(path, 0600), 0);
+
+	/* No secret in it: 0644 is fine, a conninfo without a password and
+	 * a password_file included. */
+	write_secret("inline.pass", SECRET "\n", 0600, pass, sizeof(pass));
+	write_secret("inline.url", "https://hooks.example.com/" SECRET "\n",
+	    0600, url, sizeof(url));
+	path = write_filef("open.conf", "[database]\nconninfo = host=h "
+	    "user=u dbname=d passfile=/etc/dmarcd/pgpass\n[account a]\n"
+	    "host = h\nuser = u\npassword_file = %s\n[alerts]\n"
+	    "webhook_file = %s\n", pass, url);
+	assert_int_equal(chmod(path, 0644), 0);
+	dm_config_init(&c);
+	if (dm_config_load_file(&c, path, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_string_equal(c.accounts[0].password, SECRET);
+	dm_config_free(&c);
+}
+
+/* load_refused - path fails with DM_E_USAGE and a message holding why. */
+static void
+load_refused(const char *path, const char *why)
+{
+	struct dm_config c;
+	struct dm_error err;
+
+	dm_config_init(&c);
+	dm_error_clear(&err);
+	assert_int_equal(dm_config_load_file(&c, path, &err), -1);
+	if (strstr(err.msg, why) == NULL)
+		fail_msg("%s: got '%s', expected '...%s...'", path, err.msg,
+		    why);
+	assert_int_equal(err.code, DM_E_USAGE);
+	assert_null(strstr(err.msg, "Zq9"));
+	assert_defaults(&c);
+}
+
+/*
+ * As root: no symbolic link at the end of the configuration's path nor
+ * of a *_file's; the configuration is root's and nobody else may write
+ * it. Skipped when not root.
+ */
+static void
+test_root_rules(void **state)
+{
+	char real[256], link[256], pass[256], plink[256], why[768];
+	struct dm_config c;
+	struct dm_error err;
+	const char *path;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	write_secret("root.pass", SECRET "\n", 0600, pass, sizeof(pass));
+	snprintf(plink, sizeof(plink), "%s/link.pass", tmpdir);
+	assert_int_equal(symlink(pass, plink), 0);
+	path = write_filef("root.conf", "[account a]\nhost = h\nuser = u\n"
+	    "password_file = %s\n", pass);
+	snprintf(real, sizeof(real), "%s", path);
+	assert_int_equal(chmod(real, 0644), 0);
+	dm_config_init(&c);
+	if (dm_config_load_file(&c, real, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_string_equal(c.accounts[0].password, SECRET);
+	dm_config_free(&c);
+
+	/* The configuration through a link. */
+	snprintf(link, sizeof(link), "%s/link.conf", tmpdir);
+	assert_int_equal(symlink(real, link), 0);
+	snprintf(why, sizeof(why), "%s is a symbolic link, which dmarcd "
+	    "running as root does not follow", link);
+	load_refused(link, why);
+
+	/* A *_file through a link. */
+	path = write_filef("plink.conf", "[account a]\nhost = h\nuser = u\n"
+	    "password_file = %s\n", plink);
+	snprintf(why, sizeof(why), ":4: [account a] password_file: %s is a "
+	    "symbolic link, which dmarcd running as root does not follow",
+	    plink);
+	load_refused(path, why);
+
+	/* Another user's configuration. */
+	assert_int_equal(chown(real, 65534, 65534), 0);
+	snprintf(why, sizeof(why), "%s belongs to uid 65534, not to root",
+	    real);
+	load_refused(real, why);
+	assert_int_equal(chown(real, 0, 0), 0);
+
+	/* Root's, but others may write it. */
+	assert_int_equal(chmod(real, 0664), 0);
+	snprintf(why, sizeof(why), "%s is writable by group (mode 0664)",
+	    real);
+	load_refused(real, why);
+	assert_int_equal(chmod(real, 0646), 0);
+	snprintf(why, sizeof(why), "%s is writable by others (mode 0646)",
+	    real);
+	load_refused(real, why);
+	assert_int_equal(chmod(real, 0600), 0);
+}
+
 /* A good account but for the *_file key i, which comes on *line_r. */
 static const char *
 before_file_key(size_t i, int *line_r)
@@ -1970,6 +2173,8 @@ main(void)
 		cmocka_unit_test_setup(test_bad_accounts, setup),
 		cmocka_unit_test_setup(test_account_names_and_limits, setup),
 		cmocka_unit_test_setup(test_secret_file_mode, setup),
+		cmocka_unit_test_setup(test_inline_secret_mode, setup),
+		cmocka_unit_test_setup(test_root_rules, setup),
 		cmocka_unit_test_setup(test_secret_file_content, setup),
 		cmocka_unit_test_setup(test_secrets_never_quoted, setup),
 		cmocka_unit_test_setup(test_several_accounts, setup),
