@@ -807,6 +807,39 @@ le16(const unsigned char *p)
 	return (uint16_t)(p[0] | p[1] << 8);
 }
 
+static uint64_t
+le64(const unsigned char *p)
+{
+	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+/* a + b, or UINT64_MAX when that does not fit: a span past any file. */
+static uint64_t
+add_sat(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+#define ZIP_EOCD_SIG		0x06054b50u
+#define ZIP_EOCD_LEN		22
+#define ZIP64_LOCATOR_SIG	0x07064b50u
+#define ZIP64_LOCATOR_LEN	20
+#define ZIP64_EOCD_SIG		0x06064b50u
+#define ZIP64_EOCD_LEN		56
+#define ZIP_CENTRAL_SIG		0x02014b50u
+#define ZIP_CENTRAL_LEN		46
+#define ZIP_LOCAL_LEN		30
+/* What libzip reads from the end to find the end record (its CDBUFSIZE):
+ * the largest comment, the record and the zip64 locator before it. */
+#define ZIP_TAIL_MAX		(65535 + ZIP_EOCD_LEN + ZIP64_LOCATOR_LEN)
+#define ZIP_CD_MAX		(16u << 20)
+
+/* A central directory as one end record describes it. */
+struct cdir_desc {
+	uint64_t eocd_offset;		/* the end record that says so */
+	uint64_t cd_offset, cd_size, entries;
+};
+
 struct zip_span {
 	uint64_t offset, end;		/* local header .. at least its data */
 	char name[64];
@@ -821,13 +854,150 @@ zip_span_cmp(const void *a, const void *b)
 }
 
 /*
+ * cdir_plausible - could a reader take this directory? It lies in the
+ * file before the record that describes it (limit) and starts with a
+ * central header (or is empty). libzip refuses any other, so a candidate
+ * it could choose is always one of ours.
+ */
+static int
+cdir_plausible(const unsigned char *mem, int fd, uint64_t size,
+    const struct cdir_desc *d, uint64_t limit)
+{
+	unsigned char sig[4];
+
+	if (d->cd_offset > limit || d->cd_size > limit - d->cd_offset)
+		return 0;
+	if (d->entries == 0)
+		return d->cd_size == 0;
+	if (d->cd_size < ZIP_CENTRAL_LEN ||
+	    zip_read_at(mem, fd, size, d->cd_offset, sig, 4) != 0)
+		return 0;
+	return le32(sig) == ZIP_CENTRAL_SIG;
+}
+
+/*
+ * cdir_note - note a plausible directory unless it is one already
+ * noted. Returns the number of different directories so far (at most 2:
+ * two are enough to refuse the archive).
+ */
+static size_t
+cdir_note(struct cdir_desc *dirs, size_t count, const struct cdir_desc *d)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		if (dirs[i].cd_offset == d->cd_offset &&
+		    dirs[i].cd_size == d->cd_size &&
+		    dirs[i].entries == d->entries)
+			return count;
+	if (count < 2)
+		dirs[count] = *d;
+	return count + 1 > 2 ? 2 : count + 1;
+}
+
+/*
+ * cdir_from_end - the directories one end record at eocd_offset can
+ * stand for: its own 16/32-bit fields and, with a zip64 locator just
+ * before it, the zip64 end record's 64-bit fields. Readers differ on
+ * which they believe, so both count.
+ */
+static size_t
+cdir_from_end(const unsigned char *mem, int fd, uint64_t size,
+    const unsigned char *rec, uint64_t eocd_offset, struct cdir_desc *dirs,
+    size_t count)
+{
+	unsigned char loc[ZIP64_LOCATOR_LEN], z64[ZIP64_EOCD_LEN];
+	struct cdir_desc d;
+	uint64_t z64_offset;
+
+	d.eocd_offset = eocd_offset;
+	/* A part of a multi-disk archive is no archive for anyone. */
+	if (le16(rec + 4) == 0 && le16(rec + 6) == 0) {
+		d.entries = le16(rec + 10);
+		d.cd_size = le32(rec + 12);
+		d.cd_offset = le32(rec + 16);
+		if (d.entries != 0xffff && d.cd_size != 0xffffffffu &&
+		    d.cd_offset != 0xffffffffu &&
+		    cdir_plausible(mem, fd, size, &d, eocd_offset))
+			count = cdir_note(dirs, count, &d);
+	}
+	if (eocd_offset < ZIP64_LOCATOR_LEN ||
+	    zip_read_at(mem, fd, size, eocd_offset - ZIP64_LOCATOR_LEN, loc,
+	    sizeof(loc)) != 0 || le32(loc) != ZIP64_LOCATOR_SIG)
+		return count;
+	z64_offset = le64(loc + 8);
+	if (z64_offset > eocd_offset - ZIP64_LOCATOR_LEN ||
+	    zip_read_at(mem, fd, size, z64_offset, z64, sizeof(z64)) != 0 ||
+	    le32(z64) != ZIP64_EOCD_SIG || le32(z64 + 16) != 0 ||
+	    le32(z64 + 20) != 0)
+		return count;
+	d.entries = le64(z64 + 32);
+	d.cd_size = le64(z64 + 40);
+	d.cd_offset = le64(z64 + 48);
+	if (cdir_plausible(mem, fd, size, &d, z64_offset))
+		count = cdir_note(dirs, count, &d);
+	return count;
+}
+
+/*
+ * cdir_zip64_extra - the real sizes and offset of a central entry whose
+ * fields say 0xffffffff, from its zip64 extra field (id 1), which holds
+ * them in this order and only those that overflowed. -1 when a value it
+ * needs is missing.
+ */
+static int
+cdir_zip64_extra(const unsigned char *extra, size_t extra_len,
+    uint64_t *usize, uint64_t *csize, uint64_t *offset)
+{
+	size_t pos = 0;
+
+	while (pos + 4 <= extra_len) {
+		size_t id = le16(extra + pos), len = le16(extra + pos + 2);
+		const unsigned char *v = extra + pos + 4;
+
+		if (len > extra_len - pos - 4)
+			return -1;
+		if (id == 0x0001) {
+			size_t used = 0;
+
+			if (*usize == 0xffffffffu) {
+				if (used + 8 > len)
+					return -1;
+				*usize = le64(v + used);
+				used += 8;
+			}
+			if (*csize == 0xffffffffu) {
+				if (used + 8 > len)
+					return -1;
+				*csize = le64(v + used);
+				used += 8;
+			}
+			if (*offset == 0xffffffffu) {
+				if (used + 8 > len)
+					return -1;
+				*offset = le64(v + used);
+			}
+			return 0;
+		}
+		pos += 4 + len;
+	}
+	return *csize == 0xffffffffu || *offset == 0xffffffffu ? -1 : 0;
+}
+
+/*
  * zip_check_overlap - read the central directory (libzip does not give
  * the members' offsets) and refuse members whose data overlap: two
  * entries for one local header, or one inside another, is how a zip bomb
  * makes many members of one stream. Each member takes at least its
  * 30-byte local header and its compressed size, so an overlap found is a
- * real one. Archives this reader does not follow (zip64, a directory of
- * over 256 members or 16 MiB, a broken end record) are left to libzip
+ * real one. Zip64 sizes, offsets and end records are followed.
+ *
+ * Every end record in the tail counts, not only the last: libzip picks
+ * among them by its own rules, so a second record hidden in the archive
+ * comment could show this check a clean directory while libzip reads
+ * another. When the plausible records describe different directories
+ * the archive is refused. Directories this reader does not follow (over
+ * 256 members or 16 MiB, entries that do not parse) are left to libzip
  * and to the caps. 0 when no overlap, -1 with err.
  */
 static int
@@ -836,14 +1006,14 @@ zip_check_overlap(const unsigned char *mem, int fd, uint64_t size,
 {
 	unsigned char *tail, *cd = NULL;
 	struct zip_span *spans = NULL;
-	uint64_t tail_off, cd_off, cd_size;
-	size_t tail_len, i, n = 0, entries, pos;
+	struct cdir_desc dirs[2];
+	uint64_t tail_off, cd_size;
+	size_t tail_len, i, n = 0, entries, pos, dir_count = 0;
 	int rc = 0;
 
-	if (size < 22)
+	if (size < ZIP_EOCD_LEN)
 		return 0;
-	/* The end record: 22 bytes and a comment of up to 65535. */
-	tail_len = size < 65535 + 22 ? (size_t)size : 65535 + 22;
+	tail_len = size < ZIP_TAIL_MAX ? (size_t)size : ZIP_TAIL_MAX;
 	tail_off = size - tail_len;
 	if ((tail = malloc(tail_len)) == NULL)
 		return dm_error_set(err, DM_E_NOMEM, "out of memory");
@@ -851,44 +1021,61 @@ zip_check_overlap(const unsigned char *mem, int fd, uint64_t size,
 		free(tail);
 		return 0;
 	}
-	for (i = tail_len - 22 + 1; i-- > 0;)
-		if (le32(tail + i) == 0x06054b50)
-			break;
-	if (i == (size_t)-1) {
-		free(tail);
-		return 0;
-	}
-	entries = le16(tail + i + 10);
-	cd_size = le32(tail + i + 12);
-	cd_off = le32(tail + i + 16);
+	for (i = 0; i + ZIP_EOCD_LEN <= tail_len; i++)
+		if (le32(tail + i) == ZIP_EOCD_SIG)
+			dir_count = cdir_from_end(mem, fd, size, tail + i,
+			    tail_off + i, dirs, dir_count);
 	free(tail);
-	if (entries == 0 || entries > DM_MAX_ZIP_MEMBERS ||
-	    cd_off == 0xffffffffu || cd_size > (16u << 20) ||
-	    cd_off + cd_size > size)
+	if (dir_count == 0)
+		return 0;	/* libzip says what is wrong */
+	if (dir_count > 1)
+		return dm_error_set(err, DM_E_DATA, "zip archive has end "
+		    "records (at byte offsets %llu and %llu) that describe "
+		    "different central directories (at byte offsets %llu "
+		    "and %llu): refused before any member is read, as "
+		    "readers would not agree on its members (a directory "
+		    "hidden in the comment?)",
+		    (unsigned long long)dirs[0].eocd_offset,
+		    (unsigned long long)dirs[1].eocd_offset,
+		    (unsigned long long)dirs[0].cd_offset,
+		    (unsigned long long)dirs[1].cd_offset);
+	if (dirs[0].entries > DM_MAX_ZIP_MEMBERS ||
+	    dirs[0].cd_size > ZIP_CD_MAX)
 		return 0;
+	entries = (size_t)dirs[0].entries;
+	cd_size = dirs[0].cd_size;
 	cd = malloc(cd_size > 0 ? (size_t)cd_size : 1);
-	spans = calloc(entries, sizeof(*spans));
+	spans = calloc(entries > 0 ? entries : 1, sizeof(*spans));
 	if (cd == NULL || spans == NULL) {
 		rc = dm_error_set(err, DM_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if (zip_read_at(mem, fd, size, cd_off, cd, (size_t)cd_size) != 0)
+	if (zip_read_at(mem, fd, size, dirs[0].cd_offset, cd,
+	    (size_t)cd_size) != 0)
 		goto out;
-	for (pos = 0; n < entries && pos + 46 <= cd_size; n++) {
+	for (pos = 0; n < entries && pos + ZIP_CENTRAL_LEN <= cd_size; n++) {
 		const unsigned char *e = cd + pos;
-		size_t name_len = le16(e + 28);
+		size_t name_len = le16(e + 28), extra_len = le16(e + 30);
+		uint64_t usize = le32(e + 24), csize = le32(e + 20);
+		uint64_t offset = le32(e + 42);
 		char raw[64];
 
-		if (le32(e) != 0x02014b50)
+		if (le32(e) != ZIP_CENTRAL_SIG)
 			goto out;	/* libzip says what is wrong */
-		spans[n].offset = le32(e + 42);
-		spans[n].end = spans[n].offset + 30 + le32(e + 20);
-		if (name_len > cd_size - pos - 46)
+		if (name_len > cd_size - pos - ZIP_CENTRAL_LEN ||
+		    extra_len > cd_size - pos - ZIP_CENTRAL_LEN - name_len)
 			goto out;
+		if ((csize == 0xffffffffu || offset == 0xffffffffu ||
+		    usize == 0xffffffffu) &&
+		    cdir_zip64_extra(e + ZIP_CENTRAL_LEN + name_len,
+		    extra_len, &usize, &csize, &offset) != 0)
+			goto out;
+		spans[n].offset = offset;
+		spans[n].end = add_sat(add_sat(offset, ZIP_LOCAL_LEN), csize);
 		snprintf(raw, sizeof(raw), "%.*s", (int)name_len,
-		    (const char *)e + 46);
+		    (const char *)e + ZIP_CENTRAL_LEN);
 		printable_name(raw, spans[n].name, sizeof(spans[n].name));
-		pos += 46 + name_len + le16(e + 30) + le16(e + 32);
+		pos += ZIP_CENTRAL_LEN + name_len + extra_len + le16(e + 32);
 	}
 	qsort(spans, n, sizeof(*spans), zip_span_cmp);
 	for (i = 0; i + 1 < n; i++)
@@ -985,18 +1172,22 @@ printable_name(const char *in, char *out, size_t size)
  * against the caps before any member is read: each member's size and
  * ratio, then all members together against what is left of the budget
  * and against the archive's own size (members that overlap share one
- * compressed stream: each is modest, together a bomb). 0 when all is
- * within the caps; 1 after a problem event for each member over a cap
- * or one for the archive; -1 when a handler stopped the parse.
+ * compressed stream: each is modest, together a bomb).
+ *
+ * A member over its own cap gets its problem event and is marked in
+ * refused[] (count entries): the read loop skips it and still reads the
+ * others, as a mail admin expects the good reports of an archive that
+ * also holds a bomb. The totals (of the members not refused) refuse the
+ * whole archive. 0 when the members not refused may be read; 1 after a
+ * problem event for the archive; -1 when a handler stopped the parse.
  */
 static int
 zip_check_declared(struct unpack *u, zip_t *za, zip_int64_t count,
-    uint64_t archive_size, const char *where)
+    uint64_t archive_size, const char *where, unsigned char *refused)
 {
 	char member_where[WHERE_MAX], name[160];
 	uint64_t declared = 0, left = u->budget.max_bytes - u->budget.used;
 	zip_int64_t i;
-	int over = 0;
 
 	for (i = 0; i < count; i++) {
 		zip_stat_t st;
@@ -1008,7 +1199,7 @@ zip_check_declared(struct unpack *u, zip_t *za, zip_int64_t count,
 		printable_name(st.name, name, sizeof(name));
 		join_where(member_where, where, "zip member '%s'", name);
 		if (st.size > left) {
-			over = 1;
+			refused[i] = 1;
 			if (problem(u, member_where, DM_KIND_UNKNOWN,
 			    DM_E_LIMIT, "zip member declares %llu bytes, more "
 			    "than the limit of %llu (decompression bomb?)",
@@ -1021,7 +1212,7 @@ zip_check_declared(struct unpack *u, zip_t *za, zip_int64_t count,
 		    u->budget.max_ratio > 0 && st.size > u->budget.ratio_grace &&
 		    st.size / (st.comp_size ? st.comp_size : 1) >
 		    u->budget.max_ratio) {
-			over = 1;
+			refused[i] = 1;
 			if (problem(u, member_where, DM_KIND_UNKNOWN,
 			    DM_E_LIMIT, "zip member expands %llu bytes to "
 			    "%llu, a ratio above the limit of %u:1 "
@@ -1034,8 +1225,6 @@ zip_check_declared(struct unpack *u, zip_t *za, zip_int64_t count,
 		}
 		declared += st.size;
 	}
-	if (over)
-		return 1;
 	if (declared > left)
 		return problem(u, where, DM_KIND_UNKNOWN, DM_E_LIMIT, "zip "
 		    "archive declares %llu bytes in %lld members, more than "
@@ -1063,6 +1252,7 @@ do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
 	zip_int64_t count, i;
 	uint64_t archive_size, archive_out = 0;
 	unsigned found_before = u->found, skipped = 0;
+	unsigned char *refused = NULL;
 	int rc = 0;
 
 	dm_error_clear(&err);
@@ -1078,7 +1268,11 @@ do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
 		    (long long)count, u->opt->limits.max_zip_members);
 		goto out;
 	}
-	rc = zip_check_declared(u, za, count, archive_size, where);
+	if ((refused = calloc(count > 0 ? (size_t)count : 1, 1)) == NULL) {
+		rc = dm_error_set(&u->stop_err, DM_E_NOMEM, "out of memory");
+		goto out;
+	}
+	rc = zip_check_declared(u, za, count, archive_size, where, refused);
 	if (rc != 0) {
 		rc = rc < 0 ? -1 : 0;
 		goto out;
@@ -1089,6 +1283,8 @@ do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
 		size_t nlen;
 		unsigned flags;
 
+		if (refused[i])
+			continue;	/* its problem is said */
 		zipl.zip_stat_init(&st);
 		if (zipl.zip_stat_index(za, (zip_uint64_t)i, 0, &st) != 0) {
 			rc = problem(u, where, DM_KIND_UNKNOWN, DM_E_DATA,
@@ -1148,6 +1344,7 @@ do_zip(struct unpack *u, struct stream *s, const char *where, int depth)
 		    "holds no report (%lld member(s), %u skipped: directories "
 		    "or not reports)", (long long)count, skipped);
 out:
+	free(refused);
 	zipl.zip_discard(za);
 	return rc;
 }

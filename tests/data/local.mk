@@ -134,6 +134,8 @@ EXTRA_DIST += tests/data/adversarial.sh \
 	tests/data/adversarial/zip-bomb-200mib.zip \
 	tests/data/adversarial/zip-bomb-lying-size.expect \
 	tests/data/adversarial/zip-bomb-lying-size.zip \
+	tests/data/adversarial/zip-bomb-member-beside-report.expect \
+	tests/data/adversarial/zip-bomb-member-beside-report.zip \
 	tests/data/adversarial/zip-cd-count-lie.expect \
 	tests/data/adversarial/zip-cd-count-lie.zip \
 	tests/data/adversarial/zip-empty.expect \
@@ -148,6 +150,8 @@ EXTRA_DIST += tests/data/adversarial.sh \
 	tests/data/adversarial/zip-nested-8-deep.zip \
 	tests/data/adversarial/zip-only-directory.expect \
 	tests/data/adversarial/zip-only-directory.zip \
+	tests/data/adversarial/zip-overlap-behind-fake-eocd.expect \
+	tests/data/adversarial/zip-overlap-behind-fake-eocd.zip \
 	tests/data/adversarial/zip-overlapping-members.expect \
 	tests/data/adversarial/zip-overlapping-members.zip \
 	tests/data/adversarial/zip-overlapping-two-small.expect \
@@ -156,5 +160,11 @@ EXTRA_DIST += tests/data/adversarial.sh \
 	tests/data/adversarial/zip-path-traversal-member.zip \
 	tests/data/adversarial/zip-truncated.expect \
 	tests/data/adversarial/zip-truncated.zip \
+	tests/data/adversarial/zip64-overlapping-members.expect \
+	tests/data/adversarial/zip64-overlapping-members.zip \
+	tests/data/adversarial/zip64-sentinel-end.expect \
+	tests/data/adversarial/zip64-sentinel-end.zip \
+	tests/data/adversarial/zip64-two-reports.expect \
+	tests/data/adversarial/zip64-two-reports.zip \
 	tests/data/adversarial/zlib-truncated.expect \
 	tests/data/adversarial/zlib-truncated.xml.z

@@ -4,6 +4,8 @@
 # stops it; pgharness.py is what the tests share. Each skips ("1..0 #
 # SKIP") without PostgreSQL binaries (/usr/lib/postgresql/*/bin or
 # PG_BINDIR); corpus.py, generated.py and kill.py also without ../shared.
+# xxe_no_fetch.py runs its parse points without PostgreSQL and skips
+# only its ingest points.
 # kill.py is the longest: it is listed first so that make -j starts it
 # early.
 TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
@@ -12,6 +14,7 @@ TESTS += tests/integration/kill.py tests/integration/imap_fetch.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
 	tests/integration/adversarial_store.py \
+	tests/integration/xxe_no_fetch.py \
 	tests/integration/dedupe.py tests/integration/order.py \
 	tests/integration/jobs.py tests/integration/race.py \
 	tests/integration/resolve.py \
@@ -34,6 +37,7 @@ EXTRA_DIST += tests/integration/kill.py tests/integration/pgstop.py \
 	tests/integration/corpus.py tests/integration/generated.py \
 	tests/integration/migrate.py tests/integration/badinput.py \
 	tests/integration/adversarial_store.py \
+	tests/integration/xxe_no_fetch.py \
 	tests/integration/dedupe.py tests/integration/order.py \
 	tests/integration/jobs.py tests/integration/race.py \
 	tests/integration/pg.sh tests/integration/pgharness.py \

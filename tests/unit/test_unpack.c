@@ -5,16 +5,17 @@
  *
  * Proves: reports are found by their bytes in gzip (one member, two
  * members, gzip in gzip), raw zlib, zip (several members; directories
- * and a readme passed over), mails (base64 attachment, quoted-printable
- * text/xml, message/rfc822 wrapping, an mbox From_ line), and are named
- * by where they were found; trailing bytes after gzip are a warning;
- * truncated gzip, TNEF, the "unused" placeholder and empty input are
- * problem events or rejected reports that say so; a decompression bomb
- * is refused by the ratio cap and the max_input_bytes cap with DM_E_LIMIT;
- * the result counts what was found; inputs big enough for the reader
- * thread give the same results (payload hash included), stop cleanly
- * when a handler fails, and hash a rejected report deterministically;
- * gzip members are joined wherever the read boundaries fall.
+ * and a readme passed over; zip64), mails (base64 attachment,
+ * quoted-printable text/xml, message/rfc822 wrapping, an mbox From_
+ * line), and are named by where they were found; trailing bytes after
+ * gzip are a warning; truncated gzip, TNEF, the "unused" placeholder and
+ * empty input are problem events or rejected reports that say so; a
+ * decompression bomb is refused by the ratio cap and the max_input_bytes
+ * cap with DM_E_LIMIT; the result counts what was found; inputs big
+ * enough for the reader thread give the same results (payload hash
+ * included), stop cleanly when a handler fails, and hash a rejected
+ * report deterministically; gzip members are joined wherever the read
+ * boundaries fall.
  *
  * Every input is built here (zlib and libzip), so the tests say exactly
  * what bytes they feed.
@@ -965,6 +966,149 @@ test_zip_declared_total(void **state)
 	assert_int_equal(run.result.problems, 0);
 }
 
+/*
+ * A file of tests/data (top_srcdir is set by make check); NULL when the
+ * source tree is not known, and the test is skipped.
+ */
+static unsigned char *
+data_file(const char *name, char *path, size_t path_size, size_t *len_r)
+{
+	const char *top = getenv("top_srcdir");
+	unsigned char *data;
+	FILE *f;
+	long size;
+
+	if (top == NULL || top[0] == '\0')
+		return NULL;
+	snprintf(path, path_size, "%s/tests/data/%s", top, name);
+	f = fopen(path, "rb");
+	if (f == NULL)
+		fail_msg("%s: cannot open", path);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	size = ftell(f);
+	assert_true(size > 0);
+	rewind(f);
+	data = malloc((size_t)size);
+	assert_non_null(data);
+	assert_int_equal(fread(data, 1, (size_t)size, f), (size_t)size);
+	fclose(f);
+	*len_r = (size_t)size;
+	return data;
+}
+
+/* Two reports of one record each, read from memory and from the file. */
+static void
+assert_zip64_read(const char *name)
+{
+	struct unpack_options opt;
+	struct unpack_result result;
+	struct recorder rec;
+	struct dm_handler h;
+	struct dm_error err;
+	struct run run;
+	char path[4096];
+	unsigned char *zip;
+	size_t len = 0;
+
+	zip = data_file(name, path, sizeof(path), &len);
+	if (zip == NULL)
+		skip();
+	run_mem(&run, zip, len);
+	free(zip);
+	if (run.rc != 0 || run.rec.nevents != 2) {
+		print_events(&run);
+		fail_msg("%s: want two reports", name);
+	}
+	assert_int_equal(run.rec.events[0].type, 'R');
+	assert_int_equal(run.rec.events[0].status, DM_STATUS_OK);
+	assert_string_equal(run.rec.events[0].where, "zip member 'a.xml'");
+	assert_int_equal(run.rec.events[1].type, 'R');
+	assert_int_equal(run.rec.events[1].status, DM_STATUS_OK);
+	assert_string_equal(run.rec.events[1].where, "zip member 'b.xml'");
+	assert_int_equal(run.result.aggregate_reports, 2);
+	assert_int_equal(run.result.problems, 0);
+	assert_true(run.result.records == 2);
+	assert_true(run.result.messages == 6);
+
+	/* From the file: the directory is read with pread(), not memcpy. */
+	unpack_options_init(&opt);
+	memset(&rec, 0, sizeof(rec));
+	handler_for(&rec, &h);
+	dm_error_clear(&err);
+	assert_int_equal(unpack_path(path, &opt, &h, &result, &err), 0);
+	assert_int_equal(result.aggregate_reports, 2);
+	assert_int_equal(result.problems, 0);
+	assert_true(result.records == 2);
+}
+
+/*
+ * Zip64 (tests/data/adversarial/make-cases.py): sizes and offsets of
+ * 0xffffffff in the headers, the real ones in the zip64 extra fields,
+ * and a zip64 end record; read like the plain zip, not refused as
+ * overlapping. One archive keeps real values in the plain end record as
+ * well, the other only 0xffff and 0xffffffff there.
+ */
+static void
+test_zip64(void **state)
+{
+	(void)state;
+	assert_zip64_read("adversarial/zip64-two-reports.zip");
+	assert_zip64_read("adversarial/zip64-sentinel-end.zip");
+}
+
+/*
+ * One member over the ratio cap beside two good ones: the bomb gets its
+ * own problem, the good reports are still read.
+ */
+static void
+test_zip_bomb_member_alone(void **state)
+{
+	static const char head[] = "<?xml version=\"1.0\"?><feedback><!--";
+	const size_t bomb_len = 4u << 20;
+	char *bomb;
+	struct zip_entry entries[] = {
+		{ "a.xml", report_a, strlen(report_a) },
+		{ "bomb.xml", NULL, 0 },
+		{ "b.xml", report_b, strlen(report_b) },
+	};
+	struct run run;
+	unsigned char *zip;
+	size_t len;
+	int i, reports = 0, problems = 0;
+
+	(void)state;
+	bomb = malloc(bomb_len);
+	assert_non_null(bomb);
+	memset(bomb, ' ', bomb_len);
+	memcpy(bomb, head, strlen(head));
+	entries[1].data = bomb;
+	entries[1].len = bomb_len;
+	zip = zip_mem(entries, 3, &len);
+	free(bomb);
+	run_mem(&run, zip, len);
+	free(zip);
+	for (i = 0; i < run.rec.nevents; i++) {
+		const struct event *e = &run.rec.events[i];
+
+		if (e->type == 'R' && e->status == DM_STATUS_OK)
+			reports++;
+		if (e->type == 'P') {
+			problems++;
+			assert_string_equal(e->where, "zip member 'bomb.xml'");
+			assert_int_equal(e->code, DM_E_LIMIT);
+			assert_contains(e->msg, "a ratio above the limit");
+		}
+	}
+	if (run.rc != 0 || reports != 2 || problems != 1) {
+		print_events(&run);
+		fail_msg("want two reports and the bomb's problem");
+	}
+	assert_int_equal(run.result.aggregate_reports, 2);
+	assert_int_equal(run.result.problems, 1);
+	assert_int_equal(run.result.rejected, 1);
+	assert_true(run.result.records == 3);
+}
+
 static void
 put_le16(unsigned char *p, size_t v)
 {
@@ -1673,6 +1817,8 @@ main(void)
 		T(test_zip_without_report),
 		T(test_zip_member_cap),
 		T(test_zip_declared_total),
+		T(test_zip64),
+		T(test_zip_bomb_member_alone),
 		T(test_zip_overlapping_members),
 		T(test_result_counters),
 		T(test_mail_base64_gzip_attachment),

@@ -193,17 +193,71 @@ class Zip:
                    external)
         return off
 
-    def bytes(self, count_override=None):
+    def directory(self, central=None):
         cd = bytearray()
-        for (n, off, method, crc, csize, usize, flags, ext) in self.central:
+        for (n, off, method, crc, csize, usize, flags, ext) in \
+                (self.central if central is None else central):
             cd += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014b50, 0x031e, 20,
                               flags, method, DOS_DATE, DOS_DAY, crc, csize,
                               usize, len(n), 0, 0, 0, 0, ext, off) + n
+        return bytes(cd)
+
+    def bytes(self, count_override=None):
+        cd = self.directory()
         count = len(self.central) if count_override is None \
             else count_override
-        eocd = struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, count, count,
-                           len(cd), len(self.body), 0)
-        return bytes(self.body) + bytes(cd) + eocd
+        return bytes(self.body) + cd + eocd(count, len(cd), len(self.body))
+
+
+def eocd(count, cd_size, cd_offset, comment=b""):
+    """An end of central directory record (APPNOTE 4.3.16)."""
+    return struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, count, count, cd_size,
+                       cd_offset, len(comment)) + comment
+
+
+def zip64(members, shared=False, real_end=True):
+    """A zip64 archive (APPNOTE 4.3.14, 4.3.15, 4.5.3): every size and
+    offset of the headers is 0xffffffff with the real value in the zip64
+    extra field, and a zip64 end record and locator before the end record.
+    members: (name, data); shared: every central entry points at the first
+    local header (overlap); real_end: the plain end record holds the real
+    count, size and offset too (as it may when they fit), else 0xffff and
+    0xffffffff."""
+    body = bytearray()
+    central = []
+    for name, data in members:
+        n = name.encode()
+        payload = deflate([data], -15)
+        crc = zlib.crc32(data)
+        if shared and central:
+            off = central[0][1]
+        else:
+            off = len(body)
+            extra = struct.pack("<HHQQ", 1, 16, len(data), len(payload))
+            body += struct.pack("<IHHHHHIIIHH", 0x04034b50, 45, 0, 8,
+                                DOS_DATE, DOS_DAY, crc, 0xffffffff,
+                                0xffffffff, len(n), len(extra)) + n + \
+                extra + payload
+        central.append((n, off, crc, len(payload), len(data)))
+    cd = bytearray()
+    for n, off, crc, csize, usize in central:
+        extra = struct.pack("<HHQQQ", 1, 24, usize, csize, off)
+        cd += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014b50, 0x032d, 45, 0,
+                          8, DOS_DATE, DOS_DAY, crc, 0xffffffff, 0xffffffff,
+                          len(n), len(extra), 0, 0, 0, 0, 0xffffffff) + \
+            n + extra
+    cd_offset = len(body)
+    z64_offset = cd_offset + len(cd)
+    count = len(central)
+    z64 = struct.pack("<IQHHIIQQQQ", 0x06064b50, 44, 0x032d, 45, 0, 0,
+                      count, count, len(cd), cd_offset)
+    locator = struct.pack("<IIQI", 0x07064b50, 0, z64_offset, 1)
+    if real_end:
+        end = eocd(count, len(cd), cd_offset)
+    else:
+        end = struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, 0xffff, 0xffff,
+                          0xffffffff, 0xffffffff, 0)
+    return bytes(body) + bytes(cd) + z64 + locator + end
 
 
 def zip_one(name, data):
@@ -408,6 +462,76 @@ def build():
          error=r"^zip members 'a\.xml' and 'b\.xml' overlap \(local "
                r"headers at byte offsets 0 and 0\)",
          records=0)
+
+    # A second end record in the archive comment: the last one (what a
+    # reader searching backwards takes) shows a clean directory of one
+    # entry, the first one (what libzip may take) the overlapping one.
+    z = Zip()
+    payload = deflate([ok_report], -15)
+    crc = zlib.crc32(ok_report)
+    off = z.local("a.xml", payload, 8, crc, len(payload), len(ok_report))
+    clean = z.directory([(b"a.xml", off, 8, crc, len(payload),
+                          len(ok_report), 0, 0)])
+    overlapping = z.directory([(b"a.xml", off, 8, crc, len(payload),
+                                len(ok_report), 0, 0),
+                               (b"b.xml", off, 8, crc, len(payload),
+                                len(ok_report), 0, 0)])
+    clean_at = len(z.body)
+    overlapping_at = clean_at + len(clean)
+    fake_at = overlapping_at + len(overlapping) + 22
+    data = bytes(z.body) + clean + overlapping + \
+        eocd(2, len(overlapping), overlapping_at,
+             comment=eocd(1, len(clean), clean_at))
+    case("zip-overlap-behind-fake-eocd", "zip", data,
+         "an overlapping directory whose end record carries, in its "
+         "comment, a second end record that shows a clean directory is "
+         "refused for its two directories, whichever one a reader takes",
+         error=r"^zip archive has end records \(at byte offsets %d and "
+               r"%d\) that describe different central directories \(at "
+               r"byte offsets %d and %d\): refused before any member is "
+               r"read" % (fake_at - 22, fake_at, overlapping_at, clean_at),
+         records=0)
+
+    # Zip64: the real sizes and offsets are in the zip64 extra fields
+    # and the zip64 end record; read like the plain zip.
+    second = report(report_id="adv-0002")
+    case("zip64-two-reports", "zip",
+         zip64([("a.xml", ok_report), ("b.xml", second)]),
+         "a zip64 archive of two reports (sizes and offsets 0xffffffff in "
+         "the headers, real in the zip64 extra fields; zip64 end record "
+         "and locator) is read like the plain zip, not refused as "
+         "overlapping",
+         error=None, exit=0, kind="aggregate", records=2)
+    case("zip64-sentinel-end", "zip",
+         zip64([("a.xml", ok_report), ("b.xml", second)], real_end=False),
+         "a zip64 archive whose plain end record holds only 0xffff and "
+         "0xffffffff (the directory is found through the zip64 end "
+         "record) is read like the plain zip",
+         error=None, exit=0, kind="aggregate", records=2)
+    case("zip64-overlapping-members", "zip",
+         zip64([("a.xml", ok_report), ("b.xml", ok_report)], shared=True,
+               real_end=False),
+         "two zip64 entries sharing one local header, found only through "
+         "the zip64 end record and extra fields, are refused as "
+         "overlapping",
+         error=r"^zip members 'a\.xml' and 'b\.xml' overlap \(local "
+               r"headers at byte offsets 0 and 0\)",
+         records=0)
+
+    # One member over its cap beside a good one: the bomb gets its own
+    # error, the good report is still read (as before the directory
+    # checks), and the input counts as rejected.
+    z = Zip()
+    z.add("report.xml", ok_report)
+    z.add("bomb.xml", None, payload=deflate(comment_bomb(16 * MiB), -15),
+          crc=crc_and_size(comment_bomb(16 * MiB))[0], usize=16 * MiB)
+    case("zip-bomb-member-beside-report", "zip", z.bytes(),
+         "a zip holding a good report and a member that expands over the "
+         "ratio cap: the bomb member is refused with its own error, the "
+         "report beside it is still read (records 1), exit 65",
+         error=r"^zip member 'bomb\.xml': zip member expands \d+ bytes "
+               r"to \d+, " + RATIO,
+         records=1)
 
     # B's local header sits inside A's compressed data.
     z = Zip()
