@@ -195,16 +195,15 @@ static int
 token_open(const struct cmd_db_opts *o, struct dm_config *cfg,
     struct store **s)
 {
+	struct cmd_db_opts enough = *o;
 	struct dm_error err;
-	const char *env = getenv(DM_CONFIG_ENV_PATH);
-	int no_file;
+	int rc;
 
+	enough.db_is_enough = 1;
+	if ((rc = cmd_load_config("token", &enough, cfg)) != 0)
+		return rc;
 	dm_error_clear(&err);
-	dm_config_init(cfg);
-	no_file = o->db != NULL && o->config == NULL &&
-	    (env == NULL || env[0] == '\0');
-	if ((!no_file && dm_config_load(cfg, o->config, &err) != 0) ||
-	    store_connect(s, o->db != NULL ? o->db :
+	if (store_connect(s, o->db != NULL ? o->db :
 	    dm_config_admin_conninfo(cfg), &err) != 0) {
 		fprintf(stderr, "dmarcd token: %s\n", err.msg);
 		dm_config_free(cfg);

@@ -56,8 +56,8 @@ cmd_exit_for(const struct dm_error *err)
 }
 
 int
-cmd_open_store(const char *cmd, const struct cmd_db_opts *o, struct dm_config *cfg,
-    struct store **s)
+cmd_load_config(const char *cmd, const struct cmd_db_opts *o,
+    struct dm_config *cfg)
 {
 	struct dm_error err;
 	const char *env = getenv(DM_CONFIG_ENV_PATH);
@@ -67,8 +67,25 @@ cmd_open_store(const char *cmd, const struct cmd_db_opts *o, struct dm_config *c
 	dm_config_init(cfg);
 	no_file = o->db_is_enough && o->db != NULL && o->config == NULL &&
 	    (env == NULL || env[0] == '\0');
-	if ((!no_file && dm_config_load(cfg, o->config, &err) != 0) ||
-	    (o->db != NULL && dm_config_set_db(cfg, o->db, &err) != 0)) {
+	if (!no_file && dm_config_load(cfg, o->config, &err) != 0) {
+		fprintf(stderr, "dmarcd %s: %s\n", cmd, err.msg);
+		dm_config_free(cfg);
+		return cmd_exit_for(&err);
+	}
+	return 0;
+}
+
+int
+cmd_open_store(const char *cmd, const struct cmd_db_opts *o, struct dm_config *cfg,
+    struct store **s)
+{
+	struct dm_error err;
+	int rc;
+
+	if ((rc = cmd_load_config(cmd, o, cfg)) != 0)
+		return rc;
+	dm_error_clear(&err);
+	if (o->db != NULL && dm_config_set_db(cfg, o->db, &err) != 0) {
 		fprintf(stderr, "dmarcd %s: %s\n", cmd, err.msg);
 		dm_config_free(cfg);
 		return cmd_exit_for(&err);

@@ -90,6 +90,10 @@ int cmd_summary_overview(const struct cmd_db_opts *o, const char *days,
     const char *domain);
 /* cmd_exit_for - the sysexits status of an error. */
 int cmd_exit_for(const struct dm_error *err);
+/* cmd_load_config - the configuration (none when o->db_is_enough and
+ * --db alone); 0 or the exit status (the message printed). */
+int cmd_load_config(const char *cmd, const struct cmd_db_opts *o,
+    struct dm_config *cfg);
 /* cmd_open_store - configuration and connection; 0 or the exit status
  * (the message printed as "dmarcd CMD: ..."). */
 int cmd_open_store(const char *cmd, const struct cmd_db_opts *o,
