@@ -207,6 +207,9 @@ def main(tap):
     conf = os.path.join(env.work, "dead.conf")
     with open(conf, "w") as f:
         f.write("[database]\nconninfo = %s\n" % dead)
+    # A password in the file: only its owner may read it (0600), or
+    # dmarcd refuses the file before it tries to connect.
+    os.chmod(conf, 0o600)
     argv = [env.dmarcd, "ingest", "--config", conf, sample]
     r = h.run(argv)
     problems = []
