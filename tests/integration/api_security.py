@@ -666,16 +666,23 @@ def check_memory(tap, env, srv, tokens):
              "the %d warm-up, %.1f MiB at the end: %+d KiB"
              % (warm + rest, tool, took, before / 1048576.0, warm,
                 after / 1048576.0, growth // 1024))
+    rss_verdict(tap, env, srv, "100,000 requests", growth,
+                warm + rest >= 100000, "%d requests answered" % (warm + rest),
+                "memory: the server lives")
+
+
+def rss_verdict(tap, env, srv, what, growth, enough, answered, lives):
+    """The memory checks: VmRSS grew under RSS_GROWTH_MAX over what (not
+    judged under sanitizers), enough requests were answered, and the
+    server still answers."""
     if sanitized(env.dmarcd):
-        tap.skip("memory: 100,000 requests leave VmRSS flat",
-                 "sanitizer build")
+        tap.skip("memory: %s leave VmRSS flat" % what, "sanitizer build")
     else:
-        tap.check("memory: 100,000 requests leave VmRSS flat (under 2 MiB "
-                  "of growth)",
-                  [] if growth <= RSS_GROWTH_MAX and warm + rest >= 100000
-                  else ["grew %d bytes" % growth])
-    tap.check("memory: the server lives",
-              [] if srv.p.poll() is None and alive(srv.port) else
+        tap.check("memory: %s leave VmRSS flat (under 2 MiB of growth)"
+                  % what,
+                  [] if growth <= RSS_GROWTH_MAX and enough else
+                  ["grew %d bytes, %s" % (growth, answered)])
+    tap.check(lives, [] if srv.p.poll() is None and alive(srv.port) else
               [srv.log()[-2000:]])
 
 
@@ -706,19 +713,10 @@ def check_memory_close(tap, env, srv, tokens):
              "VmRSS %.1f MiB after the %d warm-up, %.1f MiB at the end: "
              "%+d KiB" % (warm + rest, tool, took, before / 1048576.0, warm,
                           after / 1048576.0, growth // 1024))
-    if sanitized(env.dmarcd):
-        tap.skip("memory: 20,000 connections leave VmRSS flat",
-                 "sanitizer build")
-    else:
-        tap.check("memory: 20,000 connections leave VmRSS flat (under 2 "
-                  "MiB of growth)",
-                  [] if growth <= RSS_GROWTH_MAX and warm == 2000 and
-                  rest >= CLOSE_REQUESTS else
-                  ["grew %d bytes, %d + %d requests answered"
-                   % (growth, warm, rest)])
-    tap.check("memory: the server lives after 20,000 connections",
-              [] if srv.p.poll() is None and alive(srv.port) else
-              [srv.log()[-2000:]])
+    rss_verdict(tap, env, srv, "20,000 connections", growth,
+                warm == 2000 and rest >= CLOSE_REQUESTS,
+                "%d + %d requests answered" % (warm, rest),
+                "memory: the server lives after 20,000 connections")
 
 
 def main(tap):
